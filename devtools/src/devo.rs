@@ -1,0 +1,329 @@
+//! A local stand-in for a Devo relay: a TLS 1.2+ listener that demands a client certificate.
+//!
+//! Exists so the product's forwarding path (mutual TLS, line framing, flush, half-close and
+//! waiting for the relay's end of stream) can be tested, demonstrated and benchmarked locally,
+//! including the failures that matter: refused connections, rejected certificates and
+//! connections cut mid-stream.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::{AbortHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
+
+use crate::pki::TestPki;
+
+/// How long a client gets to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What happened on one accepted TLS session, for assertions in tests.
+#[derive(Clone, Debug, Default)]
+pub struct SessionInfo {
+    /// Negotiated protocol version, e.g. "TLSv1_3".
+    pub protocol: String,
+    /// Server name the client sent (SNI), if any.
+    pub server_name: Option<String>,
+    /// Complete lines received on this session.
+    pub lines: usize,
+    /// The client ended the stream with a TLS close_notify (a clean close of its write side).
+    pub clean_close: bool,
+    /// Bytes after the last newline when the stream ended (an incomplete final line, dropped).
+    pub trailing_bytes: usize,
+    /// The listener cut this session on purpose (fault injection).
+    pub cut: bool,
+    /// The session has ended.
+    pub finished: bool,
+}
+
+struct Shared {
+    lines: Mutex<Vec<String>>,
+    sessions: Mutex<Vec<SessionInfo>>,
+    handshake_errors: Mutex<Vec<String>>,
+    connections: AtomicUsize,
+    handshake_failures: AtomicUsize,
+    refused: AtomicUsize,
+    refuse_next: AtomicUsize,
+    cut_next: Mutex<Option<usize>>,
+    out: Option<Mutex<std::fs::File>>,
+    changed: Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A running relay stand-in; dropping it stops the listener and every open session.
+pub struct DevoListener {
+    shared: Arc<Shared>,
+    address: SocketAddr,
+    task: AbortHandle,
+}
+
+impl Drop for DevoListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl DevoListener {
+    /// Starts on 127.0.0.1 with an OS-chosen port, keeping lines in memory only.
+    pub async fn start(pki: &TestPki) -> std::io::Result<DevoListener> {
+        Self::start_on(pki, SocketAddr::from(([127, 0, 0, 1], 0)), None).await
+    }
+
+    /// Starts on `addr`; when `out` is given, every complete line is also appended to that file
+    /// (the CLI's `--listen` and `--out`).
+    pub async fn start_on(
+        pki: &TestPki,
+        addr: SocketAddr,
+        out: Option<PathBuf>,
+    ) -> std::io::Result<DevoListener> {
+        let config = pki.relay_server_config()?;
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let out = match out {
+            Some(path) => Some(Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            )),
+            None => None,
+        };
+        let listener = TcpListener::bind(addr).await?;
+        let address = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            lines: Mutex::new(Vec::new()),
+            sessions: Mutex::new(Vec::new()),
+            handshake_errors: Mutex::new(Vec::new()),
+            connections: AtomicUsize::new(0),
+            handshake_failures: AtomicUsize::new(0),
+            refused: AtomicUsize::new(0),
+            refuse_next: AtomicUsize::new(0),
+            cut_next: Mutex::new(None),
+            out,
+            changed: Notify::new(),
+        });
+        let accept_shared = shared.clone();
+        let task = tokio::spawn(async move {
+            let mut conns = JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => {
+                            let refuse = accept_shared
+                                .refuse_next
+                                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                                .is_ok();
+                            if refuse {
+                                accept_shared.refused.fetch_add(1, Ordering::SeqCst);
+                                accept_shared.changed.notify_waiters();
+                                drop(stream);
+                                continue;
+                            }
+                            conns.spawn(serve(stream, acceptor.clone(), accept_shared.clone()));
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    },
+                    Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                }
+            }
+        });
+        Ok(DevoListener {
+            shared,
+            address,
+            task: task.abort_handle(),
+        })
+    }
+
+    /// "127.0.0.1:PORT", i.e. the product's DEVO_ADDRESS.
+    pub fn address(&self) -> String {
+        self.address.to_string()
+    }
+
+    /// Complete lines (without the trailing `\n`), across all connections, in arrival order.
+    pub fn lines(&self) -> Vec<String> {
+        lock(&self.shared.lines).clone()
+    }
+
+    /// Number of complete lines received so far (cheaper than `lines().len()`).
+    pub fn line_count(&self) -> usize {
+        lock(&self.shared.lines).len()
+    }
+
+    /// TLS sessions accepted (handshake completed with a valid client certificate).
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Connections whose TLS handshake failed (no or bad client certificate, wrong protocol...).
+    pub fn handshake_failures(&self) -> usize {
+        self.shared.handshake_failures.load(Ordering::SeqCst)
+    }
+
+    /// Why each failed handshake failed, in order.
+    pub fn handshake_errors(&self) -> Vec<String> {
+        lock(&self.shared.handshake_errors).clone()
+    }
+
+    /// Connections closed on purpose before TLS (see [`DevoListener::refuse_next`]).
+    pub fn refused(&self) -> usize {
+        self.shared.refused.load(Ordering::SeqCst)
+    }
+
+    /// One entry per accepted TLS session, in order.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        lock(&self.shared.sessions).clone()
+    }
+
+    /// fault: the next accepted connection is cut (socket dropped without close_notify, with a
+    /// TCP reset) after it has received n complete lines; those n lines are kept in lines()
+    pub fn cut_next_connection_after(&self, n: usize) {
+        *lock(&self.shared.cut_next) = Some(n);
+    }
+
+    /// fault: refuse (close immediately after accept, before TLS) the next n connections
+    pub fn refuse_next(&self, n: usize) {
+        self.shared.refuse_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Waits until at least `n` lines arrived or `timeout` passed; returns whether they did.
+    pub async fn wait_for_lines(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.changed.notified();
+            if self.line_count() >= n {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.line_count() >= n;
+            }
+        }
+    }
+
+    /// Waits until every accepted session has ended or `timeout` passed; returns whether they did.
+    pub async fn wait_for_idle(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.changed.notified();
+            if self.sessions().iter().all(|s| s.finished) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.sessions().iter().all(|s| s.finished);
+            }
+        }
+    }
+}
+
+fn reset(stream: &TcpStream) {
+    let _ = stream.set_zero_linger();
+}
+
+async fn serve(stream: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) {
+    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            lock(&shared.handshake_errors).push(e.to_string());
+            shared.handshake_failures.fetch_add(1, Ordering::SeqCst);
+            shared.changed.notify_waiters();
+            return;
+        }
+        Err(_) => {
+            lock(&shared.handshake_errors).push("handshake timed out".into());
+            shared.handshake_failures.fetch_add(1, Ordering::SeqCst);
+            shared.changed.notify_waiters();
+            return;
+        }
+    };
+    let cut_after = lock(&shared.cut_next).take();
+    let index = {
+        let (_, conn) = tls.get_ref();
+        let mut sessions = lock(&shared.sessions);
+        sessions.push(SessionInfo {
+            protocol: conn
+                .protocol_version()
+                .map(|v| format!("{v:?}"))
+                .unwrap_or_default(),
+            server_name: conn.server_name().map(str::to_string),
+            ..SessionInfo::default()
+        });
+        sessions.len() - 1
+    };
+    shared.connections.fetch_add(1, Ordering::SeqCst);
+    shared.changed.notify_waiters();
+
+    let update = |f: &dyn Fn(&mut SessionInfo)| {
+        if let Some(s) = lock(&shared.sessions).get_mut(index) {
+            f(s);
+        }
+        shared.changed.notify_waiters();
+    };
+    if cut_after == Some(0) {
+        reset(tls.get_ref().0);
+        update(&|s| {
+            s.cut = true;
+            s.finished = true;
+        });
+        return;
+    }
+
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut received = 0usize;
+    let clean = loop {
+        let n = match tls.read(&mut chunk).await {
+            Ok(0) => break true,
+            Ok(n) => n,
+            Err(_) => break false,
+        };
+        pending.extend_from_slice(&chunk[..n]);
+        let mut consumed = 0;
+        let mut new_lines = Vec::new();
+        let mut cut_now = false;
+        while let Some(pos) = pending[consumed..].iter().position(|b| *b == b'\n') {
+            let end = consumed + pos;
+            new_lines.push(String::from_utf8_lossy(&pending[consumed..end]).into_owned());
+            consumed = end + 1;
+            received += 1;
+            if cut_after == Some(received) {
+                cut_now = true;
+                break;
+            }
+        }
+        pending.drain(..consumed);
+        if let Some(out) = &shared.out {
+            let mut file = lock(out);
+            let mut text = String::new();
+            for l in &new_lines {
+                text.push_str(l);
+                text.push('\n');
+            }
+            let _ = file.write_all(text.as_bytes());
+        }
+        lock(&shared.lines).extend(new_lines);
+        update(&|s| s.lines = received);
+        if cut_now {
+            reset(tls.get_ref().0);
+            update(&|s| {
+                s.cut = true;
+                s.finished = true;
+            });
+            return;
+        }
+    };
+    let trailing = pending.len();
+    // The client closed its write side: close ours so it sees the end of stream.
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.shutdown()).await;
+    update(&|s| {
+        s.clean_close = clean;
+        s.trailing_bytes = trailing;
+        s.finished = true;
+    });
+}

@@ -1,0 +1,258 @@
+//! `m365-trace-devtools`: the local stand-ins as a command-line tool, for the demo, the
+//! benchmark and manual runs (certs, a Graph-like server, a Devo-like listener, one Lambda
+//! invocation).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use clap::{Parser, Subcommand};
+use m365_trace_devtools::devo::DevoListener;
+use m365_trace_devtools::graph::{GraphServer, GraphServerConfig};
+use m365_trace_devtools::pki::TestPki;
+use m365_trace_devtools::records;
+use m365_trace_devtools::runtime_api::{Invocation, invoke_once};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(
+    name = "m365-trace-devtools",
+    version,
+    about = "Local stand-ins for m365-trace-to-devo: test certificates, a Graph-like message trace server, a Devo-like mutual-TLS listener and a one-shot Lambda Runtime API. Servers bind 127.0.0.1 and stop by themselves."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Write a test PKI (ca.pem, server.pem, server.key, client.pem, client.key) into a directory.
+    Certs {
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Server certificate names (DNS names or IP addresses); repeatable.
+        #[arg(long = "name", default_values = ["localhost", "127.0.0.1"])]
+        names: Vec<String>,
+        /// Make the client certificate already expired (for failure demos).
+        #[arg(long)]
+        expired_client: bool,
+    },
+    /// Serve a Graph-like token endpoint and message trace API with generated records.
+    /// Prints {"url":…,"records":N} on stdout once listening, then logs requests to stderr.
+    Graph {
+        /// Address to listen on (loopback only).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Number of records to generate.
+        #[arg(long, default_value_t = 5000)]
+        records: usize,
+        /// Seed of the record generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Records span [now - days - 25h, now - 25h).
+        #[arg(long, default_value_t = 3)]
+        days: i64,
+        /// Tenant id the token endpoint accepts.
+        #[arg(long, default_value = "00000000-0000-0000-0000-000000000001")]
+        tenant_id: String,
+        /// Client (application) id the token endpoint accepts.
+        #[arg(long, default_value = "00000000-0000-0000-0000-000000000002")]
+        client_id: String,
+        /// Client secret the token endpoint accepts.
+        #[arg(long, default_value = "local-test-secret")]
+        client_secret: String,
+        /// Enforce Graph's throttling (100 messageTraces requests per 5 minutes).
+        #[arg(long)]
+        throttle: bool,
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 900)]
+        max_seconds: u64,
+    },
+    /// Serve a Devo-relay-like TLS listener that requires a client certificate from the PKI.
+    /// Prints {"address":…} on stdout once listening.
+    Listener {
+        /// Address to listen on (loopback only).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Directory written by `certs`.
+        #[arg(long)]
+        certs: PathBuf,
+        /// Append every received line to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 900)]
+        max_seconds: u64,
+    },
+    /// Run a Lambda bootstrap binary once against a local Runtime API; prints the function's
+    /// response on stdout (exit 0) or its error (exit 1).
+    Invoke {
+        /// JSON file with the invocation event.
+        #[arg(long)]
+        event: PathBuf,
+        /// Function timeout in seconds (the deadline the function sees).
+        #[arg(long, default_value_t = 120)]
+        timeout_seconds: u64,
+        /// Function name (AWS_LAMBDA_FUNCTION_NAME).
+        #[arg(long, default_value = "m365-trace-to-devo")]
+        function_name: String,
+        /// The bootstrap binary.
+        #[arg(last = true, required = true)]
+        binary: PathBuf,
+    },
+}
+
+fn check_loopback(addr: &SocketAddr) -> std::io::Result<()> {
+    if addr.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("--listen {addr}: only loopback addresses are allowed"),
+        ))
+    }
+}
+
+async fn run_until(max_seconds: u64) {
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs(max_seconds)) => {
+            eprintln!("stopping after --max-seconds {max_seconds}");
+        }
+        _ = tokio::signal::ctrl_c() => eprintln!("interrupted"),
+    }
+}
+
+async fn run(cli: Cli) -> std::io::Result<ExitCode> {
+    match cli.command {
+        Cmd::Certs {
+            out,
+            names,
+            expired_client,
+        } => {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let pki = if expired_client {
+                TestPki::generate_with_expired_client(&names)
+            } else {
+                TestPki::generate(&names)
+            }?;
+            pki.write_to(&out)?;
+            eprintln!(
+                "wrote ca.pem server.pem server.key client.pem client.key to {}",
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Graph {
+            listen,
+            records: count,
+            seed,
+            days,
+            tenant_id,
+            client_id,
+            client_secret,
+            throttle,
+            max_seconds,
+        } => {
+            check_loopback(&listen)?;
+            let end = Utc::now() - TimeDelta::hours(25);
+            let start = end - TimeDelta::days(days.max(0));
+            let recs = records::generate(seed, start, end, count);
+            let server = GraphServer::start_on(
+                GraphServerConfig {
+                    tenant_id,
+                    client_id,
+                    client_secret,
+                    records: recs,
+                },
+                listen,
+            )
+            .await?;
+            server.set_log(true);
+            if throttle {
+                server.set_throttle(Some((100, Duration::from_secs(300))));
+            }
+            // Key order kept as documented, for scripts that do not parse JSON.
+            println!("{{\"url\":{},\"records\":{count}}}", json!(server.url()));
+            run_until(max_seconds).await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Listener {
+            listen,
+            certs,
+            out,
+            max_seconds,
+        } => {
+            check_loopback(&listen)?;
+            let pki = TestPki::read_from(&certs)?;
+            let listener = DevoListener::start_on(&pki, listen, out).await?;
+            println!("{}", json!({"address": listener.address()}));
+            run_until(max_seconds).await;
+            eprintln!(
+                "{} lines over {} connections, {} failed handshakes",
+                listener.line_count(),
+                listener.connections(),
+                listener.handshake_failures()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Invoke {
+            event,
+            timeout_seconds,
+            function_name,
+            binary,
+        } => {
+            let text = std::fs::read_to_string(&event)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", event.display())))?;
+            let event: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", event.display()),
+                )
+            })?;
+            let outcome = invoke_once(Invocation {
+                binary,
+                env: Vec::new(),
+                event,
+                timeout: Duration::from_secs(timeout_seconds),
+                function_name,
+            })
+            .await?;
+            eprint!("{}", outcome.stdout);
+            eprint!("{}", outcome.stderr);
+            eprintln!(
+                "request {}: init {} ms, handler {} ms",
+                outcome.request_id,
+                outcome.init_to_first_next.as_millis(),
+                outcome
+                    .handler_duration
+                    .map(|d| d.as_millis().to_string())
+                    .unwrap_or_else(|| "-".into())
+            );
+            let (value, code) = match outcome.result {
+                Ok(v) => (v, ExitCode::SUCCESS),
+                Err(v) => (v, ExitCode::FAILURE),
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string())
+            );
+            Ok(code)
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! What a cold start builds once and every invocation reuses: configuration, clients, limits.
+
+use std::time::Duration;
+
+use crate::config::{Config, ConfigError, TraceApi};
+use crate::secret::SecretSource;
+use crate::tick::TickError;
+use crate::trace::graph::GraphClient;
+
+/// The AWS and HTTP clients, built once per cold start.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    /// S3, for the checkpoint.
+    pub s3: aws_sdk_s3::Client,
+    /// Secrets Manager, for the secret.
+    pub secrets: aws_sdk_secretsmanager::Client,
+    /// HTTP client for Microsoft (rustls, HTTP/2).
+    pub http: reqwest::Client,
+}
+
+impl Clients {
+    /// Builds the clients from the AWS SDK's environment (`AWS_ENDPOINT_URL` included: a local
+    /// S3 such as moto needs path-style addressing, which is then switched on).
+    pub async fn from_env() -> Result<Clients, reqwest::Error> {
+        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Clients::from_sdk_config(&shared)
+    }
+
+    /// Builds the clients from an SDK configuration.
+    pub fn from_sdk_config(shared: &aws_config::SdkConfig) -> Result<Clients, reqwest::Error> {
+        let path_style = shared.endpoint_url().is_some();
+        let s3 = aws_sdk_s3::config::Builder::from(shared)
+            .force_path_style(path_style)
+            .build();
+        Ok(Clients {
+            s3: aws_sdk_s3::Client::from_conf(s3),
+            secrets: aws_sdk_secretsmanager::Client::new(shared),
+            http: http_client()?,
+        })
+    }
+}
+
+/// The HTTP client for the token endpoint and the APIs.
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .user_agent(concat!("m365-trace-to-devo/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(50))
+        .build()
+}
+
+/// Time limits of a tick that are not configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct TickOptions {
+    /// Kept free before the Lambda deadline to close the Devo stream and commit.
+    pub commit_reserve: Duration,
+    /// How long the relay may take to end the stream after ours.
+    pub devo_close_timeout: Duration,
+    /// Added to the deadline to make the lease's expiry.
+    pub lease_slack: Duration,
+}
+
+impl Default for TickOptions {
+    fn default() -> TickOptions {
+        TickOptions {
+            commit_reserve: Duration::from_secs(20),
+            devo_close_timeout: Duration::from_secs(10),
+            lease_slack: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The handler's state.
+#[derive(Debug)]
+pub struct App {
+    config: Result<Config, ConfigError>,
+    clients: Clients,
+    graph: Option<GraphClient>,
+    options: TickOptions,
+}
+
+impl App {
+    /// Keeps an invalid configuration too: each invocation then fails with its message, before
+    /// any call.
+    pub fn new(config: Result<Config, ConfigError>, clients: Clients, options: TickOptions) -> App {
+        let graph = config.as_ref().ok().filter(|c| c.trace_api == TraceApi::Graph).map(|c| {
+            GraphClient::new(
+                clients.http.clone(),
+                &c.endpoints.graph,
+                c.page_size,
+                c.requests_per_second,
+            )
+        });
+        App {
+            config,
+            clients,
+            graph,
+            options,
+        }
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> Result<&Config, ConfigError> {
+        self.config.as_ref().map_err(Clone::clone)
+    }
+
+    /// Secrets Manager.
+    pub fn secrets(&self) -> SecretSource {
+        SecretSource::new(self.clients.secrets.clone())
+    }
+
+    /// S3.
+    pub fn s3(&self) -> &aws_sdk_s3::Client {
+        &self.clients.s3
+    }
+
+    /// HTTP.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.clients.http
+    }
+
+    /// The Graph client (its rate limiter lives as long as the execution environment).
+    pub fn graph(&self) -> Result<&GraphClient, TickError> {
+        self.graph.as_ref().ok_or(TickError::ReportingUnsupported)
+    }
+
+    /// Limits.
+    pub fn options(&self) -> &TickOptions {
+        &self.options
+    }
+}

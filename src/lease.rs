@@ -1,0 +1,74 @@
+//! Step 3 of a tick: who may run. Pure decisions over the lease recorded in the checkpoint.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A claim on the state: only its owner pulls and commits until it expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The invocation's request id (a Lambda retry keeps the same id, and so the lease).
+    pub owner: String,
+    /// The owner's deadline plus a slack; after it, another invocation may take over.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a tick may do with the lease it found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseDecision {
+    /// No lease, or ours: claim it.
+    Claim,
+    /// Another owner's lease has expired: claim it, and say so.
+    TakeOver {
+        /// The previous owner.
+        previous_owner: String,
+        /// When its lease expired.
+        expired_at: DateTime<Utc>,
+    },
+    /// Another invocation holds a live lease: do nothing.
+    HeldByOther {
+        /// The holder.
+        owner: String,
+        /// Until when.
+        until: DateTime<Utc>,
+    },
+}
+
+/// Decides whether `me` may claim the state at `now`.
+pub fn decide(found: Option<&Lease>, me: &str, now: DateTime<Utc>) -> LeaseDecision {
+    match found {
+        None => LeaseDecision::Claim,
+        Some(lease) if lease.owner == me => LeaseDecision::Claim,
+        Some(lease) if lease.expires_at <= now => LeaseDecision::TakeOver {
+            previous_owner: lease.owner.clone(),
+            expired_at: lease.expires_at,
+        },
+        Some(lease) => LeaseDecision::HeldByOther {
+            owner: lease.owner.clone(),
+            until: lease.expires_at,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+
+    #[test]
+    fn decisions() {
+        let now = Utc::now();
+        let live = Lease { owner: "a".into(), expires_at: now + Duration::seconds(1) };
+        let dead = Lease { owner: "a".into(), expires_at: now };
+        assert_eq!(decide(None, "b", now), LeaseDecision::Claim);
+        assert_eq!(decide(Some(&live), "a", now), LeaseDecision::Claim);
+        assert_eq!(
+            decide(Some(&live), "b", now),
+            LeaseDecision::HeldByOther { owner: "a".into(), until: live.expires_at }
+        );
+        assert_eq!(
+            decide(Some(&dead), "b", now),
+            LeaseDecision::TakeOver { previous_owner: "a".into(), expired_at: now }
+        );
+    }
+}

@@ -1,0 +1,35 @@
+//! m365-trace-to-devo: Microsoft 365 message trace records to Devo, one scheduled tick at a time.
+//!
+//! The tick ([`tick::run`]) reads top to bottom as the seven steps of DESIGN.md; pure logic
+//! (window planning, record mapping, line framing, lease decisions) sits in its own modules.
+
+pub mod app;
+pub mod checkpoint;
+pub mod cloud;
+pub mod config;
+pub mod devo;
+pub mod event;
+pub mod handler;
+pub mod lease;
+pub mod logging;
+pub mod secret;
+pub mod summary;
+pub mod tick;
+pub mod trace;
+pub mod transfer;
+pub mod window;
+
+/// An error and its sources on one line, for messages.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,81 @@
+//! The JSON a tick returns, and logs as its last line.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::window::{Skipped, Window};
+
+/// What happened to the lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum LeaseReport {
+    /// This invocation claimed the state.
+    Acquired {
+        /// The owner (this request id).
+        owner: String,
+        /// Until when.
+        expires_at: DateTime<Utc>,
+    },
+    /// This invocation took over an expired lease.
+    TakenOver {
+        /// The owner (this request id).
+        owner: String,
+        /// Until when.
+        expires_at: DateTime<Utc>,
+        /// Whose lease had expired.
+        previous_owner: String,
+    },
+    /// Another invocation holds the state: nothing was pulled or sent.
+    HeldByOther {
+        /// The holder.
+        owner: String,
+        /// Until when.
+        until: DateTime<Utc>,
+    },
+    /// A conditional write failed: another invocation wrote the checkpoint; this one stopped.
+    Lost {
+        /// The step that found out.
+        at: &'static str,
+    },
+}
+
+/// Counters of one tick.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Windows fully delivered.
+    pub windows: u64,
+    /// Pages fetched.
+    pub pages: u64,
+    /// HTTP requests to the API (retries included).
+    pub requests: u64,
+    /// Records returned by the API.
+    pub records_pulled: u64,
+    /// Lines delivered to Devo.
+    pub events_sent: u64,
+    /// Bytes delivered to Devo.
+    pub bytes_sent: u64,
+    /// Records skipped as already sent (repeated across pages or at a boundary).
+    pub duplicates_skipped: u64,
+}
+
+/// The tick's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// graph or reporting.
+    pub api: &'static str,
+    /// The lease outcome.
+    pub lease: LeaseReport,
+    /// Counters.
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// The checkpoint's end after the tick: everything received before it was sent.
+    pub checkpoint: Option<DateTime<Utc>>,
+    /// A window left part-way, resumed by the next tick.
+    pub partial: Option<Window>,
+    /// Whether the checkpoint reached now − delay.
+    pub caught_up: bool,
+    /// A span lost to the API's lookback limit.
+    pub skipped: Option<Skipped>,
+    /// Wall time of the tick.
+    pub duration_ms: u64,
+}

@@ -1,0 +1,309 @@
+//! One tick, top to bottom: config, secret, lease, window, pull, forward, commit.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+
+use crate::app::App;
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, Stored};
+use crate::config::ConfigError;
+use crate::devo::{DevoError, DevoTls};
+use crate::lease::{self, Lease, LeaseDecision};
+use crate::secret::SecretError;
+use crate::summary::{Counts, LeaseReport, Summary};
+use crate::trace::auth::TokenSource;
+use crate::trace::http::Budget;
+use crate::transfer::{Progress, Transfer, TransferError};
+use crate::window::{self, Plan};
+
+/// Why a tick failed. The checkpoint never moves past what was delivered.
+#[derive(Debug, Error)]
+pub enum TickError {
+    /// Step 1.
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// Step 2.
+    #[error("secret: {0}")]
+    Secret(#[from] SecretError),
+    /// Step 2: the Devo material in the secret.
+    #[error("devo: {0}")]
+    DevoSetup(#[source] DevoError),
+    /// Steps 3 and 7.
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] CheckpointError),
+    /// Steps 5 and 6.
+    #[error("window {start}..{end}: {source}")]
+    Transfer {
+        /// Window start.
+        start: DateTime<Utc>,
+        /// Window end.
+        end: DateTime<Utc>,
+        /// What failed.
+        source: TransferError,
+    },
+    /// The Reporting Web Service is handled by a later version.
+    #[error("TRACE_API=reporting is not supported by this version; use TRACE_API=graph")]
+    ReportingUnsupported,
+    /// Backfill events are handled by a later version.
+    #[error("backfill events are not supported by this version; invoke with {{}} for a scheduled tick")]
+    BackfillUnsupported,
+}
+
+/// The invocation a tick runs for.
+#[derive(Debug, Clone)]
+pub struct TickRequest {
+    /// Lambda request id: the lease owner.
+    pub request_id: String,
+    /// Lambda deadline.
+    pub deadline: DateTime<Utc>,
+}
+
+/// Windows planned at most per tick (a 90-day catch-up of 6-hour windows is 360).
+const MAX_WINDOWS_PER_TICK: usize = 1000;
+
+/// Runs one scheduled tick.
+pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError> {
+    let started = std::time::Instant::now();
+    let now = Utc::now();
+
+    // 1. config
+    let config = app.config()?;
+
+    // 2. secret
+    let secret = app.secrets().load(&config.secret_id).await?;
+    let devo = DevoTls::new(&secret.devo, &config.devo_address, &config.devo_server_name)
+        .map_err(TickError::DevoSetup)?;
+
+    // 3. lease
+    let store = CheckpointStore::new(app.s3().clone(), config.state_bucket.clone());
+    let key = config.state_key.as_str();
+    let found = store.load(key).await?;
+    let expires_at = request.deadline + chrono::Duration::from_std(app.options().lease_slack).unwrap_or_default();
+    let (mut checkpoint, mut etag, lease_report) = match claim(&store, key, found, request, now, expires_at).await? {
+        Claim::Claimed { checkpoint, etag, report } => (checkpoint, etag, report),
+        Claim::Refused { checkpoint, report } => {
+            return Ok(idle_summary(config.trace_api.as_str(), report, &checkpoint, started));
+        }
+    };
+    checkpoint.api = Some(config.trace_api.as_str().to_owned());
+
+    // 4. window
+    let plan: Plan = window::plan(
+        window::Progress { end: checkpoint.end, partial: checkpoint.partial.as_ref() },
+        now,
+        &config.rules,
+        MAX_WINDOWS_PER_TICK,
+    );
+    if let Some(skipped) = plan.skipped {
+        tracing::warn!(event = "skipped", from = %skipped.from, to = %skipped.to,
+            "this span is outside the API's lookback and can no longer be pulled");
+    }
+    // The plan's first window is where delivery stands (it records a skip, or a fresh start).
+    match plan.windows.first() {
+        Some(first) => {
+            checkpoint.end = Some(first.start);
+            checkpoint.partial = first.resume.is_some().then(|| first.clone());
+        }
+        None => {
+            checkpoint.end = Some(checkpoint.end.map_or(plan.start, |e| e.max(plan.start)));
+            checkpoint.partial = None;
+        }
+    }
+
+    // 5 + 6. pull and forward, window after window, within the budget
+    let budget_end = request.deadline - chrono::Duration::from_std(app.options().commit_reserve).unwrap_or_default();
+    let budget = Budget::new(
+        tokio::time::Instant::now() + (budget_end - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+        config.request_timeout,
+    );
+    let graph = app.graph()?;
+    let mut tokens = TokenSource::new(app.http().clone(), &config.endpoints.login, graph.scope(), &secret);
+    let mut transfer = Transfer {
+        graph,
+        tokens: &mut tokens,
+        devo: &devo,
+        organization: &secret.tenant_id,
+        hostname: &config.devo_hostname,
+        tag: &config.devo_tag,
+        budget,
+        io_timeout: config.request_timeout,
+        close_timeout: app.options().devo_close_timeout,
+    };
+    let mut counts = Counts::default();
+    let mut reached_horizon = plan.windows.len() < MAX_WINDOWS_PER_TICK;
+    let mut lease_report = lease_report;
+    for window in &plan.windows {
+        if budget.exhausted() {
+            reached_horizon = false;
+            break;
+        }
+        let window_started = std::time::Instant::now();
+        let before = counts;
+        let progress = match transfer.run(window, &mut counts).await {
+            Ok(progress) => progress,
+            Err(source) => {
+                release(&store, key, &mut checkpoint, &etag).await;
+                tracing::error!(event = "window_failed", start = %window.start, end = %window.end, error = %source, "window not delivered; the checkpoint stays before it");
+                return Err(TickError::Transfer { start: window.start, end: window.end, source });
+            }
+        };
+        let outcome = match &progress {
+            Progress::Complete => "complete",
+            Progress::Partial(_) => "partial",
+            Progress::NotStarted => "not_started",
+        };
+        tracing::info!(
+            event = "window",
+            start = %window.start,
+            end = %window.end,
+            resumed = window.resume.is_some(),
+            outcome,
+            pages = counts.pages - before.pages,
+            records = counts.records_pulled - before.records_pulled,
+            events = counts.events_sent - before.events_sent,
+            duplicates = counts.duplicates_skipped - before.duplicates_skipped,
+            ms = u64::try_from(window_started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "window"
+        );
+        match progress {
+            Progress::Complete => {
+                counts.windows += 1;
+                checkpoint.end = Some(window.end);
+                checkpoint.partial = None;
+            }
+            Progress::Partial(resume) => {
+                checkpoint.end = Some(window.start);
+                checkpoint.partial = Some(crate::window::Window { resume: Some(resume), ..window.clone() });
+                reached_horizon = false;
+            }
+            Progress::NotStarted => {
+                reached_horizon = false;
+                break;
+            }
+        }
+        checkpoint.updated_at = Utc::now();
+        match store.write(key, &checkpoint, Some(&etag)).await {
+            Ok(new) => etag = new,
+            Err(CheckpointError::Conflict { .. }) => {
+                tracing::error!(event = "lease_lost", at = "commit", "the checkpoint was changed by another invocation; stopping");
+                lease_report = LeaseReport::Lost { at: "commit" };
+                return Ok(finish_summary(config.trace_api.as_str(), lease_report, counts, &checkpoint, false, plan.skipped, started));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if checkpoint.partial.is_some() {
+            break;
+        }
+    }
+
+    // 7. commit: release the lease
+    checkpoint.lease = None;
+    checkpoint.updated_at = Utc::now();
+    let caught_up = reached_horizon && checkpoint.partial.is_none();
+    match store.write(key, &checkpoint, Some(&etag)).await {
+        Ok(_) => {}
+        Err(CheckpointError::Conflict { .. }) => {
+            tracing::error!(event = "lease_lost", at = "release", "the checkpoint was changed by another invocation before release");
+            lease_report = LeaseReport::Lost { at: "release" };
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let summary = finish_summary(config.trace_api.as_str(), lease_report, counts, &checkpoint, caught_up, plan.skipped, started);
+    Ok(summary)
+}
+
+/// The result of trying to claim the state.
+#[derive(Debug)]
+pub enum Claim {
+    /// The lease is ours; `etag` is what the next write must match.
+    Claimed {
+        /// The checkpoint with our lease.
+        checkpoint: Checkpoint,
+        /// Its ETag.
+        etag: String,
+        /// How it was claimed.
+        report: LeaseReport,
+    },
+    /// Another invocation holds or just took the state: deliver nothing.
+    Refused {
+        /// The checkpoint as found.
+        checkpoint: Checkpoint,
+        /// Why.
+        report: LeaseReport,
+    },
+}
+
+/// Claims the checkpoint `found` at `key` for `request`, with a conditional write: creates it
+/// with `If-None-Match: *`, or replaces it with `If-Match` on the ETag that was read.
+pub async fn claim(
+    store: &CheckpointStore,
+    key: &str,
+    found: Option<Stored>,
+    request: &TickRequest,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<Claim, CheckpointError> {
+    let (mut checkpoint, found_etag) = match found {
+        Some(stored) => (stored.checkpoint, Some(stored.etag)),
+        None => (Checkpoint::empty(now), None),
+    };
+    let report = match lease::decide(checkpoint.lease.as_ref(), &request.request_id, now) {
+        LeaseDecision::HeldByOther { owner, until } => {
+            tracing::warn!(event = "lease_held", holder = %owner, until = %until, "another invocation holds the lease; nothing pulled");
+            return Ok(Claim::Refused { checkpoint, report: LeaseReport::HeldByOther { owner, until } });
+        }
+        LeaseDecision::Claim => LeaseReport::Acquired { owner: request.request_id.clone(), expires_at },
+        LeaseDecision::TakeOver { previous_owner, expired_at } => {
+            tracing::warn!(event = "lease_taken_over", previous_owner = %previous_owner, expired_at = %expired_at, "took over an expired lease");
+            LeaseReport::TakenOver { owner: request.request_id.clone(), expires_at, previous_owner }
+        }
+    };
+    let mut claimed = checkpoint.clone();
+    claimed.lease = Some(Lease { owner: request.request_id.clone(), expires_at });
+    claimed.updated_at = now;
+    match store.write(key, &claimed, found_etag.as_deref()).await {
+        Ok(etag) => Ok(Claim::Claimed { checkpoint: claimed, etag, report }),
+        Err(CheckpointError::Conflict { .. }) => {
+            tracing::warn!(event = "lease_lost", at = "claim", "another invocation wrote the checkpoint first; nothing pulled");
+            checkpoint.lease = None;
+            Ok(Claim::Refused { checkpoint, report: LeaseReport::Lost { at: "claim" } })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Best effort: give the lease back after a failure so that the next tick need not wait for
+/// its expiry. The checkpoint keeps what was delivered.
+async fn release(store: &CheckpointStore, key: &str, checkpoint: &mut Checkpoint, etag: &str) {
+    checkpoint.lease = None;
+    checkpoint.updated_at = Utc::now();
+    if let Err(e) = store.write(key, checkpoint, Some(etag)).await {
+        tracing::warn!(event = "release_failed", error = %e, "could not release the lease; it expires by itself");
+    }
+}
+
+fn idle_summary(api: &'static str, lease: LeaseReport, checkpoint: &Checkpoint, started: std::time::Instant) -> Summary {
+    finish_summary(api, lease, Counts::default(), checkpoint, false, None, started)
+}
+
+fn finish_summary(
+    api: &'static str,
+    lease: LeaseReport,
+    counts: Counts,
+    checkpoint: &Checkpoint,
+    caught_up: bool,
+    skipped: Option<crate::window::Skipped>,
+    started: std::time::Instant,
+) -> Summary {
+    Summary {
+        api,
+        lease,
+        counts,
+        checkpoint: checkpoint.end,
+        partial: checkpoint.partial.clone(),
+        caught_up,
+        skipped,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }
+}

@@ -1,0 +1,187 @@
+//! Access tokens by OAuth 2.0 client credentials, cached for the tick.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::secret::{ClientCredential, Secret};
+use crate::trace::error::{TraceError, token_hint};
+use crate::trace::http::{Budget, describe_transport};
+
+/// Refresh a token this long before it expires.
+const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(120);
+
+/// A bearer token; prints redacted.
+#[derive(Clone)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    /// The value for the `Authorization` header.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.0)
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken(<redacted>)")
+    }
+}
+
+/// Gets and caches tokens for one tenant, app and scope.
+pub struct TokenSource {
+    http: reqwest::Client,
+    token_url: String,
+    scope: String,
+    tenant: String,
+    client_id: String,
+    credential: ClientCredential,
+    cached: Option<(AccessToken, Instant)>,
+}
+
+impl fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSource")
+            .field("token_url", &self.token_url)
+            .field("scope", &self.scope)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+struct TokenFailure {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+    #[serde(default)]
+    error_codes: Vec<u64>,
+}
+
+impl TokenSource {
+    /// A source for `scope` at `{login}/{tenant}/oauth2/v2.0/token`.
+    pub fn new(http: reqwest::Client, login: &str, scope: String, secret: &Secret) -> TokenSource {
+        TokenSource {
+            http,
+            token_url: format!("{login}/{}/oauth2/v2.0/token", secret.tenant_id),
+            scope,
+            tenant: secret.tenant_id.clone(),
+            client_id: secret.client_id.clone(),
+            credential: secret.credential.clone(),
+            cached: None,
+        }
+    }
+
+    /// A valid token, from the cache while it has more than two minutes to live.
+    pub async fn token(&mut self, budget: &Budget) -> Result<AccessToken, TraceError> {
+        if let Some((token, expires)) = &self.cached {
+            if Instant::now() + REFRESH_BEFORE_EXPIRY < *expires {
+                return Ok(token.clone());
+            }
+        }
+        let mut backoff = budget.backoff();
+        loop {
+            match self.request(budget).await {
+                Ok((token, lifetime)) => {
+                    self.cached = Some((token.clone(), Instant::now() + lifetime));
+                    return Ok(token);
+                }
+                Err(e) if e.is_retryable() => budget.wait_to_retry(&mut backoff, None, e).await?,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Forgets the cached token (after the API said it was refused).
+    pub fn invalidate(&mut self) {
+        self.cached = None;
+    }
+
+    async fn request(&self, budget: &Budget) -> Result<(AccessToken, Duration), TraceError> {
+        let mut form = vec![
+            ("grant_type", "client_credentials".to_owned()),
+            ("client_id", self.client_id.clone()),
+            ("scope", self.scope.clone()),
+        ];
+        match &self.credential {
+            ClientCredential::Secret(secret) => form.push(("client_secret", secret.clone())),
+            ClientCredential::Certificate { .. } => {
+                return Err(TraceError::Token {
+                    tenant: self.tenant.clone(),
+                    status: 0,
+                    error: "unsupported".into(),
+                    code: "-".into(),
+                    description: "certificate authentication is not available in this version".into(),
+                    hint: " (put client_secret in the secret instead of client_certificate_pem/client_private_key_pem)",
+                });
+            }
+        }
+        let what = || "token request".to_owned();
+        let response = self
+            .http
+            .post(&self.token_url)
+            .form(&form)
+            .timeout(budget.request_timeout())
+            .send()
+            .await
+            .map_err(|e| describe_transport("login", what(), &e))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| describe_transport("login", what(), &e))?;
+        if status == 200 {
+            let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| TraceError::Malformed {
+                api: "login",
+                what: what(),
+                problem: e.to_string(),
+            })?;
+            let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3599));
+            return Ok((AccessToken(answer.access_token), lifetime));
+        }
+        let failure: TokenFailure = serde_json::from_slice(&body).unwrap_or_default();
+        let code = failure
+            .error_codes
+            .first()
+            .map(|c| format!("AADSTS{c}"))
+            .or_else(|| {
+                failure
+                    .error_description
+                    .split(':')
+                    .next()
+                    .filter(|p| p.starts_with("AADSTS"))
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| "-".to_owned());
+        // The description is "AADSTSn: sentence. Trace ID: … Correlation ID: …": keep the sentence.
+        let description = failure
+            .error_description
+            .split_once(": ")
+            .map_or(failure.error_description.as_str(), |(_, rest)| rest)
+            .split("\r\n")
+            .next()
+            .unwrap_or_default()
+            .split(" Trace ID:")
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        Err(TraceError::Token {
+            tenant: self.tenant.clone(),
+            status,
+            error: if failure.error.is_empty() { "-".into() } else { failure.error },
+            hint: token_hint(&code),
+            code,
+            description,
+        })
+    }
+}

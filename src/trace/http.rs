@@ -1,0 +1,136 @@
+//! The tick's time budget, and how a failed request is retried within it.
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use tokio::time::Instant;
+
+use crate::trace::error::TraceError;
+
+/// Attempts after the first for one request.
+const MAX_RETRIES: usize = 5;
+
+/// The time a tick may spend pulling: the Lambda deadline minus what committing needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    until: Instant,
+    request_timeout: Duration,
+}
+
+impl Budget {
+    /// A budget that ends at `until`; no single request waits longer than `request_timeout`.
+    pub fn new(until: Instant, request_timeout: Duration) -> Budget {
+        Budget {
+            until,
+            request_timeout,
+        }
+    }
+
+    /// Time left.
+    pub fn remaining(&self) -> Duration {
+        self.until.saturating_duration_since(Instant::now())
+    }
+
+    /// Whether pulling must stop now.
+    pub fn exhausted(&self) -> bool {
+        self.remaining() < Duration::from_millis(200)
+    }
+
+    /// When the budget ends.
+    pub fn until(&self) -> Instant {
+        self.until
+    }
+
+    /// Timeout of the next request: `REQUEST_TIMEOUT_SECONDS`, cut to what is left.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+            .min(self.remaining())
+            .max(Duration::from_millis(100))
+    }
+
+    /// Exponential backoff with jitter for one request's retries.
+    pub fn backoff(&self) -> ExponentialBackoff {
+        ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_delay(Duration::from_secs(30))
+            .with_max_times(MAX_RETRIES)
+            .build()
+    }
+
+    /// Sleeps before the next attempt (`Retry-After` when the server gave one), or returns the
+    /// failure when the retries or the budget are used up.
+    pub async fn wait_to_retry(
+        &self,
+        backoff: &mut ExponentialBackoff,
+        retry_after: Option<Duration>,
+        failure: TraceError,
+    ) -> Result<(), TraceError> {
+        let Some(next) = backoff.next() else {
+            return Err(failure);
+        };
+        let delay = retry_after.unwrap_or(next);
+        if delay + Duration::from_millis(200) >= self.remaining() {
+            let (api, what) = match &failure {
+                TraceError::Api { api, what, .. }
+                | TraceError::Transport { api, what, .. }
+                | TraceError::Malformed { api, what, .. }
+                | TraceError::OutOfTime { api, what, .. } => (*api, what.clone()),
+                TraceError::Token { .. } => ("login", "token request".to_owned()),
+            };
+            return Err(TraceError::OutOfTime {
+                api,
+                what,
+                last: failure.to_string(),
+            });
+        }
+        tracing::warn!(
+            event = "retry",
+            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            error = %failure,
+            "retrying after a transient failure"
+        );
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+}
+
+/// Turns a reqwest failure into an error that names the host and the cause, never the URL's query.
+pub fn describe_transport(api: &'static str, what: String, e: &reqwest::Error) -> TraceError {
+    let host = e
+        .url()
+        .map(|u| format!("{}:{}", u.host_str().unwrap_or("?"), u.port_or_known_default().unwrap_or(0)))
+        .unwrap_or_else(|| "?".to_owned());
+    let mut detail = if e.is_timeout() {
+        "timed out (REQUEST_TIMEOUT_SECONDS)".to_owned()
+    } else if e.is_connect() {
+        "could not connect".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut source = e.source();
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    TraceError::Transport {
+        api,
+        what,
+        host,
+        detail,
+    }
+}
+
+/// Parses a `Retry-After` header given in seconds.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}

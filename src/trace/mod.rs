@@ -1,0 +1,9 @@
+//! Step 5 of a tick: Microsoft message trace records, from the token to the pages.
+
+pub mod auth;
+pub mod error;
+pub mod graph;
+pub mod http;
+pub mod record;
+
+pub use error::TraceError;

@@ -1,0 +1,176 @@
+//! A message trace record as Graph returns it, and as Devo's `cloud.office365.messagetracing`
+//! parser reads it (the Reporting Web Service field names). Pure mapping.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One Graph `exchangeMessageTrace`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphRecord {
+    /// Message trace id (shared by the recipients of one message).
+    pub id: String,
+    /// Message-ID header.
+    #[serde(default)]
+    pub message_id: Option<String>,
+    /// When Exchange Online received the message (UTC).
+    pub received_date_time: DateTime<Utc>,
+    /// Sender SMTP address.
+    #[serde(default)]
+    pub sender_address: Option<String>,
+    /// Recipient SMTP address.
+    #[serde(default)]
+    pub recipient_address: Option<String>,
+    /// Subject line.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Delivery status, e.g. `delivered`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Size in bytes.
+    #[serde(default)]
+    pub size: Option<i64>,
+    /// Source IP.
+    #[serde(default, rename = "fromIP")]
+    pub from_ip: Option<String>,
+    /// Destination IP.
+    #[serde(default, rename = "toIP")]
+    pub to_ip: Option<String>,
+}
+
+impl GraphRecord {
+    /// The record's identity: `id` + `recipientAddress`.
+    pub fn key(&self) -> String {
+        record_key(&self.id, self.recipient_address.as_deref().unwrap_or(""))
+    }
+}
+
+/// The identity of a record across pages and windows.
+pub fn record_key(trace_id: &str, recipient: &str) -> String {
+    format!("{trace_id}|{recipient}")
+}
+
+/// The Reporting Web Service `MessageTrace` shape that Devo parses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MessageTrace<'a> {
+    /// Tenant (Graph does not return the organization's domain: the tenant id stands in).
+    pub organization: &'a str,
+    /// Message-ID header.
+    pub message_id: Option<&'a str>,
+    /// Received time, `yyyy-MM-ddTHH:mm:ss.fffffff` in UTC, as the Reporting Web Service writes it.
+    pub received: String,
+    /// Sender.
+    pub sender_address: Option<&'a str>,
+    /// Recipient.
+    pub recipient_address: Option<&'a str>,
+    /// Subject.
+    pub subject: Option<&'a str>,
+    /// Status with the Reporting Web Service's capitalisation, e.g. `Delivered`.
+    pub status: Option<String>,
+    /// Destination IP.
+    #[serde(rename = "ToIP")]
+    pub to_ip: Option<&'a str>,
+    /// Source IP.
+    #[serde(rename = "FromIP")]
+    pub from_ip: Option<&'a str>,
+    /// Size in bytes.
+    pub size: Option<i64>,
+    /// Message trace id.
+    pub message_trace_id: &'a str,
+    /// Start of the query window that returned the record.
+    pub start_date: String,
+    /// End of the query window that returned the record.
+    pub end_date: String,
+    /// Position of the record in the window's results.
+    pub index: u64,
+}
+
+/// The window and tenant a record was pulled for.
+#[derive(Debug, Clone, Copy)]
+pub struct MappingContext<'a> {
+    /// Tenant id.
+    pub organization: &'a str,
+    /// Window start.
+    pub start: DateTime<Utc>,
+    /// Window end.
+    pub end: DateTime<Utc>,
+}
+
+/// Formats a time as the Reporting Web Service does: seven fractional digits, no zone (UTC).
+pub fn reporting_time(t: DateTime<Utc>) -> String {
+    format!("{}.{:07}", t.format("%Y-%m-%dT%H:%M:%S"), ticks_100ns(t))
+}
+
+/// Sub-second part in 100 ns ticks (.NET's resolution, seven digits).
+pub fn ticks_100ns(t: DateTime<Utc>) -> u32 {
+    // A leap second reports more than 10^9 ns: keep it within seven digits.
+    (t.timestamp_subsec_nanos() / 100).min(9_999_999)
+}
+
+/// Maps a Graph status onto the Reporting Web Service spelling (`filteredAsSpam` → `FilteredAsSpam`).
+pub fn reporting_status(status: &str) -> String {
+    let mut chars = status.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Maps one Graph record onto the fields Devo's message tracing parser reads.
+pub fn to_message_trace<'a>(record: &'a GraphRecord, context: &MappingContext<'a>, index: u64) -> MessageTrace<'a> {
+    MessageTrace {
+        organization: context.organization,
+        message_id: record.message_id.as_deref(),
+        received: reporting_time(record.received_date_time),
+        sender_address: record.sender_address.as_deref(),
+        recipient_address: record.recipient_address.as_deref(),
+        subject: record.subject.as_deref(),
+        status: record.status.as_deref().map(reporting_status),
+        to_ip: record.to_ip.as_deref(),
+        from_ip: record.from_ip.as_deref(),
+        size: record.size,
+        message_trace_id: &record.id,
+        start_date: reporting_time(context.start),
+        end_date: reporting_time(context.end),
+        index,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn graph_record_maps_onto_reporting_field_names() {
+        let json = r#"{"id":"4c0e-1","messageId":"<a@b>","receivedDateTime":"2026-11-24T10:15:30.1234567Z",
+            "senderAddress":"s@contoso.com","recipientAddress":"r@contoso.com","subject":"Hi",
+            "status":"filteredAsSpam","size":1234,"fromIP":"203.0.113.5","toIP":null}"#;
+        let record: GraphRecord = serde_json::from_str(json).unwrap();
+        assert_eq!(record.key(), "4c0e-1|r@contoso.com");
+        let start = Utc.with_ymd_and_hms(2026, 11, 24, 6, 0, 0).unwrap();
+        let context = MappingContext { organization: "tenant-1", start, end: start + chrono::Duration::hours(6) };
+        let mapped = serde_json::to_value(to_message_trace(&record, &context, 7)).unwrap();
+        assert_eq!(
+            mapped,
+            serde_json::json!({
+                "Organization": "tenant-1", "MessageId": "<a@b>", "Received": "2026-11-24T10:15:30.1234567",
+                "SenderAddress": "s@contoso.com", "RecipientAddress": "r@contoso.com", "Subject": "Hi",
+                "Status": "FilteredAsSpam", "ToIP": null, "FromIP": "203.0.113.5", "Size": 1234,
+                "MessageTraceId": "4c0e-1", "StartDate": "2026-11-24T06:00:00.0000000",
+                "EndDate": "2026-11-24T12:00:00.0000000", "Index": 7
+            })
+        );
+    }
+
+    #[test]
+    fn minimal_record_parses() {
+        let record: GraphRecord =
+            serde_json::from_str(r#"{"id":"x","receivedDateTime":"2026-11-24T10:15:30Z"}"#).unwrap();
+        assert_eq!(record.key(), "x|");
+        assert_eq!(reporting_status("delivered"), "Delivered");
+        assert_eq!(reporting_status(""), "");
+    }
+}

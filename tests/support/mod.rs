@@ -1,0 +1,230 @@
+//! Integration-test harness: moto (S3 + Secrets Manager, started by scripts/test), the local
+//! Graph-like server and the local Devo relay, wired into a real `App`.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use chrono::{DateTime, Utc};
+use lambda_runtime::{Context, LambdaEvent};
+use m365_trace_devtools::devo::DevoListener;
+use m365_trace_devtools::graph::{GraphServer, GraphServerConfig};
+use m365_trace_devtools::pki::TestPki;
+use m365_trace_devtools::records::GraphRecord;
+use m365_trace_to_devo::app::{App, Clients, TickOptions};
+use m365_trace_to_devo::config::Config;
+use serde_json::Value;
+
+pub const TENANT: &str = "11111111-2222-3333-4444-555555555555";
+pub const CLIENT_ID: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
+pub const CLIENT_SECRET: &str = "test-client-secret-value-Zx9~";
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The moto endpoint started by scripts/test.
+pub fn moto_url() -> String {
+    std::env::var("MOTO_URL").unwrap_or_else(|_| {
+        panic!("MOTO_URL is not set: run scripts/test, or start `.venv/bin/moto_server -H 127.0.0.1 -p 5055` and export MOTO_URL=http://127.0.0.1:5055")
+    })
+}
+
+/// Clients that talk to moto.
+pub async fn moto_clients() -> Clients {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto_url())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
+        .load()
+        .await;
+    Clients::from_sdk_config(&shared).expect("http client")
+}
+
+fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let nanos = Utc::now().timestamp_subsec_nanos();
+    format!("{prefix}-{}-{n}-{nanos}", std::process::id())
+}
+
+/// One isolated environment: its own bucket, secret, Graph server and relay.
+pub struct Harness {
+    pub graph: GraphServer,
+    pub devo: DevoListener,
+    pub pki: TestPki,
+    pub clients: Clients,
+    pub bucket: String,
+    pub secret_id: String,
+    pub env: HashMap<String, String>,
+}
+
+impl Harness {
+    /// Starts everything with `records` on the Graph side and the default test settings
+    /// (HISTORIC_DAYS=2, PAGE_SIZE=50, 100 requests/s), overridden by `env`.
+    pub async fn start(records: Vec<GraphRecord>, env: &[(&str, &str)]) -> Harness {
+        let pki = TestPki::generate(&["localhost", "127.0.0.1"]).expect("pki");
+        let graph = GraphServer::start(GraphServerConfig {
+            tenant_id: TENANT.into(),
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.into(),
+            records,
+        })
+        .await
+        .expect("graph server");
+        let devo = DevoListener::start(&pki).await.expect("devo listener");
+        let clients = moto_clients().await;
+        let bucket = unique("state");
+        clients.s3.create_bucket().bucket(&bucket).send().await.expect("create bucket");
+        let secret_id = unique("m365-trace");
+        let secret = serde_json::json!({
+            "tenant_id": TENANT, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+            "devo_cert_pem": pki.client_cert_pem, "devo_key_pem": pki.client_key_pem, "devo_chain_pem": pki.ca_pem,
+        });
+        clients
+            .secrets
+            .create_secret()
+            .name(&secret_id)
+            .secret_string(secret.to_string())
+            .send()
+            .await
+            .expect("create secret");
+        let mut map: HashMap<String, String> = [
+            ("SECRET_ID", secret_id.as_str()),
+            ("STATE_BUCKET", bucket.as_str()),
+            ("LOGIN_URL", graph.url().as_str()),
+            ("GRAPH_URL", graph.url().as_str()),
+            ("DEVO_ADDRESS", devo.address().as_str()),
+            ("DEVO_SERVER_NAME", "localhost"),
+            ("DEVO_HOSTNAME", "test-collector"),
+            ("HISTORIC_DAYS", "2"),
+            ("PAGE_SIZE", "50"),
+            ("REQUESTS_PER_SECOND", "100"),
+            ("REQUEST_TIMEOUT_SECONDS", "10"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in env {
+            map.insert(k.to_string(), v.to_string());
+        }
+        Harness { graph, devo, pki, clients, bucket, secret_id, env: map }
+    }
+
+    /// The state key in use.
+    pub fn key(&self) -> String {
+        self.env
+            .get("STATE_KEY")
+            .cloned()
+            .unwrap_or_else(|| "m365-message-trace/checkpoint.json".into())
+    }
+
+    /// An App as main.rs builds it, from this environment.
+    pub fn app(&self, options: TickOptions) -> App {
+        let env = self.env.clone();
+        App::new(Config::from_lookup(|k| env.get(k).cloned()), self.clients.clone(), options)
+    }
+
+    /// Runs the real handler with `event`, as request `request_id`, with `deadline_in` to go.
+    pub async fn invoke(&self, app: &App, event: Value, request_id: &str, deadline_in: Duration) -> Result<Value, String> {
+        let mut context = Context::default();
+        context.request_id = request_id.to_owned();
+        context.deadline = u64::try_from((Utc::now() + chrono::Duration::from_std(deadline_in).unwrap()).timestamp_millis()).unwrap();
+        m365_trace_to_devo::handler::handle(app, LambdaEvent::new(event, context))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// One scheduled tick with a generous deadline.
+    pub async fn tick(&self, app: &App, request_id: &str) -> Result<Value, String> {
+        self.invoke(app, scheduled_event(), request_id, Duration::from_secs(120)).await
+    }
+
+    /// The checkpoint object and its ETag.
+    pub async fn checkpoint(&self) -> Option<(Value, String)> {
+        let out = self.clients.s3.get_object().bucket(&self.bucket).key(self.key()).send().await.ok()?;
+        let etag = out.e_tag().unwrap_or_default().to_owned();
+        let body = out.body.collect().await.ok()?.into_bytes();
+        Some((serde_json::from_slice(&body).expect("checkpoint JSON"), etag))
+    }
+
+    /// Writes the checkpoint object unconditionally (as another invocation or an operator would).
+    pub async fn put_checkpoint(&self, value: &Value) {
+        self.clients
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.key())
+            .body(ByteStream::from(serde_json::to_vec(value).unwrap()))
+            .send()
+            .await
+            .expect("put checkpoint");
+    }
+
+    /// Keys (`MessageTraceId|RecipientAddress`) of every line the relay received, in order.
+    pub fn received_keys(&self) -> Vec<String> {
+        self.devo.lines().iter().map(|l| line_key(l)).collect()
+    }
+}
+
+/// Parses a Devo line and returns its record key; panics when the line is not well-formed.
+pub fn line_key(line: &str) -> String {
+    let json = line_json(line);
+    format!(
+        "{}|{}",
+        json["MessageTraceId"].as_str().expect("MessageTraceId"),
+        json["RecipientAddress"].as_str().unwrap_or("")
+    )
+}
+
+/// The JSON part of a Devo line, after checking the header.
+pub fn line_json(line: &str) -> Value {
+    assert!(line.starts_with("<14>"), "{line}");
+    let (header, json) = line.split_once(": ").expect("header: json");
+    let parts: Vec<&str> = header.split(' ').collect();
+    assert_eq!(parts.len(), 4, "<14>date time host tag: {line}");
+    assert_eq!(parts[2], "test-collector");
+    assert_eq!(parts[3], "cloud.office365.messagetracing");
+    serde_json::from_str(json).expect("one JSON object per line")
+}
+
+/// The key of a generated record.
+pub fn record_key(r: &GraphRecord) -> String {
+    format!("{}|{}", r.id, r.recipient_address)
+}
+
+/// An EventBridge "Scheduled Event".
+pub fn scheduled_event() -> Value {
+    serde_json::from_str(include_str!("../../events/scheduled.json")).expect("events/scheduled.json")
+}
+
+/// Records of `records` received in `[start, end)`.
+pub fn expected_keys(records: &[GraphRecord], start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<String> {
+    let mut keys: Vec<String> = records
+        .iter()
+        .filter(|r| r.received_date_time >= start && r.received_date_time < end)
+        .map(record_key)
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Sorted copy.
+pub fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// Fast test options: a small commit reserve so that short deadlines still pull.
+pub fn fast_options() -> TickOptions {
+    TickOptions {
+        commit_reserve: Duration::from_millis(1500),
+        devo_close_timeout: Duration::from_secs(5),
+        lease_slack: Duration::from_secs(60),
+    }
+}
+
+/// Parses an RFC 3339 time from the summary or checkpoint.
+pub fn time(v: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(v.as_str().expect("time string")).expect("RFC 3339").with_timezone(&Utc)
+}
