@@ -83,14 +83,18 @@ impl App {
     /// Keeps an invalid configuration too: each invocation then fails with its message, before
     /// any call.
     pub fn new(config: Result<Config, ConfigError>, clients: Clients, options: TickOptions) -> App {
-        let graph = config.as_ref().ok().filter(|c| c.trace_api == TraceApi::Graph).map(|c| {
-            GraphClient::new(
-                clients.http.clone(),
-                &c.endpoints.graph,
-                c.page_size,
-                c.requests_per_second,
-            )
-        });
+        let graph = config
+            .as_ref()
+            .ok()
+            .filter(|c| c.trace_api == TraceApi::Graph)
+            .map(|c| {
+                GraphClient::new(
+                    clients.http.clone(),
+                    &c.endpoints.graph,
+                    c.page_size,
+                    c.requests_per_second,
+                )
+            });
         App {
             config,
             clients,

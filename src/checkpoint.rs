@@ -1,7 +1,7 @@
 //! The checkpoint object in S3: its format, and conditional reads and writes of it.
 
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -61,7 +61,9 @@ pub struct Stored {
 #[derive(Debug, Error)]
 pub enum CheckpointError {
     /// The conditional write failed: another invocation wrote the object since we read it.
-    #[error("s3://{bucket}/{key} was changed by another invocation (HTTP {status}); this one stops")]
+    #[error(
+        "s3://{bucket}/{key} was changed by another invocation (HTTP {status}); this one stops"
+    )]
     Conflict {
         /// Bucket.
         bucket: String,
@@ -139,7 +141,13 @@ impl CheckpointStore {
 
     /// Reads the checkpoint at `key`; `None` when there is none yet.
     pub async fn load(&self, key: &str) -> Result<Option<Stored>, CheckpointError> {
-        let result = self.client.get_object().bucket(&self.bucket).key(key).send().await;
+        let result = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
         let out = match result {
             Ok(out) => out,
             Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(None),
@@ -201,7 +209,12 @@ impl CheckpointStore {
         }
     }
 
-    fn classify<E>(&self, key: &str, operation: &'static str, e: &SdkError<E, HttpResponse>) -> CheckpointError
+    fn classify<E>(
+        &self,
+        key: &str,
+        operation: &'static str,
+        e: &SdkError<E, HttpResponse>,
+    ) -> CheckpointError
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
@@ -209,8 +222,13 @@ impl CheckpointStore {
         let code = e.code().unwrap_or_default();
         let (bucket, key_owned) = (self.bucket.clone(), key.to_owned());
         match (status, code) {
-            (Some(s @ (409 | 412)), _) | (Some(s), "PreconditionFailed" | "ConditionalRequestConflict") => {
-                CheckpointError::Conflict { bucket, key: key_owned, status: s }
+            (Some(s @ (409 | 412)), _)
+            | (Some(s), "PreconditionFailed" | "ConditionalRequestConflict") => {
+                CheckpointError::Conflict {
+                    bucket,
+                    key: key_owned,
+                    status: s,
+                }
             }
             (_, "NoSuchBucket") => CheckpointError::NoBucket { bucket },
             (Some(s @ 403), _) | (Some(s), "AccessDenied") => CheckpointError::Denied {
@@ -227,7 +245,8 @@ impl CheckpointStore {
                     "HTTP {}: {} {}",
                     status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
                     code,
-                    e.message().map_or_else(|| crate::error_chain(e), str::to_owned)
+                    e.message()
+                        .map_or_else(|| crate::error_chain(e), str::to_owned)
                 ),
             },
         }

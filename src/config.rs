@@ -146,7 +146,11 @@ impl Config {
 
     /// Reads the configuration through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
 
         let secret_id = get("SECRET_ID").ok_or(ConfigError::Missing {
             var: "SECRET_ID",
@@ -186,7 +190,10 @@ impl Config {
         let devo_hostname = get("DEVO_HOSTNAME")
             .or_else(|| get("AWS_LAMBDA_FUNCTION_NAME"))
             .unwrap_or_else(|| defaults::DEVO_HOSTNAME.to_owned());
-        if devo_hostname.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if devo_hostname
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(invalid(
                 "DEVO_HOSTNAME",
                 &devo_hostname,
@@ -208,20 +215,33 @@ impl Config {
             None | Some("graph") => TraceApi::Graph,
             Some("reporting") => TraceApi::Reporting,
             Some(other) => {
-                return Err(invalid("TRACE_API", other, "unknown API", "graph or reporting"));
+                return Err(invalid(
+                    "TRACE_API",
+                    other,
+                    "unknown API",
+                    "graph or reporting",
+                ));
             }
         };
         let cloud = match get("CLOUD") {
             None => Cloud::Global,
             Some(name) => Cloud::parse(&name).ok_or_else(|| {
-                invalid("CLOUD", &name, "unknown cloud", "global, gcc, gcc-high, dod or china")
+                invalid(
+                    "CLOUD",
+                    &name,
+                    "unknown cloud",
+                    "global, gcc, gcc-high, dod or china",
+                )
             })?,
         };
         if trace_api == TraceApi::Graph && !cloud.offers_graph_message_trace() {
             return Err(invalid(
                 "TRACE_API",
                 "graph",
-                &format!("Microsoft does not offer Graph message trace in the {} cloud", cloud.as_str()),
+                &format!(
+                    "Microsoft does not offer Graph message trace in the {} cloud",
+                    cloud.as_str()
+                ),
                 "TRACE_API=reporting for this cloud",
             ));
         }
@@ -236,14 +256,38 @@ impl Config {
             }
         }
 
-        let delay = int_var(&get, "DELAY_SECONDS", defaults::DELAY_SECONDS, 0, 30 * 86_400)?;
+        let delay = int_var(
+            &get,
+            "DELAY_SECONDS",
+            defaults::DELAY_SECONDS,
+            0,
+            30 * 86_400,
+        )?;
         let lookback_days = trace_api.lookback().num_days();
-        let historic_days = int_var(&get, "HISTORIC_DAYS", defaults::HISTORIC_DAYS, 0, lookback_days)?;
+        let historic_days = int_var(
+            &get,
+            "HISTORIC_DAYS",
+            defaults::HISTORIC_DAYS,
+            0,
+            lookback_days,
+        )?;
         let margin = int_var(&get, "MARGIN_SECONDS", defaults::MARGIN_SECONDS, 0, 3_600)?;
         let max_query = trace_api.max_query_span().num_seconds();
-        let max_window = int_var(&get, "MAX_WINDOW_SECONDS", defaults::MAX_WINDOW_SECONDS, 60, max_query)?;
+        let max_window = int_var(
+            &get,
+            "MAX_WINDOW_SECONDS",
+            defaults::MAX_WINDOW_SECONDS,
+            60,
+            max_query,
+        )?;
         let page_size = int_var(&get, "PAGE_SIZE", i64::from(defaults::PAGE_SIZE), 1, 5000)?;
-        let rps = int_var(&get, "REQUESTS_PER_SECOND", i64::from(defaults::REQUESTS_PER_SECOND), 1, 100)?;
+        let rps = int_var(
+            &get,
+            "REQUESTS_PER_SECOND",
+            i64::from(defaults::REQUESTS_PER_SECOND),
+            1,
+            100,
+        )?;
         let timeout = int_var(
             &get,
             "REQUEST_TIMEOUT_SECONDS",
@@ -318,7 +362,12 @@ fn parse_host_port(address: &str) -> Result<String, ConfigError> {
     }
     match port.parse::<u16>() {
         Ok(p) if p > 0 => Ok(host.to_owned()),
-        _ => Err(invalid("DEVO_ADDRESS", address, "the port is not a number from 1 to 65535", accepted)),
+        _ => Err(invalid(
+            "DEVO_ADDRESS",
+            address,
+            "the port is not a number from 1 to 65535",
+            accepted,
+        )),
     }
 }
 
@@ -327,7 +376,12 @@ fn parse_base_url(var: &'static str, raw: &str) -> Result<String, ConfigError> {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
             Ok(raw.trim_end_matches('/').to_owned())
         }
-        _ => Err(invalid(var, raw, "not an http(s) URL", "a base URL such as https://graph.microsoft.com")),
+        _ => Err(invalid(
+            var,
+            raw,
+            "not an http(s) URL",
+            "a base URL such as https://graph.microsoft.com",
+        )),
     }
 }
 
@@ -371,9 +425,15 @@ mod tests {
     #[test]
     fn missing_required_variable_is_named() {
         let err = Config::from_lookup(|_| None).unwrap_err();
-        assert!(err.to_string().starts_with("SECRET_ID is required"), "{err}");
+        assert!(
+            err.to_string().starts_with("SECRET_ID is required"),
+            "{err}"
+        );
         let err = Config::from_lookup(|k| (k == "SECRET_ID").then(|| "x".into())).unwrap_err();
-        assert!(err.to_string().starts_with("STATE_BUCKET is required"), "{err}");
+        assert!(
+            err.to_string().starts_with("STATE_BUCKET is required"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -383,19 +443,33 @@ mod tests {
             err,
             "PAGE_SIZE=\"6000\" is invalid: out of range; accepted: a whole number from 1 to 5000 (default 5000)"
         );
-        let err = config(&[("MAX_WINDOW_SECONDS", "abc")]).unwrap_err().to_string();
-        assert!(err.contains("MAX_WINDOW_SECONDS") && err.contains("not a whole number"), "{err}");
-        let err = config(&[("MAX_WINDOW_SECONDS", "900000")]).unwrap_err().to_string();
+        let err = config(&[("MAX_WINDOW_SECONDS", "abc")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("MAX_WINDOW_SECONDS") && err.contains("not a whole number"),
+            "{err}"
+        );
+        let err = config(&[("MAX_WINDOW_SECONDS", "900000")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("from 60 to 864000"), "{err}");
         let err = config(&[("TRACE_API", "ews")]).unwrap_err().to_string();
         assert!(err.contains("graph or reporting"), "{err}");
-        let err = config(&[("DEVO_ADDRESS", "collector-eu.devo.io")]).unwrap_err().to_string();
-        assert!(err.contains("DEVO_ADDRESS") && err.contains("no port"), "{err}");
+        let err = config(&[("DEVO_ADDRESS", "collector-eu.devo.io")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("DEVO_ADDRESS") && err.contains("no port"),
+            "{err}"
+        );
         let err = config(&[("HISTORIC_DAYS", "91")]).unwrap_err().to_string();
         assert!(err.contains("from 0 to 90"), "{err}");
         let err = config(&[("GRAPH_URL", "ftp://x")]).unwrap_err().to_string();
         assert!(err.contains("GRAPH_URL"), "{err}");
-        let err = config(&[("DEVO_HOSTNAME", "my host")]).unwrap_err().to_string();
+        let err = config(&[("DEVO_HOSTNAME", "my host")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("DEVO_HOSTNAME"), "{err}");
     }
 

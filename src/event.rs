@@ -27,7 +27,9 @@ pub enum Invocation {
 
 /// An event that names a backfill but does not describe one.
 #[derive(Debug, Error)]
-#[error("the event's \"backfill\" is invalid: {0}; expected {{\"backfill\": {{\"start\": \"2026-11-01T00:00:00Z\", \"end\": \"2026-11-02T00:00:00Z\"}}}}")]
+#[error(
+    "the event's \"backfill\" is invalid: {0}; expected {{\"backfill\": {{\"start\": \"2026-11-01T00:00:00Z\", \"end\": \"2026-11-02T00:00:00Z\"}}}}"
+)]
 pub struct EventError(String);
 
 /// Classifies an invocation payload.
@@ -53,8 +55,14 @@ mod tests {
         });
         assert_eq!(classify(&scheduled).unwrap(), Invocation::Tick);
         assert_eq!(classify(&serde_json::json!({})).unwrap(), Invocation::Tick);
-        assert_eq!(classify(&serde_json::Value::Null).unwrap(), Invocation::Tick);
-        assert_eq!(classify(&serde_json::json!("input")).unwrap(), Invocation::Tick);
+        assert_eq!(
+            classify(&serde_json::Value::Null).unwrap(),
+            Invocation::Tick
+        );
+        assert_eq!(
+            classify(&serde_json::json!("input")).unwrap(),
+            Invocation::Tick
+        );
     }
 
     #[test]

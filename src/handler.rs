@@ -5,10 +5,14 @@ use lambda_runtime::LambdaEvent;
 
 use crate::app::App;
 use crate::event::{Invocation, classify};
+use crate::summary::LeaseReport;
 use crate::tick::{self, TickError, TickRequest};
 
 /// Handles one invocation.
-pub async fn handle(app: &App, event: LambdaEvent<serde_json::Value>) -> Result<serde_json::Value, lambda_runtime::Error> {
+pub async fn handle(
+    app: &App,
+    event: LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, lambda_runtime::Error> {
     let request = TickRequest {
         request_id: event.context.request_id.clone(),
         deadline: deadline(event.context.deadline),
@@ -19,14 +23,38 @@ pub async fn handle(app: &App, event: LambdaEvent<serde_json::Value>) -> Result<
     };
     match result {
         Ok(summary) => {
-            let value = serde_json::to_value(&summary)?;
-            tracing::info!(event = "summary", summary = %value, "tick finished");
-            Ok(value)
+            tracing::info!(
+                event = "summary",
+                api = summary.api,
+                lease = lease_outcome(&summary.lease),
+                windows = summary.counts.windows,
+                pages = summary.counts.pages,
+                requests = summary.counts.requests,
+                records_pulled = summary.counts.records_pulled,
+                events_sent = summary.counts.events_sent,
+                bytes_sent = summary.counts.bytes_sent,
+                duplicates_skipped = summary.counts.duplicates_skipped,
+                checkpoint = summary.checkpoint.map(|t| t.to_rfc3339()),
+                partial = summary.partial.is_some(),
+                caught_up = summary.caught_up,
+                duration_ms = summary.duration_ms,
+                "tick finished"
+            );
+            Ok(serde_json::to_value(&summary)?)
         }
         Err(error) => {
             tracing::error!(event = "tick_failed", error = %error, "tick failed");
             Err(Box::new(error))
         }
+    }
+}
+
+fn lease_outcome(report: &LeaseReport) -> &'static str {
+    match report {
+        LeaseReport::Acquired { .. } => "acquired",
+        LeaseReport::TakenOver { .. } => "taken_over",
+        LeaseReport::HeldByOther { .. } => "held_by_other",
+        LeaseReport::Lost { .. } => "lost",
     }
 }
 

@@ -58,17 +58,29 @@ mod tests {
     #[test]
     fn decisions() {
         let now = Utc::now();
-        let live = Lease { owner: "a".into(), expires_at: now + Duration::seconds(1) };
-        let dead = Lease { owner: "a".into(), expires_at: now };
+        let live = Lease {
+            owner: "a".into(),
+            expires_at: now + Duration::seconds(1),
+        };
+        let dead = Lease {
+            owner: "a".into(),
+            expires_at: now,
+        };
         assert_eq!(decide(None, "b", now), LeaseDecision::Claim);
         assert_eq!(decide(Some(&live), "a", now), LeaseDecision::Claim);
         assert_eq!(
             decide(Some(&live), "b", now),
-            LeaseDecision::HeldByOther { owner: "a".into(), until: live.expires_at }
+            LeaseDecision::HeldByOther {
+                owner: "a".into(),
+                until: live.expires_at
+            }
         );
         assert_eq!(
             decide(Some(&dead), "b", now),
-            LeaseDecision::TakeOver { previous_owner: "a".into(), expired_at: now }
+            LeaseDecision::TakeOver {
+                previous_owner: "a".into(),
+                expired_at: now
+            }
         );
     }
 }

@@ -21,13 +21,17 @@ pub enum SecretError {
         message: String,
     },
     /// The secret is binary or empty.
-    #[error("secret {secret_id} has no SecretString: store the JSON document described in the README as a string")]
+    #[error(
+        "secret {secret_id} has no SecretString: store the JSON document described in the README as a string"
+    )]
     NotText {
         /// The `SECRET_ID`.
         secret_id: String,
     },
     /// The secret is not the expected JSON document.
-    #[error("secret {secret_id} is not the expected JSON object: {problem} (the value itself is not shown)")]
+    #[error(
+        "secret {secret_id} is not the expected JSON object: {problem} (the value itself is not shown)"
+    )]
     Malformed {
         /// The `SECRET_ID`.
         secret_id: String,
@@ -118,16 +122,27 @@ impl Secret {
             secret_id: secret_id.to_owned(),
             // serde_json's messages name the line/column and the expected kind, never the content
             // of a string value, except for "unknown variant"/"invalid type" which are not used here.
-            problem: format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column()),
+            problem: format!(
+                "{:?} error at line {} column {}",
+                e.classify(),
+                e.line(),
+                e.column()
+            ),
         })?;
         let need = |value: Option<String>, key: &'static str, hint: &'static str| {
-            value.filter(|v| !v.trim().is_empty()).ok_or_else(|| SecretError::MissingKey {
-                secret_id: secret_id.to_owned(),
-                key,
-                hint,
-            })
+            value
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| SecretError::MissingKey {
+                    secret_id: secret_id.to_owned(),
+                    key,
+                    hint,
+                })
         };
-        let credential = match (doc.client_secret, doc.client_certificate_pem, doc.client_private_key_pem) {
+        let credential = match (
+            doc.client_secret,
+            doc.client_certificate_pem,
+            doc.client_private_key_pem,
+        ) {
             (_, Some(cert), Some(key)) if !cert.trim().is_empty() && !key.trim().is_empty() => {
                 ClientCredential::Certificate {
                     certificate_pem: cert,
@@ -144,13 +159,33 @@ impl Secret {
             }
         };
         Ok(Secret {
-            tenant_id: need(doc.tenant_id, "tenant_id", "the Entra ID (Azure AD) tenant id of the Microsoft 365 organization")?,
-            client_id: need(doc.client_id, "client_id", "the application (client) id of the app registration")?,
+            tenant_id: need(
+                doc.tenant_id,
+                "tenant_id",
+                "the Entra ID (Azure AD) tenant id of the Microsoft 365 organization",
+            )?,
+            client_id: need(
+                doc.client_id,
+                "client_id",
+                "the application (client) id of the app registration",
+            )?,
             credential,
             devo: DevoCredentials {
-                cert_pem: need(doc.devo_cert_pem, "devo_cert_pem", "the domain's X.509 certificate from Devo (Administration → Credentials → X.509)")?,
-                key_pem: need(doc.devo_key_pem, "devo_key_pem", "the private key of the domain's X.509 certificate")?,
-                chain_pem: need(doc.devo_chain_pem, "devo_chain_pem", "the CA chain that verifies the Devo relay (chain.crt)")?,
+                cert_pem: need(
+                    doc.devo_cert_pem,
+                    "devo_cert_pem",
+                    "the domain's X.509 certificate from Devo (Administration → Credentials → X.509)",
+                )?,
+                key_pem: need(
+                    doc.devo_key_pem,
+                    "devo_key_pem",
+                    "the private key of the domain's X.509 certificate",
+                )?,
+                chain_pem: need(
+                    doc.devo_chain_pem,
+                    "devo_chain_pem",
+                    "the CA chain that verifies the Devo relay (chain.crt)",
+                )?,
             },
         })
     }
@@ -224,7 +259,10 @@ mod tests {
     fn missing_keys_are_named_without_values() {
         let doc = FULL.replace(r#""client_secret":"SUPERSECRET","#, "");
         let err = Secret::parse("id", &doc).unwrap_err().to_string();
-        assert!(err.contains("client_certificate_pem and client_private_key_pem"), "{err}");
+        assert!(
+            err.contains("client_certificate_pem and client_private_key_pem"),
+            "{err}"
+        );
         let doc = FULL.replace(r#""devo_chain_pem":"CHAINBODY""#, r#""devo_chain_pem":"""#);
         let err = Secret::parse("id", &doc).unwrap_err().to_string();
         assert!(err.contains("devo_chain_pem"), "{err}");
@@ -232,7 +270,9 @@ mod tests {
 
     #[test]
     fn malformed_json_error_shows_no_content() {
-        let err = Secret::parse("id", r#"{"client_secret": "SUPERSECRET"#).unwrap_err().to_string();
+        let err = Secret::parse("id", r#"{"client_secret": "SUPERSECRET"#)
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("SUPERSECRET"), "{err}");
         assert!(err.contains("line 1"), "{err}");
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use thiserror::Error;
 
 use crate::app::App;
@@ -40,13 +40,15 @@ pub enum TickError {
         /// Window end.
         end: DateTime<Utc>,
         /// What failed.
-        source: TransferError,
+        source: Box<TransferError>,
     },
     /// The Reporting Web Service is handled by a later version.
     #[error("TRACE_API=reporting is not supported by this version; use TRACE_API=graph")]
     ReportingUnsupported,
     /// Backfill events are handled by a later version.
-    #[error("backfill events are not supported by this version; invoke with {{}} for a scheduled tick")]
+    #[error(
+        "backfill events are not supported by this version; invoke with {{}} for a scheduled tick"
+    )]
     BackfillUnsupported,
 }
 
@@ -65,7 +67,8 @@ const MAX_WINDOWS_PER_TICK: usize = 1000;
 /// Runs one scheduled tick.
 pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError> {
     let started = std::time::Instant::now();
-    let now = Utc::now();
+    // Whole seconds keep window bounds and query filters readable.
+    let now = Utc::now().trunc_subsecs(0);
 
     // 1. config
     let config = app.config()?;
@@ -79,24 +82,38 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
     let store = CheckpointStore::new(app.s3().clone(), config.state_bucket.clone());
     let key = config.state_key.as_str();
     let found = store.load(key).await?;
-    let expires_at = request.deadline + chrono::Duration::from_std(app.options().lease_slack).unwrap_or_default();
-    let (mut checkpoint, mut etag, lease_report) = match claim(&store, key, found, request, now, expires_at).await? {
-        Claim::Claimed { checkpoint, etag, report } => (checkpoint, etag, report),
-        Claim::Refused { checkpoint, report } => {
-            return Ok(idle_summary(config.trace_api.as_str(), report, &checkpoint, started));
-        }
-    };
+    let expires_at = request.deadline
+        + chrono::Duration::from_std(app.options().lease_slack).unwrap_or_default();
+    let (mut checkpoint, mut etag, lease_report) =
+        match claim(&store, key, found, request, now, expires_at).await? {
+            Claim::Claimed {
+                checkpoint,
+                etag,
+                report,
+            } => (checkpoint, etag, report),
+            Claim::Refused { checkpoint, report } => {
+                return Ok(idle_summary(
+                    config.trace_api.as_str(),
+                    report,
+                    &checkpoint,
+                    started,
+                ));
+            }
+        };
     checkpoint.api = Some(config.trace_api.as_str().to_owned());
 
     // 4. window
     let plan: Plan = window::plan(
-        window::Progress { end: checkpoint.end, partial: checkpoint.partial.as_ref() },
+        window::Progress {
+            end: checkpoint.end,
+            partial: checkpoint.partial.as_ref(),
+        },
         now,
         &config.rules,
         MAX_WINDOWS_PER_TICK,
     );
     if let Some(skipped) = plan.skipped {
-        tracing::warn!(event = "skipped", from = %skipped.from, to = %skipped.to,
+        tracing::warn!(event = "skipped", from = %skipped.from.to_rfc3339(), to = %skipped.to.to_rfc3339(),
             "this span is outside the API's lookback and can no longer be pulled");
     }
     // The plan's first window is where delivery stands (it records a skip, or a fresh start).
@@ -112,13 +129,19 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
     }
 
     // 5 + 6. pull and forward, window after window, within the budget
-    let budget_end = request.deadline - chrono::Duration::from_std(app.options().commit_reserve).unwrap_or_default();
+    let budget_end = request.deadline
+        - chrono::Duration::from_std(app.options().commit_reserve).unwrap_or_default();
     let budget = Budget::new(
         tokio::time::Instant::now() + (budget_end - Utc::now()).to_std().unwrap_or(Duration::ZERO),
         config.request_timeout,
     );
     let graph = app.graph()?;
-    let mut tokens = TokenSource::new(app.http().clone(), &config.endpoints.login, graph.scope(), &secret);
+    let mut tokens = TokenSource::new(
+        app.http().clone(),
+        &config.endpoints.login,
+        graph.scope(),
+        &secret,
+    );
     let mut transfer = Transfer {
         graph,
         tokens: &mut tokens,
@@ -144,8 +167,12 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
             Ok(progress) => progress,
             Err(source) => {
                 release(&store, key, &mut checkpoint, &etag).await;
-                tracing::error!(event = "window_failed", start = %window.start, end = %window.end, error = %source, "window not delivered; the checkpoint stays before it");
-                return Err(TickError::Transfer { start: window.start, end: window.end, source });
+                tracing::error!(event = "window_failed", start = %window.start.to_rfc3339(), end = %window.end.to_rfc3339(), error = %source, "window not delivered; the checkpoint stays before it");
+                return Err(TickError::Transfer {
+                    start: window.start,
+                    end: window.end,
+                    source: Box::new(source),
+                });
             }
         };
         let outcome = match &progress {
@@ -155,8 +182,8 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
         };
         tracing::info!(
             event = "window",
-            start = %window.start,
-            end = %window.end,
+            start = %window.start.to_rfc3339(),
+            end = %window.end.to_rfc3339(),
             resumed = window.resume.is_some(),
             outcome,
             pages = counts.pages - before.pages,
@@ -174,7 +201,10 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
             }
             Progress::Partial(resume) => {
                 checkpoint.end = Some(window.start);
-                checkpoint.partial = Some(crate::window::Window { resume: Some(resume), ..window.clone() });
+                checkpoint.partial = Some(crate::window::Window {
+                    resume: Some(resume),
+                    ..window.clone()
+                });
                 reached_horizon = false;
             }
             Progress::NotStarted => {
@@ -186,9 +216,21 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
         match store.write(key, &checkpoint, Some(&etag)).await {
             Ok(new) => etag = new,
             Err(CheckpointError::Conflict { .. }) => {
-                tracing::error!(event = "lease_lost", at = "commit", "the checkpoint was changed by another invocation; stopping");
+                tracing::error!(
+                    event = "lease_lost",
+                    at = "commit",
+                    "the checkpoint was changed by another invocation; stopping"
+                );
                 lease_report = LeaseReport::Lost { at: "commit" };
-                return Ok(finish_summary(config.trace_api.as_str(), lease_report, counts, &checkpoint, false, plan.skipped, started));
+                return Ok(finish_summary(
+                    config.trace_api.as_str(),
+                    lease_report,
+                    counts,
+                    &checkpoint,
+                    false,
+                    plan.skipped,
+                    started,
+                ));
             }
             Err(e) => return Err(e.into()),
         }
@@ -204,12 +246,24 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
     match store.write(key, &checkpoint, Some(&etag)).await {
         Ok(_) => {}
         Err(CheckpointError::Conflict { .. }) => {
-            tracing::error!(event = "lease_lost", at = "release", "the checkpoint was changed by another invocation before release");
+            tracing::error!(
+                event = "lease_lost",
+                at = "release",
+                "the checkpoint was changed by another invocation before release"
+            );
             lease_report = LeaseReport::Lost { at: "release" };
         }
         Err(e) => return Err(e.into()),
     }
-    let summary = finish_summary(config.trace_api.as_str(), lease_report, counts, &checkpoint, caught_up, plan.skipped, started);
+    let summary = finish_summary(
+        config.trace_api.as_str(),
+        lease_report,
+        counts,
+        &checkpoint,
+        caught_up,
+        plan.skipped,
+        started,
+    );
     Ok(summary)
 }
 
@@ -250,24 +304,51 @@ pub async fn claim(
     };
     let report = match lease::decide(checkpoint.lease.as_ref(), &request.request_id, now) {
         LeaseDecision::HeldByOther { owner, until } => {
-            tracing::warn!(event = "lease_held", holder = %owner, until = %until, "another invocation holds the lease; nothing pulled");
-            return Ok(Claim::Refused { checkpoint, report: LeaseReport::HeldByOther { owner, until } });
+            tracing::warn!(event = "lease_held", holder = %owner, until = %until.to_rfc3339(), "another invocation holds the lease; nothing pulled");
+            return Ok(Claim::Refused {
+                checkpoint,
+                report: LeaseReport::HeldByOther { owner, until },
+            });
         }
-        LeaseDecision::Claim => LeaseReport::Acquired { owner: request.request_id.clone(), expires_at },
-        LeaseDecision::TakeOver { previous_owner, expired_at } => {
-            tracing::warn!(event = "lease_taken_over", previous_owner = %previous_owner, expired_at = %expired_at, "took over an expired lease");
-            LeaseReport::TakenOver { owner: request.request_id.clone(), expires_at, previous_owner }
+        LeaseDecision::Claim => LeaseReport::Acquired {
+            owner: request.request_id.clone(),
+            expires_at,
+        },
+        LeaseDecision::TakeOver {
+            previous_owner,
+            expired_at,
+        } => {
+            tracing::warn!(event = "lease_taken_over", previous_owner = %previous_owner, expired_at = %expired_at.to_rfc3339(), "took over an expired lease");
+            LeaseReport::TakenOver {
+                owner: request.request_id.clone(),
+                expires_at,
+                previous_owner,
+            }
         }
     };
     let mut claimed = checkpoint.clone();
-    claimed.lease = Some(Lease { owner: request.request_id.clone(), expires_at });
+    claimed.lease = Some(Lease {
+        owner: request.request_id.clone(),
+        expires_at,
+    });
     claimed.updated_at = now;
     match store.write(key, &claimed, found_etag.as_deref()).await {
-        Ok(etag) => Ok(Claim::Claimed { checkpoint: claimed, etag, report }),
+        Ok(etag) => Ok(Claim::Claimed {
+            checkpoint: claimed,
+            etag,
+            report,
+        }),
         Err(CheckpointError::Conflict { .. }) => {
-            tracing::warn!(event = "lease_lost", at = "claim", "another invocation wrote the checkpoint first; nothing pulled");
+            tracing::warn!(
+                event = "lease_lost",
+                at = "claim",
+                "another invocation wrote the checkpoint first; nothing pulled"
+            );
             checkpoint.lease = None;
-            Ok(Claim::Refused { checkpoint, report: LeaseReport::Lost { at: "claim" } })
+            Ok(Claim::Refused {
+                checkpoint,
+                report: LeaseReport::Lost { at: "claim" },
+            })
         }
         Err(e) => Err(e),
     }
@@ -283,8 +364,21 @@ async fn release(store: &CheckpointStore, key: &str, checkpoint: &mut Checkpoint
     }
 }
 
-fn idle_summary(api: &'static str, lease: LeaseReport, checkpoint: &Checkpoint, started: std::time::Instant) -> Summary {
-    finish_summary(api, lease, Counts::default(), checkpoint, false, None, started)
+fn idle_summary(
+    api: &'static str,
+    lease: LeaseReport,
+    checkpoint: &Checkpoint,
+    started: std::time::Instant,
+) -> Summary {
+    finish_summary(
+        api,
+        lease,
+        Counts::default(),
+        checkpoint,
+        false,
+        None,
+        started,
+    )
 }
 
 fn finish_summary(

@@ -87,7 +87,11 @@ struct Frontier {
 
 impl Transfer<'_> {
     /// Pulls `window` and delivers it; `counts` grows as pages arrive.
-    pub async fn run(&mut self, window: &Window, counts: &mut Counts) -> Result<Progress, TransferError> {
+    pub async fn run(
+        &mut self,
+        window: &Window,
+        counts: &mut Counts,
+    ) -> Result<Progress, TransferError> {
         let what = describe_window(window);
         let context = MappingContext {
             organization: self.organization,
@@ -106,7 +110,11 @@ impl Transfer<'_> {
 
         while !self.budget.exhausted() {
             let started = tokio::time::Instant::now();
-            let page = match self.graph.page(&url, self.tokens, &self.budget, &what).await {
+            let page = match self
+                .graph
+                .page(&url, self.tokens, &self.budget, &what)
+                .await
+            {
                 Ok(page) => page,
                 // The budget ran out while waiting for or retrying this page: stop here and
                 // keep what was delivered; the next tick pulls the rest.
@@ -132,8 +140,18 @@ impl Transfer<'_> {
                     continue;
                 }
                 match &mut frontier {
-                    None => frontier = Some(Frontier { at: received, keys: vec![key.clone()] }),
-                    Some(f) if received < f.at => *f = Frontier { at: received, keys: vec![key.clone()] },
+                    None => {
+                        frontier = Some(Frontier {
+                            at: received,
+                            keys: vec![key.clone()],
+                        })
+                    }
+                    Some(f) if received < f.at => {
+                        *f = Frontier {
+                            at: received,
+                            keys: vec![key.clone()],
+                        }
+                    }
                     Some(f) if received == f.at => f.keys.push(key.clone()),
                     Some(_) => newest_first = false,
                 }
@@ -187,7 +205,10 @@ impl Transfer<'_> {
                 if let Some(previous) = window.resume.as_ref().filter(|r| r.until == f.at) {
                     keys.extend(previous.sent_at_until.iter().cloned());
                 }
-                Ok(Progress::Partial(Resume { until: f.at, sent_at_until: keys }))
+                Ok(Progress::Partial(Resume {
+                    until: f.at,
+                    sent_at_until: keys,
+                }))
             }
             // Nothing new delivered, or the API broke its newest-first order so the delivered
             // part cannot be described by one instant: the whole window is pulled again.

@@ -44,7 +44,10 @@ impl Window {
         }
         match &self.resume {
             None => received < self.end,
-            Some(r) => received < r.until || (received == r.until && !r.sent_at_until.iter().any(|k| k == key)),
+            Some(r) => {
+                received < r.until
+                    || (received == r.until && !r.sent_at_until.iter().any(|k| k == key))
+            }
         }
     }
 }
@@ -81,10 +84,18 @@ pub struct Progress<'a> {
 }
 
 /// Plans at most `max_windows` windows.
-pub fn plan(progress: Progress<'_>, now: DateTime<Utc>, rules: &WindowRules, max_windows: usize) -> Plan {
+pub fn plan(
+    progress: Progress<'_>,
+    now: DateTime<Utc>,
+    rules: &WindowRules,
+    max_windows: usize,
+) -> Plan {
     let horizon = now - rules.delay;
     let earliest = now - rules.lookback + rules.margin;
-    let span = rules.max_window.min(MAX_QUERY_SPAN).max(Duration::seconds(1));
+    let span = rules
+        .max_window
+        .min(MAX_QUERY_SPAN)
+        .max(Duration::seconds(1));
     let mut windows = Vec::new();
     let mut skipped = None;
 
@@ -92,7 +103,10 @@ pub fn plan(progress: Progress<'_>, now: DateTime<Utc>, rules: &WindowRules, max
     if let Some(partial) = progress.partial {
         if partial.start < earliest {
             // The oldest part of the unfinished window is out of reach.
-            skipped = Some(Skipped { from: partial.start, to: earliest.min(partial.end) });
+            skipped = Some(Skipped {
+                from: partial.start,
+                to: earliest.min(partial.end),
+            });
             start = partial.end;
             if partial.query_end() >= earliest && partial.end > earliest {
                 let mut rest = partial.clone();
@@ -114,7 +128,11 @@ pub fn plan(progress: Progress<'_>, now: DateTime<Utc>, rules: &WindowRules, max
     let plan_start = windows.first().map_or(start, |w| w.start);
     while start < horizon && windows.len() < max_windows {
         let end = (start + span).min(horizon);
-        windows.push(Window { start, end, resume: None });
+        windows.push(Window {
+            start,
+            end,
+            resume: None,
+        });
         start = end;
     }
     windows.truncate(max_windows);
@@ -161,16 +179,38 @@ mod tests {
     #[test]
     fn caught_up_checkpoint_plans_nothing() {
         let end = now() - Duration::hours(25);
-        let p = plan(Progress { end: Some(end), partial: None }, now(), &rules(), 1000);
+        let p = plan(
+            Progress {
+                end: Some(end),
+                partial: None,
+            },
+            now(),
+            &rules(),
+            1000,
+        );
         assert!(p.windows.is_empty());
     }
 
     #[test]
     fn start_outside_lookback_moves_to_limit_plus_margin_and_reports_the_gap() {
         let old = now() - Duration::days(120);
-        let p = plan(Progress { end: Some(old), partial: None }, now(), &rules(), 3);
+        let p = plan(
+            Progress {
+                end: Some(old),
+                partial: None,
+            },
+            now(),
+            &rules(),
+            3,
+        );
         let limit = now() - Duration::days(90) + Duration::seconds(60);
-        assert_eq!(p.skipped, Some(Skipped { from: old, to: limit }));
+        assert_eq!(
+            p.skipped,
+            Some(Skipped {
+                from: old,
+                to: limit
+            })
+        );
         assert_eq!(p.windows[0].start, limit);
         assert_eq!(p.windows.len(), 3);
     }
@@ -181,9 +221,20 @@ mod tests {
         let partial = Window {
             start: s,
             end: s + Duration::hours(6),
-            resume: Some(Resume { until: s + Duration::hours(2), sent_at_until: vec!["a|b".into()] }),
+            resume: Some(Resume {
+                until: s + Duration::hours(2),
+                sent_at_until: vec!["a|b".into()],
+            }),
         };
-        let p = plan(Progress { end: Some(s), partial: Some(&partial) }, now(), &rules(), 100);
+        let p = plan(
+            Progress {
+                end: Some(s),
+                partial: Some(&partial),
+            },
+            now(),
+            &rules(),
+            100,
+        );
         assert_eq!(p.windows[0], partial);
         assert_eq!(p.windows[1].start, s + Duration::hours(6));
         assert_eq!(p.windows.last().unwrap().end, now() - Duration::hours(25));
@@ -192,11 +243,18 @@ mod tests {
     #[test]
     fn window_membership_is_half_open_and_resume_skips_sent_keys() {
         let s = now() - Duration::hours(30);
-        let w = Window { start: s, end: s + Duration::hours(1), resume: None };
+        let w = Window {
+            start: s,
+            end: s + Duration::hours(1),
+            resume: None,
+        };
         assert!(w.wants(s, "k"));
         assert!(!w.wants(s + Duration::hours(1), "k"));
         let r = Window {
-            resume: Some(Resume { until: s + Duration::minutes(10), sent_at_until: vec!["sent".into()] }),
+            resume: Some(Resume {
+                until: s + Duration::minutes(10),
+                sent_at_until: vec!["sent".into()],
+            }),
             ..w
         };
         assert!(r.wants(s + Duration::minutes(10), "other"));

@@ -27,7 +27,12 @@ fn counts(keys: &[String]) -> HashMap<String, usize> {
 #[tokio::test]
 async fn fresh_start_delivers_every_record_once_across_windows_and_pages() {
     let now = Utc::now();
-    let records = generate(1, now - TimeDelta::days(2) - TimeDelta::hours(1), now - TimeDelta::hours(23), 600);
+    let records = generate(
+        1,
+        now - TimeDelta::days(2) - TimeDelta::hours(1),
+        now - TimeDelta::hours(23),
+        600,
+    );
     let h = Harness::start(records.clone(), &[]).await;
     let app = h.app(fast_options());
 
@@ -40,10 +45,17 @@ async fn fresh_start_delivers_every_record_once_across_windows_and_pages() {
     let got = h.received_keys();
     let expected = expected_keys(&records, start, end);
     assert!(expected.len() > 400, "the data set covers the range");
-    assert_eq!(sorted(got.clone()), expected, "every record in [start, end) exactly once");
+    assert_eq!(
+        sorted(got.clone()),
+        expected,
+        "every record in [start, end) exactly once"
+    );
     assert_eq!(summary["events_sent"], json!(got.len()));
     assert_eq!(summary["windows"], json!(4), "23 h in 6 h windows");
-    assert!(summary["pages"].as_u64().unwrap() >= 12, "≥ 3 pages a window: {summary}");
+    assert!(
+        summary["pages"].as_u64().unwrap() >= 12,
+        "≥ 3 pages a window: {summary}"
+    );
     assert_eq!(summary["caught_up"], json!(true));
     assert_eq!(summary["lease"]["outcome"], json!("acquired"));
     assert_eq!(summary["lease"]["owner"], json!("req-fresh-1"));
@@ -51,18 +63,44 @@ async fn fresh_start_delivers_every_record_once_across_windows_and_pages() {
     // Lines carry the Reporting Web Service field names.
     let first = line_json(&h.devo.lines()[0]);
     for field in [
-        "Organization", "MessageId", "Received", "SenderAddress", "RecipientAddress", "Subject", "Status",
-        "ToIP", "FromIP", "Size", "MessageTraceId", "StartDate", "EndDate", "Index",
+        "Organization",
+        "MessageId",
+        "Received",
+        "SenderAddress",
+        "RecipientAddress",
+        "Subject",
+        "Status",
+        "ToIP",
+        "FromIP",
+        "Size",
+        "MessageTraceId",
+        "StartDate",
+        "EndDate",
+        "Index",
     ] {
         assert!(first.get(field).is_some(), "{field} in {first}");
     }
     assert_eq!(first["Organization"], json!(TENANT));
 
     // Every request followed the documented API: both bounds, $top.
-    let traces: Vec<_> = h.graph.requests().into_iter().filter(|r| r.path.ends_with("/messageTraces")).collect();
+    let traces: Vec<_> = h
+        .graph
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/messageTraces"))
+        .collect();
     assert_eq!(traces.len() as u64, summary["requests"].as_u64().unwrap());
-    assert!(traces.iter().all(|r| r.status == 200 && r.query.contains("$top=50")));
-    assert!(traces.iter().all(|r| r.query.contains("receivedDateTime ge ") && r.query.contains(" and receivedDateTime le ")));
+    assert!(
+        traces
+            .iter()
+            .all(|r| r.status == 200 && r.query.contains("$top=50"))
+    );
+    assert!(
+        traces
+            .iter()
+            .all(|r| r.query.contains("receivedDateTime ge ")
+                && r.query.contains(" and receivedDateTime le "))
+    );
 
     let (checkpoint, _) = h.checkpoint().await.expect("checkpoint written");
     assert_eq!(time(&checkpoint["end"]), end);
@@ -74,7 +112,10 @@ async fn fresh_start_delivers_every_record_once_across_windows_and_pages() {
     assert_eq!(again["events_sent"], json!(0));
     assert_eq!(again["caught_up"], json!(true));
     assert_eq!(h.received_keys().len(), got.len());
-    assert!(time(&again["checkpoint"]) >= end, "moves forward with the clock, never back");
+    assert!(
+        time(&again["checkpoint"]) >= end,
+        "moves forward with the clock, never back"
+    );
 }
 
 fn record_at(id: &str, recipient: &str, at: chrono::DateTime<Utc>) -> GraphRecord {
@@ -95,31 +136,59 @@ fn record_at(id: &str, recipient: &str, at: chrono::DateTime<Utc>) -> GraphRecor
 #[tokio::test]
 async fn records_with_the_same_instant_on_a_window_boundary_are_sent_once() {
     let now = Utc::now();
-    let t0 = (now - TimeDelta::hours(40)).duration_trunc(TimeDelta::hours(1)).unwrap();
+    let t0 = (now - TimeDelta::hours(40))
+        .duration_trunc(TimeDelta::hours(1))
+        .unwrap();
     let mut records = generate(2, t0, t0 + TimeDelta::hours(3), 240);
     // Same instant as the start, the 1 h boundary and the 2 h boundary; several recipients.
-    for (i, at) in [t0, t0 + TimeDelta::hours(1), t0 + TimeDelta::hours(2)].into_iter().enumerate() {
+    for (i, at) in [t0, t0 + TimeDelta::hours(1), t0 + TimeDelta::hours(2)]
+        .into_iter()
+        .enumerate()
+    {
         for r in 0..4 {
-            records.push(record_at(&format!("bbbbbbbb-0000-0000-0000-00000000000{i}"), &format!("r{r}@contoso.example"), at));
+            records.push(record_at(
+                &format!("bbbbbbbb-0000-0000-0000-00000000000{i}"),
+                &format!("r{r}@contoso.example"),
+                at,
+            ));
         }
-        records.push(record_at(&format!("cccccccc-0000-0000-0000-00000000000{i}"), "solo@contoso.example", at));
+        records.push(record_at(
+            &format!("cccccccc-0000-0000-0000-00000000000{i}"),
+            "solo@contoso.example",
+            at,
+        ));
     }
-    let h = Harness::start(records.clone(), &[("MAX_WINDOW_SECONDS", "3600"), ("PAGE_SIZE", "7")]).await;
-    h.put_checkpoint(&json!({"version": 1, "end": t0, "updated_at": now})).await;
+    let h = Harness::start(
+        records.clone(),
+        &[("MAX_WINDOW_SECONDS", "3600"), ("PAGE_SIZE", "7")],
+    )
+    .await;
+    h.put_checkpoint(&json!({"version": 1, "end": t0, "updated_at": now}))
+        .await;
     let app = h.app(fast_options());
 
     let summary = h.tick(&app, "req-boundary").await.expect("tick");
 
     let end = time(&summary["checkpoint"]);
     let got = h.received_keys();
-    assert_eq!(sorted(got.clone()), expected_keys(&records, t0, end), "each record once");
+    assert_eq!(
+        sorted(got.clone()),
+        expected_keys(&records, t0, end),
+        "each record once"
+    );
     let c = counts(&got);
     for i in 0..3 {
         for r in 0..4 {
-            assert_eq!(c[&format!("bbbbbbbb-0000-0000-0000-00000000000{i}|r{r}@contoso.example")], 1);
+            assert_eq!(
+                c[&format!("bbbbbbbb-0000-0000-0000-00000000000{i}|r{r}@contoso.example")],
+                1
+            );
         }
     }
-    assert!(summary["windows"].as_u64().unwrap() >= 15, "1 h windows: {summary}");
+    assert!(
+        summary["windows"].as_u64().unwrap() >= 15,
+        "1 h windows: {summary}"
+    );
 }
 
 #[tokio::test]
@@ -140,7 +209,13 @@ async fn a_live_lease_of_another_owner_means_nothing_is_pulled_or_sent() {
     assert_eq!(summary["events_sent"], json!(0));
     assert!(h.devo.lines().is_empty());
     assert_eq!(h.devo.connections(), 0);
-    assert!(h.graph.requests().iter().all(|r| !r.path.ends_with("/messageTraces")), "no pull");
+    assert!(
+        h.graph
+            .requests()
+            .iter()
+            .all(|r| !r.path.ends_with("/messageTraces")),
+        "no pull"
+    );
     let (after, etag_after) = h.checkpoint().await.unwrap();
     assert_eq!(etag_after, etag_before, "checkpoint untouched");
     assert_eq!(after["lease"]["owner"], json!("other-invocation"));
@@ -151,7 +226,9 @@ async fn an_expired_lease_is_taken_over_and_the_tick_delivers() {
     let now = Utc::now();
     let records = generate(4, now - TimeDelta::days(2), now - TimeDelta::hours(25), 200);
     let h = Harness::start(records.clone(), &[]).await;
-    let start = (now - TimeDelta::hours(36)).duration_trunc(TimeDelta::minutes(1)).unwrap();
+    let start = (now - TimeDelta::hours(36))
+        .duration_trunc(TimeDelta::minutes(1))
+        .unwrap();
     h.put_checkpoint(&json!({"version": 1, "end": start, "updated_at": now,
         "lease": {"owner": "crashed-invocation", "expires_at": now - TimeDelta::seconds(1)}}))
         .await;
@@ -160,9 +237,15 @@ async fn an_expired_lease_is_taken_over_and_the_tick_delivers() {
     let summary = h.tick(&app, "req-takeover").await.expect("tick");
 
     assert_eq!(summary["lease"]["outcome"], json!("taken_over"));
-    assert_eq!(summary["lease"]["previous_owner"], json!("crashed-invocation"));
+    assert_eq!(
+        summary["lease"]["previous_owner"],
+        json!("crashed-invocation")
+    );
     let end = time(&summary["checkpoint"]);
-    assert_eq!(sorted(h.received_keys()), expected_keys(&records, start, end));
+    assert_eq!(
+        sorted(h.received_keys()),
+        expected_keys(&records, start, end)
+    );
     let (checkpoint, _) = h.checkpoint().await.unwrap();
     assert_eq!(checkpoint["lease"], json!(null));
 }
@@ -172,7 +255,8 @@ async fn an_etag_changed_between_read_and_claim_means_no_claim_and_no_regression
     let now = Utc::now();
     let h = Harness::start(Vec::new(), &[]).await;
     let mine = now - TimeDelta::hours(40);
-    h.put_checkpoint(&json!({"version": 1, "end": mine, "updated_at": now})).await;
+    h.put_checkpoint(&json!({"version": 1, "end": mine, "updated_at": now}))
+        .await;
     let store = CheckpointStore::new(h.clients.s3.clone(), h.bucket.clone());
     let read = store.load(&h.key()).await.unwrap();
     // Another invocation advances the checkpoint after our read.
@@ -180,18 +264,57 @@ async fn an_etag_changed_between_read_and_claim_means_no_claim_and_no_regression
     h.put_checkpoint(&json!({"version": 1, "end": theirs, "updated_at": now,
         "lease": {"owner": "other", "expires_at": now + TimeDelta::minutes(4)}}))
         .await;
-    let request = TickRequest { request_id: "req-stale".into(), deadline: now + TimeDelta::minutes(2) };
+    let request = TickRequest {
+        request_id: "req-stale".into(),
+        deadline: now + TimeDelta::minutes(2),
+    };
 
-    let outcome = claim(&store, &h.key(), read, &request, now, now + TimeDelta::minutes(3)).await.unwrap();
+    let outcome = claim(
+        &store,
+        &h.key(),
+        read,
+        &request,
+        now,
+        now + TimeDelta::minutes(3),
+    )
+    .await
+    .unwrap();
 
-    assert!(matches!(outcome, Claim::Refused { report: LeaseReport::Lost { at: "claim" }, .. }), "{outcome:?}");
+    assert!(
+        matches!(
+            outcome,
+            Claim::Refused {
+                report: LeaseReport::Lost { at: "claim" },
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
     let (checkpoint, _) = h.checkpoint().await.unwrap();
     assert_eq!(time(&checkpoint["end"]), theirs, "no regression");
     assert_eq!(checkpoint["lease"]["owner"], json!("other"));
 
     // And a creation races the same way: If-None-Match: * refuses to overwrite.
-    let outcome = claim(&store, &h.key(), None, &request, now, now + TimeDelta::minutes(3)).await.unwrap();
-    assert!(matches!(outcome, Claim::Refused { report: LeaseReport::Lost { .. }, .. }), "{outcome:?}");
+    let outcome = claim(
+        &store,
+        &h.key(),
+        None,
+        &request,
+        now,
+        now + TimeDelta::minutes(3),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(
+            outcome,
+            Claim::Refused {
+                report: LeaseReport::Lost { .. },
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
     assert_eq!(time(&h.checkpoint().await.unwrap().0["end"]), theirs);
 }
 
@@ -214,9 +337,17 @@ async fn a_checkpoint_changed_during_the_tick_stops_it_without_regression() {
     let summary = summary.expect("tick");
 
     assert_eq!(summary["lease"]["outcome"], json!("lost"), "{summary}");
-    assert_eq!(summary["windows"], json!(1), "stopped after the first window's commit failed");
+    assert_eq!(
+        summary["windows"],
+        json!(1),
+        "stopped after the first window's commit failed"
+    );
     let (checkpoint, _) = h.checkpoint().await.unwrap();
-    assert_eq!(time(&checkpoint["end"]), theirs, "the other writer's checkpoint stands");
+    assert_eq!(
+        time(&checkpoint["end"]),
+        theirs,
+        "the other writer's checkpoint stands"
+    );
     assert_eq!(checkpoint["lease"]["owner"], json!("intruder"));
 }
 
@@ -228,13 +359,23 @@ async fn a_relay_cut_mid_window_keeps_the_checkpoint_and_the_next_tick_delivers(
     let app = h.app(fast_options());
     h.devo.cut_next_connection_after(30);
 
-    let failed = h.tick(&app, "req-cut").await.expect_err("the cut fails the tick");
+    let failed = h
+        .tick(&app, "req-cut")
+        .await
+        .expect_err("the cut fails the tick");
 
     assert!(failed.contains("Devo relay"), "{failed}");
     let (checkpoint, _) = h.checkpoint().await.unwrap();
     let start = time(&checkpoint["end"]);
-    assert!(start <= now - TimeDelta::days(2) + TimeDelta::minutes(1), "not advanced past the cut window");
-    assert_eq!(checkpoint["lease"], json!(null), "lease released after the failure");
+    assert!(
+        start <= now - TimeDelta::days(2) + TimeDelta::minutes(1),
+        "not advanced past the cut window"
+    );
+    assert_eq!(
+        checkpoint["lease"],
+        json!(null),
+        "lease released after the failure"
+    );
     let cut_lines = h.devo.lines().len();
     assert!(cut_lines >= 30);
 
@@ -248,11 +389,15 @@ async fn a_relay_cut_mid_window_keeps_the_checkpoint_and_the_next_tick_delivers(
     assert_eq!(unique, expected, "every record arrived");
     // Duplicates only from the first window, the one whose delivery was cut.
     let first_window_end = start + TimeDelta::hours(6);
-    let by_key: HashMap<String, &GraphRecord> = records.iter().map(|r| (record_key(r), r)).collect();
+    let by_key: HashMap<String, &GraphRecord> =
+        records.iter().map(|r| (record_key(r), r)).collect();
     for (key, n) in counts(&got) {
         if n > 1 {
             assert_eq!(n, 2);
-            assert!(by_key[&key].received_date_time < first_window_end, "{key} duplicated outside the cut window");
+            assert!(
+                by_key[&key].received_date_time < first_window_end,
+                "{key} duplicated outside the cut window"
+            );
         }
     }
 }
@@ -260,20 +405,36 @@ async fn a_relay_cut_mid_window_keeps_the_checkpoint_and_the_next_tick_delivers(
 #[tokio::test]
 async fn a_deadline_inside_a_window_resumes_there_without_loss_or_repeat() {
     let now = Utc::now();
-    let records = generate(7, now - TimeDelta::days(2), now - TimeDelta::days(2) + TimeDelta::hours(6), 500);
+    let records = generate(
+        7,
+        now - TimeDelta::days(2),
+        now - TimeDelta::days(2) + TimeDelta::hours(6),
+        500,
+    );
     let h = Harness::start(records.clone(), &[]).await;
-    let app = h.app(TickOptions { commit_reserve: Duration::from_millis(1500), ..fast_options() });
+    let app = h.app(TickOptions {
+        commit_reserve: Duration::from_millis(1500),
+        ..fast_options()
+    });
     for _ in 0..4 {
         h.graph.inject(Fault::Delay(Duration::from_millis(1000)));
     }
 
     let first = h
-        .invoke(&app, scheduled_event(), "req-short", Duration::from_millis(4000))
+        .invoke(
+            &app,
+            scheduled_event(),
+            "req-short",
+            Duration::from_millis(4000),
+        )
         .await
         .expect("first tick");
 
     assert_eq!(first["caught_up"], json!(false), "{first}");
-    assert!(first["partial"]["resume"]["until"].is_string(), "a window left part-way: {first}");
+    assert!(
+        first["partial"]["resume"]["until"].is_string(),
+        "a window left part-way: {first}"
+    );
     assert!(first["events_sent"].as_u64().unwrap() > 0);
     let (checkpoint, _) = h.checkpoint().await.unwrap();
     assert_eq!(checkpoint["partial"], first["partial"]);
@@ -284,12 +445,19 @@ async fn a_deadline_inside_a_window_resumes_there_without_loss_or_repeat() {
         if last["caught_up"] == json!(true) {
             break;
         }
-        last = h.tick(&app, &format!("req-resume-{i}")).await.expect("resume tick");
+        last = h
+            .tick(&app, &format!("req-resume-{i}"))
+            .await
+            .expect("resume tick");
     }
     assert_eq!(last["caught_up"], json!(true));
     let end = time(&last["checkpoint"]);
     let start = end + TimeDelta::hours(25) - TimeDelta::days(2);
-    assert_eq!(sorted(h.received_keys()), expected_keys(&records, start, end), "exactly once across the resume");
+    assert_eq!(
+        sorted(h.received_keys()),
+        expected_keys(&records, start, end),
+        "exactly once across the resume"
+    );
 }
 
 #[tokio::test]
@@ -297,7 +465,10 @@ async fn an_invalid_setting_stops_the_tick_before_any_call() {
     let h = Harness::start(Vec::new(), &[("MAX_WINDOW_SECONDS", "30")]).await;
     let app = h.app(fast_options());
 
-    let err = h.tick(&app, "req-bad-config").await.expect_err("invalid config");
+    let err = h
+        .tick(&app, "req-bad-config")
+        .await
+        .expect_err("invalid config");
 
     assert!(err.contains("MAX_WINDOW_SECONDS=\"30\" is invalid: out of range; accepted: a whole number from 60 to 864000"), "{err}");
     assert!(h.graph.requests().is_empty());

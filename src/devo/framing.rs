@@ -20,7 +20,11 @@ pub fn frame_line<T: Serialize>(
     record: &T,
 ) -> Result<(), serde_json::Error> {
     let start = out.len();
-    let header = write!(out, "{PRIORITY}{} {hostname} {tag}: ", received.format("%Y-%m-%d %H:%M:%S%.3f"));
+    let header = write!(
+        out,
+        "{PRIORITY}{} {hostname} {tag}: ",
+        received.format("%Y-%m-%d %H:%M:%S%.3f")
+    );
     if header.is_err() {
         out.truncate(start);
     }
@@ -41,9 +45,17 @@ mod tests {
 
     #[test]
     fn line_format_matches_devo_senders() {
-        let t = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap() + chrono::Duration::microseconds(123_456);
+        let t = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
+            + chrono::Duration::microseconds(123_456);
         let mut out = Vec::new();
-        frame_line(&mut out, t, "fn-name", "cloud.office365.messagetracing", &serde_json::json!({"Subject": "a\r\nb"})).unwrap();
+        frame_line(
+            &mut out,
+            t,
+            "fn-name",
+            "cloud.office365.messagetracing",
+            &serde_json::json!({"Subject": "a\r\nb"}),
+        )
+        .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "<14>2026-11-25 12:00:00.123 fn-name cloud.office365.messagetracing: {\"Subject\":\"a\\r\\nb\"}\n"

@@ -28,7 +28,9 @@ pub enum DevoError {
         problem: String,
     },
     /// No TCP connection.
-    #[error("cannot connect to the Devo relay {address}: {detail} (check DEVO_ADDRESS and that outbound TCP to it is allowed)")]
+    #[error(
+        "cannot connect to the Devo relay {address}: {detail} (check DEVO_ADDRESS and that outbound TCP to it is allowed)"
+    )]
     Connect {
         /// `DEVO_ADDRESS`.
         address: String,
@@ -36,7 +38,9 @@ pub enum DevoError {
         detail: String,
     },
     /// The TLS handshake failed.
-    #[error("TLS handshake with the Devo relay {address} (verified as {server_name}) failed: {detail}{hint}")]
+    #[error(
+        "TLS handshake with the Devo relay {address} (verified as {server_name}) failed: {detail}{hint}"
+    )]
     Handshake {
         /// `DEVO_ADDRESS`.
         address: String,
@@ -48,7 +52,9 @@ pub enum DevoError {
         hint: &'static str,
     },
     /// The stream broke while sending or closing.
-    #[error("the Devo relay {address} connection broke after {lines} lines were written: {detail}{hint}")]
+    #[error(
+        "the Devo relay {address} connection broke after {lines} lines were written: {detail}{hint}"
+    )]
     Stream {
         /// `DEVO_ADDRESS`.
         address: String,
@@ -60,7 +66,9 @@ pub enum DevoError {
         hint: &'static str,
     },
     /// The relay did not end the stream in time after we closed ours.
-    #[error("the Devo relay {address} did not close the stream within {seconds} s after the last line; the lines are not counted as delivered")]
+    #[error(
+        "the Devo relay {address} did not close the stream within {seconds} s after the last line; the lines are not counted as delivered"
+    )]
     CloseTimeout {
         /// `DEVO_ADDRESS`.
         address: String,
@@ -75,9 +83,16 @@ fn hint(detail: &str) -> &'static str {
         " (the relay's certificate is not signed by devo_chain_pem: put Devo's chain.crt there)"
     } else if d.contains("notvalidforname") || d.contains("not valid for name") {
         " (the relay's certificate does not name DEVO_SERVER_NAME: set it to the name in the certificate)"
-    } else if d.contains("certificateexpired") || d.contains("certificate expired") || d.contains("expired") {
+    } else if d.contains("certificateexpired")
+        || d.contains("certificate expired")
+        || d.contains("expired")
+    {
         " (a certificate has expired: download a new X.509 certificate from Devo and update devo_cert_pem / devo_key_pem)"
-    } else if d.contains("badcertificate") || d.contains("unknownca") || d.contains("certificaterequired") || d.contains("decrypterror") {
+    } else if d.contains("badcertificate")
+        || d.contains("unknownca")
+        || d.contains("certificaterequired")
+        || d.contains("decrypterror")
+    {
         " (the relay refused the client certificate: devo_cert_pem / devo_key_pem must be the domain's X.509 credentials)"
     } else {
         ""
@@ -119,7 +134,11 @@ fn certificates(key: &'static str, pem: &str) -> Result<Vec<CertificateDer<'stat
 
 impl DevoTls {
     /// Verifies the relay against `chain_pem` and `server_name`, and presents the domain's certificate.
-    pub fn new(credentials: &DevoCredentials, address: &str, server_name: &str) -> Result<DevoTls, DevoError> {
+    pub fn new(
+        credentials: &DevoCredentials,
+        address: &str,
+        server_name: &str,
+    ) -> Result<DevoTls, DevoError> {
         let mut roots = rustls::RootCertStore::empty();
         for cert in certificates("devo_chain_pem", &credentials.chain_pem)? {
             roots.add(cert).map_err(|e| DevoError::Pem {
@@ -128,9 +147,11 @@ impl DevoTls {
             })?;
         }
         let chain = certificates("devo_cert_pem", &credentials.cert_pem)?;
-        let key = PrivateKeyDer::from_pem_slice(credentials.key_pem.as_bytes()).map_err(|_| DevoError::Pem {
-            key: "devo_key_pem",
-            problem: "no PKCS#8, PKCS#1 or SEC1 private key block".into(),
+        let key = PrivateKeyDer::from_pem_slice(credentials.key_pem.as_bytes()).map_err(|_| {
+            DevoError::Pem {
+                key: "devo_key_pem",
+                problem: "no PKCS#8, PKCS#1 or SEC1 private key block".into(),
+            }
         })?;
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let config = ClientConfig::builder_with_provider(provider)
@@ -145,12 +166,13 @@ impl DevoTls {
                 key: "devo_key_pem",
                 problem: format!("does not match devo_cert_pem or is unsupported ({e})"),
             })?;
-        let server_name = ServerName::try_from(server_name.to_owned()).map_err(|_| DevoError::Handshake {
-            address: address.to_owned(),
-            server_name: server_name.to_owned(),
-            detail: "not a DNS name or IP address".into(),
-            hint: " (set DEVO_SERVER_NAME)",
-        })?;
+        let server_name =
+            ServerName::try_from(server_name.to_owned()).map_err(|_| DevoError::Handshake {
+                address: address.to_owned(),
+                server_name: server_name.to_owned(),
+                detail: "not a DNS name or IP address".into(),
+                hint: " (set DEVO_SERVER_NAME)",
+            })?;
         Ok(DevoTls {
             connector: TlsConnector::from(Arc::new(config)),
             server_name,
@@ -211,10 +233,11 @@ impl DevoSender {
             hint: hint(&detail),
             detail,
         };
-        let stream = tokio::time::timeout(timeout, tls.connector.connect(tls.server_name.clone(), tcp))
-            .await
-            .map_err(|_| handshake(format!("timed out after {} s", timeout.as_secs())))?
-            .map_err(|e| handshake(e.to_string()))?;
+        let stream =
+            tokio::time::timeout(timeout, tls.connector.connect(tls.server_name.clone(), tcp))
+                .await
+                .map_err(|_| handshake(format!("timed out after {} s", timeout.as_secs())))?
+                .map_err(|e| handshake(e.to_string()))?;
         Ok(DevoSender {
             stream: BufWriter::with_capacity(64 * 1024, stream),
             address,
@@ -233,7 +256,12 @@ impl DevoSender {
     }
 
     /// Writes `lines` framed lines held in `buf`.
-    pub async fn send(&mut self, buf: &[u8], lines: u64, timeout: Duration) -> Result<(), DevoError> {
+    pub async fn send(
+        &mut self,
+        buf: &[u8],
+        lines: u64,
+        timeout: Duration,
+    ) -> Result<(), DevoError> {
         match tokio::time::timeout(timeout, self.stream.write_all(buf)).await {
             Ok(Ok(())) => {
                 self.lines += lines;

@@ -83,10 +83,10 @@ impl TokenSource {
 
     /// A valid token, from the cache while it has more than two minutes to live.
     pub async fn token(&mut self, budget: &Budget) -> Result<AccessToken, TraceError> {
-        if let Some((token, expires)) = &self.cached {
-            if Instant::now() + REFRESH_BEFORE_EXPIRY < *expires {
-                return Ok(token.clone());
-            }
+        if let Some((token, expires)) = &self.cached
+            && Instant::now() + REFRESH_BEFORE_EXPIRY < *expires
+        {
+            return Ok(token.clone());
         }
         let mut backoff = budget.backoff();
         loop {
@@ -120,7 +120,8 @@ impl TokenSource {
                     status: 0,
                     error: "unsupported".into(),
                     code: "-".into(),
-                    description: "certificate authentication is not available in this version".into(),
+                    description: "certificate authentication is not available in this version"
+                        .into(),
                     hint: " (put client_secret in the secret instead of client_certificate_pem/client_private_key_pem)",
                 });
             }
@@ -140,11 +141,12 @@ impl TokenSource {
             .await
             .map_err(|e| describe_transport("login", what(), &e))?;
         if status == 200 {
-            let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| TraceError::Malformed {
-                api: "login",
-                what: what(),
-                problem: e.to_string(),
-            })?;
+            let answer: TokenAnswer =
+                serde_json::from_slice(&body).map_err(|e| TraceError::Malformed {
+                    api: "login",
+                    what: what(),
+                    problem: e.to_string(),
+                })?;
             let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3599));
             return Ok((AccessToken(answer.access_token), lifetime));
         }
@@ -178,7 +180,11 @@ impl TokenSource {
         Err(TraceError::Token {
             tenant: self.tenant.clone(),
             status,
-            error: if failure.error.is_empty() { "-".into() } else { failure.error },
+            error: if failure.error.is_empty() {
+                "-".into()
+            } else {
+                failure.error
+            },
             hint: token_hint(&code),
             code,
             description,

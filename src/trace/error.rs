@@ -6,7 +6,9 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum TraceError {
     /// The token endpoint refused the client credentials.
-    #[error("token request for tenant {tenant} failed: HTTP {status} {error} {code}: {description}{hint}")]
+    #[error(
+        "token request for tenant {tenant} failed: HTTP {status} {error} {code}: {description}{hint}"
+    )]
     Token {
         /// Tenant id from the secret.
         tenant: String,
@@ -88,8 +90,12 @@ impl TraceError {
 pub fn api_hint(status: u16, message: &str) -> &'static str {
     let lower = message.to_ascii_lowercase();
     match status {
-        400 => " (the query was refused: check the window bounds above; Graph serves 10 days per query and 90 days back)",
-        401 => " (the access token was refused: check tenant_id and client_id in the secret, and the cloud setting CLOUD / GRAPH_URL)",
+        400 => {
+            " (the query was refused: check the window bounds above; Graph serves 10 days per query and 90 days back)"
+        }
+        401 => {
+            " (the access token was refused: check tenant_id and client_id in the secret, and the cloud setting CLOUD / GRAPH_URL)"
+        }
         403 if lower.contains("service principal") || lower.contains("serviceprincipal") => {
             " (provision the message trace service principal in the tenant: New-MgServicePrincipal -AppId 8bd644d1-64a1-4d4b-ae52-2e0cbf64e373; it can take hours to take effect)"
         }
@@ -97,7 +103,9 @@ pub fn api_hint(status: u16, message: &str) -> &'static str {
             " (the app lacks the application permission ExchangeMessageTrace.Read.All with admin consent, or the message trace service principal 8bd644d1-64a1-4d4b-ae52-2e0cbf64e373 is not provisioned)"
         }
         404 => " (check GRAPH_URL / CLOUD: the message trace endpoint was not found)",
-        429 => " (throttled: Graph allows 100 message trace requests per 5 minutes per tenant; lower REQUESTS_PER_SECOND or the schedule's rate)",
+        429 => {
+            " (throttled: Graph allows 100 message trace requests per 5 minutes per tenant; lower REQUESTS_PER_SECOND or the schedule's rate)"
+        }
         _ => "",
     }
 }
@@ -105,11 +113,21 @@ pub fn api_hint(status: u16, message: &str) -> &'static str {
 /// What to do about an AADSTS code from the token endpoint.
 pub fn token_hint(code: &str) -> &'static str {
     match code {
-        "AADSTS7000215" => " (the client_secret in the secret is wrong: copy the secret's Value, not its ID, from the app registration)",
-        "AADSTS7000222" => " (the client secret has expired: create a new one in the app registration and update the secret)",
-        "AADSTS700016" => " (no app with this client_id in the tenant: check client_id and tenant_id in the secret, and CLOUD)",
-        "AADSTS90002" | "AADSTS900023" => " (the tenant_id in the secret is not a tenant of this cloud: check tenant_id and CLOUD)",
-        "AADSTS700027" => " (the client assertion was refused: upload the certificate to the app registration)",
+        "AADSTS7000215" => {
+            " (the client_secret in the secret is wrong: copy the secret's Value, not its ID, from the app registration)"
+        }
+        "AADSTS7000222" => {
+            " (the client secret has expired: create a new one in the app registration and update the secret)"
+        }
+        "AADSTS700016" => {
+            " (no app with this client_id in the tenant: check client_id and tenant_id in the secret, and CLOUD)"
+        }
+        "AADSTS90002" | "AADSTS900023" => {
+            " (the tenant_id in the secret is not a tenant of this cloud: check tenant_id and CLOUD)"
+        }
+        "AADSTS700027" => {
+            " (the client assertion was refused: upload the certificate to the app registration)"
+        }
         "AADSTS70011" | "AADSTS1002012" => " (the scope was refused: check GRAPH_URL / CLOUD)",
         "AADSTS50034" | "AADSTS53003" => " (sign-in blocked by the tenant's policy)",
         _ => "",

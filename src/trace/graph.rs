@@ -71,13 +71,22 @@ pub fn query_time(t: DateTime<Utc>) -> String {
     if t.timestamp_subsec_nanos() == 0 {
         t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
     } else {
-        format!("{}.{:07}Z", t.format("%Y-%m-%dT%H:%M:%S"), crate::trace::record::ticks_100ns(t))
+        format!(
+            "{}.{:07}Z",
+            t.format("%Y-%m-%dT%H:%M:%S"),
+            crate::trace::record::ticks_100ns(t)
+        )
     }
 }
 
 impl GraphClient {
     /// A client for the Graph at `base` (no trailing slash).
-    pub fn new(http: reqwest::Client, base: &str, page_size: u32, requests_per_second: u32) -> GraphClient {
+    pub fn new(
+        http: reqwest::Client,
+        base: &str,
+        page_size: u32,
+        requests_per_second: u32,
+    ) -> GraphClient {
         let rate = NonZeroU32::new(requests_per_second).unwrap_or(NonZeroU32::MIN);
         GraphClient {
             http,
@@ -99,7 +108,10 @@ impl GraphClient {
             query_time(window.start),
             query_time(window.query_end())
         );
-        let mut url = match reqwest::Url::parse(&format!("{}/v1.0/admin/exchange/tracing/messageTraces", self.base)) {
+        let mut url = match reqwest::Url::parse(&format!(
+            "{}/v1.0/admin/exchange/tracing/messageTraces",
+            self.base
+        )) {
             Ok(url) => url,
             // The base was validated as a URL when the configuration was read.
             Err(_) => return format!("{}/v1.0/admin/exchange/tracing/messageTraces", self.base),
@@ -178,7 +190,11 @@ impl GraphClient {
                 what: what.to_owned(),
                 status,
                 hint: api_hint(status, &detail.error.message),
-                code: if detail.error.code.is_empty() { "-".into() } else { detail.error.code },
+                code: if detail.error.code.is_empty() {
+                    "-".into()
+                } else {
+                    detail.error.code
+                },
                 message: detail.error.message,
             };
             if status == 401 && !refreshed_token {
@@ -198,7 +214,11 @@ impl GraphClient {
 
 /// Turns a missing `$filter` pair into a readable description for errors and logs.
 pub fn describe_window(window: &Window) -> String {
-    format!("messageTraces {}..{}", query_time(window.start), query_time(window.query_end()))
+    format!(
+        "messageTraces {}..{}",
+        query_time(window.start),
+        query_time(window.query_end())
+    )
 }
 
 #[cfg(test)]
@@ -209,9 +229,18 @@ mod tests {
 
     #[test]
     fn first_page_url_has_both_bounds_and_top() {
-        let client = GraphClient::new(reqwest::Client::new(), "https://graph.microsoft.com/", 5000, 1);
+        let client = GraphClient::new(
+            reqwest::Client::new(),
+            "https://graph.microsoft.com/",
+            5000,
+            1,
+        );
         let start = Utc.with_ymd_and_hms(2026, 11, 24, 0, 0, 0).unwrap();
-        let window = Window { start, end: start + chrono::Duration::hours(6), resume: None };
+        let window = Window {
+            start,
+            end: start + chrono::Duration::hours(6),
+            resume: None,
+        };
         let url = reqwest::Url::parse(&client.first_page_url(&window)).unwrap();
         assert_eq!(url.path(), "/v1.0/admin/exchange/tracing/messageTraces");
         let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();

@@ -100,7 +100,13 @@ impl Budget {
 pub fn describe_transport(api: &'static str, what: String, e: &reqwest::Error) -> TraceError {
     let host = e
         .url()
-        .map(|u| format!("{}:{}", u.host_str().unwrap_or("?"), u.port_or_known_default().unwrap_or(0)))
+        .map(|u| {
+            format!(
+                "{}:{}",
+                u.host_str().unwrap_or("?"),
+                u.port_or_known_default().unwrap_or(0)
+            )
+        })
         .unwrap_or_else(|| "?".to_owned());
     let mut detail = if e.is_timeout() {
         "timed out (REQUEST_TIMEOUT_SECONDS)".to_owned()

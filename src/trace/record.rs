@@ -118,7 +118,11 @@ pub fn reporting_status(status: &str) -> String {
 }
 
 /// Maps one Graph record onto the fields Devo's message tracing parser reads.
-pub fn to_message_trace<'a>(record: &'a GraphRecord, context: &MappingContext<'a>, index: u64) -> MessageTrace<'a> {
+pub fn to_message_trace<'a>(
+    record: &'a GraphRecord,
+    context: &MappingContext<'a>,
+    index: u64,
+) -> MessageTrace<'a> {
     MessageTrace {
         organization: context.organization,
         message_id: record.message_id.as_deref(),
@@ -151,7 +155,11 @@ mod tests {
         let record: GraphRecord = serde_json::from_str(json).unwrap();
         assert_eq!(record.key(), "4c0e-1|r@contoso.com");
         let start = Utc.with_ymd_and_hms(2026, 11, 24, 6, 0, 0).unwrap();
-        let context = MappingContext { organization: "tenant-1", start, end: start + chrono::Duration::hours(6) };
+        let context = MappingContext {
+            organization: "tenant-1",
+            start,
+            end: start + chrono::Duration::hours(6),
+        };
         let mapped = serde_json::to_value(to_message_trace(&record, &context, 7)).unwrap();
         assert_eq!(
             mapped,
@@ -168,7 +176,8 @@ mod tests {
     #[test]
     fn minimal_record_parses() {
         let record: GraphRecord =
-            serde_json::from_str(r#"{"id":"x","receivedDateTime":"2026-11-24T10:15:30Z"}"#).unwrap();
+            serde_json::from_str(r#"{"id":"x","receivedDateTime":"2026-11-24T10:15:30Z"}"#)
+                .unwrap();
         assert_eq!(record.key(), "x|");
         assert_eq!(reporting_status("delivered"), "Delivered");
         assert_eq!(reporting_status(""), "");

@@ -36,7 +36,9 @@ pub async fn moto_clients() -> Clients {
     let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(moto_url())
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
         .load()
         .await;
     Clients::from_sdk_config(&shared).expect("http client")
@@ -75,7 +77,13 @@ impl Harness {
         let devo = DevoListener::start(&pki).await.expect("devo listener");
         let clients = moto_clients().await;
         let bucket = unique("state");
-        clients.s3.create_bucket().bucket(&bucket).send().await.expect("create bucket");
+        clients
+            .s3
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("create bucket");
         let secret_id = unique("m365-trace");
         let secret = serde_json::json!({
             "tenant_id": TENANT, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
@@ -108,7 +116,15 @@ impl Harness {
         for (k, v) in env {
             map.insert(k.to_string(), v.to_string());
         }
-        Harness { graph, devo, pki, clients, bucket, secret_id, env: map }
+        Harness {
+            graph,
+            devo,
+            pki,
+            clients,
+            bucket,
+            secret_id,
+            env: map,
+        }
     }
 
     /// The state key in use.
@@ -122,14 +138,27 @@ impl Harness {
     /// An App as main.rs builds it, from this environment.
     pub fn app(&self, options: TickOptions) -> App {
         let env = self.env.clone();
-        App::new(Config::from_lookup(|k| env.get(k).cloned()), self.clients.clone(), options)
+        App::new(
+            Config::from_lookup(|k| env.get(k).cloned()),
+            self.clients.clone(),
+            options,
+        )
     }
 
     /// Runs the real handler with `event`, as request `request_id`, with `deadline_in` to go.
-    pub async fn invoke(&self, app: &App, event: Value, request_id: &str, deadline_in: Duration) -> Result<Value, String> {
+    pub async fn invoke(
+        &self,
+        app: &App,
+        event: Value,
+        request_id: &str,
+        deadline_in: Duration,
+    ) -> Result<Value, String> {
         let mut context = Context::default();
         context.request_id = request_id.to_owned();
-        context.deadline = u64::try_from((Utc::now() + chrono::Duration::from_std(deadline_in).unwrap()).timestamp_millis()).unwrap();
+        context.deadline = u64::try_from(
+            (Utc::now() + chrono::Duration::from_std(deadline_in).unwrap()).timestamp_millis(),
+        )
+        .unwrap();
         m365_trace_to_devo::handler::handle(app, LambdaEvent::new(event, context))
             .await
             .map_err(|e| e.to_string())
@@ -137,15 +166,27 @@ impl Harness {
 
     /// One scheduled tick with a generous deadline.
     pub async fn tick(&self, app: &App, request_id: &str) -> Result<Value, String> {
-        self.invoke(app, scheduled_event(), request_id, Duration::from_secs(120)).await
+        self.invoke(app, scheduled_event(), request_id, Duration::from_secs(120))
+            .await
     }
 
     /// The checkpoint object and its ETag.
     pub async fn checkpoint(&self) -> Option<(Value, String)> {
-        let out = self.clients.s3.get_object().bucket(&self.bucket).key(self.key()).send().await.ok()?;
+        let out = self
+            .clients
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.key())
+            .send()
+            .await
+            .ok()?;
         let etag = out.e_tag().unwrap_or_default().to_owned();
         let body = out.body.collect().await.ok()?.into_bytes();
-        Some((serde_json::from_slice(&body).expect("checkpoint JSON"), etag))
+        Some((
+            serde_json::from_slice(&body).expect("checkpoint JSON"),
+            etag,
+        ))
     }
 
     /// Writes the checkpoint object unconditionally (as another invocation or an operator would).
@@ -195,11 +236,16 @@ pub fn record_key(r: &GraphRecord) -> String {
 
 /// An EventBridge "Scheduled Event".
 pub fn scheduled_event() -> Value {
-    serde_json::from_str(include_str!("../../events/scheduled.json")).expect("events/scheduled.json")
+    serde_json::from_str(include_str!("../../events/scheduled.json"))
+        .expect("events/scheduled.json")
 }
 
 /// Records of `records` received in `[start, end)`.
-pub fn expected_keys(records: &[GraphRecord], start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<String> {
+pub fn expected_keys(
+    records: &[GraphRecord],
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Vec<String> {
     let mut keys: Vec<String> = records
         .iter()
         .filter(|r| r.received_date_time >= start && r.received_date_time < end)
@@ -226,5 +272,7 @@ pub fn fast_options() -> TickOptions {
 
 /// Parses an RFC 3339 time from the summary or checkpoint.
 pub fn time(v: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(v.as_str().expect("time string")).expect("RFC 3339").with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(v.as_str().expect("time string"))
+        .expect("RFC 3339")
+        .with_timezone(&Utc)
 }
