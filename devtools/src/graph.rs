@@ -130,6 +130,14 @@ struct State {
     log: bool,
     throttle: Option<(usize, Duration)>,
     trace_times: VecDeque<Instant>,
+    app_certs: Vec<AppCert>,
+}
+
+/// A certificate registered on the application (certificate credential).
+struct AppCert {
+    der: Vec<u8>,
+    x5t: String,
+    x5t_s256: String,
 }
 
 struct Shared {
@@ -195,6 +203,7 @@ impl GraphServer {
                 log: false,
                 throttle: None,
                 trace_times: VecDeque::new(),
+                app_certs: Vec::new(),
             }),
         });
         let accept_shared = shared.clone();
@@ -265,6 +274,21 @@ impl GraphServer {
     /// `None` turns throttling off (the default).
     pub fn set_throttle(&self, throttle: Option<(usize, Duration)>) {
         self.shared.lock().throttle = throttle;
+    }
+
+    /// Registers a certificate credential on the application (PEM, e.g.
+    /// [`crate::pki::AppCredential::cert_pem`]): token requests may then authenticate with an
+    /// RS256/PS256 client assertion signed by its key, referenced by `x5t` or `x5t#S256`.
+    pub fn add_client_certificate(&self, cert_pem: &str) -> Result<(), crate::pki::PkiError> {
+        let mut certs = crate::pki::parse_certs(cert_pem)?;
+        let der = certs.remove(0).to_vec();
+        let cert = AppCert {
+            x5t: crate::pki::thumbprint(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &der),
+            x5t_s256: crate::pki::thumbprint(&aws_lc_rs::digest::SHA256, &der),
+            der,
+        };
+        self.shared.lock().app_certs.push(cert);
+        Ok(())
     }
 
     /// Makes every issued access token invalid (as if they had expired).
@@ -470,12 +494,11 @@ fn token(shared: &Shared, method: &Method, tenant: &str, body: &[u8]) -> Resp {
         );
     }
     if form.contains_key("client_assertion") || form.contains_key("client_assertion_type") {
-        return aadsts(
-            400,
-            "invalid_client",
-            700027,
-            "Client assertion failed signature validation. (This stand-in does not verify certificate credentials.)",
-        );
+        let audience = format!("{}/{tenant}/oauth2/v2.0/token", shared.url);
+        if let Err(resp) = check_assertion(&st, &form, &audience, client_id) {
+            return *resp;
+        }
+        return issue_token(&mut st);
     }
     let Some(secret) = form.get("client_secret") else {
         return aadsts(
@@ -495,6 +518,10 @@ fn token(shared: &Shared, method: &Method, tenant: &str, body: &[u8]) -> Resp {
             ),
         );
     }
+    issue_token(&mut st)
+}
+
+fn issue_token(st: &mut State) -> Resp {
     let access_token = format!(
         "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.{}.{}",
         random_hex(24),
@@ -511,6 +538,137 @@ fn token(shared: &Shared, method: &Method, tenant: &str, body: &[u8]) -> Resp {
             "access_token": access_token,
         }),
     )
+}
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Validates a certificate client assertion like Entra ID does, as far as tests need it.
+fn check_assertion(
+    st: &State,
+    form: &HashMap<String, String>,
+    audience: &str,
+    client_id: &str,
+) -> Result<(), Box<Resp>> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let assertion_type = form
+        .get("client_assertion_type")
+        .map(String::as_str)
+        .unwrap_or("");
+    if assertion_type != JWT_BEARER {
+        return Err(Box::new(aadsts(
+            400,
+            "invalid_request",
+            50027,
+            &format!(
+                "Invalid client_assertion_type '{assertion_type}': it must be '{JWT_BEARER}'."
+            ),
+        )));
+    }
+    let malformed = |why: &str| {
+        Box::new(aadsts(
+            400,
+            "invalid_request",
+            50027,
+            &format!("JWT token is invalid or malformed: {why}."),
+        ))
+    };
+    let assertion = form
+        .get("client_assertion")
+        .ok_or_else(|| malformed("client_assertion is missing"))?;
+    let parts: Vec<&str> = assertion.split('.').collect();
+    if parts.len() != 3 {
+        return Err(malformed("a JWT has three dot-separated parts"));
+    }
+    let decode_json =
+        |part: &str| -> Option<Value> { serde_json::from_slice(&B64.decode(part).ok()?).ok() };
+    let header =
+        decode_json(parts[0]).ok_or_else(|| malformed("the header is not base64url JSON"))?;
+    let claims =
+        decode_json(parts[1]).ok_or_else(|| malformed("the payload is not base64url JSON"))?;
+    let signature = B64
+        .decode(parts[2])
+        .map_err(|_| malformed("the signature is not base64url"))?;
+    let s256 = header["x5t#S256"].as_str();
+    let sha1 = header["x5t"].as_str();
+    let Some(cert) = st
+        .app_certs
+        .iter()
+        .find(|c| Some(c.x5t_s256.as_str()) == s256 || Some(c.x5t.as_str()) == sha1)
+    else {
+        return Err(Box::new(aadsts(
+            401,
+            "invalid_client",
+            700027,
+            &format!(
+                "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{}']",
+                s256.or(sha1).unwrap_or("none (no x5t or x5t#S256 header)")
+            ),
+        )));
+    };
+    let alg: &dyn rustls_pki_types::SignatureVerificationAlgorithm = match header["alg"].as_str() {
+        Some("RS256") => webpki::aws_lc_rs::RSA_PKCS1_2048_8192_SHA256,
+        Some("PS256") => webpki::aws_lc_rs::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+        other => {
+            return Err(Box::new(aadsts(
+                401,
+                "invalid_client",
+                700027,
+                &format!(
+                    "Client assertion contains an unsupported signing algorithm {other:?} (use RS256 or PS256)."
+                ),
+            )));
+        }
+    };
+    let der = rustls_pki_types::CertificateDer::from(cert.der.as_slice());
+    let verified = webpki::EndEntityCert::try_from(&der).ok().map(|ee| {
+        ee.verify_signature(
+            alg,
+            format!("{}.{}", parts[0], parts[1]).as_bytes(),
+            &signature,
+        )
+        .is_ok()
+    });
+    if verified != Some(true) {
+        return Err(Box::new(aadsts(
+            401,
+            "invalid_client",
+            700027,
+            "Client assertion failed signature validation.",
+        )));
+    }
+    if claims["aud"].as_str() != Some(audience) {
+        return Err(Box::new(aadsts(
+            401,
+            "invalid_client",
+            700023,
+            &format!(
+                "Client assertion audience claim does not match Realm issuer: 'aud' must be '{audience}'."
+            ),
+        )));
+    }
+    if claims["iss"].as_str() != Some(client_id) || claims["sub"].as_str() != Some(client_id) {
+        return Err(Box::new(aadsts(
+            401,
+            "invalid_client",
+            700021,
+            "Client assertion application identifier doesn't match 'client_id' parameter: 'iss' and 'sub' must be the client id.",
+        )));
+    }
+    let now = Utc::now().timestamp();
+    let exp = claims["exp"].as_i64();
+    let nbf = claims["nbf"].as_i64().unwrap_or(now);
+    if exp.is_none_or(|e| e <= now) || nbf > now + 300 {
+        return Err(Box::new(aadsts(
+            400,
+            "invalid_client",
+            700024,
+            "Client assertion is not within its valid time range.",
+        )));
+    }
+    if claims["jti"].as_str().is_none_or(str::is_empty) {
+        return Err(malformed("the 'jti' claim is required"));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- message traces

@@ -11,9 +11,9 @@ use chrono::{TimeDelta, Utc};
 use clap::{Parser, Subcommand};
 use m365_trace_devtools::devo::DevoListener;
 use m365_trace_devtools::graph::{GraphServer, GraphServerConfig};
-use m365_trace_devtools::pki::TestPki;
+use m365_trace_devtools::pki::{AppCredential, TestPki};
 use m365_trace_devtools::records;
-use m365_trace_devtools::runtime_api::{Invocation, invoke_once};
+use m365_trace_devtools::runtime_api::{Invocation, invoke_once_forwarding};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -40,6 +40,10 @@ enum Cmd {
         /// Make the client certificate already expired (for failure demos).
         #[arg(long)]
         expired_client: bool,
+        /// Also write app.pem/app.key: an RSA certificate credential for the Graph app
+        /// registration (`graph --client-certificate DIR/app.pem`).
+        #[arg(long)]
+        app_credential: bool,
     },
     /// Serve a Graph-like token endpoint and message trace API with generated records.
     /// Prints {"url":…,"records":N} on stdout once listening, then logs requests to stderr.
@@ -65,6 +69,9 @@ enum Cmd {
         /// Client secret the token endpoint accepts.
         #[arg(long, default_value = "local-test-secret")]
         client_secret: String,
+        /// PEM certificate registered on the app (certificate credential); repeatable.
+        #[arg(long)]
+        client_certificate: Vec<PathBuf>,
         /// Enforce Graph's throttling (100 messageTraces requests per 5 minutes).
         #[arg(long)]
         throttle: bool,
@@ -132,6 +139,7 @@ async fn run(cli: Cli) -> std::io::Result<ExitCode> {
             out,
             names,
             expired_client,
+            app_credential,
         } => {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             let pki = if expired_client {
@@ -140,6 +148,12 @@ async fn run(cli: Cli) -> std::io::Result<ExitCode> {
                 TestPki::generate(&names)
             }?;
             pki.write_to(&out)?;
+            if app_credential {
+                let cred = AppCredential::generate("m365-trace-to-devo test app")?;
+                std::fs::write(out.join("app.pem"), &cred.cert_pem)?;
+                std::fs::write(out.join("app.key"), &cred.key_pem)?;
+                eprintln!("wrote app.pem app.key (x5t#S256 {})", cred.x5t_s256()?);
+            }
             eprintln!(
                 "wrote ca.pem server.pem server.key client.pem client.key to {}",
                 out.display()
@@ -154,6 +168,7 @@ async fn run(cli: Cli) -> std::io::Result<ExitCode> {
             tenant_id,
             client_id,
             client_secret,
+            client_certificate,
             throttle,
             max_seconds,
         } => {
@@ -172,6 +187,12 @@ async fn run(cli: Cli) -> std::io::Result<ExitCode> {
             )
             .await?;
             server.set_log(true);
+            for path in &client_certificate {
+                let pem = std::fs::read_to_string(path).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                })?;
+                server.add_client_certificate(&pem)?;
+            }
             if throttle {
                 server.set_throttle(Some((100, Duration::from_secs(300))));
             }
@@ -213,16 +234,17 @@ async fn run(cli: Cli) -> std::io::Result<ExitCode> {
                     format!("{}: {e}", event.display()),
                 )
             })?;
-            let outcome = invoke_once(Invocation {
-                binary,
-                env: Vec::new(),
-                event,
-                timeout: Duration::from_secs(timeout_seconds),
-                function_name,
-            })
+            let outcome = invoke_once_forwarding(
+                Invocation {
+                    binary,
+                    env: Vec::new(),
+                    event,
+                    timeout: Duration::from_secs(timeout_seconds),
+                    function_name,
+                },
+                true,
+            )
             .await?;
-            eprint!("{}", outcome.stdout);
-            eprint!("{}", outcome.stderr);
             eprintln!(
                 "request {}: init {} ms, handler {} ms",
                 outcome.request_id,

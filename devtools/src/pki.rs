@@ -244,3 +244,81 @@ pub fn parse_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, PkiError> 
 pub fn parse_key(pem: &str) -> Result<PrivateKeyDer<'static>, PkiError> {
     PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| PkiError::Pem(e.to_string()))
 }
+
+/// An application's certificate credential for the Microsoft identity platform (client
+/// credentials with a signed JWT client assertion instead of a secret): a self-signed RSA 2048
+/// certificate and its key, as an administrator would upload to the app registration.
+#[derive(Clone)]
+pub struct AppCredential {
+    /// The certificate (PEM), i.e. the secret's `client_certificate_pem`.
+    pub cert_pem: String,
+    /// The private key (PKCS#8 PEM), i.e. the secret's `client_private_key_pem`.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for AppCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppCredential").finish_non_exhaustive()
+    }
+}
+
+impl AppCredential {
+    /// Generates a self-signed RSA 2048 certificate with CN `common_name`, valid for a year.
+    pub fn generate(common_name: &str) -> Result<AppCredential, PkiError> {
+        let now = OffsetDateTime::now_utc();
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = dn(common_name);
+        params.not_before = now - Duration::days(1);
+        params.not_after = now + Duration::days(365);
+        let key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256)?;
+        let cert = params.self_signed(&key)?;
+        Ok(AppCredential {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// Base64url SHA-256 thumbprint of the certificate (the JWT header's `x5t#S256`).
+    pub fn x5t_s256(&self) -> Result<String, PkiError> {
+        let der = parse_certs(&self.cert_pem)?.remove(0);
+        Ok(thumbprint(&aws_lc_rs::digest::SHA256, &der))
+    }
+
+    /// A client assertion as the product should build it: RS256 JWT with `x5t#S256`, `aud` =
+    /// the token endpoint, `iss` = `sub` = the client id, a `jti`, valid from now for 10 minutes.
+    /// Exists so tests of the Graph stand-in (and of the product) have a known-good reference.
+    pub fn client_assertion(&self, audience: &str, client_id: &str) -> Result<String, PkiError> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let now = chrono::Utc::now().timestamp();
+        let header =
+            serde_json::json!({"alg": "RS256", "typ": "JWT", "x5t#S256": self.x5t_s256()?});
+        let claims = serde_json::json!({
+            "aud": audience, "iss": client_id, "sub": client_id,
+            "jti": crate::util::uuid(), "nbf": now, "iat": now, "exp": now + 600,
+        });
+        let signing_input = format!(
+            "{}.{}",
+            b64.encode(header.to_string()),
+            b64.encode(claims.to_string())
+        );
+        let key_der = parse_key(&self.key_pem)?;
+        let key = aws_lc_rs::rsa::KeyPair::from_pkcs8(key_der.secret_der())
+            .map_err(|e| PkiError::Pem(format!("RSA key: {e}")))?;
+        let mut signature = vec![0u8; key.public_modulus_len()];
+        key.sign(
+            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            signing_input.as_bytes(),
+            &mut signature,
+        )
+        .map_err(|_| PkiError::Pem("RSA signing failed".into()))?;
+        Ok(format!("{signing_input}.{}", b64.encode(signature)))
+    }
+}
+
+/// Base64url (no padding) digest of a DER certificate: JWT `x5t` (SHA-1) / `x5t#S256` (SHA-256).
+pub fn thumbprint(alg: &'static aws_lc_rs::digest::Algorithm, der: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(alg, der))
+}

@@ -20,7 +20,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpListener;
 use tokio::process::Command;
 use tokio::sync::mpsc;
@@ -209,6 +209,15 @@ async fn handle(req: Request<Incoming>, rt: Arc<Rt>) -> Result<Response<RespBody
 /// then `inv.env`. The child is killed once it has answered, exited, or run past
 /// timeout + 10 s.
 pub async fn invoke_once(inv: Invocation) -> std::io::Result<InvocationOutcome> {
+    invoke_once_forwarding(inv, false).await
+}
+
+/// Same as [`invoke_once`]; when `forward_output` is true the child's stdout and stderr are
+/// also copied to this process's stderr as they arrive (the CLI's `invoke`, for live logs).
+pub async fn invoke_once_forwarding(
+    inv: Invocation,
+    forward_output: bool,
+) -> std::io::Result<InvocationOutcome> {
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let addr = listener.local_addr()?;
     let request_id = uuid();
@@ -276,22 +285,8 @@ pub async fn invoke_once(inv: Invocation) -> std::io::Result<InvocationOutcome> 
         .kill_on_drop(true);
     let spawned = Instant::now();
     let mut child = cmd.spawn()?;
-    let mut stdout_pipe = child.stdout.take();
-    let mut stderr_pipe = child.stderr.take();
-    let stdout_task = tokio::spawn(async move {
-        let mut buf = Vec::new();
-        if let Some(p) = stdout_pipe.as_mut() {
-            let _ = p.read_to_end(&mut buf).await;
-        }
-        String::from_utf8_lossy(&buf).into_owned()
-    });
-    let stderr_task = tokio::spawn(async move {
-        let mut buf = Vec::new();
-        if let Some(p) = stderr_pipe.as_mut() {
-            let _ = p.read_to_end(&mut buf).await;
-        }
-        String::from_utf8_lossy(&buf).into_owned()
-    });
+    let stdout_task = tokio::spawn(collect(child.stdout.take(), forward_output));
+    let stderr_task = tokio::spawn(collect(child.stderr.take(), forward_output));
 
     let limit = inv.timeout + GRACE;
     let (result, answered_at) = tokio::select! {
@@ -344,4 +339,25 @@ pub async fn invoke_once(inv: Invocation) -> std::io::Result<InvocationOutcome> 
             _ => None,
         },
     })
+}
+
+/// Reads a child pipe to its end, optionally echoing it to stderr.
+async fn collect(pipe: Option<impl AsyncRead + Unpin>, forward: bool) -> String {
+    let mut buf = Vec::new();
+    if let Some(mut pipe) = pipe {
+        let mut chunk = vec![0u8; 8192];
+        loop {
+            match pipe.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if forward {
+                        use std::io::Write;
+                        let _ = std::io::stderr().write_all(&chunk[..n]);
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
 }

@@ -500,3 +500,69 @@ async fn throttle() {
     assert_eq!(r.status, 429);
     assert!(r.header("retry-after").unwrap().parse::<u64>().unwrap() <= 61);
 }
+
+#[tokio::test]
+async fn certificate_credential() {
+    use m365_trace_devtools::pki::AppCredential;
+    let server = GraphServer::start(config(vec![])).await.unwrap();
+    let cred = AppCredential::generate("m365-trace-to-devo test app").unwrap();
+    let aud = format!("{}/tenant-1/oauth2/v2.0/token", server.url());
+    let form = |assertion: &str| {
+        format!(
+            "grant_type=client_credentials&client_id=client-1&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}"
+        )
+    };
+    let good = cred.client_assertion(&aud, "client-1").unwrap();
+    // Not registered yet.
+    let r = token_request(&server, "tenant-1", &form(&good)).await;
+    assert_eq!(
+        (r.status, r.json()["error_codes"][0].as_u64()),
+        (401, Some(700027)),
+        "{}",
+        r.body
+    );
+    server.add_client_certificate(&cred.cert_pem).unwrap();
+    let r = token_request(&server, "tenant-1", &form(&good)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(server.tokens_issued(), 1);
+
+    let other = AppCredential::generate("other").unwrap();
+    let forged = {
+        let theirs = other.client_assertion(&aud, "client-1").unwrap();
+        let mine: Vec<&str> = good.split('.').collect();
+        format!(
+            "{}.{}.{}",
+            mine[0],
+            mine[1],
+            theirs.split('.').nth(2).unwrap()
+        )
+    };
+    let cases = [
+        (forged, 401, 700027),
+        (
+            cred.client_assertion(
+                "https://login.microsoftonline.com/x/oauth2/v2.0/token",
+                "client-1",
+            )
+            .unwrap(),
+            401,
+            700023,
+        ),
+        (
+            cred.client_assertion(&aud, "someone-else").unwrap(),
+            401,
+            700021,
+        ),
+        ("not-a-jwt".to_string(), 400, 50027),
+    ];
+    for (assertion, status, code) in cases {
+        let r = token_request(&server, "tenant-1", &form(&assertion)).await;
+        assert_eq!(
+            (r.status, r.json()["error_codes"][0].as_u64()),
+            (status, Some(code)),
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(server.tokens_issued(), 1);
+}
