@@ -58,6 +58,10 @@ pub struct TickOptions {
     pub devo_close_timeout: Duration,
     /// Added to the deadline to make the lease's expiry.
     pub lease_slack: Duration,
+    /// First delay between retries of a failed request (then doubling, with jitter).
+    pub retry_min_delay: Duration,
+    /// Attempts at delivering one window to Devo when the relay fails transiently.
+    pub devo_attempts: u32,
 }
 
 impl Default for TickOptions {
@@ -66,6 +70,8 @@ impl Default for TickOptions {
             commit_reserve: Duration::from_secs(20),
             devo_close_timeout: Duration::from_secs(10),
             lease_slack: Duration::from_secs(60),
+            retry_min_delay: Duration::from_millis(500),
+            devo_attempts: 3,
         }
     }
 }

@@ -41,7 +41,10 @@ async fn fresh_start_delivers_every_record_once_across_windows_and_pages() {
     // The checkpoint's end is now − delay; the start was now − HISTORIC_DAYS.
     let end = time(&summary["checkpoint"]);
     let start = end + TimeDelta::hours(25) - TimeDelta::days(2);
-    assert!(end <= Utc::now() - TimeDelta::hours(25) && end >= now.trunc_subsecs(0) - TimeDelta::hours(25));
+    assert!(
+        end <= Utc::now() - TimeDelta::hours(25)
+            && end >= now.trunc_subsecs(0) - TimeDelta::hours(25)
+    );
     let got = h.received_keys();
     let expected = expected_keys(&records, start, end);
     assert!(expected.len() > 400, "the data set covers the range");
@@ -356,7 +359,11 @@ async fn a_relay_cut_mid_window_keeps_the_checkpoint_and_the_next_tick_delivers(
     let now = Utc::now();
     let records = generate(6, now - TimeDelta::days(2), now - TimeDelta::hours(25), 400);
     let h = Harness::start(records.clone(), &[]).await;
-    let app = h.app(fast_options());
+    // One attempt per window: the cut fails the tick (tests/faults.rs covers the retries).
+    let app = h.app(TickOptions {
+        devo_attempts: 1,
+        ..fast_options()
+    });
     h.devo.cut_next_connection_after(30);
 
     let failed = h

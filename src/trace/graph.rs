@@ -2,6 +2,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -11,6 +12,7 @@ use crate::trace::auth::TokenSource;
 use crate::trace::error::{TraceError, api_hint};
 use crate::trace::http::{Budget, describe_transport, retry_after};
 use crate::trace::record::GraphRecord;
+use crate::trace::request_budget::{GRAPH_LIMIT, RequestBudget};
 use crate::window::Window;
 
 /// One page of records, newest first, and where the next one is.
@@ -128,6 +130,7 @@ impl GraphClient {
         url: &str,
         tokens: &mut TokenSource,
         budget: &Budget,
+        throttle: &mut RequestBudget,
         what: &str,
     ) -> Result<Page, TraceError> {
         let mut backoff = budget.backoff();
@@ -136,6 +139,25 @@ impl GraphClient {
         loop {
             self.limiter.until_ready().await;
             let token = tokens.token(budget).await?;
+            let wait = throttle.wait_at(Utc::now());
+            if !wait.is_zero() {
+                if wait + Duration::from_millis(200) >= budget.remaining() {
+                    return Err(TraceError::OutOfTime {
+                        api: "graph",
+                        what: what.to_owned(),
+                        last: format!(
+                            "the client-side budget of {GRAPH_LIMIT} requests per 5 minutes is used up; the next tick continues"
+                        ),
+                    });
+                }
+                tracing::info!(
+                    event = "request_budget_wait",
+                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    "waiting to stay under Graph's 100 requests per 5 minutes"
+                );
+                tokio::time::sleep(wait).await;
+            }
+            throttle.record(Utc::now());
             requests += 1;
             let result = self
                 .http

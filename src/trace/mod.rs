@@ -5,5 +5,6 @@ pub mod error;
 pub mod graph;
 pub mod http;
 pub mod record;
+pub mod request_budget;
 
 pub use error::TraceError;
