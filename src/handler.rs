@@ -58,10 +58,42 @@ fn lease_outcome(report: &LeaseReport) -> &'static str {
     }
 }
 
-/// The Lambda deadline (milliseconds since the epoch) as a time.
+/// Budget used when the runtime gives no usable deadline (local emulators such as
+/// `cargo lambda watch` send a fixed, already past value).
+const FALLBACK_BUDGET: chrono::Duration = chrono::Duration::seconds(120);
+
+/// The Lambda deadline (milliseconds since the epoch) as a time; a missing or past deadline
+/// becomes now + 120 s.
 pub fn deadline(ms: u64) -> DateTime<Utc> {
-    i64::try_from(ms)
+    let now = Utc::now();
+    match i64::try_from(ms)
         .ok()
         .and_then(DateTime::from_timestamp_millis)
-        .unwrap_or_else(|| Utc::now() + chrono::Duration::minutes(1))
+    {
+        Some(deadline) if deadline > now => deadline,
+        _ => {
+            tracing::warn!(
+                event = "no_deadline",
+                deadline_ms = ms,
+                "the runtime gave no future deadline; using 120 s"
+            );
+            now + FALLBACK_BUDGET
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_past_deadline_from_a_local_emulator_becomes_a_usable_budget() {
+        let d = deadline(600_000);
+        assert!(d > Utc::now() + chrono::Duration::seconds(100));
+        let future = Utc::now() + chrono::Duration::seconds(30);
+        assert_eq!(
+            deadline(u64::try_from(future.timestamp_millis()).unwrap()),
+            DateTime::from_timestamp_millis(future.timestamp_millis()).unwrap()
+        );
+    }
 }

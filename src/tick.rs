@@ -14,7 +14,7 @@ use crate::secret::SecretError;
 use crate::summary::{Counts, LeaseReport, Summary};
 use crate::trace::auth::TokenSource;
 use crate::trace::http::Budget;
-use crate::trace::request_budget::RequestBudget;
+use crate::trace::request_budget::{self, RequestBudget};
 use crate::transfer::{Progress, Transfer, TransferError};
 use crate::window::{self, Plan};
 
@@ -138,7 +138,11 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
         app.options().retry_min_delay,
     );
     let graph = app.graph()?;
-    let mut throttle = RequestBudget::graph(&checkpoint.recent_requests);
+    let mut throttle = RequestBudget::new(
+        &checkpoint.recent_requests,
+        app.options().requests_per_5_minutes,
+        request_budget::GRAPH_PERIOD,
+    );
     let mut tokens = TokenSource::new(
         app.http().clone(),
         &config.endpoints.login,

@@ -33,11 +33,6 @@ impl RequestBudget {
         }
     }
 
-    /// Graph's budget, from the history kept in the checkpoint.
-    pub fn graph(history: &[DateTime<Utc>]) -> RequestBudget {
-        RequestBudget::new(history, GRAPH_LIMIT, GRAPH_PERIOD)
-    }
-
     fn prune(&mut self, now: DateTime<Utc>) {
         while self.sent.front().is_some_and(|t| *t + self.period <= now) {
             self.sent.pop_front();
