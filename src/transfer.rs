@@ -168,7 +168,10 @@ impl Transfer<'_> {
             let mut lines = 0u64;
             for record in &page.records {
                 let key = record.key();
-                let received = record.received_date_time;
+                // A record without a readable time is still sent (never lost), stamped with the
+                // window's start; it takes no part in the resume point.
+                let timed = record.received_date_time;
+                let received = timed.unwrap_or(window.start);
                 if !window.wants(received, &key) {
                     continue;
                 }
@@ -177,6 +180,7 @@ impl Transfer<'_> {
                     continue;
                 }
                 match &mut frontier {
+                    _ if timed.is_none() => {}
                     None => {
                         frontier = Some(Frontier {
                             at: received,

@@ -124,6 +124,7 @@ struct State {
     requests: Vec<RecordedRequest>,
     faults: VecDeque<Fault>,
     tokens: HashSet<String>,
+    issued_log: Vec<String>,
     tokens_issued: usize,
     skiptokens: HashMap<String, Skip>,
     generation: u64,
@@ -197,6 +198,7 @@ impl GraphServer {
                 requests: Vec::new(),
                 faults: VecDeque::new(),
                 tokens: HashSet::new(),
+                issued_log: Vec::new(),
                 tokens_issued: 0,
                 skiptokens: HashMap::new(),
                 generation: 0,
@@ -257,6 +259,12 @@ impl GraphServer {
     /// Number of access tokens issued.
     pub fn tokens_issued(&self) -> usize {
         self.shared.lock().tokens_issued
+    }
+
+    /// Every access token issued (still valid or revoked), so a test can prove none of them
+    /// reached a log line, an error or a summary.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.lock().issued_log.clone()
     }
 
     /// Number of faults injected but not yet applied.
@@ -528,6 +536,7 @@ fn issue_token(st: &mut State) -> Resp {
         random_hex(16)
     );
     st.tokens.insert(access_token.clone());
+    st.issued_log.push(access_token.clone());
     st.tokens_issued += 1;
     json_response(
         200,

@@ -186,11 +186,11 @@ impl GraphClient {
                 }
             };
             if status == 200 {
-                match serde_json::from_slice::<PageBody>(&body) {
-                    Ok(page) => {
+                match parse_page(&body) {
+                    Ok((records, next_link)) => {
                         return Ok(Page {
-                            records: page.value,
-                            next_link: page.next_link,
+                            records,
+                            next_link,
                             bytes: body.len(),
                             requests,
                         });
@@ -234,7 +234,12 @@ impl GraphClient {
     }
 }
 
-/// Turns a missing `$filter` pair into a readable description for errors and logs.
+/// Parses a messageTraces page body: its records and its `@odata.nextLink`.
+pub fn parse_page(body: &[u8]) -> Result<(Vec<GraphRecord>, Option<String>), serde_json::Error> {
+    serde_json::from_slice::<PageBody>(body).map(|page| (page.value, page.next_link))
+}
+
+/// The window as it appears in errors and logs.
 pub fn describe_window(window: &Window) -> String {
     format!(
         "messageTraces {}..{}",
