@@ -15,7 +15,8 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
-        .with_current_span(false)
+        // The invocation span carries the request id: `"span":{"request_id":…}` on every line.
+        .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
         .with_ansi(false)

@@ -163,6 +163,8 @@ impl Transfer<'_> {
             };
             window_counts.pages += 1;
             window_counts.requests += u64::from(page.requests);
+            window_counts.retries += u64::from(page.requests.saturating_sub(1));
+            window_counts.throttled_requests += u64::from(page.throttled);
             window_counts.records_pulled += page.records.len() as u64;
             buf.clear();
             let mut lines = 0u64;
@@ -261,6 +263,8 @@ impl Transfer<'_> {
 fn add(total: &mut Counts, part: &Counts) {
     total.pages += part.pages;
     total.requests += part.requests;
+    total.retries += part.retries;
+    total.throttled_requests += part.throttled_requests;
     total.records_pulled += part.records_pulled;
     total.events_sent += part.events_sent;
     total.bytes_sent += part.bytes_sent;

@@ -26,6 +26,8 @@ pub struct Page {
     pub bytes: usize,
     /// Requests made for this page (1 unless retried).
     pub requests: u32,
+    /// Of those, the ones answered 429.
+    pub throttled: u32,
 }
 
 #[derive(Deserialize)]
@@ -135,6 +137,7 @@ impl GraphClient {
     ) -> Result<Page, TraceError> {
         let mut backoff = budget.backoff();
         let mut requests = 0;
+        let mut throttled = 0;
         let mut refreshed_token = false;
         loop {
             self.limiter.until_ready().await;
@@ -193,6 +196,7 @@ impl GraphClient {
                             next_link,
                             bytes: body.len(),
                             requests,
+                            throttled,
                         });
                     }
                     Err(e) => {
@@ -205,6 +209,9 @@ impl GraphClient {
                         continue;
                     }
                 }
+            }
+            if status == 429 {
+                throttled += 1;
             }
             let detail: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
             let failure = TraceError::Api {
