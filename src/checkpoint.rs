@@ -32,6 +32,12 @@ pub struct Checkpoint {
     /// Which API the records come from (informational).
     #[serde(default)]
     pub api: Option<String>,
+    /// The `RESET_BEFORE` value this checkpoint last restarted for (scheduled checkpoint only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_before: Option<DateTime<Utc>>,
+    /// The range a backfill checkpoint belongs to (backfill checkpoints only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<crate::backfill::Range>,
 }
 
 impl Checkpoint {
@@ -44,6 +50,8 @@ impl Checkpoint {
             lease: None,
             updated_at: now,
             api: None,
+            reset_before: None,
+            backfill: None,
         }
     }
 }

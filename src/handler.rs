@@ -6,7 +6,7 @@ use lambda_runtime::LambdaEvent;
 use crate::app::App;
 use crate::event::{Invocation, classify};
 use crate::summary::LeaseReport;
-use crate::tick::{self, TickError, TickRequest};
+use crate::tick::{self, Target, TickRequest};
 
 /// Handles one invocation.
 pub async fn handle(
@@ -17,10 +17,11 @@ pub async fn handle(
         request_id: event.context.request_id.clone(),
         deadline: deadline(event.context.deadline),
     };
-    let result = match classify(&event.payload)? {
-        Invocation::Tick => tick::run(app, &request).await,
-        Invocation::Backfill(_) => Err(TickError::BackfillUnsupported),
+    let target = match classify(&event.payload)? {
+        Invocation::Tick => Target::Scheduled,
+        Invocation::Backfill(backfill) => Target::Backfill(backfill),
     };
+    let result = tick::run_target(app, &request, &target, &mut |_| {}).await;
     match result {
         Ok(summary) => {
             tracing::info!(
@@ -37,6 +38,9 @@ pub async fn handle(
                 checkpoint = summary.checkpoint.map(|t| t.to_rfc3339()),
                 partial = summary.partial.is_some(),
                 caught_up = summary.caught_up,
+                backfill = summary.backfill.as_ref().map(|b| b.name.as_str()),
+                remaining_seconds = summary.backfill.as_ref().map(|b| b.remaining_seconds),
+                reset = summary.reset.is_some(),
                 duration_ms = summary.duration_ms,
                 "tick finished"
             );

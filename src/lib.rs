@@ -4,6 +4,7 @@
 //! (window planning, record mapping, line framing, lease decisions) sits in its own modules.
 
 pub mod app;
+pub mod backfill;
 pub mod checkpoint;
 pub mod cloud;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod event;
 pub mod handler;
 pub mod lease;
 pub mod logging;
+pub mod reset;
 pub mod secret;
 pub mod summary;
 pub mod tick;
