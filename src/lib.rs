@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod backfill;
+pub mod check;
 pub mod checkpoint;
 pub mod cloud;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod event;
 pub mod handler;
 pub mod lease;
 pub mod logging;
+pub mod preview;
 pub mod reset;
 pub mod secret;
 pub mod summary;

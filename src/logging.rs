@@ -1,10 +1,25 @@
 //! JSON log lines through `tracing`, one event per line, level from `LOG_LEVEL`.
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
-/// Installs the JSON subscriber once; `LOG_LEVEL` (default `info`) sets the verbosity.
+/// Installs the JSON subscriber once on stdout (the Lambda's log stream); `LOG_LEVEL`
+/// (default `info`) sets the verbosity.
 pub fn init() {
-    let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".to_owned());
+    install(std::io::stdout, "info");
+}
+
+/// Installs the JSON subscriber on stderr, so that a command's own output keeps stdout;
+/// `default_level` applies when `LOG_LEVEL` is unset.
+pub fn init_stderr(default_level: &str) {
+    install(std::io::stderr, default_level);
+}
+
+fn install<W>(writer: W, default_level: &str)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| default_level.to_owned());
     let filter = EnvFilter::try_new(format!("warn,m365_trace_to_devo={level}"))
         .unwrap_or_else(|_| EnvFilter::new("warn,m365_trace_to_devo=info"));
     let _ = tracing_subscriber::fmt()
@@ -15,6 +30,7 @@ pub fn init() {
         .with_target(false)
         .with_ansi(false)
         .without_time()
+        .with_writer(writer)
         .with_env_filter(filter)
         .try_init();
 }

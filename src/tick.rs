@@ -78,14 +78,18 @@ pub struct WindowDone<'a> {
     pub outcome: &'static str,
 }
 
-/// The checkpoint a run works on, resolved from its target in step 1.
-struct Job {
-    key: String,
-    range: Option<Range>,
+/// The checkpoint a run works on and its limits, resolved from its target in step 1.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The checkpoint object's key.
+    pub key: String,
+    /// The backfill's accepted range; `None` for the schedule.
+    pub range: Option<Range>,
 }
 
 impl Job {
-    fn resolve(
+    /// Resolves `target` at `now`: refuses a backfill range the API cannot serve.
+    pub fn resolve(
         target: &Target,
         config: &crate::config::Config,
         now: DateTime<Utc>,
@@ -106,7 +110,8 @@ impl Job {
         }
     }
 
-    fn bounds(&self, now: DateTime<Utc>, rules: &crate::config::WindowRules) -> Bounds {
+    /// The limits the windows are planned within.
+    pub fn bounds(&self, now: DateTime<Utc>, rules: &crate::config::WindowRules) -> Bounds {
         match &self.range {
             None => Bounds::scheduled(now, rules),
             Some(range) => backfill::bounds(range, now, rules),
@@ -114,7 +119,7 @@ impl Job {
     }
 
     /// Adds the target's own part of the summary.
-    fn annotate(&self, mut summary: Summary, reset: Option<Reset>) -> Summary {
+    pub(crate) fn annotate(&self, mut summary: Summary, reset: Option<Reset>) -> Summary {
         summary.backfill = self
             .range
             .as_ref()
@@ -134,7 +139,7 @@ pub struct TickRequest {
 }
 
 /// Windows planned at most per tick (a 90-day catch-up of 6-hour windows is 360).
-const MAX_WINDOWS_PER_TICK: usize = 1000;
+pub const MAX_WINDOWS_PER_TICK: usize = 1000;
 
 /// Runs one scheduled tick.
 pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError> {
