@@ -153,7 +153,7 @@ async fn pull(app: &App, target: Target, limit: &Limit, json: bool, live: bool) 
                 w.counts.records_pulled,
                 w.counts.events_sent,
                 w.counts.records_pulled as f64 / seconds,
-                w.window.end.to_rfc3339()
+                z(w.window.end)
             );
             let _ = std::io::stderr().flush();
         }
@@ -191,8 +191,13 @@ fn print_json(value: &impl serde::Serialize) {
     }
 }
 
+/// An instant as RFC 3339 in UTC with `Z`, as the events and the checkpoint write it.
+fn z(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 fn time(t: Option<DateTime<Utc>>) -> String {
-    t.map_or_else(|| "none".to_owned(), |t| t.to_rfc3339())
+    t.map_or_else(|| "none".to_owned(), z)
 }
 
 fn print_summary(s: &Summary, json: bool) {
@@ -219,7 +224,7 @@ fn print_summary(s: &Summary, json: bool) {
         } => println!("lease: taken over from {previous_owner} (expired) as {owner}"),
         LeaseReport::HeldByOther { owner, until } => println!(
             "lease: held by {owner} until {}: nothing pulled; run again later",
-            until.to_rfc3339()
+            z(*until)
         ),
         LeaseReport::Lost { at } => {
             println!("lease: lost at {at}: another run wrote the checkpoint; this one stopped")
@@ -229,7 +234,7 @@ fn print_summary(s: &Summary, json: bool) {
         "checkpoint: {}{}",
         time(s.checkpoint),
         match (&s.partial, s.caught_up) {
-            (Some(p), _) => format!(" (window {}..{} left part-way)", p.start, p.end),
+            (Some(p), _) => format!(" (window {}..{} left part-way)", z(p.start), z(p.end)),
             (None, true) => " (caught up)".to_owned(),
             (None, false) => " (behind: run again)".to_owned(),
         }
@@ -237,14 +242,14 @@ fn print_summary(s: &Summary, json: bool) {
     if let Some(skipped) = &s.skipped {
         println!(
             "skipped: {}..{} fell outside the API's lookback",
-            skipped.from.to_rfc3339(),
-            skipped.to.to_rfc3339()
+            z(skipped.from),
+            z(skipped.to)
         );
     }
     if let Some(r) = &s.reset {
         println!(
             "reset: RESET_BEFORE={} applied: restarted from HISTORIC_DAYS back (was at {}); records are sent again",
-            r.reset_before.to_rfc3339(),
+            z(r.reset_before),
             time(r.previous_checkpoint)
         );
     }
@@ -253,14 +258,14 @@ fn print_summary(s: &Summary, json: bool) {
             println!(
                 "backfill {}: complete ({}..{})",
                 b.name,
-                b.start.to_rfc3339(),
-                b.end.to_rfc3339()
+                z(b.start),
+                z(b.end)
             );
         } else {
             println!(
                 "backfill {}: done until {}, {} s left: run the same command again to resume",
                 b.name,
-                b.done_until.to_rfc3339(),
+                z(b.done_until),
                 b.remaining_seconds
             );
         }
@@ -299,20 +304,20 @@ fn print_preview(p: &Preview, json: bool) {
         println!(
             "lease: held by {} until {}",
             lease.owner,
-            lease.expires_at.to_rfc3339()
+            z(lease.expires_at)
         );
     }
     if let Some(r) = &p.reset {
         println!(
             "reset: RESET_BEFORE={} is new: the next tick restarts from HISTORIC_DAYS back",
-            r.reset_before.to_rfc3339()
+            z(r.reset_before)
         );
     }
     if let Some(s) = &p.plan.skipped {
         println!(
             "skipped: {}..{} is outside the API's lookback",
-            s.from.to_rfc3339(),
-            s.to.to_rfc3339()
+            z(s.from),
+            z(s.to)
         );
     }
     let windows = &p.plan.windows;
@@ -320,22 +325,20 @@ fn print_preview(p: &Preview, json: bool) {
         (Some(first), Some(last)) => println!(
             "{} windows from {} to {}:",
             windows.len(),
-            first.start.to_rfc3339(),
-            last.end.to_rfc3339()
+            z(first.start),
+            z(last.end)
         ),
-        _ => println!(
-            "nothing to pull: caught up to {}",
-            p.plan.horizon.to_rfc3339()
-        ),
+        _ => println!("nothing to pull: caught up to {}", z(p.plan.horizon)),
     }
     for w in windows {
-        let resumed = w.resume.as_ref().map_or_else(String::new, |r| {
-            format!("  (resumes below {})", r.until.to_rfc3339())
-        });
+        let resumed = w
+            .resume
+            .as_ref()
+            .map_or_else(String::new, |r| format!("  (resumes below {})", z(r.until)));
         println!(
             "  {}  {}  {:>6} s{resumed}",
-            w.start.to_rfc3339(),
-            w.end.to_rfc3339(),
+            z(w.start),
+            z(w.end),
             (w.end - w.start).num_seconds()
         );
     }
