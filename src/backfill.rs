@@ -2,14 +2,14 @@
 //! they are cut into windows and how far they got. Pure: values in, values out; the tick does
 //! the I/O.
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::checkpoint::Checkpoint;
 use crate::config::WindowRules;
 use crate::event::BackfillRequest;
-use crate::window::{Bounds, MAX_QUERY_SPAN};
+use crate::window::Bounds;
 
 /// Longest accepted backfill name.
 pub const MAX_NAME_LEN: usize = 100;
@@ -190,11 +190,7 @@ pub fn bounds(range: &Range, now: DateTime<Utc>, rules: &WindowRules) -> Bounds 
     Bounds {
         start: range.start,
         horizon: range.end,
-        earliest: now - rules.lookback + rules.margin,
-        span: rules
-            .max_window
-            .min(MAX_QUERY_SPAN)
-            .max(Duration::seconds(1)),
+        ..Bounds::scheduled(now, rules)
     }
 }
 
@@ -235,25 +231,13 @@ pub fn report(range: &Range, key: &str, end: Option<DateTime<Utc>>, partial: boo
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
+    use chrono::{Duration, TimeZone};
     use proptest::prelude::*;
 
     use super::*;
+    use crate::window::MAX_QUERY_SPAN;
+    use crate::window::tests::{now, rules};
     use crate::window::{Progress, plan_within};
-
-    fn rules() -> WindowRules {
-        WindowRules {
-            delay: Duration::seconds(90_000),
-            historic: Duration::days(10),
-            margin: Duration::seconds(60),
-            max_window: Duration::seconds(21_600),
-            lookback: Duration::days(90),
-        }
-    }
-
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
-    }
 
     fn request(start: DateTime<Utc>, end: DateTime<Utc>, name: Option<&str>) -> BackfillRequest {
         BackfillRequest {

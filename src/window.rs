@@ -180,13 +180,14 @@ pub fn plan_within(progress: Progress<'_>, bounds: &Bounds, max_windows: usize) 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use chrono::TimeZone;
     use proptest::prelude::*;
 
     use super::*;
 
-    fn rules() -> WindowRules {
+    /// The default rules (shared with other modules' tests).
+    pub(crate) fn rules() -> WindowRules {
         WindowRules {
             delay: Duration::seconds(90_000),
             historic: Duration::days(10),
@@ -196,7 +197,8 @@ mod tests {
         }
     }
 
-    fn now() -> DateTime<Utc> {
+    /// A fixed clock (shared with other modules' tests).
+    pub(crate) fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use m365_trace_devtools::graph::Fault;
 use m365_trace_devtools::records::generate;
+use m365_trace_to_devo::app::App;
 use serde_json::{Value, json};
 use support::*;
 
@@ -41,6 +42,13 @@ async fn object(h: &Harness, key: &str) -> Option<(Value, String)> {
     let etag = out.e_tag().unwrap_or_default().to_owned();
     let body = out.body.collect().await.ok()?.into_bytes();
     Some((serde_json::from_slice(&body).expect("JSON object"), etag))
+}
+
+/// Invokes a backfill that must be refused, and returns the error.
+async fn refused(h: &Harness, app: &App, event: Value, request_id: &str) -> String {
+    h.invoke(app, event, request_id, Duration::from_secs(60))
+        .await
+        .expect_err("refused")
 }
 
 fn count(keys: &[String]) -> HashMap<String, usize> {
@@ -279,27 +287,18 @@ async fn ranges_the_api_cannot_serve_are_refused_naming_the_limit_before_any_cal
         ),
     ];
     for (i, (start, end, expected)) in cases.into_iter().enumerate() {
-        let err = h
-            .invoke(
-                &app,
-                backfill_event(start, end, None),
-                &format!("req-refused-{i}"),
-                Duration::from_secs(60),
-            )
-            .await
-            .expect_err("refused");
+        let id = format!("req-refused-{i}");
+        let err = refused(&h, &app, backfill_event(start, end, None), &id).await;
         assert!(err.contains("backfill refused"), "{err}");
         assert!(err.contains(expected), "{expected}: {err}");
     }
-    let err = h
-        .invoke(
-            &app,
-            backfill_event(hours_ago(40), hours_ago(30), Some("../escape")),
-            "req-refused-name",
-            Duration::from_secs(60),
-        )
-        .await
-        .expect_err("refused");
+    let err = refused(
+        &h,
+        &app,
+        backfill_event(hours_ago(40), hours_ago(30), Some("../escape")),
+        "req-refused-name",
+    )
+    .await;
     assert!(
         err.contains("backfill name \"../escape\" is invalid"),
         "{err}"
@@ -326,15 +325,13 @@ async fn ranges_the_api_cannot_serve_are_refused_naming_the_limit_before_any_cal
         .await
         .expect("backfill");
     assert_eq!(done["backfill"]["complete"], json!(true));
-    let err = h
-        .invoke(
-            &app,
-            backfill_event(hours_ago(40), hours_ago(38), Some("incident")),
-            "req-named-again",
-            Duration::from_secs(60),
-        )
-        .await
-        .expect_err("refused");
+    let err = refused(
+        &h,
+        &app,
+        backfill_event(hours_ago(40), hours_ago(38), Some("incident")),
+        "req-named-again",
+    )
+    .await;
     assert!(
         err.contains("backfill \"incident\" already exists for"),
         "{err}"
