@@ -107,6 +107,8 @@ mod tests {
             caught_up: true,
             skipped: None,
             duration_ms: 900,
+            backfill: None,
+            reset: None,
         }
     }
 
