@@ -118,7 +118,11 @@ mod tests {
             "https://outlook.office365.com/.default".to_owned(),
         );
         assert_eq!(row("global"), global);
-        assert_eq!(row("gcc"), global, "GCC (moderate) uses the worldwide endpoints");
+        assert_eq!(
+            row("gcc"),
+            global,
+            "GCC (moderate) uses the worldwide endpoints"
+        );
         assert_eq!(
             row("gcc-high"),
             (

@@ -42,9 +42,6 @@ pub enum TickError {
         /// What failed.
         source: Box<TransferError>,
     },
-    /// The Reporting Web Service is handled by a later version.
-    #[error("TRACE_API=reporting is not supported by this version; use TRACE_API=graph")]
-    ReportingUnsupported,
     /// Backfill events are handled by a later version.
     #[error(
         "backfill events are not supported by this version; invoke with {{}} for a scheduled tick"
@@ -135,15 +132,15 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
         tokio::time::Instant::now() + (budget_end - Utc::now()).to_std().unwrap_or(Duration::ZERO),
         config.request_timeout,
     );
-    let graph = app.graph()?;
+    let source = app.source()?;
     let mut tokens = TokenSource::new(
         app.http().clone(),
         &config.endpoints.login,
-        graph.scope(),
+        source.scope(),
         &secret,
     );
     let mut transfer = Transfer {
-        graph,
+        source,
         tokens: &mut tokens,
         devo: &devo,
         organization: &secret.tenant_id,

@@ -12,9 +12,9 @@ use crate::devo::{DevoError, DevoSender, DevoTls, frame_line};
 use crate::summary::Counts;
 use crate::trace::TraceError;
 use crate::trace::auth::TokenSource;
-use crate::trace::graph::{GraphClient, describe_window};
 use crate::trace::http::Budget;
-use crate::trace::record::{MappingContext, to_message_trace};
+use crate::trace::record::MappingContext;
+use crate::trace::source::TraceSource;
 use crate::window::{Resume, Window};
 
 /// Why a window could not be delivered.
@@ -49,8 +49,8 @@ pub enum Progress {
 
 /// The services and settings a window transfer uses.
 pub struct Transfer<'a> {
-    /// Graph client.
-    pub graph: &'a GraphClient,
+    /// The API (Graph or the Reporting Web Service).
+    pub source: &'a TraceSource,
     /// Tokens.
     pub tokens: &'a mut TokenSource,
     /// Relay TLS settings.
@@ -92,17 +92,18 @@ impl Transfer<'_> {
         window: &Window,
         counts: &mut Counts,
     ) -> Result<Progress, TransferError> {
-        let what = describe_window(window);
+        let what = self.source.describe_window(window);
         let context = MappingContext {
             organization: self.organization,
             start: window.start,
             end: window.end,
         };
-        let mut url = self.graph.first_page_url(window);
+        let mut url = self.source.first_page_url(window);
         let mut sender: Option<DevoSender> = None;
         let mut seen: HashSet<u128> = HashSet::new();
         let mut frontier: Option<Frontier> = None;
-        let mut newest_first = true;
+        // Only a newest-first API can describe what was delivered by one instant.
+        let mut newest_first = self.source.newest_first();
         let mut index = 0u64;
         let mut buf = Vec::with_capacity(1 << 20);
         let mut complete = false;
@@ -111,7 +112,7 @@ impl Transfer<'_> {
         while !self.budget.exhausted() {
             let started = tokio::time::Instant::now();
             let page = match self
-                .graph
+                .source
                 .page(&url, self.tokens, &self.budget, &what)
                 .await
             {
@@ -131,7 +132,7 @@ impl Transfer<'_> {
             let mut lines = 0u64;
             for record in &page.records {
                 let key = record.key();
-                let received = record.received_date_time;
+                let received = record.received();
                 if !window.wants(received, &key) {
                     continue;
                 }
@@ -155,7 +156,7 @@ impl Transfer<'_> {
                     Some(f) if received == f.at => f.keys.push(key.clone()),
                     Some(_) => newest_first = false,
                 }
-                let trace = to_message_trace(record, &context, index);
+                let trace = record.devo_json(&context, index);
                 frame_line(&mut buf, received, self.hostname, self.tag, &trace).map_err(|e| {
                     TransferError::Encode {
                         key: key.clone(),

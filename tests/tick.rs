@@ -41,7 +41,10 @@ async fn fresh_start_delivers_every_record_once_across_windows_and_pages() {
     // The checkpoint's end is now − delay; the start was now − HISTORIC_DAYS.
     let end = time(&summary["checkpoint"]);
     let start = end + TimeDelta::hours(25) - TimeDelta::days(2);
-    assert!(end <= Utc::now() - TimeDelta::hours(25) && end >= now.trunc_subsecs(0) - TimeDelta::hours(25));
+    assert!(
+        end <= Utc::now() - TimeDelta::hours(25)
+            && end >= now.trunc_subsecs(0) - TimeDelta::hours(25)
+    );
     let got = h.received_keys();
     let expected = expected_keys(&records, start, end);
     assert!(expected.len() > 400, "the data set covers the range");

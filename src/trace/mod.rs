@@ -5,5 +5,7 @@ pub mod error;
 pub mod graph;
 pub mod http;
 pub mod record;
+pub mod reporting;
+pub mod source;
 
 pub use error::TraceError;
