@@ -35,7 +35,7 @@ pub enum TraceRecord {
 #[serde(untagged)]
 pub enum DevoJson<'a> {
     /// Graph, mapped.
-    Graph(MessageTrace<'a>),
+    Graph(Box<MessageTrace<'a>>),
     /// Reporting, as received.
     Reporting(&'a Map<String, Value>),
 }
@@ -73,7 +73,7 @@ impl TraceRecord {
     /// The JSON part of the record's Devo line.
     pub fn devo_json<'a>(&'a self, context: &MappingContext<'a>, index: u64) -> DevoJson<'a> {
         match self {
-            TraceRecord::Graph(r) => DevoJson::Graph(to_message_trace(r, context, index)),
+            TraceRecord::Graph(r) => DevoJson::Graph(Box::new(to_message_trace(r, context, index))),
             TraceRecord::Reporting(r) => DevoJson::Reporting(&r.fields),
         }
     }
