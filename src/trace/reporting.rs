@@ -18,6 +18,7 @@ use crate::trace::auth::TokenSource;
 use crate::trace::error::TraceError;
 use crate::trace::http::{Budget, describe_transport, retry_after};
 use crate::trace::record::{record_key, reporting_time};
+use crate::trace::source::{SourcePage, TraceRecord};
 use crate::window::Window;
 
 /// Path of the report below the reporting host.
@@ -36,19 +37,6 @@ pub struct ReportingRecord {
     pub received: DateTime<Utc>,
     /// Every field of the row (unknown ones too), `__metadata` removed, dates in JSON light form.
     pub fields: Map<String, Value>,
-}
-
-/// One page of rows and where the next one is.
-#[derive(Debug)]
-pub struct ReportingPage {
-    /// The rows.
-    pub records: Vec<ReportingRecord>,
-    /// The next page's absolute URL.
-    pub next_link: Option<String>,
-    /// Size of the body.
-    pub bytes: usize,
-    /// Requests made for this page (1 unless retried).
-    pub requests: u32,
 }
 
 /// Parses a Reporting Web Service date: `2026-11-24T10:15:30.1234567` (UTC, no zone),
@@ -261,7 +249,7 @@ impl ReportingClient {
         tokens: &mut TokenSource,
         budget: &Budget,
         what: &str,
-    ) -> Result<ReportingPage, TraceError> {
+    ) -> Result<SourcePage, TraceError> {
         let mut backoff = budget.backoff();
         let mut requests = 0;
         let mut refreshed_token = false;
@@ -299,8 +287,8 @@ impl ReportingClient {
             if status == 200 {
                 match parse_page(&body) {
                     Ok((records, next)) => {
-                        return Ok(ReportingPage {
-                            records,
+                        return Ok(SourcePage {
+                            records: records.into_iter().map(TraceRecord::Reporting).collect(),
                             next_link: next.and_then(|link| resolve_next_link(&self.base, &link)),
                             bytes: body.len(),
                             requests,

@@ -132,19 +132,7 @@ impl TraceSource {
                     requests: page.requests,
                 }
             }
-            TraceSource::Reporting(c) => {
-                let page = c.page(url, tokens, budget, what).await?;
-                SourcePage {
-                    records: page
-                        .records
-                        .into_iter()
-                        .map(TraceRecord::Reporting)
-                        .collect(),
-                    next_link: page.next_link,
-                    bytes: page.bytes,
-                    requests: page.requests,
-                }
-            }
+            TraceSource::Reporting(c) => c.page(url, tokens, budget, what).await?,
         })
     }
 }
