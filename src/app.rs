@@ -59,6 +59,12 @@ pub struct TickOptions {
     pub devo_close_timeout: Duration,
     /// Added to the deadline to make the lease's expiry.
     pub lease_slack: Duration,
+    /// First delay between retries of a failed request (then doubling, with jitter).
+    pub retry_min_delay: Duration,
+    /// Attempts at delivering one window to Devo when the relay fails transiently.
+    pub devo_attempts: u32,
+    /// Client-side budget of API requests per 5 minutes (Graph's limit is 100 per tenant).
+    pub requests_per_5_minutes: usize,
 }
 
 impl Default for TickOptions {
@@ -67,6 +73,9 @@ impl Default for TickOptions {
             commit_reserve: Duration::from_secs(20),
             devo_close_timeout: Duration::from_secs(10),
             lease_slack: Duration::from_secs(60),
+            retry_min_delay: Duration::from_millis(500),
+            devo_attempts: 3,
+            requests_per_5_minutes: crate::trace::request_budget::GRAPH_LIMIT,
         }
     }
 }

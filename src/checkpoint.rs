@@ -32,6 +32,10 @@ pub struct Checkpoint {
     /// Which API the records come from (informational).
     #[serde(default)]
     pub api: Option<String>,
+    /// Times of the API requests of the last 5 minutes: the client-side throttle budget that
+    /// survives between ticks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_requests: Vec<DateTime<Utc>>,
 }
 
 impl Checkpoint {
@@ -44,6 +48,7 @@ impl Checkpoint {
             lease: None,
             updated_at: now,
             api: None,
+            recent_requests: Vec::new(),
         }
     }
 }

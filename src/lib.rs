@@ -12,6 +12,7 @@ pub mod event;
 pub mod handler;
 pub mod lease;
 pub mod logging;
+pub mod metrics;
 pub mod secret;
 pub mod summary;
 pub mod tick;

@@ -2,19 +2,25 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the JSON subscriber once; `LOG_LEVEL` (default `info`) sets the verbosity.
+/// The product's filter: its own events at `level` (default `info`), other crates' warnings.
+pub fn filter(level: Option<&str>) -> EnvFilter {
+    let level = level.unwrap_or("info");
+    EnvFilter::try_new(format!("warn,m365_trace_to_devo={level}"))
+        .unwrap_or_else(|_| EnvFilter::new("warn,m365_trace_to_devo=info"))
+}
+
+/// Installs the JSON subscriber once; `LOG_LEVEL` sets the verbosity.
 pub fn init() {
-    let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".to_owned());
-    let filter = EnvFilter::try_new(format!("warn,m365_trace_to_devo={level}"))
-        .unwrap_or_else(|_| EnvFilter::new("warn,m365_trace_to_devo=info"));
+    let level = std::env::var("LOG_LEVEL").ok();
     let _ = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
-        .with_current_span(false)
+        // The invocation span carries the request id: `"span":{"request_id":…}` on every line.
+        .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
         .with_ansi(false)
         .without_time()
-        .with_env_filter(filter)
+        .with_env_filter(filter(level.as_deref()))
         .try_init();
 }

@@ -48,6 +48,10 @@ pub struct Counts {
     pub pages: u64,
     /// HTTP requests to the API (retries included).
     pub requests: u64,
+    /// Requests that were retries of a failed one.
+    pub retries: u64,
+    /// Requests answered 429 (throttled).
+    pub throttled_requests: u64,
     /// Records returned by the API.
     pub records_pulled: u64,
     /// Lines delivered to Devo.

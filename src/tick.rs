@@ -14,6 +14,7 @@ use crate::secret::SecretError;
 use crate::summary::{Counts, LeaseReport, Summary};
 use crate::trace::auth::TokenSource;
 use crate::trace::http::Budget;
+use crate::trace::request_budget::{self, RequestBudget};
 use crate::transfer::{Progress, Transfer, TransferError};
 use crate::window::{self, Plan};
 
@@ -131,8 +132,14 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
     let budget = Budget::new(
         tokio::time::Instant::now() + (budget_end - Utc::now()).to_std().unwrap_or(Duration::ZERO),
         config.request_timeout,
+        app.options().retry_min_delay,
     );
     let source = app.source()?;
+    let mut throttle = RequestBudget::new(
+        &checkpoint.recent_requests,
+        app.options().requests_per_5_minutes,
+        request_budget::GRAPH_PERIOD,
+    );
     let mut tokens = TokenSource::new(
         app.http().clone(),
         &config.endpoints.login,
@@ -147,6 +154,7 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
         hostname: &config.devo_hostname,
         tag: &config.devo_tag,
         budget,
+        throttle: &mut throttle,
         io_timeout: config.request_timeout,
         close_timeout: app.options().devo_close_timeout,
     };
@@ -160,16 +168,31 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
         }
         let window_started = std::time::Instant::now();
         let before = counts;
-        let progress = match transfer.run(window, &mut counts).await {
-            Ok(progress) => progress,
-            Err(source) => {
-                release(&store, key, &mut checkpoint, &etag).await;
-                tracing::error!(event = "window_failed", start = %window.start.to_rfc3339(), end = %window.end.to_rfc3339(), error = %source, "window not delivered; the checkpoint stays before it");
-                return Err(TickError::Transfer {
-                    start: window.start,
-                    end: window.end,
-                    source: Box::new(source),
-                });
+        let mut attempt = 1;
+        let progress = loop {
+            match transfer.run(window, &mut counts).await {
+                Ok(progress) => break progress,
+                // The relay refused or broke the stream: deliver the window again on a new
+                // connection (what the broken stream carried may arrive twice, never lost).
+                Err(TransferError::Devo(e))
+                    if e.is_retryable()
+                        && attempt < app.options().devo_attempts
+                        && !budget.exhausted() =>
+                {
+                    tracing::warn!(event = "devo_retry", attempt, error = %e, "relay failed; sending the window again");
+                    tokio::time::sleep(app.options().retry_min_delay * 2u32.pow(attempt)).await;
+                    attempt += 1;
+                }
+                Err(source) => {
+                    checkpoint.recent_requests = transfer.throttle.history(Utc::now());
+                    release(&store, key, &mut checkpoint, &etag).await;
+                    tracing::error!(event = "window_failed", start = %window.start.to_rfc3339(), end = %window.end.to_rfc3339(), error = %source, "window not delivered; the checkpoint stays before it");
+                    return Err(TickError::Transfer {
+                        start: window.start,
+                        end: window.end,
+                        source: Box::new(source),
+                    });
+                }
             }
         };
         let outcome = match &progress {
@@ -210,6 +233,7 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
             }
         }
         checkpoint.updated_at = Utc::now();
+        checkpoint.recent_requests = transfer.throttle.history(checkpoint.updated_at);
         match store.write(key, &checkpoint, Some(&etag)).await {
             Ok(new) => etag = new,
             Err(CheckpointError::Conflict { .. }) => {
@@ -239,6 +263,7 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
     // 7. commit: release the lease
     checkpoint.lease = None;
     checkpoint.updated_at = Utc::now();
+    checkpoint.recent_requests = transfer.throttle.history(checkpoint.updated_at);
     let caught_up = reached_horizon && checkpoint.partial.is_none();
     match store.write(key, &checkpoint, Some(&etag)).await {
         Ok(_) => {}

@@ -14,6 +14,7 @@ use crate::trace::TraceError;
 use crate::trace::auth::TokenSource;
 use crate::trace::http::Budget;
 use crate::trace::record::MappingContext;
+use crate::trace::request_budget::RequestBudget;
 use crate::trace::source::TraceSource;
 use crate::window::{Resume, Window};
 
@@ -63,11 +64,16 @@ pub struct Transfer<'a> {
     pub tag: &'a str,
     /// Pulling stops when this runs out.
     pub budget: Budget,
+    /// The client-side throttle budget, kept in the checkpoint.
+    pub throttle: &'a mut RequestBudget,
     /// Timeout of a connect or a write.
     pub io_timeout: Duration,
     /// How long the relay may take to end the stream after ours.
     pub close_timeout: Duration,
 }
+
+/// Times a window's query is restarted after its nextLink stopped working.
+const MAX_LINK_RESTARTS: u32 = 3;
 
 fn key_hash(key: &str) -> u128 {
     // Two independent 64-bit SipHashes: 128 bits keep a collision (which would drop a record)
@@ -98,7 +104,9 @@ impl Transfer<'_> {
             start: window.start,
             end: window.end,
         };
-        let mut url = self.source.first_page_url(window);
+        let first_url = self.source.first_page_url(window);
+        let mut url = first_url.clone();
+        let mut restarts = 0;
         let mut sender: Option<DevoSender> = None;
         let mut seen: HashSet<u128> = HashSet::new();
         let mut frontier: Option<Frontier> = None;
@@ -113,10 +121,39 @@ impl Transfer<'_> {
             let started = tokio::time::Instant::now();
             let page = match self
                 .source
-                .page(&url, self.tokens, &self.budget, &what)
+                .page(&url, self.tokens, &self.budget, self.throttle, &what)
                 .await
             {
                 Ok(page) => page,
+                // A nextLink that stopped working (expired or invalid skip token): ask again for
+                // what is left. Pages come newest first, so everything newer than the oldest
+                // instant delivered was sent; the seen keys skip the rest.
+                Err(TraceError::Api {
+                    status: 400 | 404 | 410,
+                    code,
+                    ..
+                }) if url != first_url && restarts < MAX_LINK_RESTARTS => {
+                    restarts += 1;
+                    let rest = match (&frontier, newest_first) {
+                        (Some(f), true) => Window {
+                            resume: Some(Resume {
+                                until: f.at,
+                                sent_at_until: Vec::new(),
+                            }),
+                            ..window.clone()
+                        },
+                        _ => window.clone(),
+                    };
+                    url = self.source.first_page_url(&rest);
+                    tracing::warn!(
+                        event = "next_link_failed",
+                        code = %code,
+                        restart = restarts,
+                        until = %rest.query_end().to_rfc3339(),
+                        "the nextLink stopped working; pulling the rest of the window again"
+                    );
+                    continue;
+                }
                 // The budget ran out while waiting for or retrying this page: stop here and
                 // keep what was delivered; the next tick pulls the rest.
                 Err(e) if self.budget.exhausted() || matches!(e, TraceError::OutOfTime { .. }) => {
@@ -127,12 +164,17 @@ impl Transfer<'_> {
             };
             window_counts.pages += 1;
             window_counts.requests += u64::from(page.requests);
+            window_counts.retries += u64::from(page.requests.saturating_sub(1));
+            window_counts.throttled_requests += u64::from(page.throttled);
             window_counts.records_pulled += page.records.len() as u64;
             buf.clear();
             let mut lines = 0u64;
             for record in &page.records {
                 let key = record.key();
-                let received = record.received();
+                // A record without a readable time is still sent (never lost), stamped with the
+                // window's start; it takes no part in the resume point.
+                let timed = record.received();
+                let received = timed.unwrap_or(window.start);
                 if !window.wants(received, &key) {
                     continue;
                 }
@@ -141,6 +183,7 @@ impl Transfer<'_> {
                     continue;
                 }
                 match &mut frontier {
+                    _ if timed.is_none() => {}
                     None => {
                         frontier = Some(Frontier {
                             at: received,
@@ -221,6 +264,8 @@ impl Transfer<'_> {
 fn add(total: &mut Counts, part: &Counts) {
     total.pages += part.pages;
     total.requests += part.requests;
+    total.retries += part.retries;
+    total.throttled_requests += part.throttled_requests;
     total.records_pulled += part.records_pulled;
     total.events_sent += part.events_sent;
     total.bytes_sent += part.bytes_sent;

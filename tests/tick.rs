@@ -359,7 +359,11 @@ async fn a_relay_cut_mid_window_keeps_the_checkpoint_and_the_next_tick_delivers(
     let now = Utc::now();
     let records = generate(6, now - TimeDelta::days(2), now - TimeDelta::hours(25), 400);
     let h = Harness::start(records.clone(), &[]).await;
-    let app = h.app(fast_options());
+    // One attempt per window: the cut fails the tick (tests/faults.rs covers the retries).
+    let app = h.app(TickOptions {
+        devo_attempts: 1,
+        ..fast_options()
+    });
     h.devo.cut_next_connection_after(30);
 
     let failed = h

@@ -44,6 +44,7 @@ pub struct SessionInfo {
 
 struct Shared {
     lines: Mutex<Vec<String>>,
+    line_sessions: Mutex<Vec<usize>>,
     sessions: Mutex<Vec<SessionInfo>>,
     handshake_errors: Mutex<Vec<String>>,
     connections: AtomicUsize,
@@ -100,6 +101,7 @@ impl DevoListener {
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared {
             lines: Mutex::new(Vec::new()),
+            line_sessions: Mutex::new(Vec::new()),
             sessions: Mutex::new(Vec::new()),
             handshake_errors: Mutex::new(Vec::new()),
             connections: AtomicUsize::new(0),
@@ -150,6 +152,18 @@ impl DevoListener {
     /// Complete lines (without the trailing `\n`), across all connections, in arrival order.
     pub fn lines(&self) -> Vec<String> {
         lock(&self.shared.lines).clone()
+    }
+
+    /// Every line with the index (into `sessions()`) of the TLS session that carried it, so a
+    /// test can tell lines of a cut or aborted session from lines of a clean one.
+    pub fn lines_by_session(&self) -> Vec<(usize, String)> {
+        let lines = lock(&self.shared.lines);
+        let sessions = lock(&self.shared.line_sessions);
+        sessions
+            .iter()
+            .copied()
+            .zip(lines.iter().cloned())
+            .collect()
     }
 
     /// Number of complete lines received so far (cheaper than `lines().len()`).
@@ -307,7 +321,11 @@ async fn serve(stream: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) {
             }
             let _ = file.write_all(text.as_bytes());
         }
-        lock(&shared.lines).extend(new_lines);
+        {
+            let mut lines = lock(&shared.lines);
+            lock(&shared.line_sessions).extend(std::iter::repeat_n(index, new_lines.len()));
+            lines.extend(new_lines);
+        }
         update(&|s| s.lines = received);
         if cut_now {
             reset(tls.get_ref().0);

@@ -131,6 +131,7 @@ struct State {
     faults: VecDeque<Fault>,
     /// Issued access tokens and the scope each was issued for.
     tokens: HashMap<String, String>,
+    issued_log: Vec<String>,
     /// The Reporting Web Service stand-in's settings.
     reporting: reporting::ReportingSettings,
     tokens_issued: usize,
@@ -206,6 +207,7 @@ impl GraphServer {
                 requests: Vec::new(),
                 faults: VecDeque::new(),
                 tokens: HashMap::new(),
+                issued_log: Vec::new(),
                 reporting: reporting::ReportingSettings::default(),
                 tokens_issued: 0,
                 skiptokens: HashMap::new(),
@@ -267,6 +269,12 @@ impl GraphServer {
     /// Number of access tokens issued.
     pub fn tokens_issued(&self) -> usize {
         self.shared.lock().tokens_issued
+    }
+
+    /// Every access token issued (still valid or revoked), so a test can prove none of them
+    /// reached a log line, an error or a summary.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.lock().issued_log.clone()
     }
 
     /// Number of faults injected but not yet applied.
@@ -540,6 +548,7 @@ fn issue_token(st: &mut State, scope: String) -> Resp {
         random_hex(16)
     );
     st.tokens.insert(access_token.clone(), scope);
+    st.issued_log.push(access_token.clone());
     st.tokens_issued += 1;
     json_response(
         200,

@@ -223,6 +223,9 @@ pub fn generate(
     count: usize,
 ) -> Vec<GraphRecord> {
     let mut rng = Rng::new(seed);
+    // Graph's timestamps have 100 ns resolution: align the start up to a tick.
+    let rem = i64::from(start.timestamp_subsec_nanos() % 100);
+    let start = start + TimeDelta::nanoseconds((100 - rem) % 100);
     let span_ticks = (end - start)
         .num_microseconds()
         .map(|us| us.saturating_mul(10))

@@ -77,6 +77,18 @@ pub enum DevoError {
     },
 }
 
+impl DevoError {
+    /// Whether another connection may succeed: refused or broken connections and slow closes
+    /// are; a TLS refusal (certificate, chain, name) or a bad secret is not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            DevoError::Connect { .. } | DevoError::CloseTimeout { .. } => true,
+            DevoError::Stream { detail, .. } => !detail.to_ascii_lowercase().contains("alert"),
+            DevoError::Pem { .. } | DevoError::Handshake { .. } => false,
+        }
+    }
+}
+
 fn hint(detail: &str) -> &'static str {
     let d = detail.to_ascii_lowercase();
     if d.contains("unknownissuer") || d.contains("unknown issuer") || d.contains("badsignature") {
@@ -237,7 +249,17 @@ impl DevoSender {
             tokio::time::timeout(timeout, tls.connector.connect(tls.server_name.clone(), tcp))
                 .await
                 .map_err(|_| handshake(format!("timed out after {} s", timeout.as_secs())))?
-                .map_err(|e| handshake(e.to_string()))?;
+                .map_err(|e| {
+                    // A TLS refusal carries a rustls error; anything else is the connection failing.
+                    if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+                        handshake(e.to_string())
+                    } else {
+                        DevoError::Connect {
+                            address: address.clone(),
+                            detail: format!("the connection failed during the TLS handshake: {e}"),
+                        }
+                    }
+                })?;
         Ok(DevoSender {
             stream: BufWriter::with_capacity(64 * 1024, stream),
             address,

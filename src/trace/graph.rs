@@ -2,6 +2,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -11,6 +12,7 @@ use crate::trace::auth::TokenSource;
 use crate::trace::error::{TraceError, api_hint};
 use crate::trace::http::{Budget, describe_transport, retry_after};
 use crate::trace::record::GraphRecord;
+use crate::trace::request_budget::{GRAPH_LIMIT, RequestBudget};
 use crate::window::Window;
 
 /// One page of records, newest first, and where the next one is.
@@ -24,6 +26,8 @@ pub struct Page {
     pub bytes: usize,
     /// Requests made for this page (1 unless retried).
     pub requests: u32,
+    /// Of those, the ones answered 429.
+    pub throttled: u32,
 }
 
 #[derive(Deserialize)]
@@ -128,14 +132,35 @@ impl GraphClient {
         url: &str,
         tokens: &mut TokenSource,
         budget: &Budget,
+        throttle: &mut RequestBudget,
         what: &str,
     ) -> Result<Page, TraceError> {
         let mut backoff = budget.backoff();
         let mut requests = 0;
+        let mut throttled = 0;
         let mut refreshed_token = false;
         loop {
             self.limiter.until_ready().await;
             let token = tokens.token(budget).await?;
+            let wait = throttle.wait_at(Utc::now());
+            if !wait.is_zero() {
+                if wait + Duration::from_millis(200) >= budget.remaining() {
+                    return Err(TraceError::OutOfTime {
+                        api: "graph",
+                        what: what.to_owned(),
+                        last: format!(
+                            "the client-side budget of {GRAPH_LIMIT} requests per 5 minutes is used up; the next tick continues"
+                        ),
+                    });
+                }
+                tracing::info!(
+                    event = "request_budget_wait",
+                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    "waiting to stay under Graph's 100 requests per 5 minutes"
+                );
+                tokio::time::sleep(wait).await;
+            }
+            throttle.record(Utc::now());
             requests += 1;
             let result = self
                 .http
@@ -164,13 +189,14 @@ impl GraphClient {
                 }
             };
             if status == 200 {
-                match serde_json::from_slice::<PageBody>(&body) {
-                    Ok(page) => {
+                match parse_page(&body) {
+                    Ok((records, next_link)) => {
                         return Ok(Page {
-                            records: page.value,
-                            next_link: page.next_link,
+                            records,
+                            next_link,
                             bytes: body.len(),
                             requests,
+                            throttled,
                         });
                     }
                     Err(e) => {
@@ -183,6 +209,9 @@ impl GraphClient {
                         continue;
                     }
                 }
+            }
+            if status == 429 {
+                throttled += 1;
             }
             let detail: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
             let failure = TraceError::Api {
@@ -212,7 +241,12 @@ impl GraphClient {
     }
 }
 
-/// Turns a missing `$filter` pair into a readable description for errors and logs.
+/// Parses a messageTraces page body: its records and its `@odata.nextLink`.
+pub fn parse_page(body: &[u8]) -> Result<(Vec<GraphRecord>, Option<String>), serde_json::Error> {
+    serde_json::from_slice::<PageBody>(body).map(|page| (page.value, page.next_link))
+}
+
+/// The window as it appears in errors and logs.
 pub fn describe_window(window: &Window) -> String {
     format!(
         "messageTraces {}..{}",

@@ -16,14 +16,17 @@ const MAX_RETRIES: usize = 5;
 pub struct Budget {
     until: Instant,
     request_timeout: Duration,
+    retry_min_delay: Duration,
 }
 
 impl Budget {
-    /// A budget that ends at `until`; no single request waits longer than `request_timeout`.
-    pub fn new(until: Instant, request_timeout: Duration) -> Budget {
+    /// A budget that ends at `until`; no single request waits longer than `request_timeout`;
+    /// retries start `retry_min_delay` apart and double.
+    pub fn new(until: Instant, request_timeout: Duration, retry_min_delay: Duration) -> Budget {
         Budget {
             until,
             request_timeout,
+            retry_min_delay,
         }
     }
 
@@ -53,7 +56,7 @@ impl Budget {
     pub fn backoff(&self) -> ExponentialBackoff {
         ExponentialBuilder::default()
             .with_jitter()
-            .with_min_delay(Duration::from_millis(500))
+            .with_min_delay(self.retry_min_delay)
             .with_max_delay(Duration::from_secs(30))
             .with_max_times(MAX_RETRIES)
             .build()

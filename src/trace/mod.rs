@@ -6,6 +6,7 @@ pub mod graph;
 pub mod http;
 pub mod record;
 pub mod reporting;
+pub mod request_budget;
 pub mod source;
 
 pub use error::TraceError;

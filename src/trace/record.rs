@@ -5,36 +5,42 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// One Graph `exchangeMessageTrace`.
+///
+/// Parsing is lenient field by field: a value of an unexpected type becomes text (numbers,
+/// booleans) or is dropped, so that one odd record can never block a window forever. Only a
+/// record whose `receivedDateTime` cannot be read has no time (`None`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GraphRecord {
     /// Message trace id (shared by the recipients of one message).
+    #[serde(default, deserialize_with = "lenient::text_or_empty")]
     pub id: String,
     /// Message-ID header.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::text")]
     pub message_id: Option<String>,
     /// When Exchange Online received the message (UTC).
-    pub received_date_time: DateTime<Utc>,
+    #[serde(default, deserialize_with = "lenient::time")]
+    pub received_date_time: Option<DateTime<Utc>>,
     /// Sender SMTP address.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::text")]
     pub sender_address: Option<String>,
     /// Recipient SMTP address.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::text")]
     pub recipient_address: Option<String>,
     /// Subject line.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::text")]
     pub subject: Option<String>,
     /// Delivery status, e.g. `delivered`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::text")]
     pub status: Option<String>,
     /// Size in bytes.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::integer")]
     pub size: Option<i64>,
     /// Source IP.
-    #[serde(default, rename = "fromIP")]
+    #[serde(default, rename = "fromIP", deserialize_with = "lenient::text")]
     pub from_ip: Option<String>,
     /// Destination IP.
-    #[serde(default, rename = "toIP")]
+    #[serde(default, rename = "toIP", deserialize_with = "lenient::text")]
     pub to_ip: Option<String>,
 }
 
@@ -42,6 +48,49 @@ impl GraphRecord {
     /// The record's identity: `id` + `recipientAddress`.
     pub fn key(&self) -> String {
         record_key(&self.id, self.recipient_address.as_deref().unwrap_or(""))
+    }
+}
+
+/// Deserializers that take what the API sends and never fail on a field's type.
+mod lenient {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+
+    fn as_text(value: Value) -> Option<String> {
+        match value {
+            Value::String(s) => Some(s),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Null | Value::Array(_) | Value::Object(_) => None,
+        }
+    }
+
+    pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(as_text(Value::deserialize(d)?))
+    }
+
+    pub fn text_or_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Ok(as_text(Value::deserialize(d)?).unwrap_or_default())
+    }
+
+    pub fn integer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::Number(n) => n
+                .as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        })
+    }
+
+    pub fn time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::String(s) => DateTime::parse_from_rfc3339(s.trim())
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
+            _ => None,
+        })
     }
 }
 
@@ -58,8 +107,9 @@ pub struct MessageTrace<'a> {
     pub organization: &'a str,
     /// Message-ID header.
     pub message_id: Option<&'a str>,
-    /// Received time, `yyyy-MM-ddTHH:mm:ss.fffffff` in UTC, as the Reporting Web Service writes it.
-    pub received: String,
+    /// Received time, `yyyy-MM-ddTHH:mm:ss.fffffff` in UTC, as the Reporting Web Service writes
+    /// it; `null` when the API sent no readable time.
+    pub received: Option<String>,
     /// Sender.
     pub sender_address: Option<&'a str>,
     /// Recipient.
@@ -126,7 +176,7 @@ pub fn to_message_trace<'a>(
     MessageTrace {
         organization: context.organization,
         message_id: record.message_id.as_deref(),
-        received: reporting_time(record.received_date_time),
+        received: record.received_date_time.map(reporting_time),
         sender_address: record.sender_address.as_deref(),
         recipient_address: record.recipient_address.as_deref(),
         subject: record.subject.as_deref(),

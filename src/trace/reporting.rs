@@ -33,8 +33,8 @@ const DATE_FIELDS: [&str; 3] = ["Received", "StartDate", "EndDate"];
 pub struct ReportingRecord {
     /// `MessageTraceId|RecipientAddress`.
     pub key: String,
-    /// `Received`, in UTC.
-    pub received: DateTime<Utc>,
+    /// `Received`, in UTC; `None` when it cannot be read (the row is still sent).
+    pub received: Option<DateTime<Utc>>,
     /// Every field of the row (unknown ones too), `__metadata` removed, dates in JSON light form.
     pub fields: Map<String, Value>,
 }
@@ -69,7 +69,7 @@ pub fn resolve_next_link(base: &str, link: &str) -> Option<String> {
     ecp.join(link).ok().map(String::from)
 }
 
-/// Turns one row into a record; the error names what is missing.
+/// Turns one row into a record; only a row that is not an object is refused.
 fn to_record(row: Value) -> Result<ReportingRecord, String> {
     let Value::Object(mut fields) = row else {
         return Err("a row is not a JSON object".into());
@@ -83,21 +83,18 @@ fn to_record(row: Value) -> Result<ReportingRecord, String> {
             fields.insert(name.to_owned(), Value::String(reporting_time(t)));
         }
     }
+    // Lenient like the Graph record: an odd value never blocks a window.
     let received = fields
         .get("Received")
         .and_then(Value::as_str)
-        .and_then(parse_time)
-        .ok_or("a row has no readable Received date")?;
-    let trace_id = fields
-        .get("MessageTraceId")
-        .and_then(Value::as_str)
-        .ok_or("a row has no MessageTraceId")?;
-    let recipient = fields
-        .get("RecipientAddress")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+        .and_then(parse_time);
+    let text = |name: &str| match fields.get(name) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    };
     Ok(ReportingRecord {
-        key: record_key(trace_id, recipient),
+        key: record_key(&text("MessageTraceId"), &text("RecipientAddress")),
         received,
         fields,
     })
@@ -252,6 +249,7 @@ impl ReportingClient {
     ) -> Result<SourcePage, TraceError> {
         let mut backoff = budget.backoff();
         let mut requests = 0;
+        let mut throttled = 0;
         let mut refreshed_token = false;
         loop {
             self.limiter.until_ready().await;
@@ -292,6 +290,7 @@ impl ReportingClient {
                             next_link: next.and_then(|link| resolve_next_link(&self.base, &link)),
                             bytes: body.len(),
                             requests,
+                            throttled,
                         });
                     }
                     Err(problem) => {
@@ -304,6 +303,9 @@ impl ReportingClient {
                         continue;
                     }
                 }
+            }
+            if status == 429 {
+                throttled += 1;
             }
             let (code, message) = error_message(&body);
             let failure = TraceError::Api {
@@ -435,7 +437,10 @@ mod tests {
             records[0].fields["Received"],
             json!("2026-11-24T10:15:30.1230000")
         );
-        assert_eq!(records[0].received.timestamp_millis(), 1_795_515_330_123);
+        assert_eq!(
+            records[0].received.map(|t| t.timestamp_millis()),
+            Some(1_795_515_330_123)
+        );
 
         let bare =
             json!({"d": [row(json!("2026-11-24T10:15:30")), row(json!("2026-11-24T10:15:31"))]});
@@ -444,17 +449,19 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_page_ends_the_report_and_a_bad_row_is_named() {
+    fn an_empty_page_ends_the_report_and_odd_rows_still_pass() {
         let empty = json!({"value": [], "odata.nextLink": "again"});
         let (records, next) = parse_page(empty.to_string().as_bytes()).unwrap();
         assert!(records.is_empty() && next.is_none());
-        let no_date = json!({"value": [{"MessageTraceId": "x", "Received": null}]});
-        assert!(
-            parse_page(no_date.to_string().as_bytes())
-                .unwrap_err()
-                .contains("Received")
+        let no_date = json!({"value": [{"MessageTraceId": 7, "Received": null}]});
+        let (records, _) = parse_page(no_date.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            (records[0].key.as_str(), records[0].received),
+            ("7|", None),
+            "an odd row is still sent"
         );
         assert!(parse_page(b"<feed/>").is_err());
+        assert!(parse_page(br#"{"value":[1]}"#).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::trace::graph::GraphClient;
 use crate::trace::http::Budget;
 use crate::trace::record::{GraphRecord, MappingContext, MessageTrace, to_message_trace};
 use crate::trace::reporting::{ReportingClient, ReportingRecord};
+use crate::trace::request_budget::RequestBudget;
 use crate::window::Window;
 
 /// The API a tick pulls from (`TRACE_API`), built once per cold start.
@@ -51,6 +52,8 @@ pub struct SourcePage {
     pub bytes: usize,
     /// Requests made for this page (1 unless retried).
     pub requests: u32,
+    /// Of those, the ones answered 429.
+    pub throttled: u32,
 }
 
 impl TraceRecord {
@@ -62,8 +65,8 @@ impl TraceRecord {
         }
     }
 
-    /// When Exchange Online received the message.
-    pub fn received(&self) -> DateTime<Utc> {
+    /// When Exchange Online received the message; `None` when the record's time is unreadable.
+    pub fn received(&self) -> Option<DateTime<Utc>> {
         match self {
             TraceRecord::Graph(r) => r.received_date_time,
             TraceRecord::Reporting(r) => r.received,
@@ -114,22 +117,25 @@ impl TraceSource {
         }
     }
 
-    /// Fetches one page, with retries within the budget.
+    /// Fetches one page, with retries within the budget. `throttle` is Graph's budget of 100
+    /// requests per 5 minutes; the Reporting Web Service has no such documented limit.
     pub async fn page(
         &self,
         url: &str,
         tokens: &mut TokenSource,
         budget: &Budget,
+        throttle: &mut RequestBudget,
         what: &str,
     ) -> Result<SourcePage, TraceError> {
         Ok(match self {
             TraceSource::Graph(c) => {
-                let page = c.page(url, tokens, budget, what).await?;
+                let page = c.page(url, tokens, budget, throttle, what).await?;
                 SourcePage {
                     records: page.records.into_iter().map(TraceRecord::Graph).collect(),
                     next_link: page.next_link,
                     bytes: page.bytes,
                     requests: page.requests,
+                    throttled: page.throttled,
                 }
             }
             TraceSource::Reporting(c) => c.page(url, tokens, budget, what).await?,

@@ -165,6 +165,36 @@ impl Harness {
         }
     }
 
+    /// Replaces the secret's JSON document.
+    pub async fn set_secret(&self, value: &Value) {
+        self.clients
+            .secrets
+            .put_secret_value()
+            .secret_id(&self.secret_id)
+            .secret_string(value.to_string())
+            .send()
+            .await
+            .expect("put secret");
+    }
+
+    /// The secret document the harness stored.
+    pub fn secret_document(&self) -> Value {
+        serde_json::json!({
+            "tenant_id": TENANT, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+            "devo_cert_pem": self.pki.client_cert_pem, "devo_key_pem": self.pki.client_key_pem,
+            "devo_chain_pem": self.pki.ca_pem,
+        })
+    }
+
+    /// Requests to the message trace API, in order.
+    pub fn trace_requests(&self) -> Vec<m365_trace_devtools::graph::RecordedRequest> {
+        self.graph
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/messageTraces"))
+            .collect()
+    }
+
     /// The state key in use.
     pub fn key(&self) -> String {
         self.env
@@ -305,6 +335,9 @@ pub fn fast_options() -> TickOptions {
         commit_reserve: Duration::from_millis(1500),
         devo_close_timeout: Duration::from_secs(5),
         lease_slack: Duration::from_secs(60),
+        retry_min_delay: Duration::from_millis(20),
+        devo_attempts: 3,
+        requests_per_5_minutes: 90,
     }
 }
 
@@ -313,4 +346,26 @@ pub fn time(v: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(v.as_str().expect("time string"))
         .expect("RFC 3339")
         .with_timezone(&Utc)
+}
+
+/// Asserts `got` holds exactly the `expected` keys, once each; on failure lists only the
+/// differences.
+pub fn assert_same_keys(got: Vec<String>, expected: Vec<String>, context: &str) {
+    let mut counts: HashMap<String, i64> = HashMap::new();
+    for k in &got {
+        *counts.entry(k.clone()).or_default() += 1;
+    }
+    for k in &expected {
+        *counts.entry(k.clone()).or_default() -= 1;
+    }
+    let mut wrong: Vec<(String, i64)> = counts.into_iter().filter(|(_, n)| *n != 0).collect();
+    wrong.sort();
+    assert!(
+        wrong.is_empty(),
+        "{} keys differ (n > 0: sent n times too many, n < 0: missing), got {} expected {}: {:?}\n{context}",
+        wrong.len(),
+        got.len(),
+        expected.len(),
+        &wrong[..wrong.len().min(20)]
+    );
 }

@@ -1,0 +1,168 @@
+//! CloudWatch Embedded Metric Format: one JSON document per tick in the function's log, turned
+//! into metrics by CloudWatch Logs (no API call, no IAM permission). Pure.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+
+use crate::summary::Summary;
+
+/// Namespace of every metric.
+pub const NAMESPACE: &str = "M365TraceToDevo";
+
+/// What a tick measured, success or failure.
+#[derive(Debug, Clone, Copy)]
+pub enum TickMetrics<'a> {
+    /// A tick that returned a summary.
+    Finished(&'a Summary),
+    /// A tick that failed (its counters are not known).
+    Failed,
+}
+
+/// The EMF document of one tick, with the function name and the API as dimensions. `LagSeconds`
+/// (now − the checkpoint's end) is included when a checkpoint exists.
+pub fn emf(
+    tick: TickMetrics<'_>,
+    function_name: &str,
+    api: &str,
+    duration_ms: u64,
+    now: DateTime<Utc>,
+) -> Value {
+    let mut values: Vec<(&str, &str, Value)> = vec![("TickFailed", "Count", json!(0))];
+    match tick {
+        TickMetrics::Finished(summary) => {
+            let c = &summary.counts;
+            values.extend([
+                ("RecordsPulled", "Count", json!(c.records_pulled)),
+                ("EventsSent", "Count", json!(c.events_sent)),
+                ("BytesSent", "Bytes", json!(c.bytes_sent)),
+                ("Pages", "Count", json!(c.pages)),
+                ("ApiRequests", "Count", json!(c.requests)),
+                ("Retries", "Count", json!(c.retries)),
+                ("ThrottledRequests", "Count", json!(c.throttled_requests)),
+                ("Windows", "Count", json!(c.windows)),
+            ]);
+            if let Some(end) = summary.checkpoint {
+                values.push((
+                    "LagSeconds",
+                    "Seconds",
+                    json!((now - end).num_seconds().max(0)),
+                ));
+            }
+        }
+        TickMetrics::Failed => values[0].2 = json!(1),
+    }
+    values.push(("TickDuration", "Milliseconds", json!(duration_ms)));
+
+    let definitions: Vec<Value> = values
+        .iter()
+        .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
+        .collect();
+    let mut document = Map::new();
+    document.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": now.timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["FunctionName", "Api"]],
+                "Metrics": definitions,
+            }],
+        }),
+    );
+    document.insert("FunctionName".into(), json!(function_name));
+    document.insert("Api".into(), json!(api));
+    for (name, _, value) in values {
+        document.insert(name.into(), value);
+    }
+    Value::Object(document)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::summary::{Counts, LeaseReport};
+
+    fn summary() -> Summary {
+        Summary {
+            api: "graph",
+            lease: LeaseReport::Acquired {
+                owner: "r".into(),
+                expires_at: Utc::now(),
+            },
+            counts: Counts {
+                windows: 2,
+                pages: 3,
+                requests: 5,
+                retries: 2,
+                throttled_requests: 1,
+                records_pulled: 120,
+                events_sent: 118,
+                bytes_sent: 70_000,
+                duplicates_skipped: 2,
+            },
+            checkpoint: Some(Utc.with_ymd_and_hms(2026, 11, 24, 11, 0, 0).unwrap()),
+            partial: None,
+            caught_up: true,
+            skipped: None,
+            duration_ms: 900,
+        }
+    }
+
+    #[test]
+    fn a_finished_tick_is_one_emf_document_with_every_metric() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        let s = summary();
+        let doc = emf(TickMetrics::Finished(&s), "collector", "graph", 900, now);
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(doc["_aws"]["Timestamp"], json!(now.timestamp_millis()));
+        assert_eq!(directive["Namespace"], json!("M365TraceToDevo"));
+        assert_eq!(directive["Dimensions"], json!([["FunctionName", "Api"]]));
+        assert_eq!(doc["FunctionName"], json!("collector"));
+        assert_eq!(doc["Api"], json!("graph"));
+        let expected = [
+            ("TickFailed", 0),
+            ("RecordsPulled", 120),
+            ("EventsSent", 118),
+            ("BytesSent", 70_000),
+            ("Pages", 3),
+            ("ApiRequests", 5),
+            ("Retries", 2),
+            ("ThrottledRequests", 1),
+            ("Windows", 2),
+            ("LagSeconds", 25 * 3600),
+            ("TickDuration", 900),
+        ];
+        let names: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, expected.iter().map(|(n, _)| *n).collect::<Vec<_>>());
+        for (name, value) in expected {
+            assert_eq!(doc[name], json!(value), "{name}");
+        }
+        // Every metric named in the directive has a value at the top level (EMF's rule).
+        for m in directive["Metrics"].as_array().unwrap() {
+            assert!(doc[m["Name"].as_str().unwrap()].is_number());
+            assert!(m["Unit"].is_string());
+        }
+    }
+
+    #[test]
+    fn a_failed_tick_reports_tick_failed_and_its_duration_only() {
+        let now = Utc::now();
+        let doc = emf(TickMetrics::Failed, "collector", "graph", 1200, now);
+        let names: Vec<&str> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["TickFailed", "TickDuration"]);
+        assert_eq!(doc["TickFailed"], json!(1));
+        assert_eq!(doc["TickDuration"], json!(1200));
+    }
+}
