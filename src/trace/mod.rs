@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod fetch;
 pub mod graph;
 pub mod http;
 pub mod record;

@@ -16,7 +16,8 @@ use serde_json::{Map, Value};
 
 use crate::trace::auth::TokenSource;
 use crate::trace::error::TraceError;
-use crate::trace::http::{Budget, describe_transport, retry_after};
+use crate::trace::fetch::{PageRules, get_page};
+use crate::trace::http::Budget;
 use crate::trace::record::{record_key, reporting_time};
 use crate::trace::source::{SourcePage, TraceRecord};
 use crate::window::Window;
@@ -247,86 +248,32 @@ impl ReportingClient {
         budget: &Budget,
         what: &str,
     ) -> Result<SourcePage, TraceError> {
-        let mut backoff = budget.backoff();
-        let mut requests = 0;
-        let mut throttled = 0;
-        let mut refreshed_token = false;
-        loop {
-            self.limiter.until_ready().await;
-            let token = tokens.token(budget).await?;
-            requests += 1;
-            let sent = self
-                .http
-                .get(url)
-                .header(reqwest::header::AUTHORIZATION, token.bearer())
-                .header(reqwest::header::ACCEPT, "application/json")
-                .timeout(budget.request_timeout())
-                .send()
-                .await;
-            let (status, wait, body) = match sent {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let wait = retry_after(response.headers());
-                    match response.bytes().await {
-                        Ok(body) => (status, wait, body),
-                        Err(e) => {
-                            let failure = describe_transport("reporting", what.to_owned(), &e);
-                            budget.wait_to_retry(&mut backoff, None, failure).await?;
-                            continue;
-                        }
-                    }
+        let rules = PageRules {
+            http: &self.http,
+            limiter: &self.limiter,
+            api: "reporting",
+            parse: parse_page,
+            refusal: |status, body: &[u8]| {
+                let (code, message) = error_message(body);
+                TraceError::Api {
+                    api: "reporting",
+                    what: what.to_owned(),
+                    status,
+                    hint: reporting_hint(status, &message),
+                    code,
+                    message,
                 }
-                Err(e) => {
-                    let failure = describe_transport("reporting", what.to_owned(), &e);
-                    budget.wait_to_retry(&mut backoff, None, failure).await?;
-                    continue;
-                }
-            };
-            if status == 200 {
-                match parse_page(&body) {
-                    Ok((records, next)) => {
-                        return Ok(SourcePage {
-                            records: records.into_iter().map(TraceRecord::Reporting).collect(),
-                            next_link: next.and_then(|link| resolve_next_link(&self.base, &link)),
-                            bytes: body.len(),
-                            requests,
-                            throttled,
-                        });
-                    }
-                    Err(problem) => {
-                        let failure = TraceError::Malformed {
-                            api: "reporting",
-                            what: what.to_owned(),
-                            problem: format!("{problem} ({} bytes)", body.len()),
-                        };
-                        budget.wait_to_retry(&mut backoff, None, failure).await?;
-                        continue;
-                    }
-                }
-            }
-            if status == 429 {
-                throttled += 1;
-            }
-            let (code, message) = error_message(&body);
-            let failure = TraceError::Api {
-                api: "reporting",
-                what: what.to_owned(),
-                status,
-                hint: reporting_hint(status, &message),
-                code,
-                message,
-            };
-            if status == 401 && !refreshed_token {
-                refreshed_token = true;
-                tokens.invalidate();
-                continue;
-            }
-            if failure.is_retryable() {
-                budget.wait_to_retry(&mut backoff, wait, failure).await?;
-                continue;
-            }
-            return Err(failure);
-        }
+            },
+        };
+        let fetched = get_page(&rules, url, tokens, budget, what, async || Ok(())).await?;
+        let (records, next) = fetched.value;
+        Ok(SourcePage {
+            records: records.into_iter().map(TraceRecord::Reporting).collect(),
+            next_link: next.and_then(|link| resolve_next_link(&self.base, &link)),
+            bytes: fetched.bytes,
+            requests: fetched.requests,
+            throttled: fetched.throttled,
+        })
     }
 }
 

@@ -128,16 +128,7 @@ impl TraceSource {
         what: &str,
     ) -> Result<SourcePage, TraceError> {
         Ok(match self {
-            TraceSource::Graph(c) => {
-                let page = c.page(url, tokens, budget, throttle, what).await?;
-                SourcePage {
-                    records: page.records.into_iter().map(TraceRecord::Graph).collect(),
-                    next_link: page.next_link,
-                    bytes: page.bytes,
-                    requests: page.requests,
-                    throttled: page.throttled,
-                }
-            }
+            TraceSource::Graph(c) => c.page(url, tokens, budget, throttle, what).await?,
             TraceSource::Reporting(c) => c.page(url, tokens, budget, what).await?,
         })
     }
