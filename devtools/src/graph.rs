@@ -775,6 +775,16 @@ fn parse_filter(filter: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), String> 
     }
 }
 
+/// The answer of a [`Fault::TraceStatus`]: the status, the raw body and `Retry-After`.
+fn status_fault(status: u16, body: String, retry_after: Option<u64>) -> Resp {
+    let mut resp = raw_response(status, body, "application/json; charset=utf-8");
+    if let Some(secs) = retry_after {
+        resp.headers_mut()
+            .insert("retry-after", HeaderValue::from(secs));
+    }
+    resp
+}
+
 /// The next fault for a message trace request (an expired skip token only applies to a request
 /// that carries one).
 fn take_trace_fault(shared: &Shared, has_skiptoken: bool) -> Option<Fault> {
@@ -810,14 +820,7 @@ async fn message_traces(
             status,
             body,
             retry_after,
-        }) => {
-            let mut resp = raw_response(status, body, "application/json; charset=utf-8");
-            if let Some(secs) = retry_after {
-                resp.headers_mut()
-                    .insert("retry-after", HeaderValue::from(secs));
-            }
-            return resp;
-        }
+        }) => return status_fault(status, body, retry_after),
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         Some(Fault::TruncatedPage) => truncate = true,
         Some(Fault::ExpireSkipToken) => {

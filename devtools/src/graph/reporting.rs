@@ -10,10 +10,9 @@
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use hyper::Method;
-use hyper::header::HeaderValue;
 use serde_json::{Value, json};
 
-use super::{Fault, GraphServer, Resp, Shared, Skip, raw_response, take_trace_fault};
+use super::{Fault, GraphServer, Resp, Shared, Skip, raw_response, status_fault, take_trace_fault};
 use crate::records::GraphRecord;
 use crate::util::{parse_pairs, percent_encode, random_hex};
 
@@ -187,14 +186,7 @@ pub(super) async fn message_trace(
             status,
             body,
             retry_after,
-        }) => {
-            let mut resp = raw_response(status, body, "application/json;charset=utf-8");
-            if let Some(secs) = retry_after {
-                resp.headers_mut()
-                    .insert("retry-after", HeaderValue::from(secs));
-            }
-            return resp;
-        }
+        }) => return status_fault(status, body, retry_after),
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         Some(Fault::ExpireSkipToken) => {
             let mut st = shared.lock();
