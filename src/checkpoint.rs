@@ -36,6 +36,12 @@ pub struct Checkpoint {
     /// survives between ticks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent_requests: Vec<DateTime<Utc>>,
+    /// The `RESET_BEFORE` value this checkpoint last restarted for (scheduled checkpoint only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_before: Option<DateTime<Utc>>,
+    /// The range a backfill checkpoint belongs to (backfill checkpoints only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<crate::backfill::Range>,
 }
 
 impl Checkpoint {
@@ -49,6 +55,8 @@ impl Checkpoint {
             updated_at: now,
             api: None,
             recent_requests: Vec::new(),
+            reset_before: None,
+            backfill: None,
         }
     }
 }

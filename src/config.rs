@@ -110,6 +110,8 @@ pub struct Config {
     pub requests_per_second: u32,
     /// Timeout of one HTTP request.
     pub request_timeout: Duration,
+    /// `RESET_BEFORE`: a new value restarts the scheduled checkpoint from `HISTORIC_DAYS` back.
+    pub reset_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Defaults of DESIGN.md, in one place for the code and the tests.
@@ -296,6 +298,21 @@ impl Config {
             900,
         )?;
 
+        let reset_before = get("RESET_BEFORE")
+            .map(|raw| {
+                chrono::DateTime::parse_from_rfc3339(&raw)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .map_err(|e| {
+                        invalid(
+                            "RESET_BEFORE",
+                            &raw,
+                            &format!("not an RFC 3339 instant ({e})"),
+                            "an instant such as 2026-11-01T00:00:00Z, or unset",
+                        )
+                    })
+            })
+            .transpose()?;
+
         Ok(Config {
             secret_id,
             state_bucket,
@@ -318,6 +335,7 @@ impl Config {
             page_size: u32::try_from(page_size).unwrap_or(defaults::PAGE_SIZE),
             requests_per_second: u32::try_from(rps).unwrap_or(1),
             request_timeout: Duration::from_secs(u64::try_from(timeout).unwrap_or(60)),
+            reset_before,
         })
     }
 }
@@ -467,6 +485,13 @@ mod tests {
         assert!(err.contains("from 0 to 90"), "{err}");
         let err = config(&[("GRAPH_URL", "ftp://x")]).unwrap_err().to_string();
         assert!(err.contains("GRAPH_URL"), "{err}");
+        let err = config(&[("RESET_BEFORE", "last tuesday")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("RESET_BEFORE=\"last tuesday\" is invalid: not an RFC 3339 instant"),
+            "{err}"
+        );
         let err = config(&[("DEVO_HOSTNAME", "my host")])
             .unwrap_err()
             .to_string();

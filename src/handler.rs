@@ -9,7 +9,7 @@ use tracing::Instrument;
 use crate::event::{Invocation, classify};
 use crate::metrics::{TickMetrics, emf};
 use crate::summary::LeaseReport;
-use crate::tick::{self, TickError, TickRequest};
+use crate::tick::{self, Target, TickRequest};
 
 /// Handles one invocation: every log line it writes carries the request id (in `span`), and
 /// its metrics are written as one EMF document.
@@ -35,10 +35,11 @@ async fn handle_in_span(
         .or_else(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok())
         .unwrap_or_else(|| "m365-trace-to-devo".to_owned());
     let api = app.config().map_or("unknown", |c| c.trace_api.as_str());
-    let result = match classify(&event.payload)? {
-        Invocation::Tick => tick::run(app, &request).await,
-        Invocation::Backfill(_) => Err(TickError::BackfillUnsupported),
+    let target = match classify(&event.payload)? {
+        Invocation::Tick => Target::Scheduled,
+        Invocation::Backfill(backfill) => Target::Backfill(backfill),
     };
+    let result = tick::run_target(app, &request, &target, &mut |_| {}).await;
     let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let measured = match &result {
         Ok(summary) => TickMetrics::Finished(summary),
@@ -66,6 +67,9 @@ async fn handle_in_span(
                 checkpoint = summary.checkpoint.map(|t| t.to_rfc3339()),
                 partial = summary.partial.is_some(),
                 caught_up = summary.caught_up,
+                backfill = summary.backfill.as_ref().map(|b| b.name.as_str()),
+                remaining_seconds = summary.backfill.as_ref().map(|b| b.remaining_seconds),
+                reset = summary.reset.is_some(),
                 duration_ms = summary.duration_ms,
                 "tick finished"
             );

@@ -4,6 +4,8 @@
 //! (window planning, record mapping, line framing, lease decisions) sits in its own modules.
 
 pub mod app;
+pub mod backfill;
+pub mod check;
 pub mod checkpoint;
 pub mod cloud;
 pub mod config;
@@ -13,6 +15,8 @@ pub mod handler;
 pub mod lease;
 pub mod logging;
 pub mod metrics;
+pub mod preview;
+pub mod reset;
 pub mod secret;
 pub mod summary;
 pub mod tick;

@@ -1,6 +1,7 @@
 //! JSON log lines through `tracing`, one event per line, level from `LOG_LEVEL`.
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 /// The product's filter: its own events at `level` (default `info`), other crates' warnings.
 pub fn filter(level: Option<&str>) -> EnvFilter {
@@ -9,9 +10,23 @@ pub fn filter(level: Option<&str>) -> EnvFilter {
         .unwrap_or_else(|_| EnvFilter::new("warn,m365_trace_to_devo=info"))
 }
 
-/// Installs the JSON subscriber once; `LOG_LEVEL` sets the verbosity.
+/// Installs the JSON subscriber once on stdout (the Lambda's log stream); `LOG_LEVEL`
+/// (default `info`) sets the verbosity.
 pub fn init() {
-    let level = std::env::var("LOG_LEVEL").ok();
+    install(std::io::stdout, "info");
+}
+
+/// Installs the JSON subscriber on stderr, so that a command's own output keeps stdout;
+/// `default_level` applies when `LOG_LEVEL` is unset.
+pub fn init_stderr(default_level: &str) {
+    install(std::io::stderr, default_level);
+}
+
+fn install<W>(writer: W, default_level: &str)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| default_level.to_owned());
     let _ = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
@@ -21,6 +36,7 @@ pub fn init() {
         .with_target(false)
         .with_ansi(false)
         .without_time()
-        .with_env_filter(filter(level.as_deref()))
+        .with_writer(writer)
+        .with_env_filter(filter(Some(&level)))
         .try_init();
 }

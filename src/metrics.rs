@@ -19,7 +19,7 @@ pub enum TickMetrics<'a> {
 }
 
 /// The EMF document of one tick, with the function name and the API as dimensions. `LagSeconds`
-/// (now − the checkpoint's end) is included when a checkpoint exists.
+/// (now − the checkpoint's end) is included for a scheduled tick with a checkpoint.
 pub fn emf(
     tick: TickMetrics<'_>,
     function_name: &str,
@@ -41,7 +41,8 @@ pub fn emf(
                 ("ThrottledRequests", "Count", json!(c.throttled_requests)),
                 ("Windows", "Count", json!(c.windows)),
             ]);
-            if let Some(end) = summary.checkpoint {
+            // Lag is the schedule's: a backfill's checkpoint is meant to be far behind.
+            if let Some(end) = summary.checkpoint.filter(|_| summary.backfill.is_none()) {
                 values.push((
                     "LagSeconds",
                     "Seconds",
@@ -107,6 +108,8 @@ mod tests {
             caught_up: true,
             skipped: None,
             duration_ms: 900,
+            backfill: None,
+            reset: None,
         }
     }
 
@@ -149,6 +152,29 @@ mod tests {
             assert!(doc[m["Name"].as_str().unwrap()].is_number());
             assert!(m["Unit"].is_string());
         }
+    }
+
+    #[test]
+    fn a_backfill_reports_no_lag() {
+        let mut s = summary();
+        s.backfill = Some(crate::backfill::Report {
+            name: "n".into(),
+            key: "k".into(),
+            start: Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
+            end: Utc.with_ymd_and_hms(2026, 11, 2, 0, 0, 0).unwrap(),
+            done_until: Utc.with_ymd_and_hms(2026, 11, 1, 6, 0, 0).unwrap(),
+            remaining_seconds: 64_800,
+            complete: false,
+        });
+        let doc = emf(
+            TickMetrics::Finished(&s),
+            "collector",
+            "graph",
+            900,
+            Utc::now(),
+        );
+        assert!(doc.get("LagSeconds").is_none());
+        assert_eq!(doc["EventsSent"], json!(118));
     }
 
     #[test]

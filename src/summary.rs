@@ -82,4 +82,10 @@ pub struct Summary {
     pub skipped: Option<Skipped>,
     /// Wall time of the tick.
     pub duration_ms: u64,
+    /// How much of a backfill is done and left (backfill runs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<crate::backfill::Report>,
+    /// The restart this tick applied because `RESET_BEFORE` changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset: Option<crate::reset::Reset>,
 }

@@ -6,17 +6,20 @@ use chrono::{DateTime, SubsecRound, Utc};
 use thiserror::Error;
 
 use crate::app::App;
+use crate::backfill::{self, BackfillError, Range};
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, Stored};
 use crate::config::ConfigError;
 use crate::devo::{DevoError, DevoTls};
+use crate::event::BackfillRequest;
 use crate::lease::{self, Lease, LeaseDecision};
+use crate::reset::{self, Reset};
 use crate::secret::SecretError;
 use crate::summary::{Counts, LeaseReport, Summary};
 use crate::trace::auth::TokenSource;
 use crate::trace::http::Budget;
 use crate::trace::request_budget::{self, RequestBudget};
 use crate::transfer::{Progress, Transfer, TransferError};
-use crate::window::{self, Plan};
+use crate::window::{self, Bounds, Plan, Window};
 
 /// Why a tick failed. The checkpoint never moves past what was delivered.
 #[derive(Debug, Error)]
@@ -43,11 +46,85 @@ pub enum TickError {
         /// What failed.
         source: Box<TransferError>,
     },
-    /// Backfill events are handled by a later version.
-    #[error(
-        "backfill events are not supported by this version; invoke with {{}} for a scheduled tick"
-    )]
-    BackfillUnsupported,
+    /// Step 1: a backfill range that cannot be pulled.
+    #[error("backfill refused: {0}")]
+    Backfill(#[from] BackfillError),
+}
+
+/// What a run pulls: the schedule's next windows, or a backfill range under its own
+/// checkpoint. Both go through the same seven steps.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// The scheduled checkpoint (`STATE_KEY`), towards now − delay.
+    Scheduled,
+    /// A range, under `backfill/{name}.json` next to `STATE_KEY`.
+    Backfill(BackfillRequest),
+}
+
+/// A window just finished, for progress displays (the JSON log line is written anyway).
+#[derive(Debug)]
+pub struct WindowDone<'a> {
+    /// The window.
+    pub window: &'a Window,
+    /// Its position in the plan, from 1.
+    pub number: usize,
+    /// Windows planned for this run.
+    pub planned: usize,
+    /// Totals of the run so far.
+    pub counts: &'a Counts,
+    /// `complete`, `partial` or `not_started`.
+    pub outcome: &'static str,
+}
+
+/// The checkpoint a run works on and its limits, resolved from its target in step 1.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The checkpoint object's key.
+    pub key: String,
+    /// The backfill's accepted range; `None` for the schedule.
+    pub range: Option<Range>,
+}
+
+impl Job {
+    /// Resolves `target` at `now`: refuses a backfill range the API cannot serve.
+    pub fn resolve(
+        target: &Target,
+        config: &crate::config::Config,
+        now: DateTime<Utc>,
+    ) -> Result<Job, BackfillError> {
+        match target {
+            Target::Scheduled => Ok(Job {
+                key: config.state_key.clone(),
+                range: None,
+            }),
+            Target::Backfill(request) => {
+                let range =
+                    backfill::validate(request, now, &config.rules, config.trace_api.as_str())?;
+                Ok(Job {
+                    key: backfill::checkpoint_key(&config.state_key, &range),
+                    range: Some(range),
+                })
+            }
+        }
+    }
+
+    /// The limits the windows are planned within.
+    pub fn bounds(&self, now: DateTime<Utc>, rules: &crate::config::WindowRules) -> Bounds {
+        match &self.range {
+            None => Bounds::scheduled(now, rules),
+            Some(range) => backfill::bounds(range, now, rules),
+        }
+    }
+
+    /// Adds the target's own part of the summary.
+    pub(crate) fn annotate(&self, mut summary: Summary, reset: Option<Reset>) -> Summary {
+        summary.backfill = self
+            .range
+            .as_ref()
+            .map(|r| backfill::report(r, &self.key, summary.checkpoint, summary.partial.is_some()));
+        summary.reset = reset;
+        summary
+    }
 }
 
 /// The invocation a tick runs for.
@@ -60,16 +137,27 @@ pub struct TickRequest {
 }
 
 /// Windows planned at most per tick (a 90-day catch-up of 6-hour windows is 360).
-const MAX_WINDOWS_PER_TICK: usize = 1000;
+pub const MAX_WINDOWS_PER_TICK: usize = 1000;
 
 /// Runs one scheduled tick.
 pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError> {
+    run_target(app, request, &Target::Scheduled, &mut |_| {}).await
+}
+
+/// Runs the seven steps for `target`; `on_window` hears of every window finished.
+pub async fn run_target(
+    app: &App,
+    request: &TickRequest,
+    target: &Target,
+    on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
+) -> Result<Summary, TickError> {
     let started = std::time::Instant::now();
     // Whole seconds keep window bounds and query filters readable.
     let now = Utc::now().trunc_subsecs(0);
 
     // 1. config
     let config = app.config()?;
+    let job = Job::resolve(target, config, now)?;
 
     // 2. secret
     let secret = app.secrets().load(&config.secret_id).await?;
@@ -78,8 +166,11 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
 
     // 3. lease
     let store = CheckpointStore::new(app.s3().clone(), config.state_bucket.clone());
-    let key = config.state_key.as_str();
+    let key = job.key.as_str();
     let found = store.load(key).await?;
+    if let (Some(range), Some(stored)) = (&job.range, &found) {
+        backfill::check_stored(range, &stored.checkpoint)?;
+    }
     let expires_at = request.deadline
         + chrono::Duration::from_std(app.options().lease_slack).unwrap_or_default();
     let (mut checkpoint, mut etag, lease_report) =
@@ -90,24 +181,31 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
                 report,
             } => (checkpoint, etag, report),
             Claim::Refused { checkpoint, report } => {
-                return Ok(idle_summary(
-                    config.trace_api.as_str(),
-                    report,
-                    &checkpoint,
-                    started,
-                ));
+                let summary = idle_summary(config.trace_api.as_str(), report, &checkpoint, started);
+                return Ok(job.annotate(summary, None));
             }
         };
     checkpoint.api = Some(config.trace_api.as_str().to_owned());
+    let reset = match &job.range {
+        None => reset::apply(&mut checkpoint, config.reset_before),
+        Some(range) => {
+            checkpoint.backfill = Some(range.clone());
+            None
+        }
+    };
+    if let Some(r) = &reset {
+        tracing::warn!(event = "reset", reset_before = %r.reset_before.to_rfc3339(),
+            previous_checkpoint = r.previous_checkpoint.map(|t| t.to_rfc3339()),
+            "RESET_BEFORE changed: the schedule restarts from HISTORIC_DAYS back; records are sent again");
+    }
 
     // 4. window
-    let plan: Plan = window::plan(
+    let plan: Plan = window::plan_within(
         window::Progress {
             end: checkpoint.end,
             partial: checkpoint.partial.as_ref(),
         },
-        now,
-        &config.rules,
+        &job.bounds(now, &config.rules),
         MAX_WINDOWS_PER_TICK,
     );
     if let Some(skipped) = plan.skipped {
@@ -161,7 +259,7 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
     let mut counts = Counts::default();
     let mut reached_horizon = plan.windows.len() < MAX_WINDOWS_PER_TICK;
     let mut lease_report = lease_report;
-    for window in &plan.windows {
+    for (number, window) in plan.windows.iter().enumerate() {
         if budget.exhausted() {
             reached_horizon = false;
             break;
@@ -213,6 +311,13 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
             ms = u64::try_from(window_started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "window"
         );
+        on_window(&WindowDone {
+            window,
+            number: number + 1,
+            planned: plan.windows.len(),
+            counts: &counts,
+            outcome,
+        });
         match progress {
             Progress::Complete => {
                 counts.windows += 1;
@@ -243,7 +348,7 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
                     "the checkpoint was changed by another invocation; stopping"
                 );
                 lease_report = LeaseReport::Lost { at: "commit" };
-                return Ok(finish_summary(
+                let summary = finish_summary(
                     config.trace_api.as_str(),
                     lease_report,
                     counts,
@@ -251,7 +356,8 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
                     false,
                     plan.skipped,
                     started,
-                ));
+                );
+                return Ok(job.annotate(summary, reset));
             }
             Err(e) => return Err(e.into()),
         }
@@ -286,7 +392,7 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
         plan.skipped,
         started,
     );
-    Ok(summary)
+    Ok(job.annotate(summary, reset))
 }
 
 /// The result of trying to claim the state.
@@ -421,5 +527,7 @@ fn finish_summary(
         caught_up,
         skipped,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        backfill: None,
+        reset: None,
     }
 }

@@ -83,23 +83,58 @@ pub struct Progress<'a> {
     pub partial: Option<&'a Window>,
 }
 
-/// Plans at most `max_windows` windows.
+/// The limits a plan is made within: where to start without progress, where to stop, the
+/// oldest instant the API still serves, and the longest window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Where a plan without progress starts.
+    pub start: DateTime<Utc>,
+    /// No window ends later.
+    pub horizon: DateTime<Utc>,
+    /// The API's lookback limit plus the margin: no window starts earlier.
+    pub earliest: DateTime<Utc>,
+    /// The longest window.
+    pub span: Duration,
+}
+
+impl Bounds {
+    /// The scheduled tick's bounds: from now − historic to now − delay.
+    pub fn scheduled(now: DateTime<Utc>, rules: &WindowRules) -> Bounds {
+        Bounds {
+            start: now - rules.historic,
+            horizon: now - rules.delay,
+            earliest: now - rules.lookback + rules.margin,
+            span: rules
+                .max_window
+                .min(MAX_QUERY_SPAN)
+                .max(Duration::seconds(1)),
+        }
+    }
+}
+
+/// Plans at most `max_windows` windows of the scheduled tick.
 pub fn plan(
     progress: Progress<'_>,
     now: DateTime<Utc>,
     rules: &WindowRules,
     max_windows: usize,
 ) -> Plan {
-    let horizon = now - rules.delay;
-    let earliest = now - rules.lookback + rules.margin;
-    let span = rules
-        .max_window
-        .min(MAX_QUERY_SPAN)
-        .max(Duration::seconds(1));
+    plan_within(progress, &Bounds::scheduled(now, rules), max_windows)
+}
+
+/// Plans at most `max_windows` contiguous windows from the progress (or `bounds.start`)
+/// towards `bounds.horizon`, moving a start older than `bounds.earliest` forward.
+pub fn plan_within(progress: Progress<'_>, bounds: &Bounds, max_windows: usize) -> Plan {
+    let Bounds {
+        horizon,
+        earliest,
+        span,
+        ..
+    } = *bounds;
     let mut windows = Vec::new();
     let mut skipped = None;
 
-    let mut start = progress.end.unwrap_or(now - rules.historic);
+    let mut start = progress.end.unwrap_or(bounds.start);
     if let Some(partial) = progress.partial {
         if partial.start < earliest {
             // The oldest part of the unfinished window is out of reach.
@@ -145,13 +180,14 @@ pub fn plan(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use chrono::TimeZone;
     use proptest::prelude::*;
 
     use super::*;
 
-    fn rules() -> WindowRules {
+    /// The default rules (shared with other modules' tests).
+    pub(crate) fn rules() -> WindowRules {
         WindowRules {
             delay: Duration::seconds(90_000),
             historic: Duration::days(10),
@@ -161,7 +197,8 @@ mod tests {
         }
     }
 
-    fn now() -> DateTime<Utc> {
+    /// A fixed clock (shared with other modules' tests).
+    pub(crate) fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
     }
 

@@ -3,8 +3,8 @@
 // Same CloudFormation parameters (names, defaults, allowed values), same logical IDs for the
 // resources that matter, same security properties. `scripts/compare-templates` fails when the
 // two drift (runtime, architecture, environment variable names, IAM statements, reserved
-// concurrency, schedule, bucket settings); the Jest tests under test/ prove the security
-// properties on the synthesized template.
+// concurrency, schedule, bucket settings, every alarm field by field); the Jest tests under
+// test/ prove the security properties and the alarms on the synthesized template.
 import * as path from 'path';
 import {
   Aws,
@@ -38,6 +38,10 @@ export const STATE_KEY = `${STATE_PREFIX}checkpoint.json`;
 export const TIMEOUT_SECONDS = 240;
 /** Memory: headroom for one 5000-record Graph page in memory, and twice the CPU of 128 MB. */
 export const MEMORY_MB = 256;
+/** Namespace of the function's Embedded Metric Format metrics (dimensions FunctionName + Api). */
+export const METRICS_NAMESPACE = 'M365TraceToDevo';
+/** Default LagAlarmThresholdSeconds: the default DelaySeconds (90000) plus one hour. */
+export const DEFAULT_LAG_ALARM_THRESHOLD_SECONDS = 90000 + 3600;
 const SECRET_PLACEHOLDER = '{"placeholder":"store the real value with scripts/make-secret"}';
 
 export interface M365TraceToDevoStackProps extends StackProps {
@@ -46,6 +50,26 @@ export interface M365TraceToDevoStackProps extends StackProps {
    * @default the repository root's Cargo.toml
    */
   readonly manifestPath?: string;
+
+  /**
+   * Default of the `LagAlarmThresholdSeconds` parameter (seconds). Keep it at least one hour
+   * above `DelaySeconds`: the lag never falls below the delay.
+   * @default 93600 (the default DelaySeconds, 90000, plus 1 hour)
+   */
+  readonly lagAlarmThresholdSeconds?: number;
+
+  /**
+   * Default of the `NoEventsAlarmMinutes` parameter: minutes without any event sent to Devo
+   * before NoEventsAlarm fires (1..1440); 0 leaves the alarm out.
+   * @default 0 (no NoEventsAlarm)
+   */
+  readonly noEventsAlarmMinutes?: number;
+
+  /**
+   * Default of the `AlarmTopicArn` parameter: SNS topic notified by every alarm.
+   * @default '' (the alarms have no action)
+   */
+  readonly alarmTopicArn?: string;
 }
 
 export class M365TraceToDevoStack extends Stack {
@@ -58,6 +82,17 @@ export class M365TraceToDevoStack extends Stack {
         'm365-trace-to-devo - pulls Microsoft 365 message trace records on a schedule and forwards them to Devo over mutual TLS (CDK)',
       ...props,
     });
+
+    // Props that set parameter defaults are checked here, so that a bad value fails at synth
+    // rather than at deploy (the parameters' MinValue/MaxValue say the same).
+    const noEventsDefault = props.noEventsAlarmMinutes ?? 0;
+    if (!Number.isInteger(noEventsDefault) || noEventsDefault < 0 || noEventsDefault > 1440) {
+      throw new Error(`noEventsAlarmMinutes must be a whole number of minutes from 0 (off) to 1440, got ${noEventsDefault}`);
+    }
+    const lagThresholdDefault = props.lagAlarmThresholdSeconds ?? DEFAULT_LAG_ALARM_THRESHOLD_SECONDS;
+    if (!Number.isFinite(lagThresholdDefault) || lagThresholdDefault < 60 || lagThresholdDefault > 31536000) {
+      throw new Error(`lagAlarmThresholdSeconds must be from 60 to 31536000 seconds, got ${lagThresholdDefault}`);
+    }
 
     // ------------------------------------------------------------ parameters (as template.yaml)
     const scheduleExpression = new CfnParameter(this, 'ScheduleExpression', {
@@ -149,9 +184,26 @@ export class M365TraceToDevoStack extends Stack {
     });
     const alarmTopicArn = new CfnParameter(this, 'AlarmTopicArn', {
       type: 'String',
-      default: '',
-      description: 'Optional SNS topic ARN notified by the alarms. Empty - the alarms have no action.',
+      default: props.alarmTopicArn ?? '',
+      description:
+        'Optional SNS topic ARN notified by every alarm, when it goes to ALARM and back to OK. Empty - the alarms have no action.',
       allowedPattern: '^$|^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:.+$',
+    });
+    const lagAlarmThresholdSeconds = new CfnParameter(this, 'LagAlarmThresholdSeconds', {
+      type: 'Number',
+      default: lagThresholdDefault,
+      minValue: 60,
+      maxValue: 31536000,
+      description:
+        "LagAlarm fires when the lag (now minus the checkpoint's end, metric LagSeconds) stays above this for 15 minutes. The default, 93600 (26 h), is the default DelaySeconds (90000) plus 1 hour: the lag never falls below DelaySeconds, so when you change DelaySeconds set this to DelaySeconds + 3600 (or more).",
+    });
+    const noEventsAlarmMinutes = new CfnParameter(this, 'NoEventsAlarmMinutes', {
+      type: 'Number',
+      default: noEventsDefault,
+      minValue: 0,
+      maxValue: 1440,
+      description:
+        "NoEventsAlarm fires when no event at all was sent to Devo for this many minutes (1 to 1440). 0 (default) - the alarm is not created. Choose it longer than the schedule period and than the quietest stretch of the tenant's mail (e.g. 360 for 6 hours).",
     });
 
     const createSecret = new CfnCondition(this, 'CreateSecret', {
@@ -162,6 +214,9 @@ export class M365TraceToDevoStack extends Stack {
     });
     const hasAlarmTopic = new CfnCondition(this, 'HasAlarmTopic', {
       expression: Fn.conditionNot(Fn.conditionEquals(alarmTopicArn.valueAsString, '')),
+    });
+    const createNoEventsAlarm = new CfnCondition(this, 'CreateNoEventsAlarm', {
+      expression: Fn.conditionNot(Fn.conditionEquals(noEventsAlarmMinutes.valueAsString, '0')),
     });
 
     // ------------------------------------------------------------ state bucket
@@ -285,15 +340,26 @@ export class M365TraceToDevoStack extends Stack {
 
     // ------------------------------------------------------------ alarms
     const alarmActions = Fn.conditionIf(hasAlarmTopic.logicalId, [alarmTopicArn.valueAsString], Aws.NO_VALUE);
-    const alarm = (id: string, metric: cloudwatch.Metric, description: string, evaluationPeriods: number, datapointsToAlarm: number) => {
+    const alarm = (
+      id: string,
+      metric: cloudwatch.Metric,
+      description: string,
+      options: {
+        evaluationPeriods: number;
+        datapointsToAlarm: number;
+        threshold?: number;
+        comparisonOperator?: cloudwatch.ComparisonOperator;
+        treatMissingData?: cloudwatch.TreatMissingData;
+      },
+    ) => {
       const a = new cloudwatch.Alarm(this, id, {
         alarmDescription: description,
         metric,
-        threshold: 1,
-        evaluationPeriods,
-        datapointsToAlarm,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        threshold: options.threshold ?? 1,
+        evaluationPeriods: options.evaluationPeriods,
+        datapointsToAlarm: options.datapointsToAlarm,
+        comparisonOperator: options.comparisonOperator ?? cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: options.treatMissingData ?? cloudwatch.TreatMissingData.NOT_BREACHING,
       });
       const cfn = a.node.defaultChild as cloudwatch.CfnAlarm;
       cfn.addPropertyOverride('AlarmActions', alarmActions);
@@ -305,16 +371,57 @@ export class M365TraceToDevoStack extends Stack {
       'ErrorsAlarm',
       this.function.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
       'm365-trace-to-devo ticks are failing (2 failed invocations within 15 minutes). See the log group.',
-      3,
-      2,
+      { evaluationPeriods: 3, datapointsToAlarm: 2 },
     );
     alarm(
       'ThrottlesAlarm',
       this.function.metricThrottles({ period: Duration.minutes(5), statistic: 'Sum' }),
       'm365-trace-to-devo was throttled - a tick (or a backfill) was still running when the next one came.',
-      1,
-      1,
+      { evaluationPeriods: 1, datapointsToAlarm: 1 },
     );
+
+    // The function's own metrics: one Embedded Metric Format document per tick in its log.
+    // Api is the TRACE_API the function runs with, i.e. the TraceApi parameter.
+    const tickMetric = (metricName: string, statistic: string, period: Duration) =>
+      new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName,
+        dimensionsMap: { FunctionName: this.function.functionName, Api: traceApi.valueAsString },
+        statistic,
+        period,
+      });
+    alarm(
+      'LagAlarm',
+      tickMetric('LagSeconds', 'Maximum', Duration.minutes(5)),
+      "m365-trace-to-devo is behind - the lag (now minus the checkpoint's end) has been above LagAlarmThresholdSeconds for 15 minutes. Ticks run but the checkpoint does not advance fast enough: see the per-tick summary lines and the Retries/ThrottledRequests metrics.",
+      {
+        threshold: lagAlarmThresholdSeconds.valueAsNumber,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 3,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        // missing, not breaching: LagSeconds is only written by a tick that finished with a
+        // checkpoint, so no data means ticks failing (ErrorsAlarm), throttled (ThrottlesAlarm) or
+        // not running (NoEventsAlarm, when enabled); paging here too would only duplicate those,
+        // and with a schedule longer than 5 minutes the alarm would never clear. Not
+        // notBreaching either: a lag alarm must not announce "OK" because the ticks stopped.
+        treatMissingData: cloudwatch.TreatMissingData.MISSING,
+      },
+    );
+    // One-minute periods, all of the last NoEventsAlarmMinutes breaching (N out of N): "no event
+    // in the last N minutes" without arithmetic on the parameter. No tick, no data, no events:
+    // missing data is breaching. Not created when NoEventsAlarmMinutes is 0.
+    const noEvents = alarm(
+      'NoEventsAlarm',
+      tickMetric('EventsSent', 'Sum', Duration.minutes(1)),
+      'm365-trace-to-devo sent no event to Devo for NoEventsAlarmMinutes minutes. Either the ticks do not run or fail (see ErrorsAlarm and the log group), or Microsoft returned no record for that stretch (a quiet tenant, or missing permissions on the trace API).',
+      {
+        evaluationPeriods: noEventsAlarmMinutes.valueAsNumber,
+        datapointsToAlarm: noEventsAlarmMinutes.valueAsNumber,
+        comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+      },
+    );
+    (noEvents.node.defaultChild as cloudwatch.CfnAlarm).cfnOptions.condition = createNoEventsAlarm;
 
     // ------------------------------------------------------------ outputs (as template.yaml)
     new CfnOutput(this, 'FunctionName', {

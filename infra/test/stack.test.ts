@@ -4,7 +4,15 @@
 // credentials nor the network is needed.
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { M365TraceToDevoStack, MEMORY_MB, STATE_KEY, TIMEOUT_SECONDS } from '../lib/stack';
+import {
+  DEFAULT_LAG_ALARM_THRESHOLD_SECONDS,
+  M365TraceToDevoStack,
+  M365TraceToDevoStackProps,
+  MEMORY_MB,
+  METRICS_NAMESPACE,
+  STATE_KEY,
+  TIMEOUT_SECONDS,
+} from '../lib/stack';
 
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -298,6 +306,187 @@ describe('parameters, alarms and outputs', () => {
   test('outputs: function name, bucket, secret ARN, log group', () => {
     for (const name of ['FunctionName', 'StateBucketName', 'SecretArn', 'LogGroupName']) {
       template.hasOutput(name, {});
+    }
+  });
+});
+
+// ---------------------------------------------------------------- alarms on the tick metrics
+
+/** Synthesizes the stack (no bundling) with the given props. */
+function synth(props: M365TraceToDevoStackProps = {}): Json {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const stack = new M365TraceToDevoStack(app, 'AlarmStack', { stackName: 'm365-trace-to-devo-alarms', ...props });
+  return Template.fromStack(stack).toJSON();
+}
+
+/**
+ * What CloudFormation would deploy for these parameter values (the defaults unless given):
+ * conditions evaluated, resources whose condition is false dropped, Fn::If resolved, Refs to
+ * parameters replaced by their values, AWS::NoValue removed.
+ */
+function deployed(tpl: Json, overrides: Record<string, string> = {}): Record<string, Json> {
+  const params: Record<string, string> = {};
+  for (const [name, p] of Object.entries(tpl.Parameters as Record<string, Json>)) {
+    params[name] = overrides[name] ?? String(p.Default);
+  }
+  const NO_VALUE = Symbol('NoValue');
+  const conditions: Record<string, boolean> = {};
+  const condition = (name: string): boolean => {
+    if (!(name in conditions)) conditions[name] = Boolean(resolve(tpl.Conditions[name]));
+    return conditions[name];
+  };
+  const resolve = (v: Json): Json => {
+    if (Array.isArray(v)) return v.map(resolve).filter((x) => x !== NO_VALUE);
+    if (v === null || typeof v !== 'object') return v;
+    const keys = Object.keys(v);
+    if (keys.length === 1) {
+      const [k] = keys;
+      const arg = v[k];
+      if (k === 'Ref') return arg === 'AWS::NoValue' ? NO_VALUE : arg in params ? params[arg] : v;
+      if (k === 'Fn::If') return resolve(condition(arg[0]) ? arg[1] : arg[2]);
+      if (k === 'Fn::Equals') return String(resolve(arg[0])) === String(resolve(arg[1]));
+      if (k === 'Fn::Not') return !resolve(arg[0]);
+      if (k === 'Fn::And') return arg.every((x: Json) => resolve(x));
+      if (k === 'Fn::Or') return arg.some((x: Json) => resolve(x));
+      if (k === 'Condition') return condition(arg);
+    }
+    const out: Record<string, Json> = {};
+    for (const [k, x] of Object.entries(v)) {
+      const r = resolve(x);
+      if (r !== NO_VALUE) out[k] = r;
+    }
+    return out;
+  };
+  const resources: Record<string, Json> = {};
+  for (const [id, r] of Object.entries(tpl.Resources as Record<string, Json>)) {
+    if (r.Condition === undefined || condition(r.Condition)) resources[id] = resolve(r);
+  }
+  return resources;
+}
+
+const alarmsOf = (resources: Record<string, Json>): Record<string, Json> =>
+  Object.fromEntries(Object.entries(resources).filter(([, r]) => r.Type === 'AWS::CloudWatch::Alarm'));
+
+const TICK_DIMENSIONS = [
+  { Name: 'Api', Value: { Ref: 'TraceApi' } },
+  { Name: 'FunctionName', Value: { Ref: 'Function' } },
+];
+const sortedDimensions = (dims: Json[]) => [...dims].sort((a, b) => a.Name.localeCompare(b.Name));
+const TOPIC = 'arn:aws:sns:us-east-1:123456789012:m365-oncall';
+
+describe('alarms on the tick metrics (Embedded Metric Format)', () => {
+  test('LagAlarm: LagSeconds Maximum above the LagAlarmThresholdSeconds parameter, 3 x 5 minutes', () => {
+    const lag = raw.Resources.LagAlarm;
+    expect(lag.Type).toBe('AWS::CloudWatch::Alarm');
+    expect(lag.Condition).toBeUndefined();
+    expect(lag.Properties).toMatchObject({
+      Namespace: METRICS_NAMESPACE,
+      MetricName: 'LagSeconds',
+      Statistic: 'Maximum',
+      Threshold: { Ref: 'LagAlarmThresholdSeconds' },
+      ComparisonOperator: 'GreaterThanThreshold',
+      Period: 300,
+      EvaluationPeriods: 3,
+      DatapointsToAlarm: 3,
+      // No data = no finished tick: ErrorsAlarm / NoEventsAlarm page for that, not this one.
+      TreatMissingData: 'missing',
+    });
+    expect(METRICS_NAMESPACE).toBe('M365TraceToDevo');
+    // The function's dimension set is [FunctionName, Api] (order is irrelevant to CloudWatch).
+    expect(sortedDimensions(lag.Properties.Dimensions)).toEqual(TICK_DIMENSIONS);
+  });
+
+  test('LagAlarmThresholdSeconds defaults to the default delay plus one hour', () => {
+    const p = raw.Parameters.LagAlarmThresholdSeconds;
+    expect(p.Type).toBe('Number');
+    expect(p.Default).toBe(DEFAULT_LAG_ALARM_THRESHOLD_SECONDS);
+    expect(p.Default).toBe(raw.Parameters.DelaySeconds.Default + 3600);
+    expect(p.Default).toBe(93600);
+    expect(p.Description).toMatch(/DelaySeconds/);
+    expect(synth({ lagAlarmThresholdSeconds: 180000 }).Parameters.LagAlarmThresholdSeconds.Default).toBe(180000);
+  });
+
+  test('NoEventsAlarm is off by default: NoEventsAlarmMinutes = 0 and the alarm is not deployed', () => {
+    expect(raw.Parameters.NoEventsAlarmMinutes).toMatchObject({ Type: 'Number', Default: 0, MinValue: 0, MaxValue: 1440 });
+    expect(raw.Resources.NoEventsAlarm.Condition).toBe('CreateNoEventsAlarm');
+    expect(raw.Conditions.CreateNoEventsAlarm).toEqual({
+      'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'NoEventsAlarmMinutes' }, '0'] }],
+    });
+    const alarms = alarmsOf(deployed(raw));
+    expect(Object.keys(alarms).sort()).toEqual(['ErrorsAlarm', 'LagAlarm', 'ThrottlesAlarm']);
+  });
+
+  test('NoEventsAlarm with the parameter set: EventsSent Sum < 1 in every minute of the period, missing = breaching', () => {
+    const alarm = alarmsOf(deployed(raw, { NoEventsAlarmMinutes: '90' })).NoEventsAlarm;
+    expect(alarm).toBeDefined();
+    const p = alarm.Properties;
+    expect(p).toMatchObject({
+      Namespace: METRICS_NAMESPACE,
+      MetricName: 'EventsSent',
+      Statistic: 'Sum',
+      Threshold: 1,
+      ComparisonOperator: 'LessThanThreshold',
+      TreatMissingData: 'breaching',
+      Period: 60,
+      EvaluationPeriods: '90',
+      DatapointsToAlarm: '90',
+    });
+    expect(sortedDimensions(raw.Resources.NoEventsAlarm.Properties.Dimensions)).toEqual(TICK_DIMENSIONS);
+    // N out of N one-minute periods = the configured number of minutes.
+    expect(p.Period * Number(p.EvaluationPeriods)).toBe(90 * 60);
+    // CloudWatch: period x evaluation periods at most one day for periods under an hour.
+    expect(raw.Parameters.NoEventsAlarmMinutes.MaxValue * 60).toBeLessThanOrEqual(86400);
+  });
+
+  test('NoEventsAlarm with the prop set: present by default, with the right period', () => {
+    const tpl = synth({ noEventsAlarmMinutes: 360 });
+    expect(tpl.Parameters.NoEventsAlarmMinutes.Default).toBe(360);
+    const alarm = alarmsOf(deployed(tpl)).NoEventsAlarm;
+    expect(alarm).toBeDefined();
+    expect(alarm.Properties.Period * Number(alarm.Properties.EvaluationPeriods)).toBe(360 * 60);
+    expect(alarm.Properties.DatapointsToAlarm).toBe(alarm.Properties.EvaluationPeriods);
+    // ... and the parameter still turns it off at deploy time.
+    expect(alarmsOf(deployed(tpl, { NoEventsAlarmMinutes: '0' })).NoEventsAlarm).toBeUndefined();
+  });
+
+  test('out-of-range props are refused at synth time', () => {
+    expect(() => synth({ noEventsAlarmMinutes: 1441 })).toThrow(/noEventsAlarmMinutes/);
+    expect(() => synth({ noEventsAlarmMinutes: 2.5 })).toThrow(/noEventsAlarmMinutes/);
+    expect(() => synth({ lagAlarmThresholdSeconds: 0 })).toThrow(/lagAlarmThresholdSeconds/);
+  });
+});
+
+describe('alarm notifications (AlarmTopicArn)', () => {
+  test('without a topic (default) no alarm has an action', () => {
+    expect(raw.Parameters.AlarmTopicArn.Default).toBe('');
+    const alarms = alarmsOf(deployed(raw, { NoEventsAlarmMinutes: '60' }));
+    expect(Object.keys(alarms).sort()).toEqual(['ErrorsAlarm', 'LagAlarm', 'NoEventsAlarm', 'ThrottlesAlarm']);
+    for (const [, a] of Object.entries(alarms)) {
+      expect(a.Properties.AlarmActions).toBeUndefined();
+      expect(a.Properties.OKActions).toBeUndefined();
+      expect(a.Properties.InsufficientDataActions).toBeUndefined();
+    }
+  });
+
+  test('with a topic every alarm notifies it on ALARM and on OK', () => {
+    for (const [tpl, overrides] of [
+      [raw, { AlarmTopicArn: TOPIC, NoEventsAlarmMinutes: '60' }],
+      [synth({ alarmTopicArn: TOPIC, noEventsAlarmMinutes: 60 }), {}],
+    ] as [Json, Record<string, string>][]) {
+      const alarms = alarmsOf(deployed(tpl, overrides));
+      expect(Object.keys(alarms).sort()).toEqual(['ErrorsAlarm', 'LagAlarm', 'NoEventsAlarm', 'ThrottlesAlarm']);
+      for (const [, a] of Object.entries(alarms)) {
+        expect(a.Properties.AlarmActions).toEqual([TOPIC]);
+        expect(a.Properties.OKActions).toEqual([TOPIC]);
+      }
+    }
+  });
+
+  test('the actions are wired through the HasAlarmTopic condition on every alarm', () => {
+    const wired = { 'Fn::If': ['HasAlarmTopic', [{ Ref: 'AlarmTopicArn' }], { Ref: 'AWS::NoValue' }] };
+    for (const [, a] of resourcesOfType('AWS::CloudWatch::Alarm')) {
+      expect(a.Properties.AlarmActions).toEqual(wired);
+      expect(a.Properties.OKActions).toEqual(wired);
     }
   });
 });

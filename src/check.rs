@@ -1,0 +1,244 @@
+//! The command line's `check`: tries each dependency of a tick once, without pulling a window
+//! or moving a checkpoint, and reports each as ok, failed (with the precise error) or skipped.
+
+use std::time::Duration;
+
+use chrono::{SubsecRound, Utc};
+use serde::Serialize;
+
+use crate::app::App;
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
+use crate::devo::{DevoSender, DevoTls};
+use crate::error_chain;
+use crate::trace::auth::TokenSource;
+use crate::trace::http::Budget;
+use crate::trace::request_budget::{GRAPH_LIMIT, GRAPH_PERIOD, RequestBudget};
+use crate::window::Window;
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// It works.
+    Ok,
+    /// It does not: `detail` says why.
+    Failed,
+    /// Not tried because an earlier check it needs failed.
+    Skipped,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    /// `config`, `secret`, `token`, `api`, `s3_read`, `s3_write` or `devo`.
+    pub check: &'static str,
+    /// The outcome.
+    pub status: Status,
+    /// What was found, or the error.
+    pub detail: String,
+}
+
+fn result(check: &'static str, outcome: Result<String, String>) -> CheckResult {
+    match outcome {
+        Ok(detail) => CheckResult {
+            check,
+            status: Status::Ok,
+            detail,
+        },
+        Err(detail) => CheckResult {
+            check,
+            status: Status::Failed,
+            detail,
+        },
+    }
+}
+
+fn skipped(check: &'static str, needs: &str) -> CheckResult {
+    CheckResult {
+        check,
+        status: Status::Skipped,
+        detail: format!("needs {needs}"),
+    }
+}
+
+/// Runs every check in order; a check whose input failed is skipped.
+pub async fn run(app: &App) -> Vec<CheckResult> {
+    let now = Utc::now().trunc_subsecs(0);
+    let mut out = Vec::new();
+    let config = match app.config() {
+        Ok(c) => {
+            out.push(result(
+                "config",
+                Ok(format!(
+                    "TRACE_API={} CLOUD={} STATE=s3://{}/{} DEVO_ADDRESS={}",
+                    c.trace_api.as_str(),
+                    c.cloud.as_str(),
+                    c.state_bucket,
+                    c.state_key,
+                    c.devo_address
+                )),
+            ));
+            c
+        }
+        Err(e) => {
+            out.push(result("config", Err(e.to_string())));
+            for check in ["secret", "token", "api", "s3_read", "s3_write", "devo"] {
+                out.push(skipped(check, "a valid configuration"));
+            }
+            return out;
+        }
+    };
+    let timeout = config.request_timeout;
+
+    // S3 does not depend on the secret: check it first so that its result is always known.
+    let store = CheckpointStore::new(app.s3().clone(), config.state_bucket.clone());
+    let key = config.state_key.as_str();
+    let object = format!("s3://{}/{key}", config.state_bucket);
+    let read = store.load(key).await;
+    let exists = matches!(read, Ok(Some(_)));
+    let readable = read.is_ok();
+    let s3_read = read.map_err(|e| e.to_string()).map(|found| match found {
+        Some(stored) => format!(
+            "{object} read: end {}, lease {}",
+            stored
+                .checkpoint
+                .end
+                .map_or_else(|| "none".to_owned(), |t| t.to_rfc3339()),
+            stored
+                .checkpoint
+                .lease
+                .map_or_else(|| "none".to_owned(), |l| l.owner)
+        ),
+        None => format!("{object} does not exist yet (a first tick starts HISTORIC_DAYS back)"),
+    });
+    // A conditional PUT that cannot change anything: If-None-Match: * on the existing object
+    // must fail with 412; on a missing object it creates an empty checkpoint, which means the
+    // same as none.
+    let s3_write = if readable {
+        match store.write(key, &Checkpoint::empty(now), None).await {
+            Err(CheckpointError::Conflict { status, .. }) if exists => Ok(format!(
+                "PutObject allowed: a conditional PUT on {object} was refused with HTTP {status} as expected; nothing written"
+            )),
+            Ok(_) if !exists => Ok(format!(
+                "PutObject allowed: created an empty checkpoint at {object} (the same as none)"
+            )),
+            Ok(_) => Err(format!(
+                "a conditional PUT (If-None-Match: *) on the existing {object} succeeded: the store ignores conditional writes, so the lease cannot protect the checkpoint"
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    } else {
+        Err("not tried: the read failed".to_owned())
+    };
+    let s3_read = result("s3_read", s3_read);
+    let s3_write = if readable {
+        result("s3_write", s3_write)
+    } else {
+        skipped("s3_write", "a readable checkpoint")
+    };
+
+    let secret = match app.secrets().load(&config.secret_id).await {
+        Ok(secret) => secret,
+        Err(e) => {
+            out.push(result("secret", Err(e.to_string())));
+            out.extend([
+                skipped("token", "the secret"),
+                skipped("api", "the secret"),
+                s3_read,
+                s3_write,
+                skipped("devo", "the secret"),
+            ]);
+            return out;
+        }
+    };
+    let devo = DevoTls::new(&secret.devo, &config.devo_address, &config.devo_server_name);
+    out.push(result(
+        "secret",
+        match &devo {
+            Ok(_) => Ok(format!(
+                "{}: tenant {}, client {}, Devo certificate and chain usable",
+                config.secret_id, secret.tenant_id, secret.client_id
+            )),
+            Err(e) => Err(e.to_string()),
+        },
+    ));
+
+    match app.source() {
+        Err(e) => {
+            out.push(result("token", Err(e.to_string())));
+            out.push(skipped("api", "a token"));
+        }
+        Ok(source) => {
+            let budget = Budget::new(
+                tokio::time::Instant::now() + 2 * timeout,
+                timeout,
+                Duration::from_millis(500),
+            );
+            // One request: the check does not touch the checkpoint's throttle history.
+            let mut throttle = RequestBudget::new(&[], GRAPH_LIMIT, GRAPH_PERIOD);
+            let mut tokens = TokenSource::new(
+                app.http().clone(),
+                &config.endpoints.login,
+                source.scope(),
+                &secret,
+            );
+            match tokens.token(&budget).await {
+                Err(e) => {
+                    out.push(result("token", Err(error_chain(&e))));
+                    out.push(skipped("api", "a token"));
+                }
+                Ok(_) => {
+                    out.push(result(
+                        "token",
+                        Ok(format!(
+                            "token for {} from {}",
+                            source.scope(),
+                            config.endpoints.login
+                        )),
+                    ));
+                    let end = now - config.rules.delay;
+                    let window = Window {
+                        start: end - chrono::Duration::minutes(1),
+                        end,
+                        resume: None,
+                    };
+                    let what = source.describe_window(&window);
+                    let url = source.first_page_url(&window);
+                    let page = source
+                        .page(&url, &mut tokens, &budget, &mut throttle, &what)
+                        .await;
+                    out.push(result(
+                        "api",
+                        page.map(|p| {
+                            format!(
+                                "{what}: HTTP 200, {} records in the first page",
+                                p.records.len()
+                            )
+                        })
+                        .map_err(|e| error_chain(&e)),
+                    ));
+                }
+            }
+        }
+    }
+    out.push(s3_read);
+    out.push(s3_write);
+
+    out.push(match devo {
+        Err(_) => skipped("devo", "usable Devo material in the secret"),
+        Ok(devo) => result("devo", handshake(&devo, timeout).await),
+    });
+    out
+}
+
+/// Connects, completes the mutual-TLS handshake and closes without sending a line.
+async fn handshake(devo: &DevoTls, timeout: Duration) -> Result<String, String> {
+    let sender = DevoSender::connect(devo, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    sender.finish(timeout).await.map_err(|e| e.to_string())?;
+    Ok(format!(
+        "mutual-TLS handshake with {} ok (client certificate accepted, relay verified)",
+        devo.address()
+    ))
+}
