@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use crate::config::{Config, ConfigError, TraceApi};
 use crate::secret::SecretSource;
-use crate::tick::TickError;
 use crate::trace::graph::GraphClient;
+use crate::trace::reporting::ReportingClient;
+use crate::trace::source::TraceSource;
 
 /// The AWS and HTTP clients, built once per cold start.
 #[derive(Clone, Debug)]
@@ -84,7 +85,7 @@ impl Default for TickOptions {
 pub struct App {
     config: Result<Config, ConfigError>,
     clients: Clients,
-    graph: Option<GraphClient>,
+    source: Result<TraceSource, ConfigError>,
     options: TickOptions,
 }
 
@@ -92,22 +93,27 @@ impl App {
     /// Keeps an invalid configuration too: each invocation then fails with its message, before
     /// any call.
     pub fn new(config: Result<Config, ConfigError>, clients: Clients, options: TickOptions) -> App {
-        let graph = config
+        let source = config
             .as_ref()
-            .ok()
-            .filter(|c| c.trace_api == TraceApi::Graph)
-            .map(|c| {
-                GraphClient::new(
+            .map(|c| match c.trace_api {
+                TraceApi::Graph => TraceSource::Graph(GraphClient::new(
                     clients.http.clone(),
                     &c.endpoints.graph,
                     c.page_size,
                     c.requests_per_second,
-                )
-            });
+                )),
+                TraceApi::Reporting => TraceSource::Reporting(ReportingClient::new(
+                    clients.http.clone(),
+                    &c.endpoints.reporting,
+                    &c.endpoints.reporting_scope,
+                    c.requests_per_second,
+                )),
+            })
+            .map_err(Clone::clone);
         App {
             config,
             clients,
-            graph,
+            source,
             options,
         }
     }
@@ -132,9 +138,9 @@ impl App {
         &self.clients.http
     }
 
-    /// The Graph client (its rate limiter lives as long as the execution environment).
-    pub fn graph(&self) -> Result<&GraphClient, TickError> {
-        self.graph.as_ref().ok_or(TickError::ReportingUnsupported)
+    /// The API client of `TRACE_API` (its rate limiter lives as long as the execution environment).
+    pub fn source(&self) -> Result<&TraceSource, ConfigError> {
+        self.source.as_ref().map_err(Clone::clone)
     }
 
     /// Limits.

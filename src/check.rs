@@ -11,7 +11,6 @@ use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::devo::{DevoSender, DevoTls};
 use crate::error_chain;
 use crate::trace::auth::TokenSource;
-use crate::trace::graph::describe_window;
 use crate::trace::http::Budget;
 use crate::trace::request_budget::{GRAPH_LIMIT, GRAPH_PERIOD, RequestBudget};
 use crate::window::Window;
@@ -164,12 +163,12 @@ pub async fn run(app: &App) -> Vec<CheckResult> {
         },
     ));
 
-    match app.graph() {
+    match app.source() {
         Err(e) => {
             out.push(result("token", Err(e.to_string())));
             out.push(skipped("api", "a token"));
         }
-        Ok(graph) => {
+        Ok(source) => {
             let budget = Budget::new(
                 tokio::time::Instant::now() + 2 * timeout,
                 timeout,
@@ -180,7 +179,7 @@ pub async fn run(app: &App) -> Vec<CheckResult> {
             let mut tokens = TokenSource::new(
                 app.http().clone(),
                 &config.endpoints.login,
-                graph.scope(),
+                source.scope(),
                 &secret,
             );
             match tokens.token(&budget).await {
@@ -193,7 +192,7 @@ pub async fn run(app: &App) -> Vec<CheckResult> {
                         "token",
                         Ok(format!(
                             "token for {} from {}",
-                            graph.scope(),
+                            source.scope(),
                             config.endpoints.login
                         )),
                     ));
@@ -203,9 +202,9 @@ pub async fn run(app: &App) -> Vec<CheckResult> {
                         end,
                         resume: None,
                     };
-                    let what = describe_window(&window);
-                    let url = graph.first_page_url(&window);
-                    let page = graph
+                    let what = source.describe_window(&window);
+                    let url = source.first_page_url(&window);
+                    let page = source
                         .page(&url, &mut tokens, &budget, &mut throttle, &what)
                         .await;
                     out.push(result(

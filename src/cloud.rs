@@ -59,8 +59,11 @@ impl Cloud {
         matches!(self, Cloud::Global | Cloud::Gcc)
     }
 
-    /// The cloud's endpoints (Microsoft Graph "National cloud deployments" and Exchange
-    /// Online endpoint lists).
+    /// The cloud's endpoints. Sources (README, "National clouds"): Microsoft Graph "National
+    /// cloud deployments" (login and Graph hosts); the Reporting Web Service "MessageTrace
+    /// report" (global `reports.office365.com`, token resource `outlook.office365.com`); in the
+    /// national clouds the service is the Exchange Online host's `/ecp` (Exchange Online
+    /// PowerShell `-ExchangeEnvironmentName` hosts), and its token resource is that host.
     pub fn endpoints(self) -> Endpoints {
         let (login, graph, reporting, scope) = match self {
             Cloud::Global | Cloud::Gcc => (
@@ -72,7 +75,7 @@ impl Cloud {
             Cloud::GccHigh => (
                 "https://login.microsoftonline.us",
                 "https://graph.microsoft.us",
-                "https://reports.office365.us",
+                "https://outlook.office365.us",
                 "https://outlook.office365.us/.default",
             ),
             Cloud::Dod => (
@@ -84,7 +87,7 @@ impl Cloud {
             Cloud::China => (
                 "https://login.chinacloudapi.cn",
                 "https://microsoftgraph.chinacloudapi.cn",
-                "https://reports.partner.outlook.cn",
+                "https://partner.outlook.cn",
                 "https://partner.outlook.cn/.default",
             ),
         };
@@ -94,5 +97,69 @@ impl Cloud {
             reporting: reporting.to_owned(),
             reporting_scope: scope.to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(cloud: &str) -> (String, String, String, String) {
+        let e = Cloud::parse(cloud).map(Cloud::endpoints).unwrap();
+        (e.login, e.graph, e.reporting, e.reporting_scope)
+    }
+
+    #[test]
+    fn the_cloud_table_matches_the_documented_hosts() {
+        let global = (
+            "https://login.microsoftonline.com".to_owned(),
+            "https://graph.microsoft.com".to_owned(),
+            "https://reports.office365.com".to_owned(),
+            "https://outlook.office365.com/.default".to_owned(),
+        );
+        assert_eq!(row("global"), global);
+        assert_eq!(
+            row("gcc"),
+            global,
+            "GCC (moderate) uses the worldwide endpoints"
+        );
+        assert_eq!(
+            row("gcc-high"),
+            (
+                "https://login.microsoftonline.us".to_owned(),
+                "https://graph.microsoft.us".to_owned(),
+                "https://outlook.office365.us".to_owned(),
+                "https://outlook.office365.us/.default".to_owned(),
+            )
+        );
+        assert_eq!(
+            row("dod"),
+            (
+                "https://login.microsoftonline.us".to_owned(),
+                "https://dod-graph.microsoft.us".to_owned(),
+                "https://webmail.apps.mil".to_owned(),
+                "https://webmail.apps.mil/.default".to_owned(),
+            )
+        );
+        assert_eq!(
+            row("china"),
+            (
+                "https://login.chinacloudapi.cn".to_owned(),
+                "https://microsoftgraph.chinacloudapi.cn".to_owned(),
+                "https://partner.outlook.cn".to_owned(),
+                "https://partner.outlook.cn/.default".to_owned(),
+            )
+        );
+    }
+
+    #[test]
+    fn graph_message_trace_only_where_microsoft_offers_it() {
+        let offered: Vec<&str> = ["global", "gcc", "gcc-high", "dod", "china"]
+            .into_iter()
+            .filter(|c| Cloud::parse(c).is_some_and(Cloud::offers_graph_message_trace))
+            .collect();
+        assert_eq!(offered, ["global", "gcc"]);
+        assert_eq!(Cloud::parse("GCCHigh"), Some(Cloud::GccHigh));
+        assert_eq!(Cloud::parse("germany"), None);
     }
 }

@@ -46,9 +46,6 @@ pub enum TickError {
         /// What failed.
         source: Box<TransferError>,
     },
-    /// The Reporting Web Service is handled by a later version.
-    #[error("TRACE_API=reporting is not supported by this version; use TRACE_API=graph")]
-    ReportingUnsupported,
     /// Step 1: a backfill range that cannot be pulled.
     #[error("backfill refused: {0}")]
     Backfill(#[from] BackfillError),
@@ -235,7 +232,7 @@ pub async fn run_target(
         config.request_timeout,
         app.options().retry_min_delay,
     );
-    let graph = app.graph()?;
+    let source = app.source()?;
     let mut throttle = RequestBudget::new(
         &checkpoint.recent_requests,
         app.options().requests_per_5_minutes,
@@ -244,11 +241,11 @@ pub async fn run_target(
     let mut tokens = TokenSource::new(
         app.http().clone(),
         &config.endpoints.login,
-        graph.scope(),
+        source.scope(),
         &secret,
     );
     let mut transfer = Transfer {
-        graph,
+        source,
         tokens: &mut tokens,
         devo: &devo,
         organization: &secret.tenant_id,

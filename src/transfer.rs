@@ -12,10 +12,10 @@ use crate::devo::{DevoError, DevoSender, DevoTls, frame_line};
 use crate::summary::Counts;
 use crate::trace::TraceError;
 use crate::trace::auth::TokenSource;
-use crate::trace::graph::{GraphClient, describe_window};
 use crate::trace::http::Budget;
-use crate::trace::record::{MappingContext, to_message_trace};
+use crate::trace::record::MappingContext;
 use crate::trace::request_budget::RequestBudget;
+use crate::trace::source::TraceSource;
 use crate::window::{Resume, Window};
 
 /// Why a window could not be delivered.
@@ -50,8 +50,8 @@ pub enum Progress {
 
 /// The services and settings a window transfer uses.
 pub struct Transfer<'a> {
-    /// Graph client.
-    pub graph: &'a GraphClient,
+    /// The API (Graph or the Reporting Web Service).
+    pub source: &'a TraceSource,
     /// Tokens.
     pub tokens: &'a mut TokenSource,
     /// Relay TLS settings.
@@ -98,19 +98,20 @@ impl Transfer<'_> {
         window: &Window,
         counts: &mut Counts,
     ) -> Result<Progress, TransferError> {
-        let what = describe_window(window);
+        let what = self.source.describe_window(window);
         let context = MappingContext {
             organization: self.organization,
             start: window.start,
             end: window.end,
         };
-        let first_url = self.graph.first_page_url(window);
+        let first_url = self.source.first_page_url(window);
         let mut url = first_url.clone();
         let mut restarts = 0;
         let mut sender: Option<DevoSender> = None;
         let mut seen: HashSet<u128> = HashSet::new();
         let mut frontier: Option<Frontier> = None;
-        let mut newest_first = true;
+        // Only a newest-first API can describe what was delivered by one instant.
+        let mut newest_first = self.source.newest_first();
         let mut index = 0u64;
         let mut buf = Vec::with_capacity(1 << 20);
         let mut complete = false;
@@ -119,7 +120,7 @@ impl Transfer<'_> {
         while !self.budget.exhausted() {
             let started = tokio::time::Instant::now();
             let page = match self
-                .graph
+                .source
                 .page(&url, self.tokens, &self.budget, self.throttle, &what)
                 .await
             {
@@ -143,7 +144,7 @@ impl Transfer<'_> {
                         },
                         _ => window.clone(),
                     };
-                    url = self.graph.first_page_url(&rest);
+                    url = self.source.first_page_url(&rest);
                     tracing::warn!(
                         event = "next_link_failed",
                         code = %code,
@@ -172,7 +173,7 @@ impl Transfer<'_> {
                 let key = record.key();
                 // A record without a readable time is still sent (never lost), stamped with the
                 // window's start; it takes no part in the resume point.
-                let timed = record.received_date_time;
+                let timed = record.received();
                 let received = timed.unwrap_or(window.start);
                 if !window.wants(received, &key) {
                     continue;
@@ -198,7 +199,7 @@ impl Transfer<'_> {
                     Some(f) if received == f.at => f.keys.push(key.clone()),
                     Some(_) => newest_first = false,
                 }
-                let trace = to_message_trace(record, &context, index);
+                let trace = record.devo_json(&context, index);
                 frame_line(&mut buf, received, self.hostname, self.tag, &trace).map_err(|e| {
                     TransferError::Encode {
                         key: key.clone(),

@@ -6,7 +6,7 @@
 //! `GET /v1.0/admin/exchange/tracing/messageTraces` with `$filter`, `$top`, `$skiptoken`, newest
 //! first, `@odata.nextLink`), records every request and can inject faults on demand.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,6 +24,12 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::{AbortHandle, JoinSet};
+
+mod reporting;
+
+pub use reporting::{
+    REPORTING_ORGANIZATION, REPORTING_PATH, REPORTING_SCOPE, ReportingFormat, reporting_error_body,
+};
 
 use crate::records::GraphRecord;
 use crate::util::{
@@ -123,8 +129,11 @@ struct State {
     records: Vec<GraphRecord>,
     requests: Vec<RecordedRequest>,
     faults: VecDeque<Fault>,
-    tokens: HashSet<String>,
+    /// Issued access tokens and the scope each was issued for.
+    tokens: HashMap<String, String>,
     issued_log: Vec<String>,
+    /// The Reporting Web Service stand-in's settings.
+    reporting: reporting::ReportingSettings,
     tokens_issued: usize,
     skiptokens: HashMap<String, Skip>,
     generation: u64,
@@ -197,8 +206,9 @@ impl GraphServer {
                 records,
                 requests: Vec::new(),
                 faults: VecDeque::new(),
-                tokens: HashSet::new(),
+                tokens: HashMap::new(),
                 issued_log: Vec::new(),
+                reporting: reporting::ReportingSettings::default(),
                 tokens_issued: 0,
                 skiptokens: HashMap::new(),
                 generation: 0,
@@ -357,6 +367,8 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Resp, Inf
         && segments[4] == "token"
     {
         token(&shared, &method, segments[1], &body)
+    } else if path == REPORTING_PATH {
+        reporting::message_trace(&shared, &method, &raw_query, auth.as_deref()).await
     } else if path == MESSAGE_TRACES_PATH {
         message_traces(
             &shared,
@@ -506,7 +518,7 @@ fn token(shared: &Shared, method: &Method, tenant: &str, body: &[u8]) -> Resp {
         if let Err(resp) = check_assertion(&st, &form, &audience, client_id) {
             return *resp;
         }
-        return issue_token(&mut st);
+        return issue_token(&mut st, scope.clone());
     }
     let Some(secret) = form.get("client_secret") else {
         return aadsts(
@@ -526,16 +538,16 @@ fn token(shared: &Shared, method: &Method, tenant: &str, body: &[u8]) -> Resp {
             ),
         );
     }
-    issue_token(&mut st)
+    issue_token(&mut st, scope.clone())
 }
 
-fn issue_token(st: &mut State) -> Resp {
+fn issue_token(st: &mut State, scope: String) -> Resp {
     let access_token = format!(
         "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.{}.{}",
         random_hex(24),
         random_hex(16)
     );
-    st.tokens.insert(access_token.clone());
+    st.tokens.insert(access_token.clone(), scope);
     st.issued_log.push(access_token.clone());
     st.tokens_issued += 1;
     json_response(
@@ -763,6 +775,27 @@ fn parse_filter(filter: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), String> 
     }
 }
 
+/// The answer of a [`Fault::TraceStatus`]: the status, the raw body and `Retry-After`.
+fn status_fault(status: u16, body: String, retry_after: Option<u64>) -> Resp {
+    let mut resp = raw_response(status, body, "application/json; charset=utf-8");
+    if let Some(secs) = retry_after {
+        resp.headers_mut()
+            .insert("retry-after", HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// The next fault for a message trace request (an expired skip token only applies to a request
+/// that carries one).
+fn take_trace_fault(shared: &Shared, has_skiptoken: bool) -> Option<Fault> {
+    let mut st = shared.lock();
+    let pos = st
+        .faults
+        .iter()
+        .position(|f| f.targets_trace() && (has_skiptoken || !matches!(f, Fault::ExpireSkipToken)));
+    pos.and_then(|i| st.faults.remove(i))
+}
+
 async fn message_traces(
     shared: &Shared,
     method: &Method,
@@ -780,27 +813,14 @@ async fn message_traces(
     let skiptoken = param("$skiptoken");
 
     // Fault selection.
-    let fault = {
-        let mut st = shared.lock();
-        let pos = st.faults.iter().position(|f| {
-            f.targets_trace() && (skiptoken.is_some() || !matches!(f, Fault::ExpireSkipToken))
-        });
-        pos.and_then(|i| st.faults.remove(i))
-    };
+    let fault = take_trace_fault(shared, skiptoken.is_some());
     let mut truncate = false;
     match fault {
         Some(Fault::TraceStatus {
             status,
             body,
             retry_after,
-        }) => {
-            let mut resp = raw_response(status, body, "application/json; charset=utf-8");
-            if let Some(secs) = retry_after {
-                resp.headers_mut()
-                    .insert("retry-after", HeaderValue::from(secs));
-            }
-            return resp;
-        }
+        }) => return status_fault(status, body, retry_after),
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         Some(Fault::TruncatedPage) => truncate = true,
         Some(Fault::ExpireSkipToken) => {
@@ -826,7 +846,7 @@ async fn message_traces(
                 crid,
             );
         }
-        Some(t) if !st.tokens.contains(t) => {
+        Some(t) if !st.tokens.contains_key(t) => {
             return graph_error(
                 401,
                 "InvalidAuthenticationToken",

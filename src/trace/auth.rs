@@ -10,6 +10,12 @@ use crate::secret::{ClientCredential, Secret};
 use crate::trace::error::{TraceError, token_hint};
 use crate::trace::http::{Budget, describe_transport};
 
+/// `client_assertion_type` of a signed JWT client assertion (RFC 7523).
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// How long a client assertion is valid: Entra ID only needs it for the one token request.
+const ASSERTION_LIFETIME_SECONDS: i64 = 600;
+
 /// Refresh a token this long before it expires.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(120);
 
@@ -49,6 +55,56 @@ impl fmt::Debug for TokenSource {
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
     }
+}
+
+/// The claims of a client assertion (Microsoft identity platform "certificate credentials").
+#[derive(serde::Serialize)]
+struct AssertionClaims<'a> {
+    aud: &'a str,
+    iss: &'a str,
+    sub: &'a str,
+    jti: String,
+    nbf: i64,
+    iat: i64,
+    exp: i64,
+}
+
+/// Signs a client assertion for `audience` (the token endpoint URL) with the certificate's key:
+/// PS256, `x5t#S256` = base64url SHA-256 of the certificate's DER, `iss` = `sub` = the client id,
+/// a random `jti`, valid from now for ten minutes. The error never contains key material.
+pub fn client_assertion(
+    certificate_pem: &str,
+    private_key_pem: &str,
+    audience: &str,
+    client_id: &str,
+) -> Result<String, String> {
+    use base64::Engine;
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    let certificate = CertificateDer::pem_slice_iter(certificate_pem.as_bytes())
+        .next()
+        .ok_or_else(|| "client_certificate_pem holds no PEM CERTIFICATE block".to_owned())?
+        .map_err(|e| format!("client_certificate_pem is not valid PEM: {e}"))?;
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem.as_bytes())
+        .map_err(|e| format!("client_private_key_pem is not an RSA private key in PEM: {e}"))?;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, certificate.as_ref());
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::PS256);
+    header.x5t_s256 = Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest));
+    let mut jti = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut jti).map_err(|_| "no random bytes for the jti claim".to_owned())?;
+    let now = chrono::Utc::now().timestamp();
+    let claims = AssertionClaims {
+        aud: audience,
+        iss: client_id,
+        sub: client_id,
+        jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
+        nbf: now,
+        iat: now,
+        exp: now + ASSERTION_LIFETIME_SECONDS,
+    };
+    jsonwebtoken::encode(&header, &claims, &key)
+        .map_err(|e| format!("signing the client assertion failed: {e}"))
 }
 
 #[derive(Deserialize)]
@@ -114,16 +170,22 @@ impl TokenSource {
         ];
         match &self.credential {
             ClientCredential::Secret(secret) => form.push(("client_secret", secret.clone())),
-            ClientCredential::Certificate { .. } => {
-                return Err(TraceError::Token {
+            ClientCredential::Certificate {
+                certificate_pem,
+                private_key_pem,
+            } => {
+                let assertion = client_assertion(
+                    certificate_pem,
+                    private_key_pem,
+                    &self.token_url,
+                    &self.client_id,
+                )
+                .map_err(|problem| TraceError::Credential {
                     tenant: self.tenant.clone(),
-                    status: 0,
-                    error: "unsupported".into(),
-                    code: "-".into(),
-                    description: "certificate authentication is not available in this version"
-                        .into(),
-                    hint: " (put client_secret in the secret instead of client_certificate_pem/client_private_key_pem)",
-                });
+                    problem,
+                })?;
+                form.push(("client_assertion_type", JWT_BEARER.to_owned()));
+                form.push(("client_assertion", assertion));
             }
         }
         let what = || "token request".to_owned();
@@ -189,5 +251,20 @@ impl TokenSource {
             code,
             description,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_certificate_or_key_is_named_without_its_content() {
+        let err = client_assertion("not a pem", "SECRETKEYBODY", "https://l/t", "c").unwrap_err();
+        assert!(err.contains("client_certificate_pem"), "{err}");
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let err = client_assertion(cert, "SECRETKEYBODY", "https://l/t", "c").unwrap_err();
+        assert!(err.contains("client_private_key_pem"), "{err}");
+        assert!(!err.contains("SECRETKEYBODY"), "{err}");
     }
 }

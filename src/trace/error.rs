@@ -23,6 +23,16 @@ pub enum TraceError {
         /// What to fix.
         hint: &'static str,
     },
+    /// The client certificate or its key in the secret cannot sign a client assertion.
+    #[error(
+        "client certificate for tenant {tenant} cannot be used: {problem} (put the app registration's certificate as client_certificate_pem and its RSA private key, PKCS#8 or PKCS#1 PEM, as client_private_key_pem)"
+    )]
+    Credential {
+        /// Tenant id from the secret.
+        tenant: String,
+        /// What is wrong, never the key material.
+        problem: String,
+    },
     /// The API answered with an error status.
     #[error("{api} {what} failed: HTTP {status} {code}: {message}{hint}")]
     Api {
@@ -81,7 +91,7 @@ impl TraceError {
             TraceError::Api { status, .. } | TraceError::Token { status, .. } => {
                 *status == 429 || *status == 408 || *status >= 500
             }
-            TraceError::OutOfTime { .. } => false,
+            TraceError::OutOfTime { .. } | TraceError::Credential { .. } => false,
         }
     }
 }
@@ -126,7 +136,7 @@ pub fn token_hint(code: &str) -> &'static str {
             " (the tenant_id in the secret is not a tenant of this cloud: check tenant_id and CLOUD)"
         }
         "AADSTS700027" => {
-            " (the client assertion was refused: upload the certificate to the app registration)"
+            " (the client assertion was refused: client_private_key_pem must be the key of client_certificate_pem, and that certificate must be uploaded to the app registration under Certificates & secrets)"
         }
         "AADSTS70011" | "AADSTS1002012" => " (the scope was refused: check GRAPH_URL / CLOUD)",
         "AADSTS50034" | "AADSTS53003" => " (sign-in blocked by the tenant's policy)",

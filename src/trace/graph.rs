@@ -10,25 +10,12 @@ use serde::Deserialize;
 
 use crate::trace::auth::TokenSource;
 use crate::trace::error::{TraceError, api_hint};
-use crate::trace::http::{Budget, describe_transport, retry_after};
+use crate::trace::fetch::{PageRules, get_page};
+use crate::trace::http::Budget;
 use crate::trace::record::GraphRecord;
 use crate::trace::request_budget::{GRAPH_LIMIT, RequestBudget};
+use crate::trace::source::{SourcePage, TraceRecord};
 use crate::window::Window;
-
-/// One page of records, newest first, and where the next one is.
-#[derive(Debug)]
-pub struct Page {
-    /// The records of the page.
-    pub records: Vec<GraphRecord>,
-    /// `@odata.nextLink`, to be followed whole.
-    pub next_link: Option<String>,
-    /// Size of the body.
-    pub bytes: usize,
-    /// Requests made for this page (1 unless retried).
-    pub requests: u32,
-    /// Of those, the ones answered 429.
-    pub throttled: u32,
-}
 
 #[derive(Deserialize)]
 struct PageBody {
@@ -126,7 +113,7 @@ impl GraphClient {
         url.to_string()
     }
 
-    /// Fetches one page, with retries within the budget.
+    /// Fetches one page, with retries within the budget and `throttle`.
     pub async fn page(
         &self,
         url: &str,
@@ -134,14 +121,29 @@ impl GraphClient {
         budget: &Budget,
         throttle: &mut RequestBudget,
         what: &str,
-    ) -> Result<Page, TraceError> {
-        let mut backoff = budget.backoff();
-        let mut requests = 0;
-        let mut throttled = 0;
-        let mut refreshed_token = false;
-        loop {
-            self.limiter.until_ready().await;
-            let token = tokens.token(budget).await?;
+    ) -> Result<SourcePage, TraceError> {
+        let rules = PageRules {
+            http: &self.http,
+            limiter: &self.limiter,
+            api: "graph",
+            parse: |body: &[u8]| parse_page(body).map_err(|e| e.to_string()),
+            refusal: |status, body: &[u8]| {
+                let detail: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
+                TraceError::Api {
+                    api: "graph",
+                    what: what.to_owned(),
+                    status,
+                    hint: api_hint(status, &detail.error.message),
+                    code: if detail.error.code.is_empty() {
+                        "-".into()
+                    } else {
+                        detail.error.code
+                    },
+                    message: detail.error.message,
+                }
+            },
+        };
+        let stay_under_budget = async || {
             let wait = throttle.wait_at(Utc::now());
             if !wait.is_zero() {
                 if wait + Duration::from_millis(200) >= budget.remaining() {
@@ -161,83 +163,17 @@ impl GraphClient {
                 tokio::time::sleep(wait).await;
             }
             throttle.record(Utc::now());
-            requests += 1;
-            let result = self
-                .http
-                .get(url)
-                .header(reqwest::header::AUTHORIZATION, token.bearer())
-                .header(reqwest::header::ACCEPT, "application/json")
-                .timeout(budget.request_timeout())
-                .send()
-                .await;
-            let response = match result {
-                Ok(r) => r,
-                Err(e) => {
-                    let failure = describe_transport("graph", what.to_owned(), &e);
-                    budget.wait_to_retry(&mut backoff, None, failure).await?;
-                    continue;
-                }
-            };
-            let status = response.status().as_u16();
-            let wait = retry_after(response.headers());
-            let body = match response.bytes().await {
-                Ok(b) => b,
-                Err(e) => {
-                    let failure = describe_transport("graph", what.to_owned(), &e);
-                    budget.wait_to_retry(&mut backoff, None, failure).await?;
-                    continue;
-                }
-            };
-            if status == 200 {
-                match parse_page(&body) {
-                    Ok((records, next_link)) => {
-                        return Ok(Page {
-                            records,
-                            next_link,
-                            bytes: body.len(),
-                            requests,
-                            throttled,
-                        });
-                    }
-                    Err(e) => {
-                        let failure = TraceError::Malformed {
-                            api: "graph",
-                            what: what.to_owned(),
-                            problem: format!("{e} ({} bytes)", body.len()),
-                        };
-                        budget.wait_to_retry(&mut backoff, None, failure).await?;
-                        continue;
-                    }
-                }
-            }
-            if status == 429 {
-                throttled += 1;
-            }
-            let detail: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
-            let failure = TraceError::Api {
-                api: "graph",
-                what: what.to_owned(),
-                status,
-                hint: api_hint(status, &detail.error.message),
-                code: if detail.error.code.is_empty() {
-                    "-".into()
-                } else {
-                    detail.error.code
-                },
-                message: detail.error.message,
-            };
-            if status == 401 && !refreshed_token {
-                // A token can be revoked or expire early: try once with a fresh one.
-                refreshed_token = true;
-                tokens.invalidate();
-                continue;
-            }
-            if failure.is_retryable() {
-                budget.wait_to_retry(&mut backoff, wait, failure).await?;
-                continue;
-            }
-            return Err(failure);
-        }
+            Ok(())
+        };
+        let fetched = get_page(&rules, url, tokens, budget, what, stay_under_budget).await?;
+        let (records, next_link) = fetched.value;
+        Ok(SourcePage {
+            records: records.into_iter().map(TraceRecord::Graph).collect(),
+            next_link,
+            bytes: fetched.bytes,
+            requests: fetched.requests,
+            throttled: fetched.throttled,
+        })
     }
 }
 

@@ -80,7 +80,9 @@ impl Budget {
                 | TraceError::Transport { api, what, .. }
                 | TraceError::Malformed { api, what, .. }
                 | TraceError::OutOfTime { api, what, .. } => (*api, what.clone()),
-                TraceError::Token { .. } => ("login", "token request".to_owned()),
+                TraceError::Token { .. } | TraceError::Credential { .. } => {
+                    ("login", "token request".to_owned())
+                }
             };
             return Err(TraceError::OutOfTime {
                 api,

@@ -2,9 +2,12 @@
 
 pub mod auth;
 pub mod error;
+pub mod fetch;
 pub mod graph;
 pub mod http;
 pub mod record;
+pub mod reporting;
 pub mod request_budget;
+pub mod source;
 
 pub use error::TraceError;

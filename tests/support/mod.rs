@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::{Context, LambdaEvent};
 use m365_trace_devtools::devo::DevoListener;
 use m365_trace_devtools::graph::{GraphServer, GraphServerConfig};
-use m365_trace_devtools::pki::TestPki;
+use m365_trace_devtools::pki::{AppCredential, TestPki};
 use m365_trace_devtools::records::GraphRecord;
 use m365_trace_to_devo::app::{App, Clients, TickOptions};
 use m365_trace_to_devo::config::Config;
@@ -50,6 +50,17 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{n}-{nanos}", std::process::id())
 }
 
+/// How the app authenticates to the token endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// `client_secret` in the secret.
+    Secret,
+    /// A certificate registered on the app, and its key, in the secret.
+    Certificate,
+    /// A registered certificate, but the key of another one in the secret.
+    CertificateWithWrongKey,
+}
+
 /// One isolated environment: its own bucket, secret, Graph server and relay.
 pub struct Harness {
     pub graph: GraphServer,
@@ -65,6 +76,15 @@ impl Harness {
     /// Starts everything with `records` on the Graph side and the default test settings
     /// (HISTORIC_DAYS=2, PAGE_SIZE=50, 100 requests/s), overridden by `env`.
     pub async fn start(records: Vec<GraphRecord>, env: &[(&str, &str)]) -> Harness {
+        Harness::start_with(records, env, Auth::Secret).await
+    }
+
+    /// Same as [`Harness::start`], authenticating with `auth`.
+    pub async fn start_with(
+        records: Vec<GraphRecord>,
+        env: &[(&str, &str)],
+        auth: Auth,
+    ) -> Harness {
         let pki = TestPki::generate(&["localhost", "127.0.0.1"]).expect("pki");
         let graph = GraphServer::start(GraphServerConfig {
             tenant_id: TENANT.into(),
@@ -85,10 +105,27 @@ impl Harness {
             .await
             .expect("create bucket");
         let secret_id = unique("m365-trace");
-        let secret = serde_json::json!({
+        let mut secret = serde_json::json!({
             "tenant_id": TENANT, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
             "devo_cert_pem": pki.client_cert_pem, "devo_key_pem": pki.client_key_pem, "devo_chain_pem": pki.ca_pem,
         });
+        if auth != Auth::Secret {
+            let app =
+                AppCredential::generate("m365-trace-to-devo test app").expect("app credential");
+            graph
+                .add_client_certificate(&app.cert_pem)
+                .expect("register certificate");
+            let key = if auth == Auth::Certificate {
+                app.key_pem.clone()
+            } else {
+                AppCredential::generate("another key")
+                    .expect("app credential")
+                    .key_pem
+            };
+            secret["client_secret"] = Value::Null;
+            secret["client_certificate_pem"] = Value::String(app.cert_pem);
+            secret["client_private_key_pem"] = Value::String(key);
+        }
         clients
             .secrets
             .create_secret()
@@ -102,6 +139,7 @@ impl Harness {
             ("STATE_BUCKET", bucket.as_str()),
             ("LOGIN_URL", graph.url().as_str()),
             ("GRAPH_URL", graph.url().as_str()),
+            ("REPORTING_URL", graph.url().as_str()),
             ("DEVO_ADDRESS", devo.address().as_str()),
             ("DEVO_SERVER_NAME", "localhost"),
             ("DEVO_HOSTNAME", "test-collector"),

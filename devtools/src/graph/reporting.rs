@@ -1,0 +1,335 @@
+//! The Reporting Web Service `MessageTrace` report on the same local server as the Graph
+//! stand-in: `GET /ecp/reportingwebservice/reporting.svc/MessageTrace` with
+//! `$filter=StartDate eq datetime'S' and EndDate eq datetime'E'`.
+//!
+//! Exists so the product's `TRACE_API=reporting` path can be tested without a tenant, with the
+//! shapes the service is known to return: JSON light (`value`, relative `odata.nextLink`) and
+//! verbose JSON (`d.results` + `d.__next`, or a bare `d` array) with `/Date(ms)/` dates; rows in
+//! no particular order; `null` fields; the 10-day lookback; tokens only for the Exchange Online
+//! scope; OData error bodies (e.g. 403 "No permission to access the report").
+
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use hyper::Method;
+use serde_json::{Value, json};
+
+use super::{Fault, GraphServer, Resp, Shared, Skip, raw_response, status_fault, take_trace_fault};
+use crate::records::GraphRecord;
+use crate::util::{parse_pairs, percent_encode, random_hex};
+
+/// Path of the report.
+pub const REPORTING_PATH: &str = "/ecp/reportingwebservice/reporting.svc/MessageTrace";
+/// The only token scope the report accepts (Exchange Online, global cloud).
+pub const REPORTING_SCOPE: &str = "https://outlook.office365.com/.default";
+/// The `Organization` of every row.
+pub const REPORTING_ORGANIZATION: &str = "contoso.onmicrosoft.com";
+/// How far back the report serves rows.
+pub const REPORTING_LOOKBACK: TimeDelta = TimeDelta::days(10);
+
+const JSON_LIGHT: &str = "application/json;odata=minimalmetadata;streaming=true;charset=utf-8";
+const JSON_VERBOSE: &str = "application/json;odata=verbose;charset=utf-8";
+
+/// Which JSON the report answers with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReportingFormat {
+    /// `{"value":[…],"odata.nextLink":"reportingwebservice/…"}`, dates `2026-11-24T10:15:30.1234567`.
+    #[default]
+    Light,
+    /// `{"d":{"results":[…],"__next":"http://…"}}`, dates `/Date(ms)/`, rows with `__metadata`.
+    Verbose,
+    /// `{"d":[…]}`: every row in one answer, dates `/Date(ms)/`.
+    VerboseBare,
+}
+
+/// The report's settings.
+#[derive(Clone, Debug)]
+pub(super) struct ReportingSettings {
+    format: ReportingFormat,
+    page_size: usize,
+}
+
+impl Default for ReportingSettings {
+    fn default() -> Self {
+        ReportingSettings {
+            format: ReportingFormat::Light,
+            page_size: 50,
+        }
+    }
+}
+
+impl GraphServer {
+    /// Chooses the JSON form of the Reporting Web Service answers (JSON light by default).
+    pub fn set_reporting_format(&self, format: ReportingFormat) {
+        self.shared.lock().reporting.format = format;
+    }
+
+    /// Rows per Reporting Web Service page (50 by default; the bare verbose form ignores it).
+    pub fn set_reporting_page_size(&self, rows: usize) {
+        self.shared.lock().reporting.page_size = rows.max(1);
+    }
+}
+
+/// An OData error body as the Reporting Web Service writes it, e.g. for a 403
+/// `reporting_error_body("No permission to access the report for the organization.")`.
+pub fn reporting_error_body(message: &str) -> String {
+    json!({"odata.error": {"code": "", "message": {"lang": "en-US", "value": message}}}).to_string()
+}
+
+fn error(status: u16, message: &str) -> Resp {
+    raw_response(
+        status,
+        reporting_error_body(message),
+        "application/json;charset=utf-8",
+    )
+}
+
+/// Parses `datetime'…'`: `yyyy-MM-ddTHH:mm:ss[.fffffff]`, UTC (a `Z` is tolerated).
+fn parse_datetime_literal(text: &str) -> Option<DateTime<Utc>> {
+    let inner = text.strip_prefix("datetime'")?.strip_suffix('\'')?;
+    NaiveDateTime::parse_from_str(inner.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// Parses `StartDate eq datetime'S' and EndDate eq datetime'E'`.
+fn parse_filter(filter: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
+    let words: Vec<&str> = filter.split_whitespace().collect();
+    match words.as_slice() {
+        ["StartDate", "eq", start, "and", "EndDate", "eq", end] => Ok((
+            parse_datetime_literal(start)
+                .ok_or_else(|| format!("Invalid StartDate value {start}."))?,
+            parse_datetime_literal(end).ok_or_else(|| format!("Invalid EndDate value {end}."))?,
+        )),
+        _ => Err(format!(
+            "The query filter '{filter}' is not supported: use StartDate eq datetime'…' and EndDate eq datetime'…'."
+        )),
+    }
+}
+
+/// Seven fractional digits, no zone (JSON light).
+fn light_time(t: DateTime<Utc>) -> String {
+    let ticks = t.timestamp_subsec_nanos() / 100;
+    format!("{}.{ticks:07}", t.format("%Y-%m-%dT%H:%M:%S"))
+}
+
+fn verbose_time(t: DateTime<Utc>) -> String {
+    format!("/Date({})/", t.timestamp_millis())
+}
+
+/// A stable order unrelated to time: the report's order is unspecified.
+fn scramble(r: &GraphRecord) -> u64 {
+    r.id.bytes()
+        .chain(r.recipient_address.bytes())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+fn row(
+    r: &GraphRecord,
+    index: usize,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    format: ReportingFormat,
+    base: &str,
+) -> Value {
+    let time = |t| match format {
+        ReportingFormat::Light => light_time(t),
+        ReportingFormat::Verbose | ReportingFormat::VerboseBare => verbose_time(t),
+    };
+    let mut status = r.status.clone();
+    if let Some(first) = status.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    let mut row = json!({
+        "Organization": REPORTING_ORGANIZATION,
+        "MessageId": r.message_id,
+        "Received": time(r.received_date_time),
+        "SenderAddress": r.sender_address,
+        "RecipientAddress": r.recipient_address,
+        "Subject": r.subject,
+        "Status": status,
+        "ToIP": r.to_ip,
+        "FromIP": r.from_ip,
+        "Size": r.size,
+        "MessageTraceId": r.id,
+        "StartDate": time(start),
+        "EndDate": time(end),
+        "Index": index,
+    });
+    if format != ReportingFormat::Light {
+        row["__metadata"] = json!({
+            "id": format!("{base}/ecp/ReportingWebService/Reporting.svc/MessageTrace({index})"),
+            "uri": format!("{base}/ecp/ReportingWebService/Reporting.svc/MessageTrace({index})"),
+            "type": "TenantReporting.MessageTrace",
+        });
+    }
+    row
+}
+
+/// `GET /ecp/reportingwebservice/reporting.svc/MessageTrace`.
+pub(super) async fn message_trace(
+    shared: &Shared,
+    method: &Method,
+    raw_query: &str,
+    auth: Option<&str>,
+) -> Resp {
+    let params = parse_pairs(raw_query);
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let skiptoken = param("$skiptoken");
+    match take_trace_fault(shared, skiptoken.is_some()) {
+        Some(Fault::TraceStatus {
+            status,
+            body,
+            retry_after,
+        }) => return status_fault(status, body, retry_after),
+        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Fault::ExpireSkipToken) => {
+            let mut st = shared.lock();
+            st.generation += 1;
+            st.skiptokens.clear();
+            return error(400, "The skip token is invalid or expired.");
+        }
+        Some(Fault::TruncatedPage | Fault::TokenStatus { .. }) | None => {}
+    }
+
+    let mut st = shared.lock();
+    let token = auth.and_then(|a| a.strip_prefix("Bearer ")).map(str::trim);
+    match token.and_then(|t| st.tokens.get(t)) {
+        None => {
+            return error(
+                401,
+                "The access token is missing, expired or not one this tenant issued.",
+            );
+        }
+        Some(scope) if scope != REPORTING_SCOPE => {
+            return error(
+                401,
+                &format!(
+                    "The access token was issued for '{scope}'; the report requires '{REPORTING_SCOPE}' (Office 365 Exchange Online)."
+                ),
+            );
+        }
+        Some(_) => {}
+    }
+    if method != Method::GET {
+        return error(405, &format!("The HTTP method '{method}' is not allowed."));
+    }
+    let Some(filter) = param("$filter") else {
+        return error(
+            400,
+            "The MessageTrace report requires $filter with StartDate and EndDate.",
+        );
+    };
+    let (start, end) = match parse_filter(&filter) {
+        Ok(bounds) => bounds,
+        Err(message) => return error(400, &message),
+    };
+    if start > end {
+        return error(400, "StartDate is later than EndDate.");
+    }
+    if start < Utc::now() - REPORTING_LOOKBACK {
+        return error(
+            400,
+            &format!(
+                "Message trace data is available for the last 10 days only; StartDate {} is older than that.",
+                light_time(start)
+            ),
+        );
+    }
+    let offset = match &skiptoken {
+        None => 0,
+        Some(tok) => match st.skiptokens.get(tok) {
+            Some(s) if s.generation == st.generation && s.start == start && s.end == end => {
+                s.offset
+            }
+            _ => return error(400, "The skip token is invalid or expired."),
+        },
+    };
+    let settings = st.reporting.clone();
+    let mut matching: Vec<&GraphRecord> = st
+        .records
+        .iter()
+        .filter(|r| r.received_date_time >= start && r.received_date_time <= end)
+        .collect();
+    matching.sort_by_key(|r| scramble(r));
+    let take = match settings.format {
+        ReportingFormat::VerboseBare => usize::MAX,
+        _ => settings.page_size,
+    };
+    let rows: Vec<Value> = matching
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(take)
+        .map(|(i, r)| row(r, i, start, end, settings.format, &shared.url))
+        .collect();
+    let next_offset = offset + rows.len();
+    let next = if next_offset < matching.len() {
+        let tok = random_hex(12);
+        let generation = st.generation;
+        st.skiptokens.insert(
+            tok.clone(),
+            Skip {
+                start,
+                end,
+                top: settings.page_size,
+                offset: next_offset,
+                generation,
+            },
+        );
+        Some(format!(
+            "reportingwebservice/reporting.svc/MessageTrace?$filter={}&$skiptoken={tok}",
+            percent_encode(&filter)
+        ))
+    } else {
+        None
+    };
+    drop(st);
+    let (body, content_type) = match settings.format {
+        ReportingFormat::Light => {
+            let mut body = json!({
+                "odata.metadata": format!("{}/ecp/ReportingWebService/Reporting.svc/$metadata#MessageTrace", shared.url),
+                "value": rows,
+            });
+            if let Some(link) = next {
+                body["odata.nextLink"] = Value::String(link);
+            }
+            (body, JSON_LIGHT)
+        }
+        ReportingFormat::Verbose => {
+            let mut d = json!({ "results": rows });
+            if let Some(link) = next {
+                d["__next"] = Value::String(format!("{}/ecp/{link}", shared.url));
+            }
+            (json!({ "d": d }), JSON_VERBOSE)
+        }
+        ReportingFormat::VerboseBare => (json!({ "d": rows }), JSON_VERBOSE),
+    };
+    raw_response(200, body.to_string(), content_type)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_and_dates() {
+        let (s, e) = parse_filter(
+            "StartDate eq datetime'2026-11-24T10:00:00' and EndDate eq datetime'2026-11-24T11:00:00.1234567'",
+        )
+        .unwrap();
+        assert!(s < e);
+        assert_eq!(light_time(e), "2026-11-24T11:00:00.1234567");
+        assert!(parse_filter("receivedDateTime ge 2026-11-24T10:00:00Z").is_err());
+        assert!(
+            parse_filter("StartDate eq '2026-11-24' and EndDate eq datetime'2026-11-24T11:00:00'")
+                .is_err()
+        );
+        assert_eq!(verbose_time(s), format!("/Date({})/", s.timestamp_millis()));
+    }
+}

@@ -1,0 +1,251 @@
+//! Each API × each authentication method, end to end: moto (S3 + Secrets Manager), the
+//! Graph-like server (which also serves the Reporting Web Service report and verifies client
+//! assertions with the registered certificate) and the mutual-TLS relay.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use m365_trace_devtools::graph::{
+    Fault, REPORTING_ORGANIZATION, REPORTING_PATH, ReportingFormat, reporting_error_body,
+};
+use m365_trace_devtools::records::{GraphRecord, generate};
+use serde_json::{Value, json};
+use support::*;
+
+const REPORTING: [(&str, &str); 1] = [("TRACE_API", "reporting")];
+
+fn records(seed: u64) -> Vec<GraphRecord> {
+    let now = Utc::now();
+    generate(
+        seed,
+        now - TimeDelta::days(2) - TimeDelta::hours(1),
+        now - TimeDelta::hours(23),
+        400,
+    )
+}
+
+/// One tick from a fresh start delivers every record in `[now − 2 days, now − 25 h)` exactly
+/// once, commits that end as the checkpoint and releases the lease; a second tick sends nothing.
+async fn assert_exactly_once_and_checkpoint(h: &Harness, records: &[GraphRecord]) -> Value {
+    let app = h.app(fast_options());
+    let summary = h.tick(&app, "req-1").await.expect("tick");
+
+    let end = time(&summary["checkpoint"]);
+    let start = end + TimeDelta::hours(25) - TimeDelta::days(2);
+    let expected = expected_keys(records, start, end);
+    assert!(expected.len() > 250, "the data set covers the range");
+    assert_eq!(
+        sorted(h.received_keys()),
+        expected,
+        "every record exactly once"
+    );
+    assert_eq!(summary["events_sent"], json!(expected.len()));
+    assert_eq!(summary["caught_up"], json!(true), "{summary}");
+    let (checkpoint, _) = h.checkpoint().await.expect("checkpoint written");
+    assert_eq!(time(&checkpoint["end"]), end);
+    assert_eq!(checkpoint["partial"], Value::Null);
+    assert_eq!(checkpoint["lease"], Value::Null);
+    assert!(h.graph.tokens_issued() >= 1);
+
+    let again = h.tick(&app, "req-2").await.expect("second tick");
+    assert_eq!(again["events_sent"], json!(0));
+    assert_eq!(h.received_keys().len(), expected.len());
+    summary
+}
+
+#[tokio::test]
+async fn graph_with_a_certificate_delivers_every_record_once() {
+    let records = records(21);
+    let h = Harness::start_with(records.clone(), &[], Auth::Certificate).await;
+
+    let summary = assert_exactly_once_and_checkpoint(&h, &records).await;
+
+    assert_eq!(summary["api"], json!("graph"));
+    assert_eq!(line_json(&h.devo.lines()[0])["Organization"], json!(TENANT));
+}
+
+#[tokio::test]
+async fn reporting_with_a_secret_passes_rows_as_received() {
+    let records = records(22);
+    let h = Harness::start(records.clone(), &REPORTING).await;
+
+    let summary = assert_exactly_once_and_checkpoint(&h, &records).await;
+
+    assert_eq!(summary["api"], json!("reporting"));
+    let pulls: Vec<_> = h
+        .graph
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == REPORTING_PATH)
+        .collect();
+    assert!(
+        pulls.len() as u64 >= summary["windows"].as_u64().unwrap() + 2,
+        "relative nextLinks were followed: {} requests",
+        pulls.len()
+    );
+    assert!(pulls.iter().all(|r| r.status == 200));
+    assert!(
+        pulls
+            .iter()
+            .all(|r| r.query.contains("StartDate eq datetime'")
+                && r.query.contains(" and EndDate eq datetime'")),
+        "{pulls:?}"
+    );
+    assert!(
+        h.graph
+            .requests()
+            .iter()
+            .all(|r| !r.path.ends_with("/messageTraces")),
+        "no Graph call"
+    );
+    let line = line_json(&h.devo.lines()[0]);
+    assert_eq!(
+        line["Organization"],
+        json!(REPORTING_ORGANIZATION),
+        "the row's own Organization"
+    );
+    let received = line["Received"].as_str().unwrap();
+    assert_eq!(
+        received.len(),
+        "2026-11-24T10:15:30.1234567".len(),
+        "{received}"
+    );
+    assert!(
+        line["Status"]
+            .as_str()
+            .unwrap()
+            .starts_with(char::is_uppercase)
+    );
+}
+
+#[tokio::test]
+async fn reporting_with_a_certificate_and_verbose_json_delivers_every_record_once() {
+    let records = records(23);
+    let h = Harness::start_with(records.clone(), &REPORTING, Auth::Certificate).await;
+    h.graph.set_reporting_format(ReportingFormat::Verbose);
+
+    assert_exactly_once_and_checkpoint(&h, &records).await;
+
+    let line = line_json(&h.devo.lines()[0]);
+    assert!(line.get("__metadata").is_none(), "{line}");
+    assert!(
+        !line["Received"].as_str().unwrap().starts_with("/Date("),
+        "dates written as JSON light writes them: {line}"
+    );
+}
+
+#[tokio::test]
+async fn reporting_with_a_bare_verbose_array_delivers_every_record_once() {
+    let records = records(24);
+    let h = Harness::start(records.clone(), &REPORTING).await;
+    h.graph.set_reporting_format(ReportingFormat::VerboseBare);
+
+    assert_exactly_once_and_checkpoint(&h, &records).await;
+}
+
+#[tokio::test]
+async fn reporting_403_names_the_missing_role_and_keeps_the_checkpoint() {
+    let h = Harness::start(records(25), &REPORTING).await;
+    h.graph.inject(Fault::TraceStatus {
+        status: 403,
+        body: reporting_error_body("No permission to access the report for the organization."),
+        retry_after: None,
+    });
+    let app = h.app(fast_options());
+
+    let err = h
+        .tick(&app, "req-403")
+        .await
+        .expect_err("403 fails the tick");
+
+    assert!(err.contains("HTTP 403"), "{err}");
+    assert!(err.contains("No permission to access the report"), "{err}");
+    assert!(err.contains("Global Reader"), "{err}");
+    assert!(h.devo.lines().is_empty());
+    let (checkpoint, _) = h.checkpoint().await.unwrap();
+    assert!(
+        time(&checkpoint["end"]) <= Utc::now() - TimeDelta::days(2) + TimeDelta::minutes(1),
+        "not advanced"
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_with_the_wrong_key_is_refused_with_aadsts700027() {
+    let h = Harness::start_with(records(26), &[], Auth::CertificateWithWrongKey).await;
+    let app = h.app(fast_options());
+
+    let err = h.tick(&app, "req-wrong-key").await.expect_err("refused");
+
+    assert!(err.contains("AADSTS700027"), "{err}");
+    assert!(err.contains("HTTP 401 invalid_client"), "{err}");
+    assert!(
+        err.contains("client_private_key_pem must be the key of client_certificate_pem"),
+        "{err}"
+    );
+    assert!(!err.contains("PRIVATE KEY"), "no key material: {err}");
+    assert_eq!(h.graph.tokens_issued(), 0);
+    assert!(h.devo.lines().is_empty());
+}
+
+#[tokio::test]
+async fn a_reporting_window_cut_by_the_deadline_is_pulled_again_whole() {
+    let now = Utc::now();
+    let records = generate(
+        27,
+        now - TimeDelta::days(2),
+        now - TimeDelta::days(2) + TimeDelta::hours(6),
+        300,
+    );
+    let h = Harness::start(records.clone(), &REPORTING).await;
+    for _ in 0..4 {
+        h.graph.inject(Fault::Delay(Duration::from_millis(1000)));
+    }
+    let app = h.app(fast_options());
+
+    let first = h
+        .invoke(
+            &app,
+            scheduled_event(),
+            "req-short",
+            Duration::from_millis(4000),
+        )
+        .await
+        .expect("first tick");
+
+    assert_eq!(first["caught_up"], json!(false), "{first}");
+    assert_eq!(
+        first["partial"],
+        Value::Null,
+        "no partial resume without newest-first order"
+    );
+    let (checkpoint, _) = h.checkpoint().await.unwrap();
+    let start = time(&checkpoint["end"]);
+    assert!(start <= now - TimeDelta::days(2) + TimeDelta::minutes(1));
+    let cut = h.received_keys().len();
+    assert!(cut > 0, "part of the window was sent before the deadline");
+
+    let last = h.tick(&app, "req-again").await.expect("next tick");
+    assert_eq!(last["caught_up"], json!(true), "{last}");
+    let end = time(&last["checkpoint"]);
+    let got = h.received_keys();
+    let mut unique = got.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique, expected_keys(&records, start, end), "nothing lost");
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for key in &got {
+        *seen.entry(key.clone()).or_default() += 1;
+    }
+    assert!(
+        seen.values().all(|n| *n <= 2),
+        "at most the cut window again"
+    );
+    assert_eq!(
+        got.len() - unique.len(),
+        cut,
+        "only what the cut tick sent repeats"
+    );
+}
