@@ -249,3 +249,91 @@ async fn a_reporting_window_cut_by_the_deadline_is_pulled_again_whole() {
         "only what the cut tick sent repeats"
     );
 }
+
+/// The product's client assertion, checked by the local token server the way Entra checks it:
+/// accepted as built, refused when expired, when not yet valid, or for another audience.
+#[tokio::test]
+async fn the_token_server_verifies_the_products_assertion_and_refuses_expired_or_misaddressed_ones()
+{
+    use m365_trace_devtools::graph::{GraphServer, GraphServerConfig};
+    use m365_trace_devtools::pki::AppCredential;
+    use m365_trace_to_devo::trace::auth::client_assertion_at;
+
+    let graph = GraphServer::start(GraphServerConfig {
+        tenant_id: TENANT.into(),
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        records: Vec::new(),
+    })
+    .await
+    .unwrap();
+    let app = AppCredential::generate("assertion test").unwrap();
+    graph.add_client_certificate(&app.cert_pem).unwrap();
+    let token_url = format!("{}/{TENANT}/oauth2/v2.0/token", graph.url());
+    let now = chrono::Utc::now().timestamp();
+    let ask = |assertion: String| {
+        let url = token_url.clone();
+        let scope = format!("{}/.default", graph.url());
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", CLIENT_ID),
+                    ("scope", scope.as_str()),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", assertion.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+
+    let good =
+        client_assertion_at(&app.cert_pem, &app.key_pem, &token_url, CLIENT_ID, now).unwrap();
+    let (status, body) = ask(good).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("access_token"));
+
+    let expired = client_assertion_at(
+        &app.cert_pem,
+        &app.key_pem,
+        &token_url,
+        CLIENT_ID,
+        now - 3600,
+    )
+    .unwrap();
+    let (status, body) = ask(expired).await;
+    assert!(matches!(status, 400 | 401), "refused: {status} {body}");
+    assert!(body.contains("AADSTS700024"), "{body}");
+
+    let elsewhere = client_assertion_at(
+        &app.cert_pem,
+        &app.key_pem,
+        "https://login.microsoftonline.com/other-tenant/oauth2/v2.0/token",
+        CLIENT_ID,
+        now,
+    )
+    .unwrap();
+    let (status, body) = ask(elsewhere).await;
+    assert!(matches!(status, 400 | 401), "refused: {status} {body}");
+    assert!(body.contains("AADSTS700023"), "{body}");
+
+    let other_key = AppCredential::generate("not registered").unwrap();
+    let forged = client_assertion_at(
+        &app.cert_pem,
+        &other_key.key_pem,
+        &token_url,
+        CLIENT_ID,
+        now,
+    )
+    .unwrap();
+    let (status, body) = ask(forged).await;
+    assert!(matches!(status, 400 | 401), "refused: {status} {body}");
+    assert!(body.contains("AADSTS700027"), "{body}");
+}

@@ -78,6 +78,23 @@ pub fn client_assertion(
     audience: &str,
     client_id: &str,
 ) -> Result<String, String> {
+    client_assertion_at(
+        certificate_pem,
+        private_key_pem,
+        audience,
+        client_id,
+        chrono::Utc::now().timestamp(),
+    )
+}
+
+/// [`client_assertion`] issued at `now` (seconds since the epoch), for tests of its validity.
+pub fn client_assertion_at(
+    certificate_pem: &str,
+    private_key_pem: &str,
+    audience: &str,
+    client_id: &str,
+    now: i64,
+) -> Result<String, String> {
     use base64::Engine;
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
@@ -93,7 +110,6 @@ pub fn client_assertion(
     header.x5t_s256 = Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest));
     let mut jti = [0u8; 16];
     aws_lc_rs::rand::fill(&mut jti).map_err(|_| "no random bytes for the jti claim".to_owned())?;
-    let now = chrono::Utc::now().timestamp();
     let claims = AssertionClaims {
         aud: audience,
         iss: client_id,
