@@ -70,6 +70,31 @@ async fn accepts_client_cert_and_stores_lines() {
 }
 
 #[tokio::test]
+async fn count_only_counts_lines_and_bytes_without_keeping_them() {
+    let pki = TestPki::generate(&["localhost", "127.0.0.1"]).unwrap();
+    let listener = DevoListener::start(&pki).await.unwrap();
+    listener.set_count_only(true);
+    let mut tls = connect(&pki, &listener.address(), true).await.unwrap();
+    let body = "a line\n".repeat(50_000);
+    tls.write_all(body.as_bytes()).await.unwrap();
+    tls.write_all(b"tail\nparti").await.unwrap();
+    tls.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(listener.wait_for_idle(Duration::from_secs(5)).await);
+    assert!(listener.lines().is_empty());
+    assert_eq!(listener.line_count(), 50_001);
+    let s = &listener.sessions()[0];
+    assert!(s.clean_close && s.finished);
+    assert_eq!((s.lines, s.trailing_bytes), (50_001, 5));
+    assert_eq!(s.bytes, body.len() as u64 + 10);
+    assert!(s.elapsed > Duration::ZERO);
+}
+
+#[tokio::test]
 async fn rejects_missing_and_foreign_client_certs() {
     let pki = TestPki::generate(&["localhost"]).unwrap();
     let listener = DevoListener::start(&pki).await.unwrap();
