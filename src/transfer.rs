@@ -1,7 +1,7 @@
 //! Steps 5 and 6 for one window: its pages, newest first, become Devo lines on one stream.
 
-use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
+pub mod dedup;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -16,6 +16,7 @@ use crate::trace::graph::{GraphClient, describe_window};
 use crate::trace::http::Budget;
 use crate::trace::record::{MappingContext, to_message_trace};
 use crate::window::{Resume, Window};
+use dedup::{Dedup, Seen};
 
 /// Why a window could not be delivered.
 #[derive(Debug, Error)]
@@ -69,16 +70,6 @@ pub struct Transfer<'a> {
     pub close_timeout: Duration,
 }
 
-fn key_hash(key: &str) -> u128 {
-    // Two independent 64-bit SipHashes: 128 bits keep a collision (which would drop a record)
-    // out of reach at any window size, in a fraction of the memory of the keys themselves.
-    let mut a = std::hash::DefaultHasher::new();
-    ("a", key).hash(&mut a);
-    let mut b = std::hash::DefaultHasher::new();
-    ("b", key).hash(&mut b);
-    (u128::from(a.finish()) << 64) | u128::from(b.finish())
-}
-
 /// The oldest instant delivered so far and the keys delivered at it.
 struct Frontier {
     at: DateTime<Utc>,
@@ -100,7 +91,8 @@ impl Transfer<'_> {
         };
         let mut url = self.graph.first_page_url(window);
         let mut sender: Option<DevoSender> = None;
-        let mut seen: HashSet<u128> = HashSet::new();
+        // Only the keys that can still repeat: memory stays flat as the window grows.
+        let mut seen = Dedup::default();
         let mut frontier: Option<Frontier> = None;
         let mut newest_first = true;
         let mut index = 0u64;
@@ -135,7 +127,7 @@ impl Transfer<'_> {
                 if !window.wants(received, &key) {
                     continue;
                 }
-                if !seen.insert(key_hash(&key)) {
+                if seen.check(&key, received) != Seen::New {
                     window_counts.duplicates_skipped += 1;
                     continue;
                 }
@@ -165,6 +157,7 @@ impl Transfer<'_> {
                 index += 1;
                 lines += 1;
             }
+            seen.end_page();
             if lines > 0 {
                 if sender.is_none() {
                     sender = Some(DevoSender::connect(self.devo, self.io_timeout).await?);
