@@ -167,7 +167,9 @@ mod tests {
 
     #[test]
     fn memory_stays_at_about_two_pages() {
-        let keys: Vec<String> = (0..10_000).map(|i| format!("id-{i}|r@contoso.com")).collect();
+        let keys: Vec<String> = (0..10_000)
+            .map(|i| format!("id-{i}|r@contoso.com"))
+            .collect();
         let mut d = Dedup::default();
         let mut most = 0;
         for (p, page) in keys.chunks(500).enumerate() {
