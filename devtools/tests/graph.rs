@@ -329,6 +329,16 @@ async fn filter_and_top_validation() {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
+fn assert_context(page: &Value, server: &GraphServer) {
+    assert_eq!(
+        page["@odata.context"],
+        format!(
+            "{}/v1.0/$metadata#admin/exchange/tracing/messageTraces",
+            server.url()
+        )
+    );
+}
+
 #[tokio::test]
 async fn pages_newest_first_and_every_record_once() {
     let now = Utc::now();
@@ -363,13 +373,7 @@ async fn pages_newest_first_and_every_record_once() {
                 .starts_with("application/json")
         );
         let v = r.json();
-        assert_eq!(
-            v["@odata.context"],
-            format!(
-                "{}/v1.0/$metadata#admin/exchange/tracing/messageTraces",
-                server.url()
-            )
-        );
+        assert_context(&v, &server);
         let page: Vec<GraphRecord> = serde_json::from_value(v["value"].clone()).unwrap();
         assert!(page.len() <= 400);
         got.extend(page);
@@ -420,13 +424,7 @@ async fn all_pages(server: &GraphServer, first: String) -> Vec<(Value, bool)> {
         let r = get(server, &target, &t).await.unwrap();
         assert_eq!(r.status, 200, "{}", r.body);
         let v = r.json();
-        assert_eq!(
-            v["@odata.context"],
-            format!(
-                "{}/v1.0/$metadata#admin/exchange/tracing/messageTraces",
-                server.url()
-            )
-        );
+        assert_context(&v, server);
         next = v["@odata.nextLink"].as_str().map(str::to_string);
         pages.push((v["value"].clone(), next.is_some()));
     }
