@@ -1,13 +1,19 @@
 //! JSON log lines through `tracing`, one event per line, level from `LOG_LEVEL`.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::prelude::*;
 
 /// The product's filter: its own events at `level` (default `info`), other crates' warnings.
-pub fn filter(level: Option<&str>) -> EnvFilter {
-    let level = level.unwrap_or("info");
-    EnvFilter::try_new(format!("warn,m365_trace_to_devo={level}"))
-        .unwrap_or_else(|_| EnvFilter::new("warn,m365_trace_to_devo=info"))
+/// A plain per-target filter rather than `EnvFilter`: no regex engine linked into the binary
+/// (smaller binary, faster cold start).
+pub fn filter(level: Option<&str>) -> Targets {
+    let level = level
+        .and_then(|l| l.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    Targets::new()
+        .with_default(LevelFilter::WARN)
+        .with_target("m365_trace_to_devo", level)
 }
 
 /// Installs the JSON subscriber once on stdout (the Lambda's log stream); `LOG_LEVEL`
@@ -27,7 +33,7 @@ where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| default_level.to_owned());
-    let _ = tracing_subscriber::fmt()
+    let json = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
         // The invocation span carries the request id: `"span":{"request_id":…}` on every line.
@@ -36,7 +42,8 @@ where
         .with_target(false)
         .with_ansi(false)
         .without_time()
-        .with_writer(writer)
-        .with_env_filter(filter(Some(&level)))
+        .with_writer(writer);
+    let _ = tracing_subscriber::registry()
+        .with(json.with_filter(filter(Some(&level))))
         .try_init();
 }

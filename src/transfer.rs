@@ -1,7 +1,7 @@
 //! Steps 5 and 6 for one window: its pages, newest first, become Devo lines on one stream.
 
-use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
+pub mod dedup;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,6 +17,7 @@ use crate::trace::record::MappingContext;
 use crate::trace::request_budget::RequestBudget;
 use crate::trace::source::TraceSource;
 use crate::window::{Resume, Window};
+use dedup::{Dedup, Seen};
 
 /// Why a window could not be delivered.
 #[derive(Debug, Error)]
@@ -75,16 +76,6 @@ pub struct Transfer<'a> {
 /// Times a window's query is restarted after its nextLink stopped working.
 const MAX_LINK_RESTARTS: u32 = 3;
 
-fn key_hash(key: &str) -> u128 {
-    // Two independent 64-bit SipHashes: 128 bits keep a collision (which would drop a record)
-    // out of reach at any window size, in a fraction of the memory of the keys themselves.
-    let mut a = std::hash::DefaultHasher::new();
-    ("a", key).hash(&mut a);
-    let mut b = std::hash::DefaultHasher::new();
-    ("b", key).hash(&mut b);
-    (u128::from(a.finish()) << 64) | u128::from(b.finish())
-}
-
 /// The oldest instant delivered so far and the keys delivered at it.
 struct Frontier {
     at: DateTime<Utc>,
@@ -108,7 +99,8 @@ impl Transfer<'_> {
         let mut url = first_url.clone();
         let mut restarts = 0;
         let mut sender: Option<DevoSender> = None;
-        let mut seen: HashSet<u128> = HashSet::new();
+        // Only the keys that can still repeat: memory stays flat as the window grows.
+        let mut seen = Dedup::default();
         let mut frontier: Option<Frontier> = None;
         // Only a newest-first API can describe what was delivered by one instant.
         let mut newest_first = self.source.newest_first();
@@ -178,9 +170,16 @@ impl Transfer<'_> {
                 if !window.wants(received, &key) {
                     continue;
                 }
-                if !seen.insert(key_hash(&key)) {
-                    window_counts.duplicates_skipped += 1;
-                    continue;
+                match seen.check(&key, received) {
+                    Seen::New => {}
+                    Seen::Repeat => {
+                        window_counts.duplicates_skipped += 1;
+                        continue;
+                    }
+                    // Newer than keys already let go: only a source breaking its newest-first
+                    // order sends that. Send it (a possible repeat is better than a loss) and
+                    // stop relying on the order for this window.
+                    Seen::AssumedDelivered => newest_first = false,
                 }
                 match &mut frontier {
                     _ if timed.is_none() => {}
@@ -208,6 +207,11 @@ impl Transfer<'_> {
                 })?;
                 index += 1;
                 lines += 1;
+            }
+            // Letting keys go relies on newest-first pages; for a source without that order
+            // (or once the order was seen broken) every key of the window is kept.
+            if newest_first {
+                seen.end_page();
             }
             if lines > 0 {
                 if sender.is_none() {

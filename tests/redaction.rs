@@ -4,7 +4,9 @@
 mod support;
 
 use std::io::Write;
+
 use std::sync::{Arc, Mutex};
+use tracing_subscriber::prelude::*;
 
 use chrono::{TimeDelta, Utc};
 use m365_trace_devtools::graph::Fault;
@@ -50,12 +52,14 @@ fn secrets(h: &Harness, extra: &[&str]) -> Vec<String> {
 async fn logs_errors_and_summaries_never_carry_secrets() {
     let capture = Capture::default();
     let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_env_filter(m365_trace_to_devo::logging::filter(Some("debug")))
-        .with_writer(move || writer.clone())
-        .finish();
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_writer(move || writer.clone())
+            .with_filter(m365_trace_to_devo::logging::filter(Some("debug"))),
+    );
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let now = Utc::now();

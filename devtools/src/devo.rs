@@ -8,9 +8,9 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -40,11 +40,17 @@ pub struct SessionInfo {
     pub cut: bool,
     /// The session has ended.
     pub finished: bool,
+    /// Bytes received (complete lines and any trailing part).
+    pub bytes: u64,
+    /// From the end of the handshake to the end of the stream (or the last read so far).
+    pub elapsed: Duration,
 }
 
 struct Shared {
     lines: Mutex<Vec<String>>,
     line_sessions: Mutex<Vec<usize>>,
+    line_total: AtomicUsize,
+    count_only: AtomicBool,
     sessions: Mutex<Vec<SessionInfo>>,
     handshake_errors: Mutex<Vec<String>>,
     connections: AtomicUsize,
@@ -102,6 +108,8 @@ impl DevoListener {
         let shared = Arc::new(Shared {
             lines: Mutex::new(Vec::new()),
             line_sessions: Mutex::new(Vec::new()),
+            line_total: AtomicUsize::new(0),
+            count_only: AtomicBool::new(false),
             sessions: Mutex::new(Vec::new()),
             handshake_errors: Mutex::new(Vec::new()),
             connections: AtomicUsize::new(0),
@@ -166,9 +174,18 @@ impl DevoListener {
             .collect()
     }
 
-    /// Number of complete lines received so far (cheaper than `lines().len()`).
+    /// Number of complete lines received so far (cheaper than `lines().len()`; counts lines
+    /// in count-only mode too).
     pub fn line_count(&self) -> usize {
-        lock(&self.shared.lines).len()
+        self.shared.line_total.load(Ordering::SeqCst)
+    }
+
+    /// Count-only mode, for benchmarks: sessions that start from now on count lines and bytes
+    /// without keeping them ([`DevoListener::lines`] and `--out` get nothing, and
+    /// [`DevoListener::cut_next_connection_after`] does not apply), so the listener's memory
+    /// and CPU stay flat however many lines arrive.
+    pub fn set_count_only(&self, on: bool) {
+        self.shared.count_only.store(on, Ordering::SeqCst);
     }
 
     /// TLS sessions accepted (handshake completed with a valid client certificate).
@@ -272,6 +289,11 @@ async fn serve(stream: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) {
     };
     shared.connections.fetch_add(1, Ordering::SeqCst);
     shared.changed.notify_waiters();
+    let began = Instant::now();
+    if shared.count_only.load(Ordering::SeqCst) {
+        count_lines(tls, &shared, index, began).await;
+        return;
+    }
 
     let update = |f: &dyn Fn(&mut SessionInfo)| {
         if let Some(s) = lock(&shared.sessions).get_mut(index) {
@@ -321,12 +343,20 @@ async fn serve(stream: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) {
             }
             let _ = file.write_all(text.as_bytes());
         }
+        shared
+            .line_total
+            .fetch_add(new_lines.len(), Ordering::SeqCst);
         {
             let mut lines = lock(&shared.lines);
             lock(&shared.line_sessions).extend(std::iter::repeat_n(index, new_lines.len()));
             lines.extend(new_lines);
         }
-        update(&|s| s.lines = received);
+        let bytes = n as u64;
+        update(&|s| {
+            s.lines = received;
+            s.bytes += bytes;
+            s.elapsed = began.elapsed();
+        });
         if cut_now {
             reset(tls.get_ref().0);
             update(&|s| {
@@ -342,6 +372,45 @@ async fn serve(stream: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) {
     update(&|s| {
         s.clean_close = clean;
         s.trailing_bytes = trailing;
+        s.elapsed = began.elapsed();
         s.finished = true;
     });
+}
+
+/// The count-only session loop: counts newlines and bytes, keeps nothing.
+async fn count_lines(
+    mut tls: tokio_rustls::server::TlsStream<TcpStream>,
+    shared: &Shared,
+    index: usize,
+    began: Instant,
+) {
+    let mut chunk = vec![0u8; 256 * 1024];
+    let (mut lines, mut bytes, mut since_newline) = (0usize, 0u64, 0usize);
+    let clean = loop {
+        let n = match tls.read(&mut chunk).await {
+            Ok(0) => break true,
+            Ok(n) => n,
+            Err(_) => break false,
+        };
+        let data = &chunk[..n];
+        let found = data.iter().filter(|b| **b == b'\n').count();
+        since_newline = match data.iter().rposition(|b| *b == b'\n') {
+            Some(last) => n - last - 1,
+            None => since_newline + n,
+        };
+        lines += found;
+        bytes += n as u64;
+        shared.line_total.fetch_add(found, Ordering::SeqCst);
+    };
+    let elapsed = began.elapsed();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.shutdown()).await;
+    if let Some(s) = lock(&shared.sessions).get_mut(index) {
+        s.lines = lines;
+        s.bytes = bytes;
+        s.clean_close = clean;
+        s.trailing_bytes = since_newline;
+        s.elapsed = elapsed;
+        s.finished = true;
+    }
+    shared.changed.notify_waiters();
 }

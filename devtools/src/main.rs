@@ -75,6 +75,10 @@ enum Cmd {
         /// Enforce Graph's throttling (100 messageTraces requests per 5 minutes).
         #[arg(long)]
         throttle: bool,
+        /// Render every record's JSON once at startup and serve pages by copying bytes (for
+        /// benchmarks: the server is then never the bottleneck).
+        #[arg(long)]
+        prerendered: bool,
         /// Stop after this many seconds.
         #[arg(long, default_value_t = 900)]
         max_seconds: u64,
@@ -89,8 +93,12 @@ enum Cmd {
         #[arg(long)]
         certs: PathBuf,
         /// Append every received line to this file.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "count_only")]
         out: Option<PathBuf>,
+        /// Count lines and bytes without keeping them (for benchmarks); prints one JSON line
+        /// per finished session on stdout: {"session":i,"lines":…,"bytes":…,"seconds":…}.
+        #[arg(long)]
+        count_only: bool,
         /// Stop after this many seconds.
         #[arg(long, default_value_t = 900)]
         max_seconds: u64,
@@ -107,6 +115,10 @@ enum Cmd {
         /// Function name (AWS_LAMBDA_FUNCTION_NAME).
         #[arg(long, default_value = "m365-trace-to-devo")]
         function_name: String,
+        /// Write {"init_ms","handler_ms","peak_rss_kib","user_seconds","system_seconds"} of
+        /// the invocation to this file (peak memory and CPU time of the function's process).
+        #[arg(long)]
+        stats: Option<PathBuf>,
         /// The bootstrap binary.
         #[arg(last = true, required = true)]
         binary: PathBuf,
@@ -130,6 +142,29 @@ async fn run_until(max_seconds: u64) {
             eprintln!("stopping after --max-seconds {max_seconds}");
         }
         _ = tokio::signal::ctrl_c() => eprintln!("interrupted"),
+    }
+}
+
+/// Prints one JSON line per finished session, as sessions finish (count-only mode).
+async fn report_sessions(listener: &DevoListener) {
+    let mut reported = 0;
+    loop {
+        let sessions = listener.sessions();
+        while let Some(s) = sessions.get(reported).filter(|s| s.finished) {
+            println!(
+                "{}",
+                json!({
+                    "session": reported,
+                    "lines": s.lines,
+                    "bytes": s.bytes,
+                    "seconds": s.elapsed.as_secs_f64(),
+                    "clean_close": s.clean_close,
+                    "protocol": s.protocol,
+                })
+            );
+            reported += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -170,6 +205,7 @@ async fn run(cli: Cli) -> std::io::Result<ExitCode> {
             client_secret,
             client_certificate,
             throttle,
+            prerendered,
             max_seconds,
         } => {
             check_loopback(&listen)?;
@@ -196,22 +232,36 @@ async fn run(cli: Cli) -> std::io::Result<ExitCode> {
             if throttle {
                 server.set_throttle(Some((100, Duration::from_secs(300))));
             }
+            if prerendered {
+                let average = server.prerender();
+                eprintln!("pre-rendered {count} records, {average} bytes of JSON each on average");
+            }
             // Key order kept as documented, for scripts that do not parse JSON.
             println!("{{\"url\":{},\"records\":{count}}}", json!(server.url()));
             run_until(max_seconds).await;
+            eprintln!("{} messageTraces requests", server.trace_requests());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Listener {
             listen,
             certs,
             out,
+            count_only,
             max_seconds,
         } => {
             check_loopback(&listen)?;
             let pki = TestPki::read_from(&certs)?;
             let listener = DevoListener::start_on(&pki, listen, out).await?;
+            listener.set_count_only(count_only);
             println!("{}", json!({"address": listener.address()}));
-            run_until(max_seconds).await;
+            if count_only {
+                tokio::select! {
+                    _ = run_until(max_seconds) => {}
+                    _ = report_sessions(&listener) => {}
+                }
+            } else {
+                run_until(max_seconds).await;
+            }
             eprintln!(
                 "{} lines over {} connections, {} failed handshakes",
                 listener.line_count(),
@@ -224,6 +274,7 @@ async fn run(cli: Cli) -> std::io::Result<ExitCode> {
             event,
             timeout_seconds,
             function_name,
+            stats,
             binary,
         } => {
             let text = std::fs::read_to_string(&event)
@@ -254,6 +305,19 @@ async fn run(cli: Cli) -> std::io::Result<ExitCode> {
                     .map(|d| d.as_millis().to_string())
                     .unwrap_or_else(|| "-".into())
             );
+            if let Some(path) = stats {
+                let usage = outcome.usage;
+                let stats = json!({
+                    "init_ms": outcome.init_to_first_next.as_secs_f64() * 1000.0,
+                    "handler_ms": outcome.handler_duration.map(|d| d.as_secs_f64() * 1000.0),
+                    "peak_rss_kib": usage.map(|u| u.peak_rss_kib),
+                    "user_seconds": usage.map(|u| u.user_seconds),
+                    "system_seconds": usage.map(|u| u.system_seconds),
+                });
+                std::fs::write(&path, format!("{stats}\n")).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                })?;
+            }
             let (value, code) = match outcome.result {
                 Ok(v) => (v, ExitCode::SUCCESS),
                 Err(v) => (v, ExitCode::FAILURE),

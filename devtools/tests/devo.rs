@@ -34,6 +34,17 @@ async fn connect(
     Ok(tls)
 }
 
+/// Closes the write side and reads until the relay's end of stream (5 s at most).
+async fn close_and_read_rest(tls: &mut TlsStream<TcpStream>) -> Vec<u8> {
+    tls.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    rest
+}
+
 #[tokio::test]
 async fn accepts_client_cert_and_stores_lines() {
     let pki = TestPki::generate(&["localhost", "127.0.0.1"]).unwrap();
@@ -44,14 +55,8 @@ async fn accepts_client_cert_and_stores_lines() {
         .await
         .unwrap();
     tls.write_all(b"rd\npartial").await.unwrap();
-    tls.shutdown().await.unwrap();
     // The relay answers end of stream once the client closes its write side.
-    let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut rest))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(rest.is_empty());
+    assert!(close_and_read_rest(&mut tls).await.is_empty());
     assert!(listener.wait_for_idle(Duration::from_secs(5)).await);
     assert_eq!(
         listener.lines(),
@@ -67,6 +72,26 @@ async fn accepts_client_cert_and_stores_lines() {
     assert!(s.clean_close && s.finished && !s.cut);
     assert_eq!((s.lines, s.trailing_bytes), (3, 7));
     assert_eq!(s.server_name.as_deref(), Some("localhost"));
+}
+
+#[tokio::test]
+async fn count_only_counts_lines_and_bytes_without_keeping_them() {
+    let pki = TestPki::generate(&["localhost", "127.0.0.1"]).unwrap();
+    let listener = DevoListener::start(&pki).await.unwrap();
+    listener.set_count_only(true);
+    let mut tls = connect(&pki, &listener.address(), true).await.unwrap();
+    let body = "a line\n".repeat(50_000);
+    tls.write_all(body.as_bytes()).await.unwrap();
+    tls.write_all(b"tail\nparti").await.unwrap();
+    assert!(close_and_read_rest(&mut tls).await.is_empty());
+    assert!(listener.wait_for_idle(Duration::from_secs(5)).await);
+    assert!(listener.lines().is_empty());
+    assert_eq!(listener.line_count(), 50_001);
+    let s = &listener.sessions()[0];
+    assert!(s.clean_close && s.finished);
+    assert_eq!((s.lines, s.trailing_bytes), (50_001, 5));
+    assert_eq!(s.bytes, body.len() as u64 + 10);
+    assert!(s.elapsed > Duration::ZERO);
 }
 
 #[tokio::test]

@@ -329,6 +329,16 @@ async fn filter_and_top_validation() {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
+fn assert_context(page: &Value, server: &GraphServer) {
+    assert_eq!(
+        page["@odata.context"],
+        format!(
+            "{}/v1.0/$metadata#admin/exchange/tracing/messageTraces",
+            server.url()
+        )
+    );
+}
+
 #[tokio::test]
 async fn pages_newest_first_and_every_record_once() {
     let now = Utc::now();
@@ -363,13 +373,7 @@ async fn pages_newest_first_and_every_record_once() {
                 .starts_with("application/json")
         );
         let v = r.json();
-        assert_eq!(
-            v["@odata.context"],
-            format!(
-                "{}/v1.0/$metadata#admin/exchange/tracing/messageTraces",
-                server.url()
-            )
-        );
+        assert_context(&v, &server);
         let page: Vec<GraphRecord> = serde_json::from_value(v["value"].clone()).unwrap();
         assert!(page.len() <= 400);
         got.extend(page);
@@ -409,6 +413,57 @@ async fn pages_newest_first_and_every_record_once() {
     );
     let r = get(&server, &other, &t).await.unwrap();
     assert_eq!(r.status, 400, "{}", r.body);
+}
+
+/// Every page of the query, as (records, nextLink present) per page.
+async fn all_pages(server: &GraphServer, first: String) -> Vec<(Value, bool)> {
+    let t = token(server).await;
+    let mut next = Some(first);
+    let mut pages = Vec::new();
+    while let Some(target) = next.take() {
+        let r = get(server, &target, &t).await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        assert_context(&v, server);
+        next = v["@odata.nextLink"].as_str().map(str::to_string);
+        pages.push((v["value"].clone(), next.is_some()));
+    }
+    pages
+}
+
+#[tokio::test]
+async fn prerendered_pages_are_the_same_pages() {
+    let now = Utc::now();
+    let start = now - TimeDelta::days(3);
+    let end = now - TimeDelta::days(1);
+    let all = records::generate(
+        7,
+        start - TimeDelta::hours(6),
+        end + TimeDelta::hours(6),
+        2000,
+    );
+    let first = traces_path(
+        &records::graph_time(&start),
+        &records::graph_time(&end),
+        Some(300),
+    );
+    let plain = GraphServer::start(config(all.clone())).await.unwrap();
+    let expected = all_pages(&plain, first.clone()).await;
+    let fast = GraphServer::start(config(all)).await.unwrap();
+    let average = fast.prerender();
+    assert!(average > 200, "{average} bytes per record");
+    let got = all_pages(&fast, first).await;
+    assert!(expected.len() >= 3);
+    assert_eq!(got, expected);
+    assert_eq!(fast.trace_requests(), expected.len());
+    // An empty query is one empty page.
+    let none = traces_path(
+        &records::graph_time(&(now - TimeDelta::days(80))),
+        &records::graph_time(&(now - TimeDelta::days(79))),
+        None,
+    );
+    let got = all_pages(&fast, none).await;
+    assert_eq!(got, vec![(Value::Array(Vec::new()), false)]);
 }
 
 #[tokio::test]
