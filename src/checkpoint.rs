@@ -147,11 +147,6 @@ impl CheckpointStore {
         }
     }
 
-    /// The bucket.
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
     /// Reads the checkpoint at `key`; `None` when there is none yet.
     pub async fn load(&self, key: &str) -> Result<Option<Stored>, CheckpointError> {
         let result = self

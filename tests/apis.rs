@@ -5,7 +5,6 @@
 mod support;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use m365_trace_devtools::graph::{
@@ -200,20 +199,9 @@ async fn a_reporting_window_cut_by_the_deadline_is_pulled_again_whole() {
         300,
     );
     let h = Harness::start(records.clone(), &REPORTING).await;
-    for _ in 0..4 {
-        h.graph.inject(Fault::Delay(Duration::from_millis(1000)));
-    }
     let app = h.app(fast_options());
 
-    let first = h
-        .invoke(
-            &app,
-            scheduled_event(),
-            "req-short",
-            Duration::from_millis(4000),
-        )
-        .await
-        .expect("first tick");
+    let first = h.short_tick(&app, "req-short").await.expect("first tick");
 
     assert_eq!(first["caught_up"], json!(false), "{first}");
     assert_eq!(

@@ -423,19 +423,8 @@ async fn a_deadline_inside_a_window_resumes_there_without_loss_or_repeat() {
         commit_reserve: Duration::from_millis(1500),
         ..fast_options()
     });
-    for _ in 0..4 {
-        h.graph.inject(Fault::Delay(Duration::from_millis(1000)));
-    }
 
-    let first = h
-        .invoke(
-            &app,
-            scheduled_event(),
-            "req-short",
-            Duration::from_millis(4000),
-        )
-        .await
-        .expect("first tick");
+    let first = h.short_tick(&app, "req-short").await.expect("first tick");
 
     assert_eq!(first["caught_up"], json!(false), "{first}");
     assert!(

@@ -1,10 +1,19 @@
 //! One authenticated GET of a page, retried within the tick's budget: what both APIs share.
 
-use governor::DefaultDirectRateLimiter;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::trace::auth::TokenSource;
 use crate::trace::error::TraceError;
 use crate::trace::http::{Budget, describe_transport, retry_after};
+
+/// The client-side limiter of `REQUESTS_PER_SECOND`, shared by the clones of an API client.
+pub fn rate_limiter(requests_per_second: u32) -> Arc<DefaultDirectRateLimiter> {
+    let rate = NonZeroU32::new(requests_per_second).unwrap_or(NonZeroU32::MIN);
+    Arc::new(RateLimiter::direct(Quota::per_second(rate)))
+}
 
 /// A page body parsed by its API, and what getting it cost.
 #[derive(Debug)]

@@ -1,16 +1,15 @@
 //! Microsoft Graph message trace: `GET /v1.0/admin/exchange/tracing/messageTraces`, page by page.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 use serde::Deserialize;
 
 use crate::trace::auth::TokenSource;
 use crate::trace::error::{TraceError, api_hint};
-use crate::trace::fetch::{PageRules, get_page};
+use crate::trace::fetch::{PageRules, get_page, rate_limiter};
 use crate::trace::http::Budget;
 use crate::trace::record::GraphRecord;
 use crate::trace::request_budget::{GRAPH_LIMIT, RequestBudget};
@@ -78,12 +77,11 @@ impl GraphClient {
         page_size: u32,
         requests_per_second: u32,
     ) -> GraphClient {
-        let rate = NonZeroU32::new(requests_per_second).unwrap_or(NonZeroU32::MIN);
         GraphClient {
             http,
             base: base.trim_end_matches('/').to_owned(),
             page_size,
-            limiter: Arc::new(RateLimiter::direct(Quota::per_second(rate))),
+            limiter: rate_limiter(requests_per_second),
         }
     }
 

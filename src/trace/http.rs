@@ -40,11 +40,6 @@ impl Budget {
         self.remaining() < Duration::from_millis(200)
     }
 
-    /// When the budget ends.
-    pub fn until(&self) -> Instant {
-        self.until
-    }
-
     /// Timeout of the next request: `REQUEST_TIMEOUT_SECONDS`, cut to what is left.
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout

@@ -7,16 +7,15 @@
 //! array), with dates as `yyyy-MM-ddTHH:mm:ss.fffffff` (UTC, no zone) or `/Date(ms)/`. Records
 //! come in no specified order; each one is passed to Devo as received.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 use serde_json::{Map, Value};
 
 use crate::trace::auth::TokenSource;
 use crate::trace::error::TraceError;
-use crate::trace::fetch::{PageRules, get_page};
+use crate::trace::fetch::{PageRules, get_page, rate_limiter};
 use crate::trace::http::Budget;
 use crate::trace::record::{record_key, reporting_time};
 use crate::trace::source::{SourcePage, TraceRecord};
@@ -209,12 +208,11 @@ impl ReportingClient {
         scope: &str,
         requests_per_second: u32,
     ) -> ReportingClient {
-        let rate = NonZeroU32::new(requests_per_second).unwrap_or(NonZeroU32::MIN);
         ReportingClient {
             http,
             base: base.trim_end_matches('/').to_owned(),
             scope: scope.to_owned(),
-            limiter: Arc::new(RateLimiter::direct(Quota::per_second(rate))),
+            limiter: rate_limiter(requests_per_second),
         }
     }
 

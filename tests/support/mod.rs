@@ -232,6 +232,23 @@ impl Harness {
             .map_err(|e| e.to_string())
     }
 
+    /// A scheduled tick that runs out of time inside its first window: the first four pages
+    /// take 1 s each and the deadline is 4 s away.
+    pub async fn short_tick(&self, app: &App, request_id: &str) -> Result<Value, String> {
+        for _ in 0..4 {
+            self.graph.inject(m365_trace_devtools::graph::Fault::Delay(
+                Duration::from_millis(1000),
+            ));
+        }
+        self.invoke(
+            app,
+            scheduled_event(),
+            request_id,
+            Duration::from_millis(4000),
+        )
+        .await
+    }
+
     /// One scheduled tick with a generous deadline.
     pub async fn tick(&self, app: &App, request_id: &str) -> Result<Value, String> {
         self.invoke(app, scheduled_event(), request_id, Duration::from_secs(120))

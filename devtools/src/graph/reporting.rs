@@ -12,9 +12,9 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use hyper::Method;
 use serde_json::{Value, json};
 
-use super::{Fault, GraphServer, Resp, Shared, Skip, raw_response, status_fault, take_trace_fault};
+use super::{Fault, GraphServer, Resp, Shared, raw_response, status_fault, take_trace_fault};
 use crate::records::GraphRecord;
-use crate::util::{parse_pairs, percent_encode, random_hex};
+use crate::util::{parse_pairs, percent_encode};
 
 /// Path of the report.
 pub const REPORTING_PATH: &str = "/ecp/reportingwebservice/reporting.svc/MessageTrace";
@@ -270,18 +270,7 @@ pub(super) async fn message_trace(
         .collect();
     let next_offset = offset + rows.len();
     let next = if next_offset < matching.len() {
-        let tok = random_hex(12);
-        let generation = st.generation;
-        st.skiptokens.insert(
-            tok.clone(),
-            Skip {
-                start,
-                end,
-                top: settings.page_size,
-                offset: next_offset,
-                generation,
-            },
-        );
+        let tok = super::issue_skiptoken(&mut st, start, end, settings.page_size, next_offset);
         Some(format!(
             "reportingwebservice/reporting.svc/MessageTrace?$filter={}&$skiptoken={tok}",
             percent_encode(&filter)
