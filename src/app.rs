@@ -63,8 +63,6 @@ pub struct TickOptions {
     pub retry_min_delay: Duration,
     /// Attempts at delivering one window to Devo when the relay fails transiently.
     pub devo_attempts: u32,
-    /// Client-side budget of API requests per 5 minutes (Graph's limit is 100 per tenant).
-    pub requests_per_5_minutes: usize,
 }
 
 impl Default for TickOptions {
@@ -75,7 +73,6 @@ impl Default for TickOptions {
             lease_slack: Duration::from_secs(60),
             retry_min_delay: Duration::from_millis(500),
             devo_attempts: 3,
-            requests_per_5_minutes: crate::trace::request_budget::GRAPH_LIMIT,
         }
     }
 }

@@ -108,6 +108,8 @@ pub struct Config {
     pub page_size: u32,
     /// Client-side request rate.
     pub requests_per_second: u32,
+    /// API requests allowed in any 5 minutes, across ticks (Graph's limit is 100 per tenant).
+    pub request_budget: usize,
     /// Timeout of one HTTP request.
     pub request_timeout: Duration,
     /// `RESET_BEFORE`: a new value restarts the scheduled checkpoint from `HISTORIC_DAYS` back.
@@ -136,6 +138,8 @@ pub mod defaults {
     pub const PAGE_SIZE: u32 = 5000;
     /// `REQUESTS_PER_SECOND`.
     pub const REQUESTS_PER_SECOND: u32 = 1;
+    /// `REQUEST_BUDGET_PER_5_MINUTES`: Graph allows 100; a tenth stays free for other tools.
+    pub const REQUEST_BUDGET_PER_5_MINUTES: usize = crate::trace::request_budget::GRAPH_LIMIT;
     /// `REQUEST_TIMEOUT_SECONDS`.
     pub const REQUEST_TIMEOUT_SECONDS: u64 = 60;
 }
@@ -290,6 +294,13 @@ impl Config {
             1,
             100,
         )?;
+        let request_budget = int_var(
+            &get,
+            "REQUEST_BUDGET_PER_5_MINUTES",
+            i64::try_from(defaults::REQUEST_BUDGET_PER_5_MINUTES).unwrap_or(90),
+            1,
+            1_000_000,
+        )?;
         let timeout = int_var(
             &get,
             "REQUEST_TIMEOUT_SECONDS",
@@ -334,6 +345,8 @@ impl Config {
             // Both casts are within the ranges checked above.
             page_size: u32::try_from(page_size).unwrap_or(defaults::PAGE_SIZE),
             requests_per_second: u32::try_from(rps).unwrap_or(1),
+            request_budget: usize::try_from(request_budget)
+                .unwrap_or(defaults::REQUEST_BUDGET_PER_5_MINUTES),
             request_timeout: Duration::from_secs(u64::try_from(timeout).unwrap_or(60)),
             reset_before,
         })
@@ -435,6 +448,7 @@ mod tests {
         assert_eq!(c.rules.max_window, chrono::Duration::hours(6));
         assert_eq!(c.page_size, 5000);
         assert_eq!(c.requests_per_second, 1);
+        assert_eq!(c.request_budget, 90);
         assert_eq!(c.request_timeout, Duration::from_secs(60));
         assert_eq!(c.endpoints.graph, "https://graph.microsoft.com");
         assert_eq!(c.endpoints.login, "https://login.microsoftonline.com");

@@ -235,7 +235,7 @@ pub async fn run_target(
     let source = app.source()?;
     let mut throttle = RequestBudget::new(
         &checkpoint.recent_requests,
-        app.options().requests_per_5_minutes,
+        config.request_budget,
         request_budget::GRAPH_PERIOD,
     );
     let mut tokens = TokenSource::new(

@@ -354,7 +354,6 @@ pub fn fast_options() -> TickOptions {
         lease_slack: Duration::from_secs(60),
         retry_min_delay: Duration::from_millis(20),
         devo_attempts: 3,
-        requests_per_5_minutes: 90,
     }
 }
 
