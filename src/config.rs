@@ -112,6 +112,9 @@ pub struct Config {
     pub request_budget: usize,
     /// Timeout of one HTTP request.
     pub request_timeout: Duration,
+    /// A relay stream idle this long is closed (confirming what it carried) and replaced
+    /// before the next write, as devo-sdk does: relays end idle streams on their own.
+    pub devo_idle: Duration,
     /// `RESET_BEFORE`: a new value restarts the scheduled checkpoint from `HISTORIC_DAYS` back.
     pub reset_before: Option<chrono::DateTime<chrono::Utc>>,
 }
@@ -142,6 +145,8 @@ pub mod defaults {
     pub const REQUEST_BUDGET_PER_5_MINUTES: usize = crate::trace::request_budget::GRAPH_LIMIT;
     /// `REQUEST_TIMEOUT_SECONDS`.
     pub const REQUEST_TIMEOUT_SECONDS: u64 = 60;
+    /// `DEVO_IDLE_SECONDS`: devo-sdk reconnects after 30 s idle.
+    pub const DEVO_IDLE_SECONDS: u64 = 30;
 }
 
 impl Config {
@@ -308,6 +313,13 @@ impl Config {
             1,
             900,
         )?;
+        let devo_idle = int_var(
+            &get,
+            "DEVO_IDLE_SECONDS",
+            i64::try_from(defaults::DEVO_IDLE_SECONDS).unwrap_or(30),
+            1,
+            3_600,
+        )?;
 
         let reset_before = get("RESET_BEFORE")
             .map(|raw| {
@@ -348,6 +360,7 @@ impl Config {
             request_budget: usize::try_from(request_budget)
                 .unwrap_or(defaults::REQUEST_BUDGET_PER_5_MINUTES),
             request_timeout: Duration::from_secs(u64::try_from(timeout).unwrap_or(60)),
+            devo_idle: Duration::from_secs(u64::try_from(devo_idle).unwrap_or(30)),
             reset_before,
         })
     }
