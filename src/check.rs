@@ -7,9 +7,10 @@ use chrono::{SubsecRound, Utc};
 use serde::Serialize;
 
 use crate::app::App;
-use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
+use crate::checkpoint::{self, Checkpoint};
 use crate::devo::{DevoSender, DevoTls};
 use crate::error_chain;
+use crate::state::{S3Store, StateError};
 use crate::trace::auth::TokenSource;
 use crate::trace::http::Budget;
 use crate::trace::request_budget::{GRAPH_LIMIT, GRAPH_PERIOD, RequestBudget};
@@ -91,10 +92,10 @@ pub async fn run(app: &App) -> Vec<CheckResult> {
     let timeout = config.request_timeout;
 
     // S3 does not depend on the secret: check it first so that its result is always known.
-    let store = CheckpointStore::new(app.s3().clone(), config.state_bucket.clone());
+    let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
     let key = config.state_key.as_str();
     let object = format!("s3://{}/{key}", config.state_bucket);
-    let read = store.load(key).await;
+    let read = checkpoint::load(&store, key).await;
     let exists = matches!(read, Ok(Some(_)));
     let readable = read.is_ok();
     let s3_read = read.map_err(|e| e.to_string()).map(|found| match found {
@@ -115,8 +116,8 @@ pub async fn run(app: &App) -> Vec<CheckResult> {
     // must fail with 412; on a missing object it creates an empty checkpoint, which means the
     // same as none.
     let s3_write = if readable {
-        match store.write(key, &Checkpoint::empty(now), None).await {
-            Err(CheckpointError::Conflict { status, .. }) if exists => Ok(format!(
+        match checkpoint::write(&store, key, &Checkpoint::empty(now), None).await {
+            Err(StateError::Conflict { status, .. }) if exists => Ok(format!(
                 "PutObject allowed: a conditional PUT on {object} was refused with HTTP {status} as expected; nothing written"
             )),
             Ok(_) if !exists => Ok(format!(

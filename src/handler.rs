@@ -6,17 +6,20 @@ use lambda_runtime::LambdaEvent;
 use crate::app::App;
 use tracing::Instrument;
 
+use crate::error::TickError;
 use crate::event::{Invocation, classify};
+use crate::job::Target;
 use crate::metrics::{TickMetrics, emf};
 use crate::summary::LeaseReport;
-use crate::tick::{self, Target, TickRequest};
+use crate::tick::{self, TickRequest};
 
 /// Handles one invocation: every log line it writes carries the request id (in `span`), and
-/// its metrics are written as one EMF document.
+/// its metrics are written as one EMF document. A failure reaches Lambda with the stable
+/// `errorType` of [`TickError::error_type`].
 pub async fn handle(
     app: &App,
     event: LambdaEvent<serde_json::Value>,
-) -> Result<serde_json::Value, lambda_runtime::Error> {
+) -> Result<serde_json::Value, TickError> {
     let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
     handle_in_span(app, event).instrument(span).await
 }
@@ -24,7 +27,7 @@ pub async fn handle(
 async fn handle_in_span(
     app: &App,
     event: LambdaEvent<serde_json::Value>,
-) -> Result<serde_json::Value, lambda_runtime::Error> {
+) -> Result<serde_json::Value, TickError> {
     let started = std::time::Instant::now();
     let request = TickRequest {
         request_id: event.context.request_id.clone(),
@@ -35,11 +38,15 @@ async fn handle_in_span(
         .or_else(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok())
         .unwrap_or_else(|| "m365-trace-to-devo".to_owned());
     let api = app.config().map_or("unknown", |c| c.trace_api.as_str());
-    let target = match classify(&event.payload)? {
-        Invocation::Tick => Target::Scheduled,
-        Invocation::Backfill(backfill) => Target::Backfill(backfill),
+    let result = match classify(&event.payload) {
+        Ok(Invocation::Tick) => {
+            tick::run_target(app, &request, &Target::Scheduled, &mut |_| {}).await
+        }
+        Ok(Invocation::Backfill(backfill)) => {
+            tick::run_target(app, &request, &Target::Backfill(backfill), &mut |_| {}).await
+        }
+        Err(e) => Err(TickError::Event(e)),
     };
-    let result = tick::run_target(app, &request, &target, &mut |_| {}).await;
     let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let measured = match &result {
         Ok(summary) => TickMetrics::Finished(summary),
@@ -64,6 +71,9 @@ async fn handle_in_span(
                 events_sent = summary.counts.events_sent,
                 bytes_sent = summary.counts.bytes_sent,
                 duplicates_skipped = summary.counts.duplicates_skipped,
+                outside_window = summary.counts.outside_window,
+                missing_key = summary.counts.missing_key,
+                split = summary.split.is_some(),
                 checkpoint = summary.checkpoint.map(|t| t.to_rfc3339()),
                 partial = summary.partial.is_some(),
                 caught_up = summary.caught_up,
@@ -76,8 +86,8 @@ async fn handle_in_span(
             Ok(serde_json::to_value(&summary)?)
         }
         Err(error) => {
-            tracing::error!(event = "tick_failed", error = %error, "tick failed");
-            Err(Box::new(error))
+            tracing::error!(event = "tick_failed", error_type = error.error_type(), error = %error, "tick failed");
+            Err(error)
         }
     }
 }

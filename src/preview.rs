@@ -6,11 +6,13 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::backfill;
-use crate::checkpoint::{Checkpoint, CheckpointStore};
+use crate::checkpoint::{self, Checkpoint};
+use crate::error::TickError;
+use crate::job::{Job, Target, Tenant};
 use crate::lease::Lease;
-use crate::reset::{self, Reset};
-use crate::tick::{Job, Target, TickError};
-use crate::window::{self, Plan};
+use crate::reset::Reset;
+use crate::state::S3Store;
+use crate::window::Plan;
 
 /// The windows a run would pull now, and the state they come from.
 #[derive(Debug, Clone, Serialize)]
@@ -35,26 +37,14 @@ pub struct Preview {
 pub async fn preview(app: &App, target: &Target) -> Result<Preview, TickError> {
     let now = Utc::now().trunc_subsecs(0);
     let config = app.config()?;
-    let job = Job::resolve(target, config, now)?;
-    let store = CheckpointStore::new(app.s3().clone(), config.state_bucket.clone());
-    let found = store.load(&job.key).await?;
+    let job = Job::resolve(target, Tenant::single(config), config, now)?;
+    let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
+    let found = checkpoint::load(&store, &job.key).await?;
     let checkpoint_found = found.is_some();
     let mut checkpoint = found.map_or_else(|| Checkpoint::empty(now), |s| s.checkpoint);
-    if let Some(range) = &job.range {
-        backfill::check_stored(range, &checkpoint)?;
-    }
-    let reset = match job.range {
-        None => reset::apply(&mut checkpoint, config.reset_before),
-        Some(_) => None,
-    };
-    let plan = window::plan_within(
-        window::Progress {
-            end: checkpoint.end,
-            partial: checkpoint.partial.as_ref(),
-        },
-        &job.bounds(now, &config.rules),
-        crate::tick::MAX_WINDOWS_PER_TICK,
-    );
+    job.check_found(Some(&checkpoint))?;
+    let reset = job.prepare(&mut checkpoint, config);
+    let plan = job.plan(&checkpoint, reset.as_ref(), now, &config.rules);
     Ok(Preview {
         checkpoint_object: format!("s3://{}/{}", config.state_bucket, job.key),
         checkpoint_found,
@@ -62,8 +52,7 @@ pub async fn preview(app: &App, target: &Target) -> Result<Preview, TickError> {
         lease: checkpoint.lease.clone(),
         reset,
         backfill: job
-            .range
-            .as_ref()
+            .range()
             .map(|r| backfill::report(r, &job.key, checkpoint.end, checkpoint.partial.is_some())),
         plan,
     })

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::window::{Skipped, Window};
+use crate::window::{Skipped, Split, Window};
 
 /// What happened to the lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -60,6 +60,26 @@ pub struct Counts {
     pub bytes_sent: u64,
     /// Records skipped as already sent (repeated across pages or at a boundary).
     pub duplicates_skipped: u64,
+    /// Records the API returned outside the window asked for (left to their own window).
+    pub outside_window: u64,
+    /// Records sent without an id or recipient (keyed by their content).
+    pub missing_key: u64,
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, part: Counts) {
+        self.windows += part.windows;
+        self.pages += part.pages;
+        self.requests += part.requests;
+        self.retries += part.retries;
+        self.throttled_requests += part.throttled_requests;
+        self.records_pulled += part.records_pulled;
+        self.events_sent += part.events_sent;
+        self.bytes_sent += part.bytes_sent;
+        self.duplicates_skipped += part.duplicates_skipped;
+        self.outside_window += part.outside_window;
+        self.missing_key += part.missing_key;
+    }
 }
 
 /// The tick's result.
@@ -78,8 +98,12 @@ pub struct Summary {
     pub partial: Option<Window>,
     /// Whether the checkpoint reached now − delay.
     pub caught_up: bool,
-    /// A span lost to the API's lookback limit.
+    /// A span that can no longer be pulled: lost to the API's lookback limit, or passed over
+    /// by a `RESET_BEFORE` restart.
     pub skipped: Option<Skipped>,
+    /// A span that made no progress in earlier ticks, pulled in pieces by this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<Split>,
     /// Wall time of the tick.
     pub duration_ms: u64,
     /// How much of a backfill is done and left (backfill runs only).
@@ -88,4 +112,49 @@ pub struct Summary {
     /// The restart this tick applied because `RESET_BEFORE` changed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reset: Option<crate::reset::Reset>,
+}
+
+impl Summary {
+    /// A tick that did not get the lease: nothing was pulled or sent.
+    pub fn refused(
+        api: &'static str,
+        lease: LeaseReport,
+        checkpoint: &crate::checkpoint::Checkpoint,
+        started: std::time::Instant,
+    ) -> Summary {
+        Summary::finished(
+            api,
+            lease,
+            Counts::default(),
+            checkpoint,
+            false,
+            None,
+            started,
+        )
+    }
+
+    /// A tick that ran its plan (`plan` gives the skipped span and the split, if any).
+    pub fn finished(
+        api: &'static str,
+        lease: LeaseReport,
+        counts: Counts,
+        checkpoint: &crate::checkpoint::Checkpoint,
+        caught_up: bool,
+        plan: Option<&crate::window::Plan>,
+        started: std::time::Instant,
+    ) -> Summary {
+        Summary {
+            api,
+            lease,
+            counts,
+            checkpoint: checkpoint.end,
+            partial: checkpoint.partial.clone(),
+            caught_up,
+            skipped: plan.and_then(|p| p.skipped),
+            split: plan.and_then(|p| p.split),
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            backfill: None,
+            reset: None,
+        }
+    }
 }

@@ -61,6 +61,20 @@ pub struct Skipped {
     pub to: DateTime<Utc>,
 }
 
+/// A span that made no progress in earlier ticks, planned in pieces of this length (see
+/// `crate::split`), for the summary and the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Split {
+    /// The stuck span's start.
+    pub start: DateTime<Utc>,
+    /// The stuck span's end.
+    pub until: DateTime<Utc>,
+    /// Length of each piece.
+    pub piece_seconds: i64,
+    /// Ticks it was stuck.
+    pub stuck_ticks: u32,
+}
+
 /// The windows a tick should pull, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
@@ -72,6 +86,9 @@ pub struct Plan {
     pub skipped: Option<Skipped>,
     /// Contiguous windows from `start` towards `horizon`.
     pub windows: Vec<Window>,
+    /// The stuck span cut into pieces, if any (see `crate::split`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<Split>,
 }
 
 /// What the checkpoint says about progress.
@@ -176,6 +193,7 @@ pub fn plan_within(progress: Progress<'_>, bounds: &Bounds, max_windows: usize) 
         horizon,
         skipped,
         windows,
+        split: None,
     }
 }
 

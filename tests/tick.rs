@@ -10,9 +10,11 @@ use chrono::{DurationRound, SubsecRound, TimeDelta, Utc};
 use m365_trace_devtools::graph::Fault;
 use m365_trace_devtools::records::{GraphRecord, generate};
 use m365_trace_to_devo::app::TickOptions;
-use m365_trace_to_devo::checkpoint::CheckpointStore;
+use m365_trace_to_devo::checkpoint;
+use m365_trace_to_devo::claim::{Claim, Claimed};
+use m365_trace_to_devo::state::S3Store;
 use m365_trace_to_devo::summary::LeaseReport;
-use m365_trace_to_devo::tick::{Claim, TickRequest, claim};
+use m365_trace_to_devo::tick::TickRequest;
 use serde_json::json;
 use support::*;
 
@@ -260,8 +262,8 @@ async fn an_etag_changed_between_read_and_claim_means_no_claim_and_no_regression
     let mine = now - TimeDelta::hours(40);
     h.put_checkpoint(&json!({"version": 1, "end": mine, "updated_at": now}))
         .await;
-    let store = CheckpointStore::new(h.clients.s3.clone(), h.bucket.clone());
-    let read = store.load(&h.key()).await.unwrap();
+    let store = S3Store::new(h.clients.s3.clone(), h.bucket.clone());
+    let read = checkpoint::load(&store, &h.key()).await.unwrap();
     // Another invocation advances the checkpoint after our read.
     let theirs = now - TimeDelta::hours(30);
     h.put_checkpoint(&json!({"version": 1, "end": theirs, "updated_at": now,
@@ -272,11 +274,11 @@ async fn an_etag_changed_between_read_and_claim_means_no_claim_and_no_regression
         deadline: now + TimeDelta::minutes(2),
     };
 
-    let outcome = claim(
+    let outcome = Claimed::claim(
         &store,
         &h.key(),
         read,
-        &request,
+        &request.request_id,
         now,
         now + TimeDelta::minutes(3),
     )
@@ -298,11 +300,11 @@ async fn an_etag_changed_between_read_and_claim_means_no_claim_and_no_regression
     assert_eq!(checkpoint["lease"]["owner"], json!("other"));
 
     // And a creation races the same way: If-None-Match: * refuses to overwrite.
-    let outcome = claim(
+    let outcome = Claimed::claim(
         &store,
         &h.key(),
         None,
-        &request,
+        &request.request_id,
         now,
         now + TimeDelta::minutes(3),
     )

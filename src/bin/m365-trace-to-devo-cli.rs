@@ -10,10 +10,12 @@ use clap::{Args, Parser, Subcommand};
 use m365_trace_to_devo::app::{App, Clients, TickOptions};
 use m365_trace_to_devo::check::{self, CheckResult, Status};
 use m365_trace_to_devo::config::Config;
+use m365_trace_to_devo::deliver::WindowDone;
 use m365_trace_to_devo::event::BackfillRequest;
+use m365_trace_to_devo::job::Target;
 use m365_trace_to_devo::preview::{self, Preview};
 use m365_trace_to_devo::summary::{LeaseReport, Summary};
-use m365_trace_to_devo::tick::{self, Target, TickRequest, WindowDone};
+use m365_trace_to_devo::tick::{self, TickRequest};
 use m365_trace_to_devo::{error_chain, logging};
 
 /// Exit status when another run holds the state and nothing was pulled.

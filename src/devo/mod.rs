@@ -1,7 +1,11 @@
 //! Step 6 of a tick: Devo event lines, and the mutual-TLS stream that carries them.
 
+pub mod error;
 pub mod framing;
 pub mod sender;
+pub mod tls;
 
+pub use error::DevoError;
 pub use framing::frame_line;
-pub use sender::{DevoError, DevoSender, DevoTls};
+pub use sender::{Delivered, DevoSender, Peer};
+pub use tls::DevoTls;

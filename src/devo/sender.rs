@@ -1,202 +1,21 @@
-//! The TLS stream to the Devo relay: client certificate, verified relay, and a close that
-//! proves the relay read everything (Devo sends no acknowledgements).
+//! The TLS stream to the Devo relay, and a close that proves the relay read everything.
+//!
+//! Devo sends no acknowledgements. A stream's lines count as delivered only when the relay ends
+//! the stream *after* our close_notify; an end of stream, a reset or a byte from the relay
+//! before that means the stream broke. Relays end idle streams on their own: before writing
+//! after a pause, [`DevoSender::peer`] tells whether the relay already ended the stream, in
+//! which case everything written before the pause was read and a new stream is needed.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::ClientConfig;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
+use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
-use crate::secret::DevoCredentials;
-
-/// Why lines could not be delivered to Devo. Never carries key material.
-#[derive(Debug, Error)]
-pub enum DevoError {
-    /// A PEM value of the secret cannot be used.
-    #[error("{key} in the secret cannot be used: {problem}")]
-    Pem {
-        /// The secret's key.
-        key: &'static str,
-        /// What is wrong.
-        problem: String,
-    },
-    /// No TCP connection.
-    #[error(
-        "cannot connect to the Devo relay {address}: {detail} (check DEVO_ADDRESS and that outbound TCP to it is allowed)"
-    )]
-    Connect {
-        /// `DEVO_ADDRESS`.
-        address: String,
-        /// The cause.
-        detail: String,
-    },
-    /// The TLS handshake failed.
-    #[error(
-        "TLS handshake with the Devo relay {address} (verified as {server_name}) failed: {detail}{hint}"
-    )]
-    Handshake {
-        /// `DEVO_ADDRESS`.
-        address: String,
-        /// `DEVO_SERVER_NAME`.
-        server_name: String,
-        /// rustls' reason.
-        detail: String,
-        /// What to fix.
-        hint: &'static str,
-    },
-    /// The stream broke while sending or closing.
-    #[error(
-        "the Devo relay {address} connection broke after {lines} lines were written: {detail}{hint}"
-    )]
-    Stream {
-        /// `DEVO_ADDRESS`.
-        address: String,
-        /// Lines handed to the stream so far.
-        lines: u64,
-        /// The cause.
-        detail: String,
-        /// What to fix.
-        hint: &'static str,
-    },
-    /// The relay did not end the stream in time after we closed ours.
-    #[error(
-        "the Devo relay {address} did not close the stream within {seconds} s after the last line; the lines are not counted as delivered"
-    )]
-    CloseTimeout {
-        /// `DEVO_ADDRESS`.
-        address: String,
-        /// The wait.
-        seconds: u64,
-    },
-}
-
-impl DevoError {
-    /// Whether another connection may succeed: refused or broken connections and slow closes
-    /// are; a TLS refusal (certificate, chain, name) or a bad secret is not.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            DevoError::Connect { .. } | DevoError::CloseTimeout { .. } => true,
-            DevoError::Stream { detail, .. } => !detail.to_ascii_lowercase().contains("alert"),
-            DevoError::Pem { .. } | DevoError::Handshake { .. } => false,
-        }
-    }
-}
-
-fn hint(detail: &str) -> &'static str {
-    let d = detail.to_ascii_lowercase();
-    if d.contains("unknownissuer") || d.contains("unknown issuer") || d.contains("badsignature") {
-        " (the relay's certificate is not signed by devo_chain_pem: put Devo's chain.crt there)"
-    } else if d.contains("notvalidforname") || d.contains("not valid for name") {
-        " (the relay's certificate does not name DEVO_SERVER_NAME: set it to the name in the certificate)"
-    } else if d.contains("certificateexpired")
-        || d.contains("certificate expired")
-        || d.contains("expired")
-    {
-        " (a certificate has expired: download a new X.509 certificate from Devo and update devo_cert_pem / devo_key_pem)"
-    } else if d.contains("badcertificate")
-        || d.contains("unknownca")
-        || d.contains("certificaterequired")
-        || d.contains("decrypterror")
-    {
-        " (the relay refused the client certificate: devo_cert_pem / devo_key_pem must be the domain's X.509 credentials)"
-    } else {
-        ""
-    }
-}
-
-/// TLS settings for the relay, built from the secret for each tick.
-#[derive(Clone)]
-pub struct DevoTls {
-    connector: TlsConnector,
-    server_name: ServerName<'static>,
-    address: String,
-}
-
-impl fmt::Debug for DevoTls {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DevoTls")
-            .field("address", &self.address)
-            .field("server_name", &self.server_name)
-            .finish_non_exhaustive()
-    }
-}
-
-fn certificates(key: &'static str, pem: &str) -> Result<Vec<CertificateDer<'static>>, DevoError> {
-    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| DevoError::Pem {
-            key,
-            problem: format!("not PEM certificates ({e})"),
-        })?;
-    if certs.is_empty() {
-        return Err(DevoError::Pem {
-            key,
-            problem: "no -----BEGIN CERTIFICATE----- block".into(),
-        });
-    }
-    Ok(certs)
-}
-
-impl DevoTls {
-    /// Verifies the relay against `chain_pem` and `server_name`, and presents the domain's certificate.
-    pub fn new(
-        credentials: &DevoCredentials,
-        address: &str,
-        server_name: &str,
-    ) -> Result<DevoTls, DevoError> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in certificates("devo_chain_pem", &credentials.chain_pem)? {
-            roots.add(cert).map_err(|e| DevoError::Pem {
-                key: "devo_chain_pem",
-                problem: format!("not a usable CA certificate ({e})"),
-            })?;
-        }
-        let chain = certificates("devo_cert_pem", &credentials.cert_pem)?;
-        let key = PrivateKeyDer::from_pem_slice(credentials.key_pem.as_bytes()).map_err(|_| {
-            DevoError::Pem {
-                key: "devo_key_pem",
-                problem: "no PKCS#8, PKCS#1 or SEC1 private key block".into(),
-            }
-        })?;
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| DevoError::Pem {
-                key: "devo_cert_pem",
-                problem: e.to_string(),
-            })?
-            .with_root_certificates(roots)
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| DevoError::Pem {
-                key: "devo_key_pem",
-                problem: format!("does not match devo_cert_pem or is unsupported ({e})"),
-            })?;
-        let server_name =
-            ServerName::try_from(server_name.to_owned()).map_err(|_| DevoError::Handshake {
-                address: address.to_owned(),
-                server_name: server_name.to_owned(),
-                detail: "not a DNS name or IP address".into(),
-                hint: " (set DEVO_SERVER_NAME)",
-            })?;
-        Ok(DevoTls {
-            connector: TlsConnector::from(Arc::new(config)),
-            server_name,
-            address: address.to_owned(),
-        })
-    }
-
-    /// The relay's `host:port`.
-    pub fn address(&self) -> &str {
-        &self.address
-    }
-}
+use crate::devo::error::{DevoError, hint};
+use crate::devo::tls::DevoTls;
 
 /// An open stream of lines to the relay.
 pub struct DevoSender {
@@ -204,6 +23,7 @@ pub struct DevoSender {
     address: String,
     lines: u64,
     bytes: u64,
+    last_write: Instant,
 }
 
 impl fmt::Debug for DevoSender {
@@ -216,12 +36,23 @@ impl fmt::Debug for DevoSender {
 }
 
 /// What one closed stream delivered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Delivered {
     /// Lines.
     pub lines: u64,
     /// Bytes.
     pub bytes: u64,
+}
+
+/// What the relay did to a stream while we were not writing to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    /// Nothing: the stream is open.
+    Open,
+    /// It ended the stream cleanly (TLS close_notify): it read everything written before.
+    Ended,
+    /// It reset the stream, ended it without close_notify, or wrote to it: nothing is confirmed.
+    Broken(String),
 }
 
 impl DevoSender {
@@ -232,7 +63,7 @@ impl DevoSender {
             .await
             .map_err(|_| DevoError::Connect {
                 address: address.clone(),
-                detail: format!("timed out after {} s", timeout.as_secs()),
+                detail: format!("timed out after {} ms", timeout.as_millis()),
             })?
             .map_err(|e| DevoError::Connect {
                 address: address.clone(),
@@ -248,7 +79,7 @@ impl DevoSender {
         let stream =
             tokio::time::timeout(timeout, tls.connector.connect(tls.server_name.clone(), tcp))
                 .await
-                .map_err(|_| handshake(format!("timed out after {} s", timeout.as_secs())))?
+                .map_err(|_| handshake(format!("timed out after {} ms", timeout.as_millis())))?
                 .map_err(|e| {
                     // A TLS refusal carries a rustls error; anything else is the connection failing.
                     if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
@@ -265,6 +96,7 @@ impl DevoSender {
             address,
             lines: 0,
             bytes: 0,
+            last_write: Instant::now(),
         })
     }
 
@@ -277,27 +109,60 @@ impl DevoSender {
         }
     }
 
-    /// Writes `lines` framed lines held in `buf`.
+    /// How long since the last write.
+    pub fn idle_for(&self) -> Duration {
+        self.last_write.elapsed()
+    }
+
+    /// Lines written so far.
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// Whether the relay ended or broke the stream, without waiting.
+    pub async fn peer(&mut self) -> Peer {
+        let mut probe = [0u8; 64];
+        // A zero timeout polls the read once: `Pending` means nothing arrived.
+        match tokio::time::timeout(Duration::ZERO, self.stream.get_mut().read(&mut probe)).await {
+            Err(_) => Peer::Open,
+            Ok(Ok(0)) => Peer::Ended,
+            Ok(Ok(n)) => Peer::Broken(format!("the relay sent {n} unexpected bytes")),
+            Ok(Err(e)) => Peer::Broken(e.to_string()),
+        }
+    }
+
+    /// Writes `lines` framed lines held in `buf`, and pushes them onto the network: a stream
+    /// may then wait idle between pages without holding lines back.
     pub async fn send(
         &mut self,
         buf: &[u8],
         lines: u64,
         timeout: Duration,
     ) -> Result<(), DevoError> {
-        match tokio::time::timeout(timeout, self.stream.write_all(buf)).await {
+        let write = async {
+            self.stream.write_all(buf).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(timeout, write).await {
             Ok(Ok(())) => {
                 self.lines += lines;
                 self.bytes += buf.len() as u64;
+                self.last_write = Instant::now();
                 Ok(())
             }
             Ok(Err(e)) => Err(self.broken(e.to_string())),
-            Err(_) => Err(self.broken(format!("writing stalled for {} s", timeout.as_secs()))),
+            Err(_) => Err(self.broken(format!("writing stalled for {} ms", timeout.as_millis()))),
         }
     }
 
-    /// Flushes, closes the write side, and waits for the relay's end of stream: only then are
-    /// the lines delivered.
+    /// Closes our side (TLS close_notify) and waits for the relay's end of stream: only then are
+    /// the lines delivered. A relay that ended the stream before our close confirms nothing.
     pub async fn finish(mut self, timeout: Duration) -> Result<Delivered, DevoError> {
+        match self.peer().await {
+            Peer::Open => {}
+            Peer::Ended => return Err(self.ended_early("an end of stream".into())),
+            Peer::Broken(seen) => return Err(self.ended_early(seen)),
+        }
         let close = async {
             self.stream.flush().await?;
             self.stream.shutdown().await?;
@@ -322,6 +187,22 @@ impl DevoSender {
                 address: self.address.clone(),
                 seconds: timeout.as_secs(),
             }),
+        }
+    }
+
+    /// What a stream the relay ended while idle delivered: everything written before the pause.
+    pub fn ended_while_idle(self) -> Delivered {
+        Delivered {
+            lines: self.lines,
+            bytes: self.bytes,
+        }
+    }
+
+    fn ended_early(&self, seen: String) -> DevoError {
+        DevoError::EndedEarly {
+            address: self.address.clone(),
+            seen,
+            lines: self.lines,
         }
     }
 }

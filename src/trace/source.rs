@@ -65,6 +65,11 @@ impl TraceRecord {
         }
     }
 
+    /// Whether the record lacks its id or its recipient (it is then keyed by its content).
+    pub fn missing_key(&self) -> bool {
+        self.key().split('|').any(str::is_empty)
+    }
+
     /// When Exchange Online received the message; `None` when the record's time is unreadable.
     pub fn received(&self) -> Option<DateTime<Utc>> {
         match self {

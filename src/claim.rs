@@ -1,0 +1,353 @@
+//! Steps 3 and 7 of a tick: the checkpoint, its ETag and the lease travel together. Claiming
+//! writes the lease with a conditional PUT; every later write (a window committed, the release)
+//! replaces exactly the version this tick wrote, so a failed precondition means another
+//! invocation owns the state and this one stops.
+
+use chrono::{DateTime, Utc};
+
+use crate::checkpoint::{self, Checkpoint, Stored};
+use crate::lease::{self, Lease, LeaseDecision};
+use crate::state::{StateError, StateStore};
+use crate::summary::LeaseReport;
+use crate::transfer::Progress;
+use crate::window::Window;
+
+/// The result of trying to claim the state.
+#[derive(Debug)]
+pub enum Claim<'s, S: StateStore> {
+    /// The lease is ours.
+    Claimed(Claimed<'s, S>),
+    /// Another invocation holds or just took the state: deliver nothing.
+    Refused {
+        /// The checkpoint as found.
+        checkpoint: Checkpoint,
+        /// Why.
+        report: LeaseReport,
+    },
+}
+
+/// Whether a write kept the lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    /// Written; the lease is still ours.
+    Kept,
+    /// Another invocation wrote the checkpoint: stop, deliver nothing more.
+    Lost,
+}
+
+/// The claimed checkpoint of one job: read, leased, written back as windows are delivered.
+#[derive(Debug)]
+pub struct Claimed<'s, S: StateStore> {
+    store: &'s S,
+    key: String,
+    checkpoint: Checkpoint,
+    etag: String,
+    report: LeaseReport,
+}
+
+impl<'s, S: StateStore> Claimed<'s, S> {
+    /// Claims the checkpoint `found` at `key` for `owner` until `expires_at`: creates it with
+    /// `If-None-Match: *`, or replaces it with `If-Match` on the ETag that was read.
+    pub async fn claim(
+        store: &'s S,
+        key: &str,
+        found: Option<Stored>,
+        owner: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Claim<'s, S>, StateError> {
+        let (mut checkpoint, found_etag) = match found {
+            Some(stored) => (stored.checkpoint, Some(stored.etag)),
+            None => (Checkpoint::empty(now), None),
+        };
+        let report = match lease::decide(checkpoint.lease.as_ref(), owner, now) {
+            LeaseDecision::HeldByOther { owner, until } => {
+                tracing::warn!(event = "lease_held", holder = %owner, until = %until.to_rfc3339(), "another invocation holds the lease; nothing pulled");
+                let report = LeaseReport::HeldByOther { owner, until };
+                return Ok(Claim::Refused { checkpoint, report });
+            }
+            LeaseDecision::Claim => LeaseReport::Acquired {
+                owner: owner.to_owned(),
+                expires_at,
+            },
+            LeaseDecision::TakeOver {
+                previous_owner,
+                expired_at,
+            } => {
+                tracing::warn!(event = "lease_taken_over", previous_owner = %previous_owner, expired_at = %expired_at.to_rfc3339(), "took over an expired lease");
+                LeaseReport::TakenOver {
+                    owner: owner.to_owned(),
+                    expires_at,
+                    previous_owner,
+                }
+            }
+        };
+        let mut claimed = checkpoint.clone();
+        claimed.lease = Some(Lease {
+            owner: owner.to_owned(),
+            expires_at,
+        });
+        claimed.updated_at = now;
+        match checkpoint::write(store, key, &claimed, found_etag.as_deref()).await {
+            Ok(etag) => Ok(Claim::Claimed(Claimed {
+                store,
+                key: key.to_owned(),
+                checkpoint: claimed,
+                etag,
+                report,
+            })),
+            Err(e) if e.is_conflict() => {
+                tracing::warn!(
+                    event = "lease_lost",
+                    at = "claim",
+                    "another invocation wrote the checkpoint first; nothing pulled"
+                );
+                checkpoint.lease = None;
+                let report = LeaseReport::Lost { at: "claim" };
+                Ok(Claim::Refused { checkpoint, report })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The checkpoint as this tick holds it.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    /// The checkpoint, to record what this tick changes before the next write.
+    pub fn checkpoint_mut(&mut self) -> &mut Checkpoint {
+        &mut self.checkpoint
+    }
+
+    /// How the lease was claimed (or lost).
+    pub fn report(&self) -> &LeaseReport {
+        &self.report
+    }
+
+    /// Writes the checkpoint over the version this tick wrote last. `at` names the step, for
+    /// the log and the summary when the lease turns out lost.
+    pub async fn save(&mut self, at: &'static str) -> Result<Saved, StateError> {
+        self.checkpoint.updated_at = Utc::now();
+        match checkpoint::write(self.store, &self.key, &self.checkpoint, Some(&self.etag)).await {
+            Ok(etag) => {
+                self.etag = etag;
+                Ok(Saved::Kept)
+            }
+            Err(e) if e.is_conflict() => {
+                tracing::error!(
+                    event = "lease_lost",
+                    at,
+                    "the checkpoint was changed by another invocation; stopping"
+                );
+                self.report = LeaseReport::Lost { at };
+                Ok(Saved::Lost)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records how far `window` got and writes it: a complete window moves the end past it; a
+    /// partial one keeps its resume point. Nothing is written for a window not started.
+    pub async fn commit(
+        &mut self,
+        window: &Window,
+        progress: &Progress,
+    ) -> Result<Saved, StateError> {
+        if !record(&mut self.checkpoint, window, progress) {
+            return Ok(Saved::Kept);
+        }
+        self.save("commit").await
+    }
+
+    /// Gives the lease back with the final checkpoint.
+    pub async fn release(mut self) -> Result<LeaseReport, StateError> {
+        if matches!(self.report, LeaseReport::Lost { .. }) {
+            return Ok(self.report);
+        }
+        self.checkpoint.lease = None;
+        self.save("release").await?;
+        Ok(self.report)
+    }
+
+    /// Best effort after a failure: give the lease back so that the next tick need not wait
+    /// for its expiry. The checkpoint keeps what was delivered.
+    pub async fn abandon(mut self) {
+        if matches!(self.report, LeaseReport::Lost { .. }) {
+            return;
+        }
+        self.checkpoint.lease = None;
+        if let Err(e) = self.save("release").await {
+            tracing::warn!(event = "release_failed", error = %e, "could not release the lease; it expires by itself");
+        }
+    }
+}
+
+/// What `progress` in `window` does to `checkpoint`; whether anything changed. Pure.
+pub fn record(checkpoint: &mut Checkpoint, window: &Window, progress: &Progress) -> bool {
+    match progress {
+        Progress::Complete => {
+            checkpoint.end = Some(window.end);
+            // A piece carved out of a window left part-way: the rest keeps its resume point.
+            checkpoint.partial = checkpoint
+                .partial
+                .take()
+                .filter(|p| p.end > window.end && p.resume.is_some() && p.start < window.end)
+                .map(|p| Window {
+                    start: window.end,
+                    ..p
+                });
+        }
+        Progress::Partial(resume) => {
+            checkpoint.end = Some(window.start);
+            checkpoint.partial = Some(Window {
+                resume: Some(resume.clone()),
+                ..window.clone()
+            });
+        }
+        Progress::NotStarted => return false,
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::state::MemoryStore;
+    use crate::window::Resume;
+
+    const KEY: &str = "dir/checkpoint.json";
+
+    async fn claimed<'s>(store: &'s MemoryStore, owner: &str) -> Claim<'s, MemoryStore> {
+        let found = checkpoint::load(store, KEY).await.unwrap();
+        let now = Utc::now();
+        Claimed::claim(store, KEY, found, owner, now, now + Duration::minutes(5))
+            .await
+            .unwrap()
+    }
+
+    fn window(hours_ago: i64) -> Window {
+        let start = Utc::now() - Duration::hours(hours_ago);
+        Window {
+            start,
+            end: start + Duration::hours(1),
+            resume: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_claim_creates_the_checkpoint_with_the_lease_and_release_clears_it() {
+        let store = MemoryStore::new();
+        let Claim::Claimed(mut c) = claimed(&store, "a").await else {
+            panic!("claimed")
+        };
+        let stored = checkpoint::load(&store, KEY).await.unwrap().unwrap();
+        assert_eq!(stored.checkpoint.lease.unwrap().owner, "a");
+        let w = window(30);
+        assert_eq!(
+            c.commit(&w, &Progress::Complete).await.unwrap(),
+            Saved::Kept
+        );
+        let report = c.release().await.unwrap();
+        assert!(matches!(report, LeaseReport::Acquired { .. }));
+        let stored = checkpoint::load(&store, KEY).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.checkpoint.end, stored.checkpoint.lease),
+            (Some(w.end), None)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_live_lease_of_another_refuses_without_writing() {
+        let store = MemoryStore::new();
+        let Claim::Claimed(_held) = claimed(&store, "a").await else {
+            panic!("claimed")
+        };
+        let before = store.get(KEY).await.unwrap().unwrap().etag;
+        let refused = claimed(&store, "b").await;
+        assert!(matches!(
+            refused,
+            Claim::Refused {
+                report: LeaseReport::HeldByOther { .. },
+                ..
+            }
+        ));
+        assert_eq!(
+            store.get(KEY).await.unwrap().unwrap().etag,
+            before,
+            "untouched"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_by_another_invocation_loses_the_lease_at_the_next_commit() {
+        let store = MemoryStore::new();
+        let Claim::Claimed(mut c) = claimed(&store, "a").await else {
+            panic!("claimed")
+        };
+        let theirs =
+            br#"{"version":1,"end":"2026-11-01T00:00:00Z","updated_at":"2026-11-01T00:00:00Z"}"#;
+        store.overwrite(KEY, theirs.to_vec());
+        assert_eq!(
+            c.commit(&window(30), &Progress::Complete).await.unwrap(),
+            Saved::Lost
+        );
+        assert_eq!(c.report(), &LeaseReport::Lost { at: "commit" });
+        assert_eq!(
+            store.get(KEY).await.unwrap().unwrap().body,
+            theirs.to_vec(),
+            "not overwritten"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_claim_racing_a_creation_is_refused() {
+        let store = MemoryStore::new();
+        let now = Utc::now();
+        store.overwrite(KEY, b"{}".to_vec());
+        let outcome = Claimed::claim(&store, KEY, None, "a", now, now)
+            .await
+            .unwrap();
+        assert!(matches!(
+            outcome,
+            Claim::Refused {
+                report: LeaseReport::Lost { at: "claim" },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_carved_piece_of_a_partial_window_keeps_the_rest_of_it() {
+        let mut c = Checkpoint::empty(Utc::now());
+        let w = window(30);
+        let partial = Window {
+            end: w.start + Duration::hours(6),
+            resume: Some(Resume {
+                until: w.start + Duration::hours(4),
+                sent_at_until: vec!["k".into()],
+            }),
+            ..w.clone()
+        };
+        c.partial = Some(partial.clone());
+        assert!(record(&mut c, &w, &Progress::Complete));
+        assert_eq!(c.end, Some(w.end));
+        assert_eq!(
+            c.partial,
+            Some(Window {
+                start: w.end,
+                ..partial
+            })
+        );
+        let next = Window {
+            start: w.end,
+            end: w.start + Duration::hours(6),
+            resume: None,
+        };
+        assert!(record(&mut c, &next, &Progress::Complete));
+        assert_eq!((c.end, c.partial.clone()), (Some(next.end), None));
+        assert!(!record(&mut c, &next, &Progress::NotStarted));
+    }
+}

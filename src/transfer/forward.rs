@@ -1,0 +1,177 @@
+//! Framing and sending: a page's records become Devo lines, written to the current relay
+//! stream. A stream idle for `DEVO_IDLE_SECONDS` is closed (which confirms it) and replaced; a
+//! stream the relay ended while idle confirmed everything before the pause and is replaced;
+//! the last stream is closed at the end of the window. Every connect, write and close is
+//! bounded by the time left.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::clock::Clock;
+use crate::devo::{Delivered, DevoError, DevoSender, DevoTls, Peer, frame_line};
+
+/// The relay and the limits of its streams.
+#[derive(Debug)]
+pub struct ForwardSettings<'a> {
+    /// The relay's TLS settings.
+    pub devo: &'a DevoTls,
+    /// Host field of each line.
+    pub hostname: &'a str,
+    /// Devo tag of each line.
+    pub tag: &'a str,
+    /// A stream idle this long is replaced before the next write.
+    pub idle: Duration,
+    /// The longest connect or write.
+    pub io_timeout: Duration,
+    /// How long the relay may take to end a stream after ours.
+    pub close_timeout: Duration,
+    /// The tick's clock: every relay operation ends before its delivery deadline.
+    pub clock: &'a Clock,
+}
+
+/// What sending a page did to the streams before writing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sent {
+    /// An earlier stream was closed (idle) or found ended by the relay: everything written
+    /// before this page is confirmed.
+    pub confirmed_before: bool,
+}
+
+/// The forwarding stage of one window's transfer.
+#[derive(Debug)]
+pub struct Forward<'a> {
+    settings: &'a ForwardSettings<'a>,
+    sender: Option<DevoSender>,
+    buf: Vec<u8>,
+    lines: u64,
+    /// What the relay confirmed so far.
+    pub delivered: Delivered,
+}
+
+impl<'a> Forward<'a> {
+    /// No stream yet: the first page with lines opens one.
+    pub fn new(settings: &'a ForwardSettings<'a>) -> Forward<'a> {
+        Forward {
+            settings,
+            sender: None,
+            buf: Vec::with_capacity(1 << 20),
+            lines: 0,
+            delivered: Delivered::default(),
+        }
+    }
+
+    /// Frames one line for the current page.
+    pub fn frame<T: serde::Serialize>(
+        &mut self,
+        received: DateTime<Utc>,
+        record: &T,
+    ) -> Result<(), serde_json::Error> {
+        frame_line(
+            &mut self.buf,
+            received,
+            self.settings.hostname,
+            self.settings.tag,
+            record,
+        )?;
+        self.lines += 1;
+        Ok(())
+    }
+
+    /// Writes the page's lines, replacing a stream that idled or that the relay ended first.
+    pub async fn send_page(&mut self) -> Result<Sent, DevoError> {
+        let mut sent = Sent::default();
+        if self.lines == 0 {
+            return Ok(sent);
+        }
+        if let Some(mut sender) = self.sender.take() {
+            match sender.peer().await {
+                Peer::Open if sender.idle_for() >= self.settings.idle => {
+                    tracing::debug!(
+                        event = "devo_idle_close",
+                        idle_ms = ms(sender.idle_for()),
+                        "closing an idle relay stream"
+                    );
+                    self.add(
+                        sender
+                            .finish(self.timeout(self.settings.close_timeout))
+                            .await?,
+                    );
+                    sent.confirmed_before = true;
+                }
+                Peer::Open => self.sender = Some(sender),
+                Peer::Ended => {
+                    tracing::info!(
+                        event = "devo_ended_idle",
+                        lines = sender.lines(),
+                        "the relay ended an idle stream; opening a new one"
+                    );
+                    self.add(sender.ended_while_idle());
+                    sent.confirmed_before = true;
+                }
+                Peer::Broken(seen) => {
+                    return Err(DevoError::EndedEarly {
+                        address: self.settings.devo.address().to_owned(),
+                        seen,
+                        lines: sender.lines(),
+                    });
+                }
+            }
+        }
+        let timeout = self.timeout(self.settings.io_timeout);
+        let sender = match &mut self.sender {
+            Some(sender) => sender,
+            None => self
+                .sender
+                .insert(DevoSender::connect(self.settings.devo, timeout).await?),
+        };
+        let (buf, lines) = (
+            std::mem::take(&mut self.buf),
+            std::mem::take(&mut self.lines),
+        );
+        let result = sender.send(&buf, lines, timeout).await;
+        self.buf = buf;
+        self.buf.clear();
+        result.map(|()| sent)
+    }
+
+    /// Drops the current page's framed lines (a record could not be framed, or the window
+    /// starts over).
+    pub fn discard_page(&mut self) {
+        self.buf.clear();
+        self.lines = 0;
+    }
+
+    /// Closes the stream and waits for the relay's end of stream; `true` when a stream was
+    /// open (everything written is now confirmed).
+    pub async fn close(&mut self) -> Result<bool, DevoError> {
+        let Some(sender) = self.sender.take() else {
+            return Ok(false);
+        };
+        self.add(
+            sender
+                .finish(self.timeout(self.settings.close_timeout))
+                .await?,
+        );
+        Ok(true)
+    }
+
+    /// Forgets a broken stream (nothing on it is confirmed).
+    pub fn drop_stream(&mut self) {
+        self.sender = None;
+        self.discard_page();
+    }
+
+    fn add(&mut self, d: Delivered) {
+        self.delivered.lines += d.lines;
+        self.delivered.bytes += d.bytes;
+    }
+
+    fn timeout(&self, limit: Duration) -> Duration {
+        self.settings.clock.devo_timeout(limit)
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

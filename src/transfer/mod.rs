@@ -1,0 +1,113 @@
+//! Steps 5 and 6 for one window: its pages become Devo lines through four stages — paging
+//! (first URL, nextLinks, restarts), admission (window bounds, then dedup), the frontier (what
+//! was delivered by which instant) and forwarding (framing and relay streams).
+
+pub mod admission;
+pub mod dedup;
+pub mod forward;
+pub mod frontier;
+pub mod paging;
+mod run;
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::devo::DevoError;
+use crate::summary::Counts;
+use crate::trace::TraceError;
+use crate::trace::auth::TokenSource;
+use crate::trace::http::Budget;
+use crate::trace::request_budget::RequestBudget;
+use crate::trace::source::TraceSource;
+use crate::window::{Resume, Window};
+use forward::ForwardSettings;
+
+/// Why a window could not be delivered.
+#[derive(Debug, Error)]
+pub enum TransferError {
+    /// Microsoft failed.
+    #[error(transparent)]
+    Trace(#[from] TraceError),
+    /// Devo failed.
+    #[error(transparent)]
+    Devo(#[from] DevoError),
+    /// A record could not be written as JSON.
+    #[error("record {key} cannot be written as JSON: {detail}")]
+    Encode {
+        /// The record's key.
+        key: String,
+        /// serde_json's reason.
+        detail: String,
+    },
+}
+
+impl TransferError {
+    /// Whether the failure may depend on the window's data (a page, a query, a record), so
+    /// that pulling the window in smaller pieces may get past it. Failures of a whole service
+    /// (credentials, permissions, the relay) are not.
+    pub fn may_depend_on_data(&self) -> bool {
+        match self {
+            // A page or query the API keeps failing on; not credentials or permissions (401,
+            // 403), nor a link to another host.
+            TransferError::Trace(TraceError::Api { status, .. }) => !matches!(status, 401 | 403),
+            TransferError::Trace(
+                TraceError::Malformed { .. }
+                | TraceError::Transport { .. }
+                | TraceError::OutOfTime { .. },
+            ) => true,
+            TransferError::Trace(_) => false,
+            TransferError::Devo(_) => false,
+            TransferError::Encode { .. } => true,
+        }
+    }
+}
+
+/// How far a window got: what the relay confirmed, never just what was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Every record of the window was delivered.
+    Complete,
+    /// The newest part was delivered; the rest resumes from here.
+    Partial(Resume),
+    /// Nothing new can be recorded as delivered.
+    NotStarted,
+}
+
+/// A window's transfer: how far it got, and why it stopped short if it failed. A failed
+/// window's progress is committed before the failure is reported.
+#[derive(Debug)]
+pub struct WindowResult {
+    /// What was delivered.
+    pub progress: Progress,
+    /// The failure that stopped it, if any.
+    pub failure: Option<TransferError>,
+}
+
+/// The services and limits every window's transfer uses.
+#[derive(Debug)]
+pub struct Transfer<'a> {
+    /// The API (Graph or the Reporting Web Service).
+    pub source: &'a TraceSource,
+    /// Tokens.
+    pub tokens: &'a mut TokenSource,
+    /// The client-side request budget, kept in the checkpoint.
+    pub throttle: &'a mut RequestBudget,
+    /// Pulling stops when this runs out.
+    pub budget: Budget,
+    /// The relay and the limits of its streams.
+    pub forward: ForwardSettings<'a>,
+    /// Tenant id, the Organization field.
+    pub organization: &'a str,
+    /// First delay before delivering again after the relay failed (then doubling).
+    pub retry_min_delay: Duration,
+    /// Relay failures in a row, without anything confirmed between them, before giving up.
+    pub devo_attempts: u32,
+}
+
+impl Transfer<'_> {
+    /// Pulls `window` and delivers it; `counts` grows as pages arrive and streams are confirmed.
+    pub async fn window(&mut self, window: &Window, counts: &mut Counts) -> WindowResult {
+        run::Run::new(self, window).go(counts).await
+    }
+}

@@ -1,0 +1,293 @@
+//! One window's transfer as a loop of stages: pull a page, admit its records, frame and forward
+//! them, follow the nextLink; then close the last stream, which confirms it. A stream that
+//! broke is pulled again from what the relay confirmed.
+
+use std::time::Duration;
+
+use crate::devo::DevoError;
+use crate::summary::Counts;
+use crate::trace::TraceError;
+use crate::trace::auth::TokenSource;
+use crate::trace::http::Budget;
+use crate::trace::record::MappingContext;
+use crate::trace::request_budget::RequestBudget;
+use crate::trace::source::{SourcePage, TraceRecord, TraceSource};
+use crate::transfer::admission::{Admission, Verdict};
+use crate::transfer::forward::Forward;
+use crate::transfer::frontier::Frontier;
+use crate::transfer::paging::Paging;
+use crate::transfer::{Progress, Transfer, TransferError, WindowResult};
+use crate::window::Window;
+
+/// Why the pages of a window stopped coming.
+enum Stop {
+    /// The last page was read.
+    Done,
+    /// The time budget ran out.
+    OutOfTime,
+    /// Something failed.
+    Failed(TransferError),
+}
+
+/// The stages of one window's transfer and the services they use.
+pub(super) struct Run<'r> {
+    source: &'r TraceSource,
+    tokens: &'r mut TokenSource,
+    throttle: &'r mut RequestBudget,
+    budget: Budget,
+    window: &'r Window,
+    what: String,
+    context: MappingContext<'r>,
+    paging: Paging,
+    admission: Admission,
+    frontier: Frontier,
+    forward: Forward<'r>,
+    tally: Counts,
+    index: u64,
+    admitted: u64,
+    retry_min_delay: Duration,
+    devo_attempts: u32,
+    devo_failures: u32,
+    confirmed_at_failure: u64,
+}
+
+impl<'r> Run<'r> {
+    pub(super) fn new(t: &'r mut Transfer<'_>, window: &'r Window) -> Run<'r> {
+        let ordered = t.source.newest_first();
+        Run {
+            source: t.source,
+            what: t.source.describe_window(window),
+            context: MappingContext {
+                organization: t.organization,
+                start: window.start,
+                end: window.end,
+            },
+            paging: Paging::new(t.source, window),
+            admission: Admission::new(window.clone(), ordered),
+            frontier: Frontier::new(ordered),
+            forward: Forward::new(&t.forward),
+            tokens: &mut *t.tokens,
+            throttle: &mut *t.throttle,
+            budget: t.budget,
+            window,
+            tally: Counts::default(),
+            index: 0,
+            admitted: 0,
+            retry_min_delay: t.retry_min_delay,
+            devo_attempts: t.devo_attempts,
+            devo_failures: 0,
+            confirmed_at_failure: 0,
+        }
+    }
+
+    pub(super) async fn go(mut self, counts: &mut Counts) -> WindowResult {
+        let stop = loop {
+            // pull, admit and forward until the pages stop
+            let stop = self.pages().await;
+            // close: the last stream confirms what it carried
+            let stop = match stop {
+                Stop::Failed(TransferError::Devo(e)) => Stop::Failed(TransferError::Devo(e)),
+                stop => match self.forward.close().await {
+                    Ok(confirmed) => {
+                        if confirmed {
+                            self.frontier.confirm();
+                        }
+                        stop
+                    }
+                    Err(e) => Stop::Failed(TransferError::Devo(e)),
+                },
+            };
+            // a broken stream: pull again what the relay did not confirm
+            match stop {
+                Stop::Failed(TransferError::Devo(e)) if self.retry_devo(&e).await => continue,
+                stop => break stop,
+            }
+        };
+        self.finish(stop, counts)
+    }
+
+    async fn pages(&mut self) -> Stop {
+        loop {
+            if self.budget.exhausted() {
+                return Stop::OutOfTime;
+            }
+            let started = tokio::time::Instant::now();
+            let url = self.paging.url().to_owned();
+            let what = &self.what;
+            let page = match self
+                .source
+                .page(&url, self.tokens, &self.budget, self.throttle, what)
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => match self.after_pull_error(e) {
+                    Some(stop) => return stop,
+                    None => continue,
+                },
+            };
+            self.tally_page(&page);
+            if let Err(e) = self.admit(&page.records) {
+                self.forward.discard_page();
+                return Stop::Failed(e);
+            }
+            match self.forward.send_page().await {
+                Ok(sent) => {
+                    if sent.confirmed_before {
+                        self.frontier.confirm();
+                    }
+                    self.frontier.page_sent();
+                }
+                Err(e) => return Stop::Failed(TransferError::Devo(e)),
+            }
+            tracing::debug!(
+                event = "page",
+                records = page.records.len(),
+                bytes = page.bytes,
+                latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "page pulled"
+            );
+            if !self.paging.follow(page.next_link) {
+                return Stop::Done;
+            }
+        }
+    }
+
+    /// A refused nextLink restarts the rest of the window while restarts make progress; a
+    /// budget that ran out stops the window where it is; anything else fails it.
+    fn after_pull_error(&mut self, e: TraceError) -> Option<Stop> {
+        match e {
+            TraceError::Api {
+                status: 400 | 404 | 410,
+                ref code,
+                ..
+            } if self.paging.following_link() => {
+                let rest = self.frontier.rest_of(self.window);
+                if !self
+                    .paging
+                    .restart_after_refusal(self.source, &rest, self.admitted)
+                {
+                    tracing::warn!(event = "next_link_failed", code = %code, restarts = self.paging.restarts(), "the nextLink was refused again without progress since the last restart");
+                    return Some(Stop::Failed(e.into()));
+                }
+                tracing::warn!(
+                    event = "next_link_failed",
+                    code = %code,
+                    restart = self.paging.restarts(),
+                    until = %rest.query_end().to_rfc3339(),
+                    "the nextLink stopped working; pulling the rest of the window again"
+                );
+                None
+            }
+            e if self.budget.exhausted() || matches!(e, TraceError::OutOfTime { .. }) => {
+                tracing::warn!(event = "out_of_time", error = %e, "time budget used up inside the window");
+                Some(Stop::OutOfTime)
+            }
+            e => Some(Stop::Failed(e.into())),
+        }
+    }
+
+    fn tally_page(&mut self, page: &SourcePage) {
+        self.tally.pages += 1;
+        self.tally.requests += u64::from(page.requests);
+        self.tally.retries += u64::from(page.requests.saturating_sub(1));
+        self.tally.throttled_requests += u64::from(page.throttled);
+        self.tally.records_pulled += page.records.len() as u64;
+    }
+
+    /// Admits a page's records, notes them on the frontier and frames them.
+    fn admit(&mut self, records: &[TraceRecord]) -> Result<(), TransferError> {
+        for record in records {
+            let key = record.key();
+            // A record without a readable time is still sent (never lost), stamped with the
+            // window's start; it takes no part in the resume point.
+            let timed = record.received();
+            let received = timed.unwrap_or(self.window.start);
+            match self.admission.admit(&key, received) {
+                Verdict::Outside => {
+                    self.tally.outside_window += 1;
+                    continue;
+                }
+                Verdict::Repeat => {
+                    self.tally.duplicates_skipped += 1;
+                    continue;
+                }
+                Verdict::Send => {}
+            }
+            if record.missing_key() {
+                self.tally.missing_key += 1;
+            }
+            if !self.admission.newest_first() {
+                self.frontier.order_broken();
+            }
+            if let Some(at) = timed
+                && !self.frontier.note(at, &key)
+            {
+                self.admission.order_broken();
+            }
+            let json = record.devo_json(&self.context, self.index);
+            self.forward
+                .frame(received, &json)
+                .map_err(|e| TransferError::Encode {
+                    key: key.clone(),
+                    detail: e.to_string(),
+                })?;
+            self.index += 1;
+            self.admitted += 1;
+        }
+        self.admission.end_page();
+        Ok(())
+    }
+
+    /// After the relay failed: forget what it did not confirm and, unless it failed
+    /// `devo_attempts` times in a row without confirming anything, pull that part again.
+    async fn retry_devo(&mut self, e: &DevoError) -> bool {
+        self.forward.drop_stream();
+        self.frontier.rollback();
+        if self.forward.delivered.lines > self.confirmed_at_failure {
+            self.devo_failures = 0;
+        }
+        self.confirmed_at_failure = self.forward.delivered.lines;
+        self.devo_failures += 1;
+        let delay = self.retry_min_delay * 2u32.saturating_pow(self.devo_failures);
+        if !e.is_retryable()
+            || self.devo_failures >= self.devo_attempts
+            || delay >= self.budget.remaining()
+        {
+            return false;
+        }
+        tracing::warn!(event = "devo_retry", attempt = self.devo_failures, error = %e, "relay failed; sending what it did not confirm again");
+        tokio::time::sleep(delay).await;
+        let again = self.frontier.after_rollback(self.window);
+        self.admission.restart(again.clone());
+        self.paging.restart(self.source, &again);
+        true
+    }
+
+    fn finish(mut self, stop: Stop, counts: &mut Counts) -> WindowResult {
+        self.tally.events_sent = self.forward.delivered.lines;
+        self.tally.bytes_sent = self.forward.delivered.bytes;
+        if self.tally.outside_window > 0 || self.tally.missing_key > 0 {
+            tracing::warn!(
+                event = "odd_records",
+                outside_window = self.tally.outside_window,
+                missing_key = self.tally.missing_key,
+                start = %self.window.start.to_rfc3339(),
+                end = %self.window.end.to_rfc3339(),
+                "records outside the window were left to their own window; records without an id or recipient were sent keyed by their content"
+            );
+        }
+        *counts += self.tally;
+        let (complete, failure) = match stop {
+            Stop::Done => (true, None),
+            Stop::OutOfTime => (false, None),
+            Stop::Failed(e) => (false, Some(e)),
+        };
+        let ordered = self.frontier.ordered() && self.admission.newest_first();
+        let progress = match self.frontier.confirmed_resume(self.window) {
+            _ if complete => Progress::Complete,
+            Some(resume) if ordered => Progress::Partial(resume),
+            _ => Progress::NotStarted,
+        };
+        WindowResult { progress, failure }
+    }
+}
