@@ -1,5 +1,5 @@
 //! `cargo bench`: the pure parts of a tick, timed with std::time (no criterion: see
-//! README "Performance"). Each case runs for about a second after a warm-up; the figure is the
+//! docs/performance.md). Each case runs for about a second after a warm-up; the figure is the
 //! best of five rounds, per item.
 //!
 //! * window planning: a 10-day catch-up into 6-hour windows;

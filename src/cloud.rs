@@ -59,7 +59,7 @@ impl Cloud {
         matches!(self, Cloud::Global | Cloud::Gcc)
     }
 
-    /// The cloud's endpoints. Sources (README, "National clouds"): Microsoft Graph "National
+    /// The cloud's endpoints. Sources (docs/deploy.md, "National clouds"): Microsoft Graph "National
     /// cloud deployments" (login and Graph hosts); the Reporting Web Service "MessageTrace
     /// report" (global `reports.office365.com`, token resource `outlook.office365.com`); in the
     /// national clouds the service is the Exchange Online host's `/ecp` (Exchange Online

@@ -64,7 +64,7 @@ impl TraceApi {
     }
 }
 
-/// The delay / historic / margin / maximum-window rules of DESIGN.md.
+/// The delay / historic / margin / maximum-window rules of docs/design.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowRules {
     /// A window never ends later than now − delay.
@@ -119,7 +119,7 @@ pub struct Config {
     pub reset_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// Defaults of DESIGN.md, in one place for the code and the tests.
+/// Defaults of docs/configuration.md, in one place for the code and the tests.
 pub mod defaults {
     /// `STATE_KEY`.
     pub const STATE_KEY: &str = "m365-message-trace/checkpoint.json";

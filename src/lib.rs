@@ -1,6 +1,6 @@
 //! m365-trace-to-devo: Microsoft 365 message trace records to Devo, one scheduled tick at a time.
 //!
-//! The tick ([`tick::run`]) reads top to bottom as the seven steps of DESIGN.md; pure logic
+//! The tick ([`tick::run`]) reads top to bottom as the seven steps of docs/design.md; pure logic
 //! (window planning, record mapping, line framing, lease decisions) sits in its own modules.
 
 pub mod app;

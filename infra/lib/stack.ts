@@ -157,7 +157,7 @@ export class M365TraceToDevoStack extends Stack {
       type: 'String',
       default: '',
       description:
-        'Optional RFC 3339 time. When set, a checkpoint older than this is ignored and collection restarts from it. Leave empty in normal operation.',
+        'Optional RFC 3339 time, Devo\'s "reset persistence": each time this value changes, the schedule restarts from HistoricDays back and sends that span again (it does not restart from the time given). Leave empty in normal operation.',
       allowedPattern: '^$|^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+(Z|[+-][0-9]{2}:[0-9]{2})$',
     });
     const existingSecretArn = new CfnParameter(this, 'ExistingSecretArn', {
