@@ -30,14 +30,6 @@ pub struct ForwardSettings<'a> {
     pub clock: &'a Clock,
 }
 
-/// What sending a page did to the streams before writing it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Sent {
-    /// An earlier stream was closed (idle) or found ended by the relay: everything written
-    /// before this page is confirmed.
-    pub confirmed_before: bool,
-}
-
 /// The forwarding stage of one window's transfer.
 #[derive(Debug)]
 pub struct Forward<'a> {
@@ -45,6 +37,7 @@ pub struct Forward<'a> {
     sender: Option<DevoSender>,
     buf: Vec<u8>,
     lines: u64,
+    confirmed_before: bool,
     /// What the relay confirmed so far.
     pub delivered: Delivered,
 }
@@ -57,6 +50,7 @@ impl<'a> Forward<'a> {
             sender: None,
             buf: Vec::with_capacity(1 << 20),
             lines: 0,
+            confirmed_before: false,
             delivered: Delivered::default(),
         }
     }
@@ -78,11 +72,11 @@ impl<'a> Forward<'a> {
         Ok(())
     }
 
-    /// Writes the page's lines, replacing a stream that idled or that the relay ended first.
-    pub async fn send_page(&mut self) -> Result<Sent, DevoError> {
-        let mut sent = Sent::default();
+    /// Gets a stream ready for the page's lines: one that idled is closed and one the relay
+    /// ended is let go (both confirm what they carried), and a new one is opened.
+    pub async fn ready(&mut self) -> Result<(), DevoError> {
         if self.lines == 0 {
-            return Ok(sent);
+            return Ok(());
         }
         if let Some(mut sender) = self.sender.take() {
             match sender.peer().await {
@@ -97,7 +91,7 @@ impl<'a> Forward<'a> {
                             .finish(self.timeout(self.settings.close_timeout))
                             .await?,
                     );
-                    sent.confirmed_before = true;
+                    self.confirmed_before = true;
                 }
                 Peer::Open => self.sender = Some(sender),
                 Peer::Ended => {
@@ -107,7 +101,7 @@ impl<'a> Forward<'a> {
                         "the relay ended an idle stream; opening a new one"
                     );
                     self.add(sender.ended_while_idle());
-                    sent.confirmed_before = true;
+                    self.confirmed_before = true;
                 }
                 Peer::Broken(seen) => {
                     return Err(DevoError::EndedEarly {
@@ -118,21 +112,28 @@ impl<'a> Forward<'a> {
                 }
             }
         }
+        if self.sender.is_none() {
+            let timeout = self.timeout(self.settings.io_timeout);
+            self.sender = Some(DevoSender::connect(self.settings.devo, timeout).await?);
+        }
+        Ok(())
+    }
+
+    /// Writes the page's lines to the stream [`Forward::ready`] prepared.
+    pub async fn write(&mut self) -> Result<(), DevoError> {
         let timeout = self.timeout(self.settings.io_timeout);
-        let sender = match &mut self.sender {
-            Some(sender) => sender,
-            None => self
-                .sender
-                .insert(DevoSender::connect(self.settings.devo, timeout).await?),
+        let (Some(sender), lines @ 1..) = (self.sender.as_mut(), self.lines) else {
+            return Ok(());
         };
-        let (buf, lines) = (
-            std::mem::take(&mut self.buf),
-            std::mem::take(&mut self.lines),
-        );
-        let result = sender.send(&buf, lines, timeout).await;
-        self.buf = buf;
-        self.buf.clear();
-        result.map(|()| sent)
+        let result = sender.send(&self.buf, lines, timeout).await;
+        self.discard_page();
+        result
+    }
+
+    /// Whether an earlier stream was confirmed since the last call (by [`Forward::ready`]):
+    /// everything written before the current page is delivered.
+    pub fn take_confirmed(&mut self) -> bool {
+        std::mem::take(&mut self.confirmed_before)
     }
 
     /// Drops the current page's framed lines (a record could not be framed, or the window

@@ -130,15 +130,17 @@ impl<'r> Run<'r> {
                 self.forward.discard_page();
                 return Stop::Failed(e);
             }
-            match self.forward.send_page().await {
-                Ok(sent) => {
-                    if sent.confirmed_before {
-                        self.frontier.confirm();
-                    }
-                    self.frontier.page_sent();
-                }
-                Err(e) => return Stop::Failed(TransferError::Devo(e)),
+            let ready = self.forward.ready().await;
+            if self.forward.take_confirmed() {
+                self.frontier.confirm();
             }
+            if let Err(e) = ready {
+                return Stop::Failed(TransferError::Devo(e));
+            }
+            if let Err(e) = self.forward.write().await {
+                return Stop::Failed(TransferError::Devo(e));
+            }
+            self.frontier.page_sent();
             tracing::debug!(
                 event = "page",
                 records = page.records.len(),

@@ -232,6 +232,29 @@ impl Harness {
             .map_err(|e| e.to_string())
     }
 
+    /// Runs the real handler like [`Harness::invoke`]; a failure comes back as the `errorType`
+    /// and message Lambda would report.
+    pub async fn invoke_typed(
+        &self,
+        app: &App,
+        event: Value,
+        request_id: &str,
+        deadline_in: Duration,
+    ) -> Result<Value, (String, String)> {
+        let mut context = Context::default();
+        context.request_id = request_id.to_owned();
+        context.deadline = u64::try_from(
+            (Utc::now() + chrono::Duration::from_std(deadline_in).unwrap()).timestamp_millis(),
+        )
+        .unwrap();
+        m365_trace_to_devo::handler::handle(app, LambdaEvent::new(event, context))
+            .await
+            .map_err(|e| {
+                let d = lambda_runtime::Diagnostic::from(e);
+                (d.error_type, d.error_message)
+            })
+    }
+
     /// A scheduled tick that runs out of time inside its first window: the first four pages
     /// take 1 s each and the deadline is 4 s away.
     pub async fn short_tick(&self, app: &App, request_id: &str) -> Result<Value, String> {
