@@ -64,7 +64,7 @@ async fn a_window_that_fails_after_its_first_page_commits_that_page() {
     let resume = &checkpoint["partial"]["resume"];
     let first_page: Vec<&GraphRecord> = {
         let mut sorted: Vec<&GraphRecord> = records.iter().collect();
-        sorted.sort_by(|a, b| b.received_date_time.cmp(&a.received_date_time));
+        sorted.sort_by_key(|r| std::cmp::Reverse(r.received_date_time));
         sorted.into_iter().take(20).collect()
     };
     let oldest = first_page
