@@ -11,8 +11,10 @@ use crate::trace::auth::TokenSource;
 use crate::trace::error::{TraceError, api_hint};
 use crate::trace::fetch::{PageRules, get_page, rate_limiter};
 use crate::trace::http::Budget;
+use crate::trace::origin::{self, Origin};
 use crate::trace::record::GraphRecord;
 use crate::trace::request_budget::{GRAPH_LIMIT, RequestBudget};
+use crate::trace::skiptoken;
 use crate::trace::source::{SourcePage, TraceRecord};
 use crate::window::Window;
 
@@ -44,6 +46,7 @@ pub struct GraphClient {
     http: reqwest::Client,
     base: String,
     page_size: u32,
+    origin: Origin,
     limiter: Arc<DefaultDirectRateLimiter>,
 }
 
@@ -81,6 +84,7 @@ impl GraphClient {
             http,
             base: base.trim_end_matches('/').to_owned(),
             page_size,
+            origin: Origin::of(base, "GRAPH_URL"),
             limiter: rate_limiter(requests_per_second),
         }
     }
@@ -124,6 +128,7 @@ impl GraphClient {
             http: &self.http,
             limiter: &self.limiter,
             api: "graph",
+            origin: &self.origin,
             parse: |body: &[u8]| parse_page(body).map_err(|e| e.to_string()),
             refusal: |status, body: &[u8]| {
                 let detail: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
@@ -167,11 +172,28 @@ impl GraphClient {
         let (records, next_link) = fetched.value;
         Ok(SourcePage {
             records: records.into_iter().map(TraceRecord::Graph).collect(),
-            next_link,
+            next_link: next_link.map(|link| next_url(url, &link)),
             bytes: fetched.bytes,
             requests: fetched.requests,
             throttled: fetched.throttled,
         })
+    }
+}
+
+/// The URL to follow for a page's `@odata.nextLink`: resolved against the page it came from
+/// (the origin check happens when it is fetched), its skip token repaired when Graph
+/// double-encoded it.
+pub fn next_url(page_url: &str, link: &str) -> String {
+    let absolute = origin::resolve(page_url, link);
+    match skiptoken::repair(&absolute) {
+        Some(repaired) => {
+            tracing::warn!(
+                event = "skiptoken_repaired",
+                "the nextLink's skip token had double-encoded values (quoted twice); following it repaired"
+            );
+            repaired
+        }
+        None => absolute,
     }
 }
 
