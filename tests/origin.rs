@@ -14,6 +14,7 @@ use m365_trace_to_devo::trace::TraceError;
 use m365_trace_to_devo::trace::auth::TokenSource;
 use m365_trace_to_devo::trace::graph::GraphClient;
 use m365_trace_to_devo::trace::http::Budget;
+use m365_trace_to_devo::trace::reporting::{MESSAGE_TRACE_PATH, ReportingClient};
 use m365_trace_to_devo::trace::request_budget::RequestBudget;
 use serde_json::json;
 use support::*;
@@ -239,5 +240,69 @@ async fn a_token_endpoint_redirect_to_another_host_gets_no_client_secret() {
     assert!(
         login.seen()[0].text.contains("client_secret"),
         "the secret went to the login host only"
+    );
+}
+
+#[tokio::test]
+async fn reporting_next_links_to_another_host_are_refused_in_both_json_forms() {
+    let evil = Tiny::start(|_| reply("200 OK", "", r#"{"value":[]}"#)).await;
+    let evil_host = evil.url.trim_start_matches("http://").to_owned();
+    // JSON light with an absolute link; verbose JSON with a link whose user info names the
+    // reporting host while the host is the other one.
+    let light = serde_json::json!({"value": [{"MessageTraceId": "m1", "RecipientAddress": "r@x.com"}],
+        "odata.nextLink": format!("{}/ecp/reportingwebservice/reporting.svc/MessageTrace?$skiptoken=1", evil.url)});
+    for body in [light, serde_json::Value::Null] {
+        let link_host = evil_host.clone();
+        let reporting = Tiny::start(move |line| {
+            if line.starts_with("POST") {
+                return reply(
+                    "200 OK",
+                    "",
+                    r#"{"access_token":"token-for-reporting-only","expires_in":3600}"#,
+                );
+            }
+            let page = if body.is_null() {
+                serde_json::json!({"d": {"results": [{"MessageTraceId": "m1", "RecipientAddress": "r@x.com"}],
+                    "__next": format!("http://127.0.0.1@{link_host}/ecp/x?$skiptoken=2")}})
+            } else {
+                body.clone()
+            };
+            reply("200 OK", "", &page.to_string())
+        })
+        .await;
+        let http = http_client().expect("client");
+        let client = ReportingClient::new(http.clone(), &reporting.url, "scope/.default", 100);
+        let mut tokens = TokenSource::new(http, &reporting.url, client.scope(), &secret());
+        let first = format!("{}{MESSAGE_TRACE_PATH}", reporting.url);
+
+        let page = client
+            .page(&first, &mut tokens, &budget(), "MessageTrace test")
+            .await
+            .expect("first page");
+        let next = page.next_link.expect("a next link");
+        let err = client
+            .page(&next, &mut tokens, &budget(), "MessageTrace test")
+            .await
+            .expect_err("refused");
+
+        let text = err.to_string();
+        assert!(
+            matches!(
+                &err,
+                TraceError::OffOrigin {
+                    via: "nextLink",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(text.contains(&evil_host), "the host is named: {text}");
+        assert!(text.contains("REPORTING_URL"), "{text}");
+        assert!(!text.contains("token-for-reporting-only"), "{text}");
+    }
+    assert!(
+        evil.seen().is_empty(),
+        "the other host got nothing: {:?}",
+        evil.seen()
     );
 }

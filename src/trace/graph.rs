@@ -248,4 +248,29 @@ mod tests {
         let t = start + chrono::Duration::nanoseconds(123_456_700);
         assert_eq!(query_time(t), "2026-11-24T00:00:00.1234567Z");
     }
+
+    #[test]
+    fn next_links_are_resolved_and_double_encoded_skip_tokens_repaired() {
+        use base64::Engine;
+        let page = "https://graph.microsoft.com/v1.0/admin/exchange/tracing/messageTraces?$top=5";
+        let encode = |json: &str| {
+            base64::engine::general_purpose::STANDARD
+                .encode(json)
+                .replace('=', "%3D")
+        };
+        let broken = encode(r#"{"StartDate":"\"2026-03-26T15:43:20Z\"","ResultSize":"1000"}"#);
+        let healthy = encode(r#"{"StartDate":"2026-03-26T15:43:20Z","ResultSize":"1000"}"#);
+        assert_eq!(
+            next_url(page, &format!("messageTraces?$skiptoken={broken}")),
+            format!(
+                "https://graph.microsoft.com/v1.0/admin/exchange/tracing/messageTraces?$skiptoken={healthy}"
+            )
+        );
+        let absolute = format!("https://evil.example/x?$skiptoken={healthy}");
+        assert_eq!(
+            next_url(page, &absolute),
+            absolute,
+            "kept as it points: refused when fetched"
+        );
+    }
 }
