@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use crate::secret::{ClientCredential, Secret};
 use crate::trace::error::{TraceError, token_hint};
 use crate::trace::http::{Budget, describe_transport};
-use crate::trace::origin::{Origin, redirect_target};
+use crate::trace::origin::Origin;
 
 /// `client_assertion_type` of a signed JWT client assertion (RFC 7523).
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -235,7 +235,7 @@ impl TokenSource {
         let status = response.status();
         // The redirect policy hands back only a redirect that leaves the login origin.
         if status.is_redirection()
-            && let Some(target) = redirect_target(&url, response.headers())
+            && let Some(target) = login.redirect_target(&url, response.headers())
         {
             return Err(off_origin("redirect", target));
         }

@@ -9,7 +9,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use crate::trace::auth::{AccessToken, TokenSource};
 use crate::trace::error::TraceError;
 use crate::trace::http::{Budget, describe_transport, retry_after};
-use crate::trace::origin::{Origin, redirect_target};
+use crate::trace::origin::Origin;
 
 /// The client-side limiter of `REQUESTS_PER_SECOND`, shared by the clones of an API client.
 pub fn rate_limiter(requests_per_second: u32) -> Arc<DefaultDirectRateLimiter> {
@@ -64,7 +64,7 @@ impl<P, R> PageRules<'_, P, R> {
 struct Answer {
     status: u16,
     retry_after: Option<Duration>,
-    /// Where a 3xx pointed.
+    /// Where a 3xx pointed, when outside the origin.
     redirect: Option<String>,
     body: Vec<u8>,
 }
@@ -112,7 +112,7 @@ where
         let token = tokens.token(budget).await?;
         before_send().await?;
         tally.requests += 1;
-        let answer = match send(rules.http, &url, &token, budget).await {
+        let answer = match send(rules, &url, &token, budget).await {
             Ok(answer) => answer,
             Err(e) => {
                 let failure = describe_transport(rules.api, what.to_owned(), &e);
@@ -130,13 +130,14 @@ where
 }
 
 /// One GET with the token, the whole body read.
-async fn send(
-    http: &reqwest::Client,
+async fn send<P, R>(
+    rules: &PageRules<'_, P, R>,
     url: &reqwest::Url,
     token: &AccessToken,
     budget: &Budget,
 ) -> Result<Answer, reqwest::Error> {
-    let response = http
+    let response = rules
+        .http
         .get(url.clone())
         .header(reqwest::header::AUTHORIZATION, token.bearer())
         .header(reqwest::header::ACCEPT, "application/json")
@@ -148,7 +149,7 @@ async fn send(
     let redirect = response
         .status()
         .is_redirection()
-        .then(|| redirect_target(url, response.headers()))
+        .then(|| rules.origin.redirect_target(url, response.headers()))
         .flatten();
     let body = response.bytes().await?.into();
     Ok(Answer {
@@ -193,7 +194,7 @@ where
                 None,
             ),
         },
-        // The redirect policy only hands back a redirect that leaves the origin (or too many).
+        // The redirect policy hands back a redirect that leaves the origin without following it.
         (300..=399, Some(target)) => Next::Fail(rules.off_origin(what, "redirect", target)),
         // A token can be revoked or expire early: try once with a fresh one.
         (401, _) if !tally.refreshed_token => {

@@ -97,14 +97,20 @@ fn same_origin_only(attempt: Attempt<'_>) -> Action {
     }
 }
 
-/// Where a 3xx answer to `request` points, when it names a place.
-pub fn redirect_target(request: &Url, headers: &reqwest::header::HeaderMap) -> Option<String> {
-    let location = headers.get(reqwest::header::LOCATION)?.to_str().ok()?;
-    Some(
-        request
-            .join(location)
-            .map_or_else(|_| "an unreadable Location".to_owned(), |u| target(&u)),
-    )
+impl Origin {
+    /// Where a 3xx answer to `request` points, when that is outside this origin (a redirect
+    /// within it was followed, or handed back after too many, and is not named here).
+    pub fn redirect_target(
+        &self,
+        request: &Url,
+        headers: &reqwest::header::HeaderMap,
+    ) -> Option<String> {
+        let location = headers.get(reqwest::header::LOCATION)?;
+        let Some(next) = location.to_str().ok().and_then(|l| request.join(l).ok()) else {
+            return Some("an unreadable Location".to_owned());
+        };
+        (!self.admits(&next)).then(|| target(&next))
+    }
 }
 
 #[cfg(test)]
@@ -200,19 +206,20 @@ mod tests {
     fn a_redirect_target_is_named_from_its_location() {
         let request = Url::parse("https://graph.microsoft.com/v1.0/x").unwrap();
         let mut headers = reqwest::header::HeaderMap::new();
-        assert_eq!(redirect_target(&request, &headers), None);
+        assert_eq!(graph().redirect_target(&request, &headers), None);
         headers.insert(
             reqwest::header::LOCATION,
             "http://evil.example:8080/steal?x=1".parse().unwrap(),
         );
         assert_eq!(
-            redirect_target(&request, &headers).as_deref(),
+            graph().redirect_target(&request, &headers).as_deref(),
             Some("http://evil.example:8080")
         );
         headers.insert(reqwest::header::LOCATION, "/v1.0/y".parse().unwrap());
         assert_eq!(
-            redirect_target(&request, &headers).as_deref(),
-            Some("https://graph.microsoft.com:443")
+            graph().redirect_target(&request, &headers),
+            None,
+            "a redirect within the origin is not an off-origin one"
         );
     }
 }
