@@ -41,9 +41,11 @@ impl Clients {
     }
 }
 
-/// The HTTP client for the token endpoint and the APIs.
+/// The HTTP client for the token endpoint and the APIs. It follows redirects only within the
+/// origin a request was sent to, so a credential never travels to another host.
 pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
+        .redirect(crate::trace::origin::redirect_policy())
         .user_agent(concat!("m365-trace-to-devo/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(50))

@@ -3,13 +3,15 @@
 
 use std::time::Duration;
 
-use chrono::{SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 
 use crate::app::App;
 use crate::checkpoint::{self, Checkpoint};
+use crate::config::Config;
 use crate::devo::{DevoSender, DevoTls};
 use crate::error_chain;
+use crate::secret::Secret;
 use crate::state::{S3Store, StateError};
 use crate::trace::auth::TokenSource;
 use crate::trace::http::Budget;
@@ -89,54 +91,9 @@ pub async fn run(app: &App) -> Vec<CheckResult> {
             return out;
         }
     };
-    let timeout = config.request_timeout;
 
     // S3 does not depend on the secret: check it first so that its result is always known.
-    let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
-    let key = config.state_key.as_str();
-    let object = format!("s3://{}/{key}", config.state_bucket);
-    let read = checkpoint::load(&store, key).await;
-    let exists = matches!(read, Ok(Some(_)));
-    let readable = read.is_ok();
-    let s3_read = read.map_err(|e| e.to_string()).map(|found| match found {
-        Some(stored) => format!(
-            "{object} read: end {}, lease {}",
-            stored
-                .checkpoint
-                .end
-                .map_or_else(|| "none".to_owned(), |t| t.to_rfc3339()),
-            stored
-                .checkpoint
-                .lease
-                .map_or_else(|| "none".to_owned(), |l| l.owner)
-        ),
-        None => format!("{object} does not exist yet (a first tick starts HISTORIC_DAYS back)"),
-    });
-    // A conditional PUT that cannot change anything: If-None-Match: * on the existing object
-    // must fail with 412; on a missing object it creates an empty checkpoint, which means the
-    // same as none.
-    let s3_write = if readable {
-        match checkpoint::write(&store, key, &Checkpoint::empty(now), None).await {
-            Err(StateError::Conflict { status, .. }) if exists => Ok(format!(
-                "PutObject allowed: a conditional PUT on {object} was refused with HTTP {status} as expected; nothing written"
-            )),
-            Ok(_) if !exists => Ok(format!(
-                "PutObject allowed: created an empty checkpoint at {object} (the same as none)"
-            )),
-            Ok(_) => Err(format!(
-                "a conditional PUT (If-None-Match: *) on the existing {object} succeeded: the store ignores conditional writes, so the lease cannot protect the checkpoint"
-            )),
-            Err(e) => Err(e.to_string()),
-        }
-    } else {
-        Err("not tried: the read failed".to_owned())
-    };
-    let s3_read = result("s3_read", s3_read);
-    let s3_write = if readable {
-        result("s3_write", s3_write)
-    } else {
-        skipped("s3_write", "a readable checkpoint")
-    };
+    let (s3_read, s3_write) = check_state(app, config, now).await;
 
     let secret = match app.secrets().load(&config.secret_id).await {
         Ok(secret) => secret,
@@ -163,73 +120,128 @@ pub async fn run(app: &App) -> Vec<CheckResult> {
             Err(e) => Err(e.to_string()),
         },
     ));
-
-    match app.source() {
-        Err(e) => {
-            out.push(result("token", Err(e.to_string())));
-            out.push(skipped("api", "a token"));
-        }
-        Ok(source) => {
-            let budget = Budget::new(
-                tokio::time::Instant::now() + 2 * timeout,
-                timeout,
-                Duration::from_millis(500),
-            );
-            // One request: the check does not touch the checkpoint's throttle history.
-            let mut throttle = RequestBudget::new(&[], GRAPH_LIMIT, GRAPH_PERIOD);
-            let mut tokens = TokenSource::new(
-                app.http().clone(),
-                &config.endpoints.login,
-                source.scope(),
-                &secret,
-            );
-            match tokens.token(&budget).await {
-                Err(e) => {
-                    out.push(result("token", Err(error_chain(&e))));
-                    out.push(skipped("api", "a token"));
-                }
-                Ok(_) => {
-                    out.push(result(
-                        "token",
-                        Ok(format!(
-                            "token for {} from {}",
-                            source.scope(),
-                            config.endpoints.login
-                        )),
-                    ));
-                    let end = now - config.rules.delay;
-                    let window = Window {
-                        start: end - chrono::Duration::minutes(1),
-                        end,
-                        resume: None,
-                    };
-                    let what = source.describe_window(&window);
-                    let url = source.first_page_url(&window);
-                    let page = source
-                        .page(&url, &mut tokens, &budget, &mut throttle, &what)
-                        .await;
-                    out.push(result(
-                        "api",
-                        page.map(|p| {
-                            format!(
-                                "{what}: HTTP 200, {} records in the first page",
-                                p.records.len()
-                            )
-                        })
-                        .map_err(|e| error_chain(&e)),
-                    ));
-                }
-            }
-        }
-    }
+    out.extend(check_microsoft(app, config, &secret, now).await);
     out.push(s3_read);
     out.push(s3_write);
-
     out.push(match devo {
         Err(_) => skipped("devo", "usable Devo material in the secret"),
-        Ok(devo) => result("devo", handshake(&devo, timeout).await),
+        Ok(devo) => result("devo", handshake(&devo, config.request_timeout).await),
     });
     out
+}
+
+/// Reads the checkpoint, and proves a conditional write is allowed without changing anything.
+async fn check_state(app: &App, config: &Config, now: DateTime<Utc>) -> (CheckResult, CheckResult) {
+    let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
+    let key = config.state_key.as_str();
+    let object = format!("s3://{}/{key}", config.state_bucket);
+    let read = checkpoint::load(&store, key).await;
+    let exists = matches!(read, Ok(Some(_)));
+    let readable = read.is_ok();
+    let s3_read = read.map_err(|e| e.to_string()).map(|found| match found {
+        Some(stored) => format!(
+            "{object} read: end {}, lease {}",
+            stored
+                .checkpoint
+                .end
+                .map_or_else(|| "none".to_owned(), |t| t.to_rfc3339()),
+            stored
+                .checkpoint
+                .lease
+                .map_or_else(|| "none".to_owned(), |l| l.owner)
+        ),
+        None => format!("{object} does not exist yet (a first tick starts HISTORIC_DAYS back)"),
+    });
+    if !readable {
+        return (
+            result("s3_read", s3_read),
+            skipped("s3_write", "a readable checkpoint"),
+        );
+    }
+    // A conditional PUT that cannot change anything: If-None-Match: * on the existing object
+    // must fail with 412; on a missing object it creates an empty checkpoint, which means the
+    // same as none.
+    let s3_write = match checkpoint::write(&store, key, &Checkpoint::empty(now), None).await {
+        Err(StateError::Conflict { status, .. }) if exists => Ok(format!(
+            "PutObject allowed: a conditional PUT on {object} was refused with HTTP {status} as expected; nothing written"
+        )),
+        Ok(_) if !exists => Ok(format!(
+            "PutObject allowed: created an empty checkpoint at {object} (the same as none)"
+        )),
+        Ok(_) => Err(format!(
+            "a conditional PUT (If-None-Match: *) on the existing {object} succeeded: the store ignores conditional writes, so the lease cannot protect the checkpoint"
+        )),
+        Err(e) => Err(e.to_string()),
+    };
+    (result("s3_read", s3_read), result("s3_write", s3_write))
+}
+
+/// Gets a token, then asks the API for the first page of the minute before the horizon.
+async fn check_microsoft(
+    app: &App,
+    config: &Config,
+    secret: &Secret,
+    now: DateTime<Utc>,
+) -> Vec<CheckResult> {
+    let source = match app.source() {
+        Ok(source) => source,
+        Err(e) => {
+            return vec![
+                result("token", Err(e.to_string())),
+                skipped("api", "a token"),
+            ];
+        }
+    };
+    let timeout = config.request_timeout;
+    let budget = Budget::new(
+        tokio::time::Instant::now() + 2 * timeout,
+        timeout,
+        Duration::from_millis(500),
+    );
+    let mut tokens = TokenSource::new(
+        app.http().clone(),
+        &config.endpoints.login,
+        source.scope(),
+        secret,
+    );
+    if let Err(e) = tokens.token(&budget).await {
+        return vec![
+            result("token", Err(error_chain(&e))),
+            skipped("api", "a token"),
+        ];
+    }
+    let token = result(
+        "token",
+        Ok(format!(
+            "token for {} from {}",
+            source.scope(),
+            config.endpoints.login
+        )),
+    );
+    // One request: the check does not touch the checkpoint's throttle history.
+    let mut throttle = RequestBudget::new(&[], GRAPH_LIMIT, GRAPH_PERIOD);
+    let end = now - config.rules.delay;
+    let window = Window {
+        start: end - chrono::Duration::minutes(1),
+        end,
+        resume: None,
+    };
+    let what = source.describe_window(&window);
+    let url = source.first_page_url(&window);
+    let page = source
+        .page(&url, &mut tokens, &budget, &mut throttle, &what)
+        .await;
+    let api = result(
+        "api",
+        page.map(|p| {
+            format!(
+                "{what}: HTTP 200, {} records in the first page",
+                p.records.len()
+            )
+        })
+        .map_err(|e| error_chain(&e)),
+    );
+    vec![token, api]
 }
 
 /// Connects, completes the mutual-TLS handshake and closes without sending a line.

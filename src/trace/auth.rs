@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use crate::secret::{ClientCredential, Secret};
 use crate::trace::error::{TraceError, token_hint};
 use crate::trace::http::{Budget, describe_transport};
+use crate::trace::origin::Origin;
 
 /// `client_assertion_type` of a signed JWT client assertion (RFC 7523).
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -178,7 +179,8 @@ impl TokenSource {
         self.cached = None;
     }
 
-    async fn request(&self, budget: &Budget) -> Result<(AccessToken, Duration), TraceError> {
+    /// The form of a token request: the grant, and the client secret or a fresh assertion.
+    fn form(&self) -> Result<Vec<(&'static str, String)>, TraceError> {
         let mut form = vec![
             ("grant_type", "client_credentials".to_owned()),
             ("client_id", self.client_id.clone()),
@@ -204,21 +206,44 @@ impl TokenSource {
                 form.push(("client_assertion", assertion));
             }
         }
+        Ok(form)
+    }
+
+    async fn request(&self, budget: &Budget) -> Result<(AccessToken, Duration), TraceError> {
         let what = || "token request".to_owned();
+        let login = Origin::of(&self.token_url, "LOGIN_URL");
+        let off_origin = |via, target| TraceError::OffOrigin {
+            api: "login",
+            what: what(),
+            via,
+            target,
+            allowed: login.describe(),
+            var: login.var(),
+        };
+        let url = login
+            .admit(&self.token_url)
+            .map_err(|target| off_origin("token URL", target))?;
+        let form = self.form()?;
         let response = self
             .http
-            .post(&self.token_url)
+            .post(url.clone())
             .form(&form)
             .timeout(budget.request_timeout())
             .send()
             .await
             .map_err(|e| describe_transport("login", what(), &e))?;
-        let status = response.status().as_u16();
+        let status = response.status();
+        // The redirect policy hands back only a redirect that leaves the login origin.
+        if status.is_redirection()
+            && let Some(target) = login.redirect_target(&url, response.headers())
+        {
+            return Err(off_origin("redirect", target));
+        }
         let body = response
             .bytes()
             .await
             .map_err(|e| describe_transport("login", what(), &e))?;
-        if status == 200 {
+        if status.as_u16() == 200 {
             let answer: TokenAnswer =
                 serde_json::from_slice(&body).map_err(|e| TraceError::Malformed {
                     api: "login",
@@ -228,7 +253,12 @@ impl TokenSource {
             let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3599));
             return Ok((AccessToken(answer.access_token), lifetime));
         }
-        let failure: TokenFailure = serde_json::from_slice(&body).unwrap_or_default();
+        Err(self.refusal(status.as_u16(), &body))
+    }
+
+    /// The token endpoint's refusal: its OAuth error, AADSTS code, first sentence and hint.
+    fn refusal(&self, status: u16, body: &[u8]) -> TraceError {
+        let failure: TokenFailure = serde_json::from_slice(body).unwrap_or_default();
         let code = failure
             .error_codes
             .first()
@@ -255,7 +285,7 @@ impl TokenSource {
             .unwrap_or_default()
             .trim()
             .to_owned();
-        Err(TraceError::Token {
+        TraceError::Token {
             tenant: self.tenant.clone(),
             status,
             error: if failure.error.is_empty() {
@@ -266,7 +296,7 @@ impl TokenSource {
             hint: token_hint(&code),
             code,
             description,
-        })
+        }
     }
 }
 

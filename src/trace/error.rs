@@ -71,6 +71,26 @@ pub enum TraceError {
         /// What is wrong.
         problem: String,
     },
+    /// A nextLink or a redirect pointed outside the origin the credential is for: it was not
+    /// followed, and the token (or the token request's client credential) was not sent there.
+    #[error(
+        "{api} {what}: the {via} points to {target}, outside {allowed} (set by {var} / CLOUD): refused, {} not sent there",
+        withheld(api)
+    )]
+    OffOrigin {
+        /// graph, reporting or login.
+        api: &'static str,
+        /// What was asked.
+        what: String,
+        /// `nextLink` or `redirect`.
+        via: &'static str,
+        /// Where it pointed: `scheme://host:port`.
+        target: String,
+        /// The configured origin: `scheme://host:port`.
+        allowed: String,
+        /// The variable that configures the origin, e.g. GRAPH_URL.
+        var: &'static str,
+    },
     /// The time budget ran out while waiting to retry.
     #[error("{api} {what}: still failing ({last}) when the tick's time budget ran out")]
     OutOfTime {
@@ -91,8 +111,20 @@ impl TraceError {
             TraceError::Api { status, .. } | TraceError::Token { status, .. } => {
                 *status == 429 || *status == 408 || *status >= 500
             }
-            TraceError::OutOfTime { .. } | TraceError::Credential { .. } => false,
+            TraceError::OutOfTime { .. }
+            | TraceError::Credential { .. }
+            | TraceError::OffOrigin { .. } => false,
         }
+    }
+}
+
+/// What an off-origin link or redirect did not receive: the client credentials of a token
+/// request, or an API's access token.
+fn withheld(api: &str) -> &'static str {
+    if api == "login" {
+        "the client credentials were"
+    } else {
+        "the access token was"
     }
 }
 

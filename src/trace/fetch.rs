@@ -2,12 +2,14 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use crate::trace::auth::TokenSource;
+use crate::trace::auth::{AccessToken, TokenSource};
 use crate::trace::error::TraceError;
 use crate::trace::http::{Budget, describe_transport, retry_after};
+use crate::trace::origin::Origin;
 
 /// The client-side limiter of `REQUESTS_PER_SECOND`, shared by the clones of an API client.
 pub fn rate_limiter(requests_per_second: u32) -> Arc<DefaultDirectRateLimiter> {
@@ -36,15 +38,57 @@ pub struct PageRules<'a, P, R> {
     pub limiter: &'a DefaultDirectRateLimiter,
     /// `graph` or `reporting`, for errors.
     pub api: &'static str,
+    /// The only origin the bearer token is sent to.
+    pub origin: &'a Origin,
     /// Parses a 200 body; an error is retried as a malformed answer.
     pub parse: P,
     /// Turns an error status and its body into the API's error (with its hint).
     pub refusal: R,
 }
 
+impl<P, R> PageRules<'_, P, R> {
+    /// The error for a nextLink or redirect to `target`, outside the API's origin.
+    fn off_origin(&self, what: &str, via: &'static str, target: String) -> TraceError {
+        TraceError::OffOrigin {
+            api: self.api,
+            what: what.to_owned(),
+            via,
+            target,
+            allowed: self.origin.describe(),
+            var: self.origin.var(),
+        }
+    }
+}
+
+/// One answer as received.
+struct Answer {
+    status: u16,
+    retry_after: Option<Duration>,
+    /// Where a 3xx pointed, when outside the origin.
+    redirect: Option<String>,
+    body: Vec<u8>,
+}
+
+/// What to do after one answer.
+enum Next<T> {
+    Done(T),
+    Retry(TraceError, Option<Duration>),
+    FreshToken,
+    Fail(TraceError),
+}
+
+/// Requests made for one page so far.
+#[derive(Default)]
+struct Tally {
+    requests: u32,
+    throttled: u32,
+    refreshed_token: bool,
+}
+
 /// GETs `url` with a bearer token from `tokens`: waits for the rules' limiter and `before_send` before
 /// each attempt, retries transport failures, malformed bodies, 408/429/5xx (honouring
-/// `Retry-After`) within `budget`, and retries a 401 once with a fresh token.
+/// `Retry-After`) within `budget`, and retries a 401 once with a fresh token. A `url` outside
+/// the rules' origin, or a redirect out of it, is refused without sending the token there.
 pub async fn get_page<T, P, R>(
     rules: &PageRules<'_, P, R>,
     url: &str,
@@ -57,32 +101,18 @@ where
     P: Fn(&[u8]) -> Result<T, String>,
     R: Fn(u16, &[u8]) -> TraceError,
 {
+    let url = rules
+        .origin
+        .admit(url)
+        .map_err(|target| rules.off_origin(what, "nextLink", target))?;
     let mut backoff = budget.backoff();
-    let mut requests = 0;
-    let mut throttled = 0;
-    let mut refreshed_token = false;
+    let mut tally = Tally::default();
     loop {
         rules.limiter.until_ready().await;
         let token = tokens.token(budget).await?;
         before_send().await?;
-        requests += 1;
-        let sent = rules
-            .http
-            .get(url)
-            .header(reqwest::header::AUTHORIZATION, token.bearer())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .timeout(budget.request_timeout())
-            .send()
-            .await;
-        let answer = match sent {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let wait = retry_after(response.headers());
-                response.bytes().await.map(|body| (status, wait, body))
-            }
-            Err(e) => Err(e),
-        };
-        let (status, wait, body) = match answer {
+        tally.requests += 1;
+        let answer = match send(rules, &url, &token, budget).await {
             Ok(answer) => answer,
             Err(e) => {
                 let failure = describe_transport(rules.api, what.to_owned(), &e);
@@ -90,41 +120,97 @@ where
                 continue;
             }
         };
-        if status == 200 {
-            match (rules.parse)(&body) {
-                Ok(value) => {
-                    return Ok(Fetched {
-                        value,
-                        bytes: body.len(),
-                        requests,
-                        throttled,
-                    });
-                }
-                Err(problem) => {
-                    let failure = TraceError::Malformed {
-                        api: rules.api,
-                        what: what.to_owned(),
-                        problem: format!("{problem} ({} bytes)", body.len()),
-                    };
-                    budget.wait_to_retry(&mut backoff, None, failure).await?;
-                    continue;
-                }
+        match judge(rules, what, answer, &mut tally) {
+            Next::Done(value) => return Ok(value),
+            Next::Retry(failure, wait) => budget.wait_to_retry(&mut backoff, wait, failure).await?,
+            Next::FreshToken => tokens.invalidate(),
+            Next::Fail(failure) => return Err(failure),
+        }
+    }
+}
+
+/// One GET with the token, the whole body read.
+async fn send<P, R>(
+    rules: &PageRules<'_, P, R>,
+    url: &reqwest::Url,
+    token: &AccessToken,
+    budget: &Budget,
+) -> Result<Answer, reqwest::Error> {
+    let response = rules
+        .http
+        .get(url.clone())
+        .header(reqwest::header::AUTHORIZATION, token.bearer())
+        .header(reqwest::header::ACCEPT, "application/json")
+        .timeout(budget.request_timeout())
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let retry_after = retry_after(response.headers());
+    let redirect = response
+        .status()
+        .is_redirection()
+        .then(|| rules.origin.redirect_target(url, response.headers()))
+        .flatten();
+    let body = response.bytes().await?.into();
+    Ok(Answer {
+        status,
+        retry_after,
+        redirect,
+        body,
+    })
+}
+
+/// Reads one answer: the parsed page, or whether and how to try again.
+fn judge<T, P, R>(
+    rules: &PageRules<'_, P, R>,
+    what: &str,
+    answer: Answer,
+    tally: &mut Tally,
+) -> Next<Fetched<T>>
+where
+    P: Fn(&[u8]) -> Result<T, String>,
+    R: Fn(u16, &[u8]) -> TraceError,
+{
+    let Answer {
+        status,
+        retry_after,
+        redirect,
+        body,
+    } = answer;
+    match (status, redirect) {
+        (200, _) => match (rules.parse)(&body) {
+            Ok(value) => Next::Done(Fetched {
+                value,
+                bytes: body.len(),
+                requests: tally.requests,
+                throttled: tally.throttled,
+            }),
+            Err(problem) => Next::Retry(
+                TraceError::Malformed {
+                    api: rules.api,
+                    what: what.to_owned(),
+                    problem: format!("{problem} ({} bytes)", body.len()),
+                },
+                None,
+            ),
+        },
+        // The redirect policy hands back a redirect that leaves the origin without following it.
+        (300..=399, Some(target)) => Next::Fail(rules.off_origin(what, "redirect", target)),
+        // A token can be revoked or expire early: try once with a fresh one.
+        (401, _) if !tally.refreshed_token => {
+            tally.refreshed_token = true;
+            Next::FreshToken
+        }
+        _ => {
+            if status == 429 {
+                tally.throttled += 1;
+            }
+            let failure = (rules.refusal)(status, &body);
+            if failure.is_retryable() {
+                Next::Retry(failure, retry_after)
+            } else {
+                Next::Fail(failure)
             }
         }
-        if status == 429 {
-            throttled += 1;
-        }
-        if status == 401 && !refreshed_token {
-            // A token can be revoked or expire early: try once with a fresh one.
-            refreshed_token = true;
-            tokens.invalidate();
-            continue;
-        }
-        let failure = (rules.refusal)(status, &body);
-        if failure.is_retryable() {
-            budget.wait_to_retry(&mut backoff, wait, failure).await?;
-            continue;
-        }
-        return Err(failure);
     }
 }

@@ -11,8 +11,10 @@ use crate::trace::auth::TokenSource;
 use crate::trace::error::{TraceError, api_hint};
 use crate::trace::fetch::{PageRules, get_page, rate_limiter};
 use crate::trace::http::Budget;
+use crate::trace::origin::{self, Origin};
 use crate::trace::record::GraphRecord;
 use crate::trace::request_budget::{GRAPH_LIMIT, RequestBudget};
+use crate::trace::skiptoken;
 use crate::trace::source::{SourcePage, TraceRecord};
 use crate::window::Window;
 
@@ -44,6 +46,7 @@ pub struct GraphClient {
     http: reqwest::Client,
     base: String,
     page_size: u32,
+    origin: Origin,
     limiter: Arc<DefaultDirectRateLimiter>,
 }
 
@@ -81,6 +84,7 @@ impl GraphClient {
             http,
             base: base.trim_end_matches('/').to_owned(),
             page_size,
+            origin: Origin::of(base, "GRAPH_URL"),
             limiter: rate_limiter(requests_per_second),
         }
     }
@@ -124,6 +128,7 @@ impl GraphClient {
             http: &self.http,
             limiter: &self.limiter,
             api: "graph",
+            origin: &self.origin,
             parse: |body: &[u8]| parse_page(body).map_err(|e| e.to_string()),
             refusal: |status, body: &[u8]| {
                 let detail: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
@@ -167,11 +172,28 @@ impl GraphClient {
         let (records, next_link) = fetched.value;
         Ok(SourcePage {
             records: records.into_iter().map(TraceRecord::Graph).collect(),
-            next_link,
+            next_link: next_link.map(|link| next_url(url, &link)),
             bytes: fetched.bytes,
             requests: fetched.requests,
             throttled: fetched.throttled,
         })
+    }
+}
+
+/// The URL to follow for a page's `@odata.nextLink`: resolved against the page it came from
+/// (the origin check happens when it is fetched), its skip token repaired when Graph
+/// double-encoded it.
+pub fn next_url(page_url: &str, link: &str) -> String {
+    let absolute = origin::resolve(page_url, link);
+    match skiptoken::repair(&absolute) {
+        Some(repaired) => {
+            tracing::warn!(
+                event = "skiptoken_repaired",
+                "the nextLink's skip token had double-encoded values (quoted twice); following it repaired"
+            );
+            repaired
+        }
+        None => absolute,
     }
 }
 
@@ -225,5 +247,30 @@ mod tests {
         assert_eq!(client.scope(), "https://graph.microsoft.com/.default");
         let t = start + chrono::Duration::nanoseconds(123_456_700);
         assert_eq!(query_time(t), "2026-11-24T00:00:00.1234567Z");
+    }
+
+    #[test]
+    fn next_links_are_resolved_and_double_encoded_skip_tokens_repaired() {
+        use base64::Engine;
+        let page = "https://graph.microsoft.com/v1.0/admin/exchange/tracing/messageTraces?$top=5";
+        let encode = |json: &str| {
+            base64::engine::general_purpose::STANDARD
+                .encode(json)
+                .replace('=', "%3D")
+        };
+        let broken = encode(r#"{"StartDate":"\"2026-03-26T15:43:20Z\"","ResultSize":"1000"}"#);
+        let healthy = encode(r#"{"StartDate":"2026-03-26T15:43:20Z","ResultSize":"1000"}"#);
+        assert_eq!(
+            next_url(page, &format!("messageTraces?$skiptoken={broken}")),
+            format!(
+                "https://graph.microsoft.com/v1.0/admin/exchange/tracing/messageTraces?$skiptoken={healthy}"
+            )
+        );
+        let absolute = format!("https://evil.example/x?$skiptoken={healthy}");
+        assert_eq!(
+            next_url(page, &absolute),
+            absolute,
+            "kept as it points: refused when fetched"
+        );
     }
 }

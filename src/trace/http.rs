@@ -74,7 +74,8 @@ impl Budget {
                 TraceError::Api { api, what, .. }
                 | TraceError::Transport { api, what, .. }
                 | TraceError::Malformed { api, what, .. }
-                | TraceError::OutOfTime { api, what, .. } => (*api, what.clone()),
+                | TraceError::OutOfTime { api, what, .. }
+                | TraceError::OffOrigin { api, what, .. } => (*api, what.clone()),
                 TraceError::Token { .. } | TraceError::Credential { .. } => {
                     ("login", "token request".to_owned())
                 }

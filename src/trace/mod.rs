@@ -5,9 +5,11 @@ pub mod error;
 pub mod fetch;
 pub mod graph;
 pub mod http;
+pub mod origin;
 pub mod record;
 pub mod reporting;
 pub mod request_budget;
+pub mod skiptoken;
 pub mod source;
 
 pub use error::TraceError;

@@ -1,6 +1,8 @@
 //! A message trace record as Graph returns it, and as Devo's `cloud.office365.messagetracing`
 //! parser reads it (the Reporting Web Service field names). Pure mapping.
 
+use std::fmt::Write as _;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -45,9 +47,22 @@ pub struct GraphRecord {
 }
 
 impl GraphRecord {
-    /// The record's identity: `id` + `recipientAddress`.
+    /// The identity Graph gives the record: `id` + `recipientAddress`, as reported (empty
+    /// parts included). The dedup uses [`crate::trace::source::TraceRecord::key`], which
+    /// stands in a content key when a part is missing.
     pub fn key(&self) -> String {
         record_key(&self.id, self.recipient_address.as_deref().unwrap_or(""))
+    }
+
+    /// Whether the record lacks its id or its recipient, so that `id|recipient` could be
+    /// shared by different records.
+    pub fn missing_key(&self) -> bool {
+        !has_identity(&self.id, self.recipient_address.as_deref().unwrap_or(""))
+    }
+
+    /// The key derived from every field of the record (see [`content_key`]).
+    pub fn content_key(&self) -> String {
+        content_key(self)
     }
 }
 
@@ -97,6 +112,31 @@ mod lenient {
 /// The identity of a record across pages and windows.
 pub fn record_key(trace_id: &str, recipient: &str) -> String {
     format!("{trace_id}|{recipient}")
+}
+
+/// Prefix of a key derived from a record's content. It has no `|`, which every
+/// [`record_key`] has, so the two kinds of key can never be equal.
+pub const CONTENT_KEY_PREFIX: &str = "content:";
+
+/// Whether a message trace id and a recipient identify a record (neither is blank).
+pub fn has_identity(trace_id: &str, recipient: &str) -> bool {
+    !trace_id.trim().is_empty() && !recipient.trim().is_empty()
+}
+
+/// The key of a record that has no identity of its own: `content:` and the SHA-256 (hex) of
+/// its JSON. Stable across pages, ticks and releases for the same content, so a keyless record
+/// is still sent once, never folded into another one.
+pub fn content_key(content: &impl Serialize) -> String {
+    // Serializing plain fields cannot fail; an empty document still gives a stable key.
+    let json = serde_json::to_vec(content).unwrap_or_default();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &json);
+    let mut key = String::with_capacity(CONTENT_KEY_PREFIX.len() + 64);
+    key.push_str(CONTENT_KEY_PREFIX);
+    for byte in digest.as_ref() {
+        // Writing to a String cannot fail.
+        let _ = write!(key, "{byte:02x}");
+    }
+    key
 }
 
 /// The Reporting Web Service `MessageTrace` shape that Devo parses.
@@ -231,5 +271,44 @@ mod tests {
         assert_eq!(record.key(), "x|");
         assert_eq!(reporting_status("delivered"), "Delivered");
         assert_eq!(reporting_status(""), "");
+    }
+
+    fn keyless(json: &str) -> GraphRecord {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn records_without_an_id_or_recipient_are_keyed_by_their_content() {
+        let a = keyless(
+            r#"{"id":"","recipientAddress":"r@contoso.com","subject":"a","receivedDateTime":"2026-11-24T10:15:30Z"}"#,
+        );
+        let b = keyless(
+            r#"{"id":"","recipientAddress":"r@contoso.com","subject":"b","receivedDateTime":"2026-11-24T10:15:30Z"}"#,
+        );
+        let c = keyless(r#"{"id":"x","subject":"a"}"#);
+        assert!(a.missing_key() && b.missing_key() && c.missing_key());
+        assert_eq!(
+            a.key(),
+            b.key(),
+            "the reported identity alone would fold them"
+        );
+        assert_ne!(
+            a.content_key(),
+            b.content_key(),
+            "two different records stay apart"
+        );
+        assert_eq!(
+            a.content_key(),
+            a.clone().content_key(),
+            "the same record keeps its key"
+        );
+        assert!(a.content_key().starts_with(CONTENT_KEY_PREFIX));
+        assert!(
+            !a.content_key().contains('|'),
+            "never equal to an id|recipient key"
+        );
+        let whole = keyless(r#"{"id":"x","recipientAddress":"r@contoso.com"}"#);
+        assert!(!whole.missing_key());
+        assert!(keyless(r#"{"id":" ","recipientAddress":"r@contoso.com"}"#).missing_key());
     }
 }

@@ -17,7 +17,8 @@ use crate::trace::auth::TokenSource;
 use crate::trace::error::TraceError;
 use crate::trace::fetch::{PageRules, get_page, rate_limiter};
 use crate::trace::http::Budget;
-use crate::trace::record::{record_key, reporting_time};
+use crate::trace::origin::Origin;
+use crate::trace::record::{content_key, has_identity, record_key, reporting_time};
 use crate::trace::source::{SourcePage, TraceRecord};
 use crate::window::Window;
 
@@ -31,12 +32,48 @@ const DATE_FIELDS: [&str; 3] = ["Received", "StartDate", "EndDate"];
 /// One `MessageTrace` row: its identity, its received time and the object as received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportingRecord {
-    /// `MessageTraceId|RecipientAddress`.
+    /// `MessageTraceId|RecipientAddress`, as reported (empty parts included); the dedup uses
+    /// [`crate::trace::source::TraceRecord::key`], which stands in a content key when a part
+    /// is missing.
     pub key: String,
     /// `Received`, in UTC; `None` when it cannot be read (the row is still sent).
     pub received: Option<DateTime<Utc>>,
     /// Every field of the row (unknown ones too), `__metadata` removed, dates in JSON light form.
     pub fields: Map<String, Value>,
+}
+
+/// Fields the service fills from the query (its bounds, the row's position), not from the
+/// message: left out of a content key so that the same row keeps its key in another window.
+const QUERY_FIELDS: [&str; 3] = ["StartDate", "EndDate", "Index"];
+
+impl ReportingRecord {
+    /// Whether the row lacks its `MessageTraceId` or its `RecipientAddress`, so that
+    /// [`ReportingRecord::key`] could be shared by different rows.
+    pub fn missing_key(&self) -> bool {
+        !has_identity(
+            &field_text(&self.fields, "MessageTraceId"),
+            &field_text(&self.fields, "RecipientAddress"),
+        )
+    }
+
+    /// The key derived from the row's fields, those set by the query excepted.
+    pub fn content_key(&self) -> String {
+        let message: std::collections::BTreeMap<&String, &Value> = self
+            .fields
+            .iter()
+            .filter(|(name, _)| !QUERY_FIELDS.contains(&name.as_str()))
+            .collect();
+        content_key(&message)
+    }
+}
+
+/// A field as text: strings as they are, numbers written out, anything else empty.
+fn field_text(fields: &Map<String, Value>, name: &str) -> String {
+    match fields.get(name) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    }
 }
 
 /// Parses a Reporting Web Service date: `2026-11-24T10:15:30.1234567` (UTC, no zone),
@@ -88,13 +125,11 @@ fn to_record(row: Value) -> Result<ReportingRecord, String> {
         .get("Received")
         .and_then(Value::as_str)
         .and_then(parse_time);
-    let text = |name: &str| match fields.get(name) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => String::new(),
-    };
     Ok(ReportingRecord {
-        key: record_key(&text("MessageTraceId"), &text("RecipientAddress")),
+        key: record_key(
+            &field_text(&fields, "MessageTraceId"),
+            &field_text(&fields, "RecipientAddress"),
+        ),
         received,
         fields,
     })
@@ -183,6 +218,7 @@ pub struct ReportingClient {
     http: reqwest::Client,
     base: String,
     scope: String,
+    origin: Origin,
     limiter: Arc<DefaultDirectRateLimiter>,
 }
 
@@ -212,6 +248,7 @@ impl ReportingClient {
             http,
             base: base.trim_end_matches('/').to_owned(),
             scope: scope.to_owned(),
+            origin: Origin::of(base, "REPORTING_URL"),
             limiter: rate_limiter(requests_per_second),
         }
     }
@@ -250,6 +287,7 @@ impl ReportingClient {
             http: &self.http,
             limiter: &self.limiter,
             api: "reporting",
+            origin: &self.origin,
             parse: parse_page,
             refusal: |status, body: &[u8]| {
                 let (code, message) = error_message(body);
@@ -407,6 +445,34 @@ mod tests {
         );
         assert!(parse_page(b"<feed/>").is_err());
         assert!(parse_page(br#"{"value":[1]}"#).is_err());
+    }
+
+    #[test]
+    fn rows_without_an_id_or_recipient_are_keyed_by_what_they_say_not_by_the_query() {
+        let keyless = |subject: &str, start: &str, index: u64| {
+            let mut row = row(json!("2026-11-24T10:15:30"));
+            row["RecipientAddress"] = Value::Null;
+            row["Subject"] = json!(subject);
+            row["StartDate"] = json!(start);
+            row["Index"] = json!(index);
+            to_record(row).unwrap()
+        };
+        let a = keyless("a", "2026-11-24T00:00:00", 0);
+        let b = keyless("b", "2026-11-24T00:00:00", 1);
+        assert!(a.missing_key() && b.missing_key());
+        assert_eq!(a.key, b.key, "the reported identity alone would fold them");
+        assert_ne!(a.content_key(), b.content_key());
+        let a_again = keyless("a", "2026-11-24T06:00:00", 7);
+        assert_eq!(
+            a.content_key(),
+            a_again.content_key(),
+            "the same row pulled by another query keeps its key"
+        );
+        assert!(
+            !to_record(row(json!("2026-11-24T10:15:30")))
+                .unwrap()
+                .missing_key()
+        );
     }
 
     #[test]

@@ -57,17 +57,26 @@ pub struct SourcePage {
 }
 
 impl TraceRecord {
-    /// The identity across pages and windows (`id|recipient`, `MessageTraceId|RecipientAddress`).
+    /// The identity across pages and windows, which the dedup and the checkpoint use:
+    /// `id|recipient` (`MessageTraceId|RecipientAddress`), or, for a record that lacks either
+    /// ([`TraceRecord::missing_key`]), `content:` and a hash of its fields, so that it is
+    /// still sent and never folded into another record.
     pub fn key(&self) -> String {
         match self {
+            TraceRecord::Graph(r) if r.missing_key() => r.content_key(),
             TraceRecord::Graph(r) => r.key(),
+            TraceRecord::Reporting(r) if r.missing_key() => r.content_key(),
             TraceRecord::Reporting(r) => r.key.clone(),
         }
     }
 
-    /// Whether the record lacks its id or its recipient (it is then keyed by its content).
+    /// Whether the record came without its id or its recipient (its key is then derived from
+    /// its content): what the transfer counts and logs.
     pub fn missing_key(&self) -> bool {
-        self.key().split('|').any(str::is_empty)
+        match self {
+            TraceRecord::Graph(r) => r.missing_key(),
+            TraceRecord::Reporting(r) => r.missing_key(),
+        }
     }
 
     /// When Exchange Online received the message; `None` when the record's time is unreadable.
@@ -136,5 +145,47 @@ impl TraceSource {
             TraceSource::Graph(c) => c.page(url, tokens, budget, throttle, what).await?,
             TraceSource::Reporting(c) => c.page(url, tokens, budget, what).await?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph(json: &str) -> TraceRecord {
+        TraceRecord::Graph(serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    fn reporting(json: &str) -> TraceRecord {
+        let body = format!(r#"{{"value":[{json}]}}"#);
+        let (mut rows, _) = crate::trace::reporting::parse_page(body.as_bytes()).unwrap();
+        TraceRecord::Reporting(rows.remove(0))
+    }
+
+    #[test]
+    fn keyless_records_of_both_apis_get_their_own_stable_keys() {
+        for (first, second, whole) in [
+            (
+                graph(r#"{"id":"","recipientAddress":"r@x.com","subject":"one"}"#),
+                graph(r#"{"id":"","recipientAddress":"r@x.com","subject":"two"}"#),
+                graph(r#"{"id":"m1","recipientAddress":"r@x.com","subject":"one"}"#),
+            ),
+            (
+                reporting(r#"{"MessageTraceId":"m1","Subject":"one"}"#),
+                reporting(r#"{"MessageTraceId":"m1","Subject":"two"}"#),
+                reporting(r#"{"MessageTraceId":"m1","RecipientAddress":"r@x.com"}"#),
+            ),
+        ] {
+            assert!(first.missing_key() && second.missing_key());
+            assert_ne!(first.key(), second.key(), "two keyless records stay apart");
+            assert_eq!(
+                first.key(),
+                first.clone().key(),
+                "the same record, the same key"
+            );
+            assert!(first.key().starts_with("content:"));
+            assert!(!whole.missing_key());
+            assert_eq!(whole.key(), "m1|r@x.com");
+        }
     }
 }

@@ -126,9 +126,9 @@ impl<'r> Run<'r> {
                 },
             };
             self.tally_page(&page);
-            if let Err(e) = self.admit(&page.records) {
+            if let Err((key, detail)) = self.admit(&page.records) {
                 self.forward.discard_page();
-                return Stop::Failed(e);
+                return Stop::Failed(TransferError::Encode { key, detail });
             }
             let ready = self.forward.ready().await;
             if self.forward.take_confirmed() {
@@ -197,7 +197,8 @@ impl<'r> Run<'r> {
     }
 
     /// Admits a page's records, notes them on the frontier and frames them.
-    fn admit(&mut self, records: &[TraceRecord]) -> Result<(), TransferError> {
+    /// Fails with the key of a record that cannot be written as JSON, and serde_json's reason.
+    fn admit(&mut self, records: &[TraceRecord]) -> Result<(), (String, String)> {
         for record in records {
             let key = record.key();
             // A record without a readable time is still sent (never lost), stamped with the
@@ -229,10 +230,7 @@ impl<'r> Run<'r> {
             let json = record.devo_json(&self.context, self.index);
             self.forward
                 .frame(received, &json)
-                .map_err(|e| TransferError::Encode {
-                    key: key.clone(),
-                    detail: e.to_string(),
-                })?;
+                .map_err(|e| (key.clone(), e.to_string()))?;
             self.index += 1;
             self.admitted += 1;
         }

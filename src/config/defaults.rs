@@ -1,0 +1,28 @@
+//! Defaults of the configuration, in one place for the code, the tests and the docs.
+
+/// `STATE_KEY`.
+pub const STATE_KEY: &str = "m365-message-trace/checkpoint.json";
+/// `DEVO_ADDRESS`.
+pub const DEVO_ADDRESS: &str = "collector-us.devo.io:443";
+/// `DEVO_TAG`.
+pub const DEVO_TAG: &str = "cloud.office365.messagetracing";
+/// `DEVO_HOSTNAME` when no function name is known either.
+pub const DEVO_HOSTNAME: &str = "m365-trace-to-devo";
+/// `DELAY_SECONDS`: 25 h.
+pub const DELAY_SECONDS: i64 = 90_000;
+/// `HISTORIC_DAYS`.
+pub const HISTORIC_DAYS: i64 = 10;
+/// `MARGIN_SECONDS`.
+pub const MARGIN_SECONDS: i64 = 60;
+/// `MAX_WINDOW_SECONDS`: 6 h.
+pub const MAX_WINDOW_SECONDS: i64 = 21_600;
+/// `PAGE_SIZE`.
+pub const PAGE_SIZE: u32 = 5000;
+/// `REQUESTS_PER_SECOND`.
+pub const REQUESTS_PER_SECOND: u32 = 1;
+/// `REQUEST_BUDGET_PER_5_MINUTES`: Graph allows 100; a tenth stays free for other tools.
+pub const REQUEST_BUDGET_PER_5_MINUTES: usize = crate::trace::request_budget::GRAPH_LIMIT;
+/// `REQUEST_TIMEOUT_SECONDS`.
+pub const REQUEST_TIMEOUT_SECONDS: u64 = 60;
+/// `DEVO_IDLE_SECONDS`: devo-sdk reconnects after 30 s idle.
+pub const DEVO_IDLE_SECONDS: u64 = 30;

@@ -1,0 +1,60 @@
+//! Request and stream limits: page size, request rate and budget, timeouts, Devo idle time.
+
+use std::time::Duration;
+
+use crate::config::env::Env;
+use crate::config::{ConfigError, defaults};
+
+/// The limits of requests to Microsoft and of the Devo stream.
+pub(crate) struct Limits {
+    /// `PAGE_SIZE`.
+    pub(crate) page_size: u32,
+    /// `REQUESTS_PER_SECOND`.
+    pub(crate) requests_per_second: u32,
+    /// `REQUEST_BUDGET_PER_5_MINUTES`.
+    pub(crate) request_budget: usize,
+    /// `REQUEST_TIMEOUT_SECONDS`.
+    pub(crate) request_timeout: Duration,
+    /// `DEVO_IDLE_SECONDS`.
+    pub(crate) devo_idle: Duration,
+}
+
+impl Limits {
+    /// Reads the five variables, each within its range.
+    pub(crate) fn read(env: &Env<'_>) -> Result<Limits, ConfigError> {
+        let page_size = env.int("PAGE_SIZE", i64::from(defaults::PAGE_SIZE), 1, 5000)?;
+        let rps = env.int(
+            "REQUESTS_PER_SECOND",
+            i64::from(defaults::REQUESTS_PER_SECOND),
+            1,
+            100,
+        )?;
+        let request_budget = env.int(
+            "REQUEST_BUDGET_PER_5_MINUTES",
+            i64::try_from(defaults::REQUEST_BUDGET_PER_5_MINUTES).unwrap_or(90),
+            1,
+            1_000_000,
+        )?;
+        let timeout = env.int(
+            "REQUEST_TIMEOUT_SECONDS",
+            i64::try_from(defaults::REQUEST_TIMEOUT_SECONDS).unwrap_or(60),
+            1,
+            900,
+        )?;
+        let devo_idle = env.int(
+            "DEVO_IDLE_SECONDS",
+            i64::try_from(defaults::DEVO_IDLE_SECONDS).unwrap_or(30),
+            1,
+            3_600,
+        )?;
+        // The casts are within the ranges checked above.
+        Ok(Limits {
+            page_size: u32::try_from(page_size).unwrap_or(defaults::PAGE_SIZE),
+            requests_per_second: u32::try_from(rps).unwrap_or(1),
+            request_budget: usize::try_from(request_budget)
+                .unwrap_or(defaults::REQUEST_BUDGET_PER_5_MINUTES),
+            request_timeout: Duration::from_secs(u64::try_from(timeout).unwrap_or(60)),
+            devo_idle: Duration::from_secs(u64::try_from(devo_idle).unwrap_or(30)),
+        })
+    }
+}
