@@ -9,7 +9,7 @@ use std::time::Duration;
 use hyper::header::HeaderValue;
 
 use super::server::{Resp, graph_error, raw_response};
-use super::state::TenantState;
+use super::state::{Shared, TenantState};
 
 /// A fault to inject; each one applies to exactly one upcoming request of its target (of the
 /// tenant it was injected for: token requests to that tenant's path, messageTraces and report
@@ -70,14 +70,25 @@ pub(super) fn refused_next_link(crid: &str) -> Resp {
     graph_error(400, "BadRequest", INVALID_STARTING_RECIPIENT, crid)
 }
 
-/// The next fault for a message trace or report request (an expired skip token only applies
-/// to a request that carries one).
-pub(super) fn take_trace_fault(tenant: &mut TenantState, has_skiptoken: bool) -> Option<Fault> {
+/// Takes the tenant's next fault for a message trace or report request (an expired skip token
+/// only applies to a request that carries one, and then expires every token issued so far).
+pub(super) fn take_trace_fault(
+    shared: &Shared,
+    tenant: usize,
+    has_skiptoken: bool,
+) -> Option<Fault> {
+    let mut st = shared.lock();
+    let tenant = &mut st.tenants[tenant];
     let pos = tenant
         .faults
         .iter()
         .position(|f| f.targets_trace() && (has_skiptoken || !matches!(f, Fault::ExpireSkipToken)));
-    pos.and_then(|i| tenant.faults.remove(i))
+    let fault = pos.and_then(|i| tenant.faults.remove(i));
+    if matches!(fault, Some(Fault::ExpireSkipToken)) {
+        tenant.cursors.clear();
+        tenant.reporting.expire_skip_tokens();
+    }
+    fault
 }
 
 /// The next [`Fault::TokenStatus`] of the tenant: its status and body.
@@ -87,12 +98,6 @@ pub(super) fn take_token_fault(tenant: &mut TenantState) -> Option<(u16, String)
         Some(Fault::TokenStatus { status, body }) => Some((status, body)),
         _ => None,
     }
-}
-
-/// Makes every skip token issued so far invalid (both APIs).
-pub(super) fn expire_skip_tokens(tenant: &mut TenantState) {
-    tenant.cursors.clear();
-    tenant.reporting.expire_skip_tokens();
 }
 
 /// The answer of a [`Fault::TraceStatus`]: the status, the raw body and `Retry-After`.

@@ -13,12 +13,12 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Response};
 use serde_json::json;
 
-use super::faults::{Fault, expire_skip_tokens, refused_next_link, status_fault, take_trace_fault};
+use super::faults::{Fault, refused_next_link, status_fault, take_trace_fault};
 use super::filter::parse_filter;
 use super::identity::{BearerError, bearer_tenant};
 use super::server::{Call, Resp, bad_request, graph_error};
 use super::skiptoken::{self, Cursor};
-use super::state::{TenantState, order_key, tick};
+use super::state::{TenantState, tick};
 use super::{DEFAULT_TOP, LOOKBACK, MAX_TOP, MAX_WINDOW, MESSAGE_TRACES_PATH};
 use crate::util::{cut_body, full, percent_encode};
 
@@ -47,15 +47,7 @@ enum FaultOutcome {
 
 /// Takes and applies the tenant's next fault for a messageTraces request.
 async fn apply_fault(call: &Call<'_>, tenant: usize, has_skiptoken: bool) -> FaultOutcome {
-    let fault = {
-        let mut st = call.shared.lock();
-        let fault = take_trace_fault(&mut st.tenants[tenant], has_skiptoken);
-        if matches!(fault, Some(Fault::ExpireSkipToken)) {
-            expire_skip_tokens(&mut st.tenants[tenant]);
-        }
-        fault
-    };
-    match fault {
+    match take_trace_fault(call.shared, tenant, has_skiptoken) {
         Some(Fault::TraceStatus {
             status,
             body,
@@ -262,8 +254,7 @@ fn page(t: &mut TenantState, q: &Query, url: &str) -> Vec<u8> {
 /// visible now; returns the cursor of the next page.
 fn page_records(t: &TenantState, q: &Query, out: &mut Vec<u8>) -> Option<Cursor> {
     let mut page: Vec<_> = t
-        .visible_in(q.start, q.end, Utc::now())
-        .skip_while(|r| q.cursor.as_ref().is_some_and(|c| order_key(r) < c.key()))
+        .visible_in(q.start, q.end, Utc::now(), q.cursor.as_ref())
         .take(q.top + 1)
         .collect();
     let next = if page.len() > q.top {

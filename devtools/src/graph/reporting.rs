@@ -14,7 +14,7 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use hyper::Method;
 use serde_json::{Value, json};
 
-use super::faults::{Fault, expire_skip_tokens, status_fault, take_trace_fault};
+use super::faults::{Fault, status_fault, take_trace_fault};
 use super::identity::{BearerError, bearer_tenant};
 use super::server::{Call, Resp, raw_response};
 use super::state::TenantState;
@@ -204,16 +204,7 @@ async fn admit(call: &mut Call<'_>, has_skiptoken: bool) -> Result<usize, Resp> 
             ));
         }
     };
-    let fault = {
-        let mut st = call.shared.lock();
-        let t = &mut st.tenants[tenant];
-        let fault = take_trace_fault(t, has_skiptoken);
-        if matches!(fault, Some(Fault::ExpireSkipToken)) {
-            expire_skip_tokens(t);
-        }
-        fault
-    };
-    match fault {
+    match take_trace_fault(call.shared, tenant, has_skiptoken) {
         Some(Fault::TraceStatus {
             status,
             body,
@@ -289,7 +280,7 @@ fn page_rows(
     base: &str,
 ) -> (Vec<Value>, Option<String>) {
     let format = t.reporting.format;
-    let mut matching: Vec<&GraphRecord> = t.visible_in(start, end, Utc::now()).collect();
+    let mut matching: Vec<&GraphRecord> = t.visible_in(start, end, Utc::now(), None).collect();
     matching.sort_by_key(|r| scramble(r));
     let take = match format {
         ReportingFormat::VerboseBare => usize::MAX,

@@ -6,47 +6,26 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 
 use super::state::Shared;
 use super::{MESSAGE_TRACES_PATH, REPORTING_PATH, RecordedRequest, identity, paging, reporting};
-use crate::util::{RespBody, full, parse_pairs, percent_decode, uuid};
+use crate::util::{RespBody, full, parse_pairs, percent_decode, serve_http, uuid};
 
 /// A response of the stand-in.
 pub(super) type Resp = Response<RespBody>;
 
 /// Accepts connections until the server is dropped (the task is aborted).
 pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let shared = shared.clone();
-                    conns.spawn(async move {
-                        let service = service_fn(move |req| handle(req, shared.clone()));
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
+    serve_http(listener, move |req| handle(req, shared.clone())).await;
 }
 
 /// One request, as the endpoints see it.

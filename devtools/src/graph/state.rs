@@ -181,15 +181,28 @@ impl TenantState {
         );
     }
 
-    /// Records visible at `now` whose `receivedDateTime` is in `start..=end`, newest first.
-    pub fn visible_in(
-        &self,
+    /// Records visible at `now` whose `receivedDateTime` is in `start..=end`, newest first,
+    /// from `cursor` on (the whole query without one).
+    pub fn visible_in<'a>(
+        &'a self,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> impl Iterator<Item = &GraphRecord> {
-        self.records
+        cursor: Option<&Cursor>,
+    ) -> impl Iterator<Item = &'a GraphRecord> + 'a {
+        let newest = Reverse(tick(end));
+        let from = match cursor {
+            Some(c) => self
+                .records
+                .partition_point(|s| order_key(&s.record) < c.key()),
+            None => self
+                .records
+                .partition_point(|s| Reverse(tick(s.record.received_date_time)) < newest),
+        };
+        let oldest = tick(start);
+        self.records[from..]
             .iter()
+            .take_while(move |s| tick(s.record.received_date_time) >= oldest)
             .filter(move |s| {
                 s.visible(now)
                     && s.record.received_date_time >= start

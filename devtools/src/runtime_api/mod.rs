@@ -16,17 +16,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpListener;
 use tokio::process::Command;
 use tokio::sync::mpsc;
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::AbortHandle;
 
-use crate::util::{RespBody, full, random_hex, uuid};
+use crate::util::{RespBody, full, random_hex, serve_http, uuid};
 
 mod usage;
 
@@ -244,7 +242,10 @@ pub async fn invoke_once_forwarding(
         served: Mutex::new(None),
         tx,
     });
-    let server = tokio::spawn(serve(listener, rt.clone()));
+    let server_rt = rt.clone();
+    let server = tokio::spawn(serve_http(listener, move |req| {
+        handle(req, server_rt.clone())
+    }));
     let _server = AbortOnDrop(server.abort_handle());
 
     let spawned = Instant::now();
@@ -279,28 +280,6 @@ pub async fn invoke_once_forwarding(
         },
         usage,
     })
-}
-
-/// Serves the Runtime API until aborted.
-async fn serve(listener: TcpListener, rt: Arc<Rt>) {
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let rt = rt.clone();
-                    conns.spawn(async move {
-                        let service = service_fn(move |req| handle(req, rt.clone()));
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
 }
 
 /// The child process with the Lambda environment (see [`invoke_once`]).
