@@ -132,3 +132,35 @@ async fn double_encoded_skip_token_is_refused_and_the_repaired_one_works() {
     let got = all_records(&server, first, &t, str::to_string).await;
     assert_eq!(keys(&got), keys(&all));
 }
+
+#[tokio::test]
+async fn pages_split_inside_one_instant_lose_and_repeat_nothing() {
+    // Twelve records at one instant (not on Graph's 100 ns grid), several sharing a recipient:
+    // the cursor needs the id as well as the time and the address.
+    let now = Utc::now();
+    let at = now - TimeDelta::hours(30) + TimeDelta::nanoseconds(37);
+    let template = records::generate(9, at, at, 1).remove(0);
+    let all: Vec<GraphRecord> = (0..12)
+        .map(|i| GraphRecord {
+            id: format!("00000000-0000-4000-8000-{:012}", 11 - i),
+            recipient_address: format!("user{}@contoso.com", i % 3),
+            received_date_time: at,
+            ..template.clone()
+        })
+        .collect();
+    for prerendered in [false, true] {
+        let server = GraphServer::start(config(all.clone())).await.unwrap();
+        if prerendered {
+            server.prerender();
+        }
+        let t = token(&server).await;
+        let first = traces_path(
+            &rfc(now - TimeDelta::days(2)),
+            &rfc(now - TimeDelta::hours(1)),
+            Some(5),
+        );
+        let got = all_records(&server, first, &t, str::to_string).await;
+        assert_eq!(keys(&got), keys(&all), "prerendered: {prerendered}");
+        assert_eq!(server.trace_requests(), 3);
+    }
+}

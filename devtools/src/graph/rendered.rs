@@ -66,7 +66,9 @@ impl Rendered {
 
     /// Record `i`, parsed back from its JSON.
     pub fn record(&self, i: usize) -> Option<GraphRecord> {
-        let bytes = self.json.get(self.starts[i]..self.starts.get(i + 1)? - 1)?;
+        let bytes = self
+            .json
+            .get(*self.starts.get(i)?..self.starts.get(i + 1)? - 1)?;
         serde_json::from_slice(bytes).ok()
     }
 
