@@ -9,7 +9,7 @@
 //! have, on demand.
 //!
 //! The code is split by concern:
-//! - [`identity`](self) (`identity.rs`, `assertion.rs`): the token endpoint, AADSTS errors,
+//! - `identity.rs` and `assertion.rs`: the token endpoint, AADSTS errors,
 //!   client secrets and certificate client assertions, and which tenant a bearer token is for;
 //! - `paging.rs`, `filter.rs`, `skiptoken.rs`, `rendered.rs`: the message trace API (`$filter`,
 //!   `$top`, newest-first pages, the 10-day and 90-day limits, Microsoft-shaped skip tokens);
