@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use m365_trace_devtools::devo::DevoListener;
 use m365_trace_devtools::graph::{GraphServer, GraphServerConfig};
 use m365_trace_devtools::pki::{AppCredential, TestPki};
@@ -30,99 +30,125 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Write a test PKI (ca.pem, server.pem, server.key, client.pem, client.key) into a directory.
-    Certs {
-        /// Output directory (created if missing).
-        #[arg(long)]
-        out: PathBuf,
-        /// Server certificate names (DNS names or IP addresses); repeatable.
-        #[arg(long = "name", default_values = ["localhost", "127.0.0.1"])]
-        names: Vec<String>,
-        /// Make the client certificate already expired (for failure demos).
-        #[arg(long)]
-        expired_client: bool,
-        /// Also write app.pem/app.key: an RSA certificate credential for the Graph app
-        /// registration (`graph --client-certificate DIR/app.pem`).
-        #[arg(long)]
-        app_credential: bool,
-    },
+    Certs(CertsArgs),
     /// Serve a Graph-like token endpoint and message trace API with generated records.
     /// Prints {"url":…,"records":N} on stdout once listening, then logs requests to stderr.
-    Graph {
-        /// Address to listen on (loopback only).
-        #[arg(long, default_value = "127.0.0.1:0")]
-        listen: SocketAddr,
-        /// Number of records to generate.
-        #[arg(long, default_value_t = 5000)]
-        records: usize,
-        /// Seed of the record generator.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Records span [now - days - 25h, now - 25h).
-        #[arg(long, default_value_t = 3)]
-        days: i64,
-        /// Tenant id the token endpoint accepts.
-        #[arg(long, default_value = "00000000-0000-0000-0000-000000000001")]
-        tenant_id: String,
-        /// Client (application) id the token endpoint accepts.
-        #[arg(long, default_value = "00000000-0000-0000-0000-000000000002")]
-        client_id: String,
-        /// Client secret the token endpoint accepts.
-        #[arg(long, default_value = "local-test-secret")]
-        client_secret: String,
-        /// PEM certificate registered on the app (certificate credential); repeatable.
-        #[arg(long)]
-        client_certificate: Vec<PathBuf>,
-        /// Enforce Graph's throttling (100 messageTraces requests per 5 minutes).
-        #[arg(long)]
-        throttle: bool,
-        /// Render every record's JSON once at startup and serve pages by copying bytes (for
-        /// benchmarks: the server is then never the bottleneck).
-        #[arg(long)]
-        prerendered: bool,
-        /// Stop after this many seconds.
-        #[arg(long, default_value_t = 900)]
-        max_seconds: u64,
-    },
+    Graph(GraphArgs),
     /// Serve a Devo-relay-like TLS listener that requires a client certificate from the PKI.
     /// Prints {"address":…} on stdout once listening.
-    Listener {
-        /// Address to listen on (loopback only).
-        #[arg(long, default_value = "127.0.0.1:0")]
-        listen: SocketAddr,
-        /// Directory written by `certs`.
-        #[arg(long)]
-        certs: PathBuf,
-        /// Append every received line to this file.
-        #[arg(long, conflicts_with = "count_only")]
-        out: Option<PathBuf>,
-        /// Count lines and bytes without keeping them (for benchmarks); prints one JSON line
-        /// per finished session on stdout: {"session":i,"lines":…,"bytes":…,"seconds":…}.
-        #[arg(long)]
-        count_only: bool,
-        /// Stop after this many seconds.
-        #[arg(long, default_value_t = 900)]
-        max_seconds: u64,
-    },
+    Listener(ListenerArgs),
     /// Run a Lambda bootstrap binary once against a local Runtime API; prints the function's
     /// response on stdout (exit 0) or its error (exit 1).
-    Invoke {
-        /// JSON file with the invocation event.
-        #[arg(long)]
-        event: PathBuf,
-        /// Function timeout in seconds (the deadline the function sees).
-        #[arg(long, default_value_t = 120)]
-        timeout_seconds: u64,
-        /// Function name (AWS_LAMBDA_FUNCTION_NAME).
-        #[arg(long, default_value = "m365-trace-to-devo")]
-        function_name: String,
-        /// Write {"init_ms","handler_ms","peak_rss_kib","user_seconds","system_seconds"} of
-        /// the invocation to this file (peak memory and CPU time of the function's process).
-        #[arg(long)]
-        stats: Option<PathBuf>,
-        /// The bootstrap binary.
-        #[arg(last = true, required = true)]
-        binary: PathBuf,
-    },
+    Invoke(InvokeArgs),
+}
+
+/// Arguments of `certs`.
+#[derive(Args)]
+struct CertsArgs {
+    /// Output directory (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Server certificate names (DNS names or IP addresses); repeatable.
+    #[arg(long = "name", default_values = ["localhost", "127.0.0.1"])]
+    names: Vec<String>,
+    /// Make the client certificate already expired (for failure demos).
+    #[arg(long)]
+    expired_client: bool,
+    /// Also write app.pem/app.key: an RSA certificate credential for the Graph app
+    /// registration (`graph --client-certificate DIR/app.pem`).
+    #[arg(long)]
+    app_credential: bool,
+}
+
+/// Arguments of `graph`.
+#[derive(Args)]
+struct GraphArgs {
+    /// Address to listen on (loopback only).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Number of records to generate.
+    #[arg(long, default_value_t = 5000)]
+    records: usize,
+    /// Seed of the record generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Records span [now - days - 25h, now - 25h).
+    #[arg(long, default_value_t = 3)]
+    days: i64,
+    /// Tenant id the token endpoint accepts.
+    #[arg(long, default_value = "00000000-0000-0000-0000-000000000001")]
+    tenant_id: String,
+    /// Client (application) id the token endpoint accepts.
+    #[arg(long, default_value = "00000000-0000-0000-0000-000000000002")]
+    client_id: String,
+    /// Client secret the token endpoint accepts.
+    #[arg(long, default_value = "local-test-secret")]
+    client_secret: String,
+    /// PEM certificate registered on the app (certificate credential); repeatable.
+    #[arg(long)]
+    client_certificate: Vec<PathBuf>,
+    /// Enforce Graph's throttling (100 messageTraces requests per 5 minutes).
+    #[arg(long)]
+    throttle: bool,
+    /// Render every record's JSON once at startup and serve pages by copying bytes (for
+    /// benchmarks: the server is then never the bottleneck).
+    #[arg(long)]
+    prerendered: bool,
+    /// Fault: every nextLink followed answers 400 "Invalid starting recipient address".
+    #[arg(long)]
+    refuse_next_links: bool,
+    /// Fault: nextLinks carry double-encoded skip tokens (values in extra quotes).
+    #[arg(long)]
+    double_encoded_skip_tokens: bool,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    max_seconds: u64,
+}
+
+/// Arguments of `listener`.
+#[derive(Args)]
+struct ListenerArgs {
+    /// Address to listen on (loopback only).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Directory written by `certs`.
+    #[arg(long)]
+    certs: PathBuf,
+    /// Append every received line to this file.
+    #[arg(long, conflicts_with = "count_only")]
+    out: Option<PathBuf>,
+    /// Count lines and bytes without keeping them (for benchmarks); prints one JSON line
+    /// per finished session on stdout: {"session":i,"lines":…,"bytes":…,"seconds":…}.
+    #[arg(long)]
+    count_only: bool,
+    /// End a session that received nothing for this many seconds (close_notify + FIN), as
+    /// real relays do.
+    #[arg(long)]
+    close_idle_after: Option<f64>,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    max_seconds: u64,
+}
+
+/// Arguments of `invoke`.
+#[derive(Args)]
+struct InvokeArgs {
+    /// JSON file with the invocation event.
+    #[arg(long)]
+    event: PathBuf,
+    /// Function timeout in seconds (the deadline the function sees).
+    #[arg(long, default_value_t = 120)]
+    timeout_seconds: u64,
+    /// Function name (AWS_LAMBDA_FUNCTION_NAME).
+    #[arg(long, default_value = "m365-trace-to-devo")]
+    function_name: String,
+    /// Write {"init_ms","handler_ms","peak_rss_kib","user_seconds","system_seconds"} of
+    /// the invocation to this file (peak memory and CPU time of the function's process).
+    #[arg(long)]
+    stats: Option<PathBuf>,
+    /// The bootstrap binary.
+    #[arg(last = true, required = true)]
+    binary: PathBuf,
 }
 
 fn check_loopback(addr: &SocketAddr) -> std::io::Result<()> {
@@ -170,165 +196,160 @@ async fn report_sessions(listener: &DevoListener) {
 
 async fn run(cli: Cli) -> std::io::Result<ExitCode> {
     match cli.command {
-        Cmd::Certs {
-            out,
-            names,
-            expired_client,
-            app_credential,
-        } => {
-            let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let pki = if expired_client {
-                TestPki::generate_with_expired_client(&names)
-            } else {
-                TestPki::generate(&names)
-            }?;
-            pki.write_to(&out)?;
-            if app_credential {
-                let cred = AppCredential::generate("m365-trace-to-devo test app")?;
-                std::fs::write(out.join("app.pem"), &cred.cert_pem)?;
-                std::fs::write(out.join("app.key"), &cred.key_pem)?;
-                eprintln!("wrote app.pem app.key (x5t#S256 {})", cred.x5t_s256()?);
-            }
-            eprintln!(
-                "wrote ca.pem server.pem server.key client.pem client.key to {}",
-                out.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Cmd::Graph {
-            listen,
-            records: count,
-            seed,
-            days,
-            tenant_id,
-            client_id,
-            client_secret,
-            client_certificate,
-            throttle,
-            prerendered,
-            max_seconds,
-        } => {
-            check_loopback(&listen)?;
-            let end = Utc::now() - TimeDelta::hours(25);
-            let start = end - TimeDelta::days(days.max(0));
-            let recs = records::generate(seed, start, end, count);
-            let server = GraphServer::start_on(
-                GraphServerConfig {
-                    tenant_id,
-                    client_id,
-                    client_secret,
-                    records: recs,
-                },
-                listen,
-            )
-            .await?;
-            server.set_log(true);
-            for path in &client_certificate {
-                let pem = std::fs::read_to_string(path).map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-                })?;
-                server.add_client_certificate(&pem)?;
-            }
-            if throttle {
-                server.set_throttle(Some((100, Duration::from_secs(300))));
-            }
-            if prerendered {
-                let average = server.prerender();
-                eprintln!("pre-rendered {count} records, {average} bytes of JSON each on average");
-            }
-            // Key order kept as documented, for scripts that do not parse JSON.
-            println!("{{\"url\":{},\"records\":{count}}}", json!(server.url()));
-            run_until(max_seconds).await;
-            eprintln!("{} messageTraces requests", server.trace_requests());
-            Ok(ExitCode::SUCCESS)
-        }
-        Cmd::Listener {
-            listen,
-            certs,
-            out,
-            count_only,
-            max_seconds,
-        } => {
-            check_loopback(&listen)?;
-            let pki = TestPki::read_from(&certs)?;
-            let listener = DevoListener::start_on(&pki, listen, out).await?;
-            listener.set_count_only(count_only);
-            println!("{}", json!({"address": listener.address()}));
-            if count_only {
-                tokio::select! {
-                    _ = run_until(max_seconds) => {}
-                    _ = report_sessions(&listener) => {}
-                }
-            } else {
-                run_until(max_seconds).await;
-            }
-            eprintln!(
-                "{} lines over {} connections, {} failed handshakes",
-                listener.line_count(),
-                listener.connections(),
-                listener.handshake_failures()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Cmd::Invoke {
-            event,
-            timeout_seconds,
-            function_name,
-            stats,
-            binary,
-        } => {
-            let text = std::fs::read_to_string(&event)
-                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", event.display())))?;
-            let event: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}: {e}", event.display()),
-                )
-            })?;
-            let outcome = invoke_once_forwarding(
-                Invocation {
-                    binary,
-                    env: Vec::new(),
-                    event,
-                    timeout: Duration::from_secs(timeout_seconds),
-                    function_name,
-                },
-                true,
-            )
-            .await?;
-            eprintln!(
-                "request {}: init {} ms, handler {} ms",
-                outcome.request_id,
-                outcome.init_to_first_next.as_millis(),
-                outcome
-                    .handler_duration
-                    .map(|d| d.as_millis().to_string())
-                    .unwrap_or_else(|| "-".into())
-            );
-            if let Some(path) = stats {
-                let usage = outcome.usage;
-                let stats = json!({
-                    "init_ms": outcome.init_to_first_next.as_secs_f64() * 1000.0,
-                    "handler_ms": outcome.handler_duration.map(|d| d.as_secs_f64() * 1000.0),
-                    "peak_rss_kib": usage.map(|u| u.peak_rss_kib),
-                    "user_seconds": usage.map(|u| u.user_seconds),
-                    "system_seconds": usage.map(|u| u.system_seconds),
-                });
-                std::fs::write(&path, format!("{stats}\n")).map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-                })?;
-            }
-            let (value, code) = match outcome.result {
-                Ok(v) => (v, ExitCode::SUCCESS),
-                Err(v) => (v, ExitCode::FAILURE),
-            };
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string())
-            );
-            Ok(code)
-        }
+        Cmd::Certs(args) => certs(args),
+        Cmd::Graph(args) => graph(args).await,
+        Cmd::Listener(args) => listener(args).await,
+        Cmd::Invoke(args) => invoke(args).await,
     }
+}
+
+/// `certs`: writes the test PKI (and optionally the app credential).
+fn certs(args: CertsArgs) -> std::io::Result<ExitCode> {
+    let names: Vec<&str> = args.names.iter().map(String::as_str).collect();
+    let pki = if args.expired_client {
+        TestPki::generate_with_expired_client(&names)
+    } else {
+        TestPki::generate(&names)
+    }?;
+    pki.write_to(&args.out)?;
+    if args.app_credential {
+        let cred = AppCredential::generate("m365-trace-to-devo test app")?;
+        std::fs::write(args.out.join("app.pem"), &cred.cert_pem)?;
+        std::fs::write(args.out.join("app.key"), &cred.key_pem)?;
+        eprintln!("wrote app.pem app.key (x5t#S256 {})", cred.x5t_s256()?);
+    }
+    eprintln!(
+        "wrote ca.pem server.pem server.key client.pem client.key to {}",
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `graph`: serves generated records until `--max-seconds` or Ctrl-C.
+async fn graph(args: GraphArgs) -> std::io::Result<ExitCode> {
+    check_loopback(&args.listen)?;
+    let end = Utc::now() - TimeDelta::hours(25);
+    let start = end - TimeDelta::days(args.days.max(0));
+    let count = args.records;
+    let server = GraphServer::start_on(
+        GraphServerConfig {
+            tenant_id: args.tenant_id,
+            client_id: args.client_id,
+            client_secret: args.client_secret,
+            records: records::generate(args.seed, start, end, count),
+        },
+        args.listen,
+    )
+    .await?;
+    server.set_log(true);
+    for path in &args.client_certificate {
+        let pem = std::fs::read_to_string(path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        server.add_client_certificate(&pem)?;
+    }
+    server.set_refuse_next_links(args.refuse_next_links);
+    server.set_double_encoded_skip_tokens(args.double_encoded_skip_tokens);
+    if args.throttle {
+        server.set_throttle(Some((100, Duration::from_secs(300))));
+    }
+    if args.prerendered {
+        let average = server.prerender();
+        eprintln!("pre-rendered {count} records, {average} bytes of JSON each on average");
+    }
+    // Key order kept as documented, for scripts that do not parse JSON.
+    println!("{{\"url\":{},\"records\":{count}}}", json!(server.url()));
+    run_until(args.max_seconds).await;
+    eprintln!("{} messageTraces requests", server.trace_requests());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `listener`: a Devo-like relay until `--max-seconds` or Ctrl-C.
+async fn listener(args: ListenerArgs) -> std::io::Result<ExitCode> {
+    check_loopback(&args.listen)?;
+    let pki = TestPki::read_from(&args.certs)?;
+    let listener = DevoListener::start_on(&pki, args.listen, args.out).await?;
+    listener.set_count_only(args.count_only);
+    let idle = args
+        .close_idle_after
+        .map(Duration::try_from_secs_f64)
+        .transpose();
+    listener.close_idle_after(idle.map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("--close-idle-after: {e}"),
+        )
+    })?);
+    println!("{}", json!({"address": listener.address()}));
+    if args.count_only {
+        tokio::select! {
+            _ = run_until(args.max_seconds) => {}
+            _ = report_sessions(&listener) => {}
+        }
+    } else {
+        run_until(args.max_seconds).await;
+    }
+    eprintln!(
+        "{} lines over {} connections, {} failed handshakes",
+        listener.line_count(),
+        listener.connections(),
+        listener.handshake_failures()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn with_path(path: &std::path::Path) -> impl Fn(std::io::Error) -> std::io::Error + '_ {
+    move |e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// `invoke`: one Lambda invocation; prints the response (exit 0) or the error (exit 1).
+async fn invoke(args: InvokeArgs) -> std::io::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.event).map_err(with_path(&args.event))?;
+    let event: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: {e}", args.event.display()),
+        )
+    })?;
+    let outcome = invoke_once_forwarding(
+        Invocation {
+            binary: args.binary,
+            env: Vec::new(),
+            event,
+            timeout: Duration::from_secs(args.timeout_seconds),
+            function_name: args.function_name,
+        },
+        true,
+    )
+    .await?;
+    eprintln!(
+        "request {}: init {} ms, handler {} ms",
+        outcome.request_id,
+        outcome.init_to_first_next.as_millis(),
+        outcome
+            .handler_duration
+            .map(|d| d.as_millis().to_string())
+            .unwrap_or_else(|| "-".into())
+    );
+    if let Some(path) = args.stats {
+        let usage = outcome.usage;
+        let stats = json!({
+            "init_ms": outcome.init_to_first_next.as_secs_f64() * 1000.0,
+            "handler_ms": outcome.handler_duration.map(|d| d.as_secs_f64() * 1000.0),
+            "peak_rss_kib": usage.map(|u| u.peak_rss_kib),
+            "user_seconds": usage.map(|u| u.user_seconds),
+            "system_seconds": usage.map(|u| u.system_seconds),
+        });
+        std::fs::write(&path, format!("{stats}\n")).map_err(with_path(&path))?;
+    }
+    let (value, code) = match outcome.result {
+        Ok(v) => (v, ExitCode::SUCCESS),
+        Err(v) => (v, ExitCode::FAILURE),
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string())
+    );
+    Ok(code)
 }
 
 #[tokio::main]

@@ -236,7 +236,40 @@ pub fn generate(
     while out.len() < count {
         let ticks = rng.below(span_ticks);
         let received = start + TimeDelta::nanoseconds((ticks as i64).saturating_mul(100));
-        let id = guid(&mut rng);
+        let message = Message::random(&mut rng, received, serial);
+        serial += 1;
+        let recipients = if rng.chance(20) {
+            2 + rng.below(2) as usize
+        } else {
+            1
+        };
+        message.push_records(&mut rng, recipients.min(count - out.len()), &mut out);
+    }
+    out.sort_by(|a, b| {
+        a.received_date_time
+            .cmp(&b.received_date_time)
+            .then_with(|| a.id.cmp(&b.id))
+            .then_with(|| a.recipient_address.cmp(&b.recipient_address))
+    });
+    out
+}
+
+/// What every recipient's record of one message shares.
+struct Message {
+    id: String,
+    message_id: String,
+    received: DateTime<Utc>,
+    sender: String,
+    subject: Option<String>,
+    status: &'static str,
+    size: i64,
+    from_ip: Option<String>,
+}
+
+impl Message {
+    /// A random message received at `received`; `serial` makes its message id unique.
+    fn random(rng: &mut Rng, received: DateTime<Utc>, serial: u64) -> Message {
+        let id = guid(rng);
         let sender_domain = *rng.pick(SENDER_DOMAINS);
         let sender = format!("{}@{}", rng.pick(LOCAL_PARTS), sender_domain);
         let message_id = format!(
@@ -250,61 +283,51 @@ pub fn generate(
                 "BY5PR11MB3975"
             ][rng.below(4) as usize]
         );
-        serial += 1;
         let subject = if rng.chance(4) {
             None
         } else {
             Some(rng.pick(SUBJECTS).to_string())
         };
-        let msg_status = status(&mut rng);
-        let msg_size = size(&mut rng);
-        let from_ip = if rng.chance(8) {
-            None
-        } else {
-            Some(ip(&mut rng))
-        };
-        let recipients = if rng.chance(20) {
-            2 + rng.below(2) as usize
-        } else {
-            1
-        };
+        let status = status(rng);
+        let size = size(rng);
+        let from_ip = if rng.chance(8) { None } else { Some(ip(rng)) };
+        Message {
+            id,
+            message_id,
+            received,
+            sender,
+            subject,
+            status,
+            size,
+            from_ip,
+        }
+    }
+
+    /// Appends one record per recipient (distinct recipients) to `out`.
+    fn push_records(&self, rng: &mut Rng, recipients: usize, out: &mut Vec<GraphRecord>) {
         let mut used = Vec::new();
         for n in 0..recipients {
-            if out.len() >= count {
-                break;
-            }
             let mut recipient =
                 format!("{}@{}", rng.pick(LOCAL_PARTS), rng.pick(RECIPIENT_DOMAINS));
             if used.contains(&recipient) {
                 recipient = format!("user{n}.{recipient}");
             }
             used.push(recipient.clone());
-            let to_ip = if rng.chance(25) {
-                None
-            } else {
-                Some(ip(&mut rng))
-            };
+            let to_ip = if rng.chance(25) { None } else { Some(ip(rng)) };
             out.push(GraphRecord {
-                id: id.clone(),
-                message_id: message_id.clone(),
-                received_date_time: received,
-                sender_address: sender.clone(),
+                id: self.id.clone(),
+                message_id: self.message_id.clone(),
+                received_date_time: self.received,
+                sender_address: self.sender.clone(),
                 recipient_address: recipient,
-                subject: subject.clone(),
-                status: msg_status.to_string(),
-                size: msg_size,
-                from_ip: from_ip.clone(),
+                subject: self.subject.clone(),
+                status: self.status.to_string(),
+                size: self.size,
+                from_ip: self.from_ip.clone(),
                 to_ip,
             });
         }
     }
-    out.sort_by(|a, b| {
-        a.received_date_time
-            .cmp(&b.received_date_time)
-            .then_with(|| a.id.cmp(&b.id))
-            .then_with(|| a.recipient_address.cmp(&b.recipient_address))
-    });
-    out
 }
 
 #[cfg(test)]

@@ -216,3 +216,73 @@ async fn drop_stops_listener() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(TcpStream::connect(&addr).await.is_err());
 }
+
+#[tokio::test]
+async fn idle_session_is_closed_cleanly_and_later_bytes_are_not_counted() {
+    let pki = TestPki::generate(&["localhost"]).unwrap();
+    let listener = DevoListener::start(&pki).await.unwrap();
+    listener.close_idle_after(Some(Duration::from_millis(300)));
+    let mut tls = connect(&pki, &listener.address(), true).await.unwrap();
+    tls.write_all(b"one\ntwo\n").await.unwrap();
+    tls.flush().await.unwrap();
+    let started = std::time::Instant::now();
+    // The relay ends the idle session: close_notify (read gives Ok(0), not UnexpectedEof)
+    // followed by the end of the TCP stream.
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+        .await
+        .expect("the listener ends an idle session")
+        .expect("a clean end: close_notify, not a bare FIN or a reset");
+    assert_eq!(n, 0);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert!(listener.wait_for_idle(Duration::from_secs(5)).await);
+    let s = &listener.sessions()[0];
+    assert!(
+        s.idle_closed && s.finished && !s.cut && !s.clean_close,
+        "{s:?}"
+    );
+    assert_eq!(s.lines, 2);
+
+    // What the client writes after the relay's close is never counted.
+    let _ = tls.write_all(b"three\n").await;
+    let _ = tls.flush().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = tls.write_all(b"four\n").await;
+    let _ = tls.flush().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(listener.lines(), vec!["one", "two"]);
+    assert_eq!(listener.line_count(), 2);
+
+    // Switched off, a session that pauses longer than that stays open.
+    listener.close_idle_after(None);
+    let mut tls = connect(&pki, &listener.address(), true).await.unwrap();
+    tls.write_all(b"five\n").await.unwrap();
+    tls.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tls.write_all(b"six\n").await.unwrap();
+    assert!(close_and_read_rest(&mut tls).await.is_empty());
+    assert!(listener.wait_for_idle(Duration::from_secs(5)).await);
+    let s = &listener.sessions()[1];
+    assert!(s.clean_close && !s.idle_closed, "{s:?}");
+    assert_eq!(listener.lines(), vec!["one", "two", "five", "six"]);
+}
+
+#[tokio::test]
+async fn idle_close_applies_in_count_only_mode() {
+    let pki = TestPki::generate(&["localhost"]).unwrap();
+    let listener = DevoListener::start(&pki).await.unwrap();
+    listener.set_count_only(true);
+    listener.close_idle_after(Some(Duration::from_millis(200)));
+    let mut tls = connect(&pki, &listener.address(), true).await.unwrap();
+    tls.write_all(b"a\nb\nc\n").await.unwrap();
+    tls.flush().await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .expect("close_notify then EOF");
+    assert!(listener.wait_for_idle(Duration::from_secs(5)).await);
+    let s = &listener.sessions()[0];
+    assert!(s.idle_closed && s.finished, "{s:?}");
+    assert_eq!((s.lines, listener.line_count()), (3, 3));
+}

@@ -8,13 +8,18 @@
 //! no particular order; `null` fields; the 10-day lookback; tokens only for the Exchange Online
 //! scope; OData error bodies (e.g. 403 "No permission to access the report").
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use hyper::Method;
 use serde_json::{Value, json};
 
-use super::{Fault, GraphServer, Resp, Shared, raw_response, status_fault, take_trace_fault};
+use super::faults::{Fault, status_fault, take_trace_fault};
+use super::identity::{BearerError, bearer_tenant};
+use super::server::{Call, Resp, raw_response};
+use super::state::TenantState;
 use crate::records::GraphRecord;
-use crate::util::{parse_pairs, percent_encode};
+use crate::util::{percent_encode, random_hex};
 
 /// Path of the report.
 pub const REPORTING_PATH: &str = "/ecp/reportingwebservice/reporting.svc/MessageTrace";
@@ -40,31 +45,44 @@ pub enum ReportingFormat {
     VerboseBare,
 }
 
-/// The report's settings.
+/// Where a report page starts: the query it belongs to and the offset into its rows.
 #[derive(Clone, Debug)]
-pub(super) struct ReportingSettings {
-    format: ReportingFormat,
-    page_size: usize,
+struct Skip {
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    offset: usize,
 }
 
-impl Default for ReportingSettings {
+/// One tenant's report settings and the skip tokens it issued.
+#[derive(Debug)]
+pub(super) struct ReportingState {
+    pub format: ReportingFormat,
+    pub page_size: usize,
+    /// Opaque skip tokens issued and still valid.
+    skips: HashMap<String, Skip>,
+}
+
+impl Default for ReportingState {
     fn default() -> Self {
-        ReportingSettings {
+        ReportingState {
             format: ReportingFormat::Light,
             page_size: 50,
+            skips: HashMap::new(),
         }
     }
 }
 
-impl GraphServer {
-    /// Chooses the JSON form of the Reporting Web Service answers (JSON light by default).
-    pub fn set_reporting_format(&self, format: ReportingFormat) {
-        self.shared.lock().reporting.format = format;
+impl ReportingState {
+    /// Makes every skip token issued so far invalid.
+    pub fn expire_skip_tokens(&mut self) {
+        self.skips.clear();
     }
 
-    /// Rows per Reporting Web Service page (50 by default; the bare verbose form ignores it).
-    pub fn set_reporting_page_size(&self, rows: usize) {
-        self.shared.lock().reporting.page_size = rows.max(1);
+    fn issue(&mut self, start: DateTime<Utc>, end: DateTime<Utc>, offset: usize) -> String {
+        let token = random_hex(16);
+        self.skips
+            .insert(token.clone(), Skip { start, end, offset });
+        token
     }
 }
 
@@ -166,123 +184,133 @@ fn row(
     row
 }
 
-/// `GET /ecp/reportingwebservice/reporting.svc/MessageTrace`.
-pub(super) async fn message_trace(
-    shared: &Shared,
-    method: &Method,
-    raw_query: &str,
-    auth: Option<&str>,
-) -> Resp {
-    let params = parse_pairs(raw_query);
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let skiptoken = param("$skiptoken");
-    match take_trace_fault(shared, skiptoken.is_some()) {
-        Some(Fault::TraceStatus {
-            status,
-            body,
-            retry_after,
-        }) => return status_fault(status, body, retry_after),
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        Some(Fault::ExpireSkipToken) => {
-            let mut st = shared.lock();
-            st.generation += 1;
-            st.skiptokens.clear();
-            return error(400, "The skip token is invalid or expired.");
-        }
-        Some(Fault::TruncatedPage | Fault::TokenStatus { .. }) | None => {}
-    }
-
-    let mut st = shared.lock();
-    let token = auth.and_then(|a| a.strip_prefix("Bearer ")).map(str::trim);
-    match token.and_then(|t| st.tokens.get(t)) {
-        None => {
-            return error(
-                401,
-                "The access token is missing, expired or not one this tenant issued.",
-            );
-        }
-        Some(scope) if scope != REPORTING_SCOPE => {
-            return error(
+/// Authenticates (a token for [`REPORTING_SCOPE`]) and applies the tenant's next fault;
+/// returns the tenant or the answer to give instead.
+async fn admit(call: &mut Call<'_>, has_skiptoken: bool) -> Result<usize, Resp> {
+    let tenant = match bearer_tenant(call) {
+        Ok((tenant, scope)) if scope == REPORTING_SCOPE => tenant,
+        Ok((_, scope)) => {
+            return Err(error(
                 401,
                 &format!(
                     "The access token was issued for '{scope}'; the report requires '{REPORTING_SCOPE}' (Office 365 Exchange Online)."
                 ),
-            );
+            ));
         }
-        Some(_) => {}
-    }
-    if method != Method::GET {
-        return error(405, &format!("The HTTP method '{method}' is not allowed."));
-    }
-    let Some(filter) = param("$filter") else {
-        return error(
-            400,
-            "The MessageTrace report requires $filter with StartDate and EndDate.",
-        );
+        Err(BearerError::Missing | BearerError::Unknown) => {
+            return Err(error(
+                401,
+                "The access token is missing, expired or not one this tenant issued.",
+            ));
+        }
     };
-    let (start, end) = match parse_filter(&filter) {
+    match take_trace_fault(call.shared, tenant, has_skiptoken) {
+        Some(Fault::TraceStatus {
+            status,
+            body,
+            retry_after,
+        }) => Err(status_fault(status, body, retry_after)),
+        Some(Fault::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            Ok(tenant)
+        }
+        Some(Fault::ExpireSkipToken) => Err(error(400, "The skip token is invalid or expired.")),
+        Some(Fault::TruncatedPage | Fault::TokenStatus { .. }) | None => Ok(tenant),
+    }
+}
+
+/// Validates `$filter`: the bounds, in order, within the lookback; the error is the message
+/// of a 400.
+fn query_bounds(call: &Call<'_>) -> Result<(String, DateTime<Utc>, DateTime<Utc>), String> {
+    let filter = call
+        .param("$filter")
+        .ok_or("The MessageTrace report requires $filter with StartDate and EndDate.")?;
+    let (start, end) = parse_filter(&filter)?;
+    if start > end {
+        return Err("StartDate is later than EndDate.".into());
+    }
+    if start < Utc::now() - REPORTING_LOOKBACK {
+        return Err(format!(
+            "Message trace data is available for the last 10 days only; StartDate {} is older than that.",
+            light_time(start)
+        ));
+    }
+    Ok((filter, start, end))
+}
+
+/// `GET /ecp/reportingwebservice/reporting.svc/MessageTrace`.
+pub(super) async fn message_trace(call: &mut Call<'_>) -> Resp {
+    let skiptoken = call.param("$skiptoken");
+    let tenant = match admit(call, skiptoken.is_some()).await {
+        Ok(tenant) => tenant,
+        Err(resp) => return resp,
+    };
+    if call.method != Method::GET {
+        return error(
+            405,
+            &format!("The HTTP method '{}' is not allowed.", call.method),
+        );
+    }
+    let (filter, start, end) = match query_bounds(call) {
         Ok(bounds) => bounds,
         Err(message) => return error(400, &message),
     };
-    if start > end {
-        return error(400, "StartDate is later than EndDate.");
-    }
-    if start < Utc::now() - REPORTING_LOOKBACK {
-        return error(
-            400,
-            &format!(
-                "Message trace data is available for the last 10 days only; StartDate {} is older than that.",
-                light_time(start)
-            ),
-        );
-    }
+    let mut st = call.shared.lock();
+    let t = &mut st.tenants[tenant];
     let offset = match &skiptoken {
         None => 0,
-        Some(tok) => match st.skiptokens.get(tok) {
-            Some(s) if s.generation == st.generation && s.start == start && s.end == end => {
-                s.offset
-            }
+        Some(tok) => match t.reporting.skips.get(tok) {
+            Some(s) if s.start == start && s.end == end => s.offset,
             _ => return error(400, "The skip token is invalid or expired."),
         },
     };
-    let settings = st.reporting.clone();
-    let mut matching: Vec<&GraphRecord> = st
-        .records
-        .iter()
-        .filter(|r| r.received_date_time >= start && r.received_date_time <= end)
-        .collect();
+    let (rows, next) = page_rows(t, start, end, offset, &filter, &call.shared.url);
+    let format = t.reporting.format;
+    drop(st);
+    answer(format, rows, next, &call.shared.url)
+}
+
+/// The page's rows and, when more remain, the relative nextLink (its skip token registered).
+fn page_rows(
+    t: &mut TenantState,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    offset: usize,
+    filter: &str,
+    base: &str,
+) -> (Vec<Value>, Option<String>) {
+    let format = t.reporting.format;
+    let mut matching: Vec<&GraphRecord> = t.visible_in(start, end, Utc::now(), None).collect();
     matching.sort_by_key(|r| scramble(r));
-    let take = match settings.format {
+    let take = match format {
         ReportingFormat::VerboseBare => usize::MAX,
-        _ => settings.page_size,
+        _ => t.reporting.page_size,
     };
     let rows: Vec<Value> = matching
         .iter()
         .enumerate()
         .skip(offset)
         .take(take)
-        .map(|(i, r)| row(r, i, start, end, settings.format, &shared.url))
+        .map(|(i, r)| row(r, i, start, end, format, base))
         .collect();
     let next_offset = offset + rows.len();
-    let next = if next_offset < matching.len() {
-        let tok = super::issue_skiptoken(&mut st, start, end, settings.page_size, next_offset);
-        Some(format!(
+    let more = next_offset < matching.len();
+    let next = more.then(|| {
+        let tok = t.reporting.issue(start, end, next_offset);
+        format!(
             "reportingwebservice/reporting.svc/MessageTrace?$filter={}&$skiptoken={tok}",
-            percent_encode(&filter)
-        ))
-    } else {
-        None
-    };
-    drop(st);
-    let (body, content_type) = match settings.format {
+            percent_encode(filter)
+        )
+    });
+    (rows, next)
+}
+
+/// The body in the configured form.
+fn answer(format: ReportingFormat, rows: Vec<Value>, next: Option<String>, base: &str) -> Resp {
+    let (body, content_type) = match format {
         ReportingFormat::Light => {
             let mut body = json!({
-                "odata.metadata": format!("{}/ecp/ReportingWebService/Reporting.svc/$metadata#MessageTrace", shared.url),
+                "odata.metadata": format!("{base}/ecp/ReportingWebService/Reporting.svc/$metadata#MessageTrace"),
                 "value": rows,
             });
             if let Some(link) = next {
@@ -293,7 +321,7 @@ pub(super) async fn message_trace(
         ReportingFormat::Verbose => {
             let mut d = json!({ "results": rows });
             if let Some(link) = next {
-                d["__next"] = Value::String(format!("{}/ecp/{link}", shared.url));
+                d["__next"] = Value::String(format!("{base}/ecp/{link}"));
             }
             (json!({ "d": d }), JSON_VERBOSE)
         }

@@ -16,17 +16,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpListener;
 use tokio::process::Command;
 use tokio::sync::mpsc;
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::AbortHandle;
 
-use crate::util::{RespBody, full, random_hex, uuid};
+use crate::util::{RespBody, full, random_hex, serve_http, uuid};
+
+mod usage;
+
+pub use usage::ProcessUsage;
 
 /// API version prefix of every Runtime API path.
 const PREFIX: &str = "/2018-06-01/runtime";
@@ -69,40 +71,6 @@ pub struct InvocationOutcome {
     /// The child's peak memory and CPU time, read from /proc just before it is stopped (Linux;
     /// `None` elsewhere or when the process had already exited).
     pub usage: Option<ProcessUsage>,
-}
-
-/// What a process used so far, from `/proc/<pid>/status` and `/proc/<pid>/stat`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ProcessUsage {
-    /// Peak resident set size (`VmHWM`), in KiB.
-    pub peak_rss_kib: u64,
-    /// User CPU time of all its threads, in seconds.
-    pub user_seconds: f64,
-    /// System CPU time of all its threads, in seconds.
-    pub system_seconds: f64,
-}
-
-impl ProcessUsage {
-    /// Reads the usage of process `pid` (Linux `/proc`); `None` when it cannot be read.
-    pub fn of(pid: u32) -> Option<ProcessUsage> {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let peak_rss_kib = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the parenthesised command name (which may hold spaces): utime and stime
-        // are fields 14 and 15 of the line, i.e. indices 11 and 12 after ")".
-        let rest = stat.rsplit_once(')')?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // USER_HZ, the unit of utime/stime, is 100 on every Linux architecture Lambda runs.
-        let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok().map(|t| t as f64 / 100.0);
-        Some(ProcessUsage {
-            peak_rss_kib,
-            user_seconds: ticks(11)?,
-            system_seconds: ticks(12)?,
-        })
-    }
 }
 
 struct Rt {
@@ -149,7 +117,6 @@ async fn handle(req: Request<Incoming>, rt: Arc<Rt>) -> Result<Response<RespBody
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let accepted = || text_response(StatusCode::ACCEPTED, &json!({"status": "OK"}));
     let Some(rest) = path.strip_prefix(PREFIX) else {
         return Ok(text_response(
             StatusCode::NOT_FOUND,
@@ -157,50 +124,7 @@ async fn handle(req: Request<Incoming>, rt: Arc<Rt>) -> Result<Response<RespBody
         ));
     };
     if method == Method::GET && rest == "/invocation/next" {
-        let first = {
-            let mut served = rt.served.lock().unwrap_or_else(|e| e.into_inner());
-            if served.is_none() {
-                *served = Some(Instant::now());
-                true
-            } else {
-                false
-            }
-        };
-        if !first {
-            // One invocation only: later polls block, as a frozen sandbox would.
-            std::future::pending::<()>().await;
-        }
-        let deadline = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d + rt.timeout)
-            .unwrap_or_default()
-            .as_millis();
-        let mut resp = Response::new(full(rt.event.to_string()));
-        let headers = resp.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let trace_id = format!(
-            "Root=1-{:08x}-{};Parent={};Sampled=0",
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or_default(),
-            random_hex(12),
-            random_hex(8)
-        );
-        for (name, value) in [
-            ("lambda-runtime-aws-request-id", rt.request_id.clone()),
-            ("lambda-runtime-deadline-ms", deadline.to_string()),
-            (
-                "lambda-runtime-invoked-function-arn",
-                rt.function_arn.clone(),
-            ),
-            ("lambda-runtime-trace-id", trace_id),
-        ] {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                headers.insert(name, v);
-            }
-        }
-        return Ok(resp);
+        return Ok(next_invocation(&rt).await);
     }
     if method == Method::POST && rest == "/init/error" {
         let mut v = body_value(&body);
@@ -216,25 +140,73 @@ async fn handle(req: Request<Incoming>, rt: Arc<Rt>) -> Result<Response<RespBody
         && let Some((id, kind)) = tail.split_once('/')
         && (kind == "response" || kind == "error")
     {
-        if id != rt.request_id {
-            return Ok(text_response(
-                StatusCode::BAD_REQUEST,
-                &json!({"errorType": "InvalidRequestID", "errorMessage": "Invalid request ID"}),
-            ));
-        }
-        let value = body_value(&body);
-        let result = if kind == "response" {
-            Ok(value)
-        } else {
-            Err(value)
-        };
-        let _ = rt.tx.send((result, Instant::now()));
-        return Ok(accepted());
+        return Ok(invocation_result(&rt, id, kind == "response", &body));
     }
     Ok(text_response(
         StatusCode::NOT_FOUND,
         &json!({"errorType": "NotFound", "errorMessage": format!("{method} {path}")}),
     ))
+}
+
+fn accepted() -> Response<RespBody> {
+    text_response(StatusCode::ACCEPTED, &json!({"status": "OK"}))
+}
+
+/// `GET …/invocation/next`: the event with the Lambda headers, once; later polls block, as a
+/// frozen sandbox would.
+async fn next_invocation(rt: &Rt) -> Response<RespBody> {
+    let first = {
+        let mut served = rt.served.lock().unwrap_or_else(|e| e.into_inner());
+        let first = served.is_none();
+        if first {
+            *served = Some(Instant::now());
+        }
+        first
+    };
+    if !first {
+        std::future::pending::<()>().await;
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let deadline = (now + rt.timeout).as_millis();
+    let mut resp = Response::new(full(rt.event.to_string()));
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let trace_id = format!(
+        "Root=1-{:08x}-{};Parent={};Sampled=0",
+        now.as_secs(),
+        random_hex(12),
+        random_hex(8)
+    );
+    for (name, value) in [
+        ("lambda-runtime-aws-request-id", rt.request_id.clone()),
+        ("lambda-runtime-deadline-ms", deadline.to_string()),
+        (
+            "lambda-runtime-invoked-function-arn",
+            rt.function_arn.clone(),
+        ),
+        ("lambda-runtime-trace-id", trace_id),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
+    resp
+}
+
+/// `POST …/invocation/{id}/response` or `…/error`.
+fn invocation_result(rt: &Rt, id: &str, success: bool, body: &[u8]) -> Response<RespBody> {
+    if id != rt.request_id {
+        return text_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"errorType": "InvalidRequestID", "errorMessage": "Invalid request ID"}),
+        );
+    }
+    let value = body_value(body);
+    let result = if success { Ok(value) } else { Err(value) };
+    let _ = rt.tx.send((result, Instant::now()));
+    accepted()
 }
 
 /// Runs `inv.binary` once against a local Runtime API and returns what it answered.
@@ -271,28 +243,47 @@ pub async fn invoke_once_forwarding(
         tx,
     });
     let server_rt = rt.clone();
-    let server = tokio::spawn(async move {
-        let mut conns = JoinSet::new();
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        let rt = server_rt.clone();
-                        conns.spawn(async move {
-                            let service = service_fn(move |req| handle(req, rt.clone()));
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
-                        });
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                },
-                Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            }
-        }
-    });
+    let server = tokio::spawn(serve_http(listener, move |req| {
+        handle(req, server_rt.clone())
+    }));
     let _server = AbortOnDrop(server.abort_handle());
 
+    let spawned = Instant::now();
+    let mut child = command(&inv, addr).spawn()?;
+    let stdout_task = tokio::spawn(collect(child.stdout.take(), forward_output));
+    let stderr_task = tokio::spawn(collect(child.stderr.take(), forward_output));
+    let (result, answered_at) = wait_answer(&mut child, &mut rx, inv.timeout + GRACE).await;
+    let usage = child.id().and_then(ProcessUsage::of);
+    let _ = child.start_kill();
+    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    let output = |task: tokio::task::JoinHandle<String>| async {
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default()
+    };
+    let stdout = output(stdout_task).await;
+    let stderr = output(stderr_task).await;
+    let first_next = *rt.served.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(InvocationOutcome {
+        request_id,
+        result,
+        stdout,
+        stderr,
+        init_to_first_next: first_next
+            .map(|t| t.duration_since(spawned))
+            .unwrap_or_default(),
+        handler_duration: match (first_next, answered_at) {
+            (Some(a), Some(b)) => Some(b.saturating_duration_since(a)),
+            _ => None,
+        },
+        usage,
+    })
+}
+
+/// The child process with the Lambda environment (see [`invoke_once`]).
+fn command(inv: &Invocation, addr: SocketAddr) -> Command {
     let mut cmd = Command::new(&inv.binary);
     let has =
         |name: &str| std::env::var_os(name).is_some() || inv.env.iter().any(|(k, _)| k == name);
@@ -320,13 +311,17 @@ pub async fn invoke_once_forwarding(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let spawned = Instant::now();
-    let mut child = cmd.spawn()?;
-    let stdout_task = tokio::spawn(collect(child.stdout.take(), forward_output));
-    let stderr_task = tokio::spawn(collect(child.stderr.take(), forward_output));
+    cmd
+}
 
-    let limit = inv.timeout + GRACE;
-    let (result, answered_at) = tokio::select! {
+/// Waits for the child's answer, its exit, or `limit`; returns the result and when it was
+/// answered.
+async fn wait_answer(
+    child: &mut tokio::process::Child,
+    rx: &mut mpsc::UnboundedReceiver<(Result<Value, Value>, Instant)>,
+    limit: Duration,
+) -> (Result<Value, Value>, Option<Instant>) {
+    tokio::select! {
         got = rx.recv() => match got {
             Some(r) => (r.0, Some(r.1)),
             None => (Err(json!({"errorType": "Runtime.Unknown", "errorMessage": "runtime API stopped"})), None),
@@ -349,35 +344,7 @@ pub async fn invoke_once_forwarding(
             "errorType": "Sandbox.Timedout",
             "errorMessage": format!("no answer within the function timeout plus {} s ({} s in all)", GRACE.as_secs(), limit.as_secs()),
         })), None),
-    };
-    let usage = child.id().and_then(ProcessUsage::of);
-    let _ = child.start_kill();
-    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-    let stdout = tokio::time::timeout(Duration::from_secs(5), stdout_task)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
-    let stderr = tokio::time::timeout(Duration::from_secs(5), stderr_task)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
-    let first_next = *rt.served.lock().unwrap_or_else(|e| e.into_inner());
-    Ok(InvocationOutcome {
-        request_id,
-        result,
-        stdout,
-        stderr,
-        init_to_first_next: first_next
-            .map(|t| t.duration_since(spawned))
-            .unwrap_or_default(),
-        handler_duration: match (first_next, answered_at) {
-            (Some(a), Some(b)) => Some(b.saturating_duration_since(a)),
-            _ => None,
-        },
-        usage,
-    })
+    }
 }
 
 /// Reads a child pipe to its end, optionally echoing it to stderr.

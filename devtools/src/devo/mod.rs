@@ -2,26 +2,25 @@
 //!
 //! Exists so the product's forwarding path (mutual TLS, line framing, flush, half-close and
 //! waiting for the relay's end of stream) can be tested, demonstrated and benchmarked locally,
-//! including the failures that matter: refused connections, rejected certificates and
-//! connections cut mid-stream.
+//! including the failures that matter: refused connections, rejected certificates,
+//! connections cut mid-stream and idle sessions the relay ends cleanly.
+//!
+//! `mod.rs` holds the listener and its controls; `session.rs` what happens on one session.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use crate::pki::TestPki;
 
-/// How long a client gets to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+mod session;
 
 /// What happened on one accepted TLS session, for assertions in tests.
 #[derive(Clone, Debug, Default)]
@@ -38,6 +37,10 @@ pub struct SessionInfo {
     pub trailing_bytes: usize,
     /// The listener cut this session on purpose (fault injection).
     pub cut: bool,
+    /// The listener ended this session because it received nothing for the idle limit
+    /// ([`DevoListener::close_idle_after`]): it sent close_notify and FIN and stopped reading,
+    /// so bytes the client wrote afterwards were not counted.
+    pub idle_closed: bool,
     /// The session has ended.
     pub finished: bool,
     /// Bytes received (complete lines and any trailing part).
@@ -58,6 +61,7 @@ struct Shared {
     refused: AtomicUsize,
     refuse_next: AtomicUsize,
     cut_next: Mutex<Option<usize>>,
+    idle_limit: Mutex<Option<Duration>>,
     out: Option<Mutex<std::fs::File>>,
     changed: Notify,
 }
@@ -117,6 +121,7 @@ impl DevoListener {
             refused: AtomicUsize::new(0),
             refuse_next: AtomicUsize::new(0),
             cut_next: Mutex::new(None),
+            idle_limit: Mutex::new(None),
             out,
             changed: Notify::new(),
         });
@@ -137,7 +142,7 @@ impl DevoListener {
                                 drop(stream);
                                 continue;
                             }
-                            conns.spawn(serve(stream, acceptor.clone(), accept_shared.clone()));
+                            conns.spawn(session::serve(stream, acceptor.clone(), accept_shared.clone()));
                         }
                         Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                     },
@@ -224,6 +229,17 @@ impl DevoListener {
         self.shared.refuse_next.store(n, Ordering::SeqCst);
     }
 
+    /// fault (persistent until set to `None`): a session that received no byte for `idle` is
+    /// ended by the listener like real relays end idle connections (devo-sdk reconnects after
+    /// 30 s idle for this reason): a TLS close_notify and a FIN, a clean end. The listener then
+    /// stops reading the session: bytes the client writes afterwards are not counted as lines
+    /// (the socket is closed, so the client's kernel gets a reset, as from a real relay).
+    /// Applies to open sessions too, from their next read on. The session's
+    /// [`SessionInfo::idle_closed`] is set.
+    pub fn close_idle_after(&self, idle: Option<Duration>) {
+        *lock(&self.shared.idle_limit) = idle;
+    }
+
     /// Waits until at least `n` lines arrived or `timeout` passed; returns whether they did.
     pub async fn wait_for_lines(&self, n: usize, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -251,166 +267,4 @@ impl DevoListener {
             }
         }
     }
-}
-
-fn reset(stream: &TcpStream) {
-    let _ = stream.set_zero_linger();
-}
-
-async fn serve(stream: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) {
-    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            lock(&shared.handshake_errors).push(e.to_string());
-            shared.handshake_failures.fetch_add(1, Ordering::SeqCst);
-            shared.changed.notify_waiters();
-            return;
-        }
-        Err(_) => {
-            lock(&shared.handshake_errors).push("handshake timed out".into());
-            shared.handshake_failures.fetch_add(1, Ordering::SeqCst);
-            shared.changed.notify_waiters();
-            return;
-        }
-    };
-    let cut_after = lock(&shared.cut_next).take();
-    let index = {
-        let (_, conn) = tls.get_ref();
-        let mut sessions = lock(&shared.sessions);
-        sessions.push(SessionInfo {
-            protocol: conn
-                .protocol_version()
-                .map(|v| format!("{v:?}"))
-                .unwrap_or_default(),
-            server_name: conn.server_name().map(str::to_string),
-            ..SessionInfo::default()
-        });
-        sessions.len() - 1
-    };
-    shared.connections.fetch_add(1, Ordering::SeqCst);
-    shared.changed.notify_waiters();
-    let began = Instant::now();
-    if shared.count_only.load(Ordering::SeqCst) {
-        count_lines(tls, &shared, index, began).await;
-        return;
-    }
-
-    let update = |f: &dyn Fn(&mut SessionInfo)| {
-        if let Some(s) = lock(&shared.sessions).get_mut(index) {
-            f(s);
-        }
-        shared.changed.notify_waiters();
-    };
-    if cut_after == Some(0) {
-        reset(tls.get_ref().0);
-        update(&|s| {
-            s.cut = true;
-            s.finished = true;
-        });
-        return;
-    }
-
-    let mut pending: Vec<u8> = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    let mut received = 0usize;
-    let clean = loop {
-        let n = match tls.read(&mut chunk).await {
-            Ok(0) => break true,
-            Ok(n) => n,
-            Err(_) => break false,
-        };
-        pending.extend_from_slice(&chunk[..n]);
-        let mut consumed = 0;
-        let mut new_lines = Vec::new();
-        let mut cut_now = false;
-        while let Some(pos) = pending[consumed..].iter().position(|b| *b == b'\n') {
-            let end = consumed + pos;
-            new_lines.push(String::from_utf8_lossy(&pending[consumed..end]).into_owned());
-            consumed = end + 1;
-            received += 1;
-            if cut_after == Some(received) {
-                cut_now = true;
-                break;
-            }
-        }
-        pending.drain(..consumed);
-        if let Some(out) = &shared.out {
-            let mut file = lock(out);
-            let mut text = String::new();
-            for l in &new_lines {
-                text.push_str(l);
-                text.push('\n');
-            }
-            let _ = file.write_all(text.as_bytes());
-        }
-        shared
-            .line_total
-            .fetch_add(new_lines.len(), Ordering::SeqCst);
-        {
-            let mut lines = lock(&shared.lines);
-            lock(&shared.line_sessions).extend(std::iter::repeat_n(index, new_lines.len()));
-            lines.extend(new_lines);
-        }
-        let bytes = n as u64;
-        update(&|s| {
-            s.lines = received;
-            s.bytes += bytes;
-            s.elapsed = began.elapsed();
-        });
-        if cut_now {
-            reset(tls.get_ref().0);
-            update(&|s| {
-                s.cut = true;
-                s.finished = true;
-            });
-            return;
-        }
-    };
-    let trailing = pending.len();
-    // The client closed its write side: close ours so it sees the end of stream.
-    let _ = tokio::time::timeout(Duration::from_secs(5), tls.shutdown()).await;
-    update(&|s| {
-        s.clean_close = clean;
-        s.trailing_bytes = trailing;
-        s.elapsed = began.elapsed();
-        s.finished = true;
-    });
-}
-
-/// The count-only session loop: counts newlines and bytes, keeps nothing.
-async fn count_lines(
-    mut tls: tokio_rustls::server::TlsStream<TcpStream>,
-    shared: &Shared,
-    index: usize,
-    began: Instant,
-) {
-    let mut chunk = vec![0u8; 256 * 1024];
-    let (mut lines, mut bytes, mut since_newline) = (0usize, 0u64, 0usize);
-    let clean = loop {
-        let n = match tls.read(&mut chunk).await {
-            Ok(0) => break true,
-            Ok(n) => n,
-            Err(_) => break false,
-        };
-        let data = &chunk[..n];
-        let found = data.iter().filter(|b| **b == b'\n').count();
-        since_newline = match data.iter().rposition(|b| *b == b'\n') {
-            Some(last) => n - last - 1,
-            None => since_newline + n,
-        };
-        lines += found;
-        bytes += n as u64;
-        shared.line_total.fetch_add(found, Ordering::SeqCst);
-    };
-    let elapsed = began.elapsed();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tls.shutdown()).await;
-    if let Some(s) = lock(&shared.sessions).get_mut(index) {
-        s.lines = lines;
-        s.bytes = bytes;
-        s.clean_close = clean;
-        s.trailing_bytes = since_newline;
-        s.elapsed = elapsed;
-        s.finished = true;
-    }
-    shared.changed.notify_waiters();
 }
