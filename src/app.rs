@@ -17,6 +17,9 @@ pub struct Clients {
     pub secrets: aws_sdk_secretsmanager::Client,
     /// HTTP client for Microsoft (rustls, HTTP/2).
     pub http: reqwest::Client,
+    /// Lambda, for the dispatcher's invocations of its own function (`AWS_ENDPOINT_URL_LAMBDA`
+    /// points it at a local stand-in).
+    pub lambda: aws_sdk_lambda::Client,
 }
 
 impl Clients {
@@ -37,6 +40,7 @@ impl Clients {
             s3: aws_sdk_s3::Client::from_conf(s3),
             secrets: aws_sdk_secretsmanager::Client::new(shared),
             http: http_client()?,
+            lambda: aws_sdk_lambda::Client::new(shared),
         })
     }
 }
@@ -130,6 +134,11 @@ impl App {
     /// S3.
     pub fn s3(&self) -> &aws_sdk_s3::Client {
         &self.clients.s3
+    }
+
+    /// Lambda.
+    pub fn lambda(&self) -> &aws_sdk_lambda::Client {
+        &self.clients.lambda
     }
 
     /// HTTP.

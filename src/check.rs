@@ -11,6 +11,7 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::config::Config;
 use crate::devo::{DevoSender, DevoTls};
 use crate::error_chain;
+use crate::job::Tenant;
 use crate::secret::Secret;
 use crate::state::{S3Store, StateError};
 use crate::trace::auth::TokenSource;
@@ -64,25 +65,19 @@ fn skipped(check: &'static str, needs: &str) -> CheckResult {
     }
 }
 
-/// Runs every check in order; a check whose input failed is skipped.
+/// Runs every check in order for the deployment's one tenant; a check whose input failed is
+/// skipped.
 pub async fn run(app: &App) -> Vec<CheckResult> {
+    run_for(app, None).await
+}
+
+/// Runs every check in order for `tenant` (a registry's tenant: its secret, with the Devo
+/// material of `SECRET_ID` when it has none, and its checkpoint), or the one tenant.
+pub async fn run_for(app: &App, tenant: Option<Tenant>) -> Vec<CheckResult> {
     let now = Utc::now().trunc_subsecs(0);
     let mut out = Vec::new();
     let config = match app.config() {
-        Ok(c) => {
-            out.push(result(
-                "config",
-                Ok(format!(
-                    "TRACE_API={} CLOUD={} STATE=s3://{}/{} DEVO_ADDRESS={}",
-                    c.trace_api.as_str(),
-                    c.cloud.as_str(),
-                    c.state_bucket,
-                    c.state_key,
-                    c.devo_address
-                )),
-            ));
-            c
-        }
+        Ok(c) => c,
         Err(e) => {
             out.push(result("config", Err(e.to_string())));
             for check in ["secret", "token", "api", "s3_read", "s3_write", "devo"] {
@@ -92,10 +87,26 @@ pub async fn run(app: &App) -> Vec<CheckResult> {
         }
     };
 
+    let tenant = tenant.unwrap_or_else(|| Tenant::single(config));
+    out.push(result(
+        "config",
+        Ok(format!(
+            "TRACE_API={} CLOUD={} STATE=s3://{}/{} DEVO_ADDRESS={}",
+            config.trace_api.as_str(),
+            config.cloud.as_str(),
+            config.state_bucket,
+            tenant.state_key,
+            config.devo_address
+        )),
+    ));
     // S3 does not depend on the secret: check it first so that its result is always known.
-    let (s3_read, s3_write) = check_state(app, config, now).await;
+    let (s3_read, s3_write) = check_state(app, config, &tenant.state_key, now).await;
 
-    let secret = match app.secrets().load(&config.secret_id).await {
+    let loaded = app
+        .secrets()
+        .load_for(&tenant.secret_id, &config.secret_id)
+        .await;
+    let secret = match loaded {
         Ok(secret) => secret,
         Err(e) => {
             out.push(result("secret", Err(e.to_string())));
@@ -115,7 +126,7 @@ pub async fn run(app: &App) -> Vec<CheckResult> {
         match &devo {
             Ok(_) => Ok(format!(
                 "{}: tenant {}, client {}, Devo certificate and chain usable",
-                config.secret_id, secret.tenant_id, secret.client_id
+                tenant.secret_id, secret.tenant_id, secret.client_id
             )),
             Err(e) => Err(e.to_string()),
         },
@@ -131,9 +142,13 @@ pub async fn run(app: &App) -> Vec<CheckResult> {
 }
 
 /// Reads the checkpoint, and proves a conditional write is allowed without changing anything.
-async fn check_state(app: &App, config: &Config, now: DateTime<Utc>) -> (CheckResult, CheckResult) {
+async fn check_state(
+    app: &App,
+    config: &Config,
+    key: &str,
+    now: DateTime<Utc>,
+) -> (CheckResult, CheckResult) {
     let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
-    let key = config.state_key.as_str();
     let object = format!("s3://{}/{key}", config.state_bucket);
     let read = checkpoint::load(&store, key).await;
     let exists = matches!(read, Ok(Some(_)));

@@ -43,6 +43,20 @@ pub struct Checkpoint {
     /// The span that made no progress in the last ticks, which the plan splits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stuck: Option<Stuck>,
+    /// How the last tick failed, cleared by the next one that finishes (`tenants list`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastError>,
+}
+
+/// A failed tick, as the operator's `tenants list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastError {
+    /// When it failed.
+    pub at: DateTime<Utc>,
+    /// Its stable `errorType` (docs/operations.md, "Error types").
+    pub error_type: String,
+    /// Its message (never a secret).
+    pub message: String,
 }
 
 impl Checkpoint {
@@ -59,6 +73,7 @@ impl Checkpoint {
             reset_before: None,
             backfill: None,
             stuck: None,
+            last_error: None,
         }
     }
 

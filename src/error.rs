@@ -12,6 +12,7 @@ use crate::devo::DevoError;
 use crate::event::EventError;
 use crate::secret::SecretError;
 use crate::state::StateError;
+use crate::tenants::TenantsError;
 use crate::transfer::TransferError;
 
 /// Why a tick failed. The checkpoint never moves past what was delivered.
@@ -48,6 +49,9 @@ pub enum TickError {
         /// What failed.
         source: Box<TransferError>,
     },
+    /// The tenant registry, an event's tenant, or the dispatch of the tenants' ticks.
+    #[error("{0}")]
+    Tenants(#[from] TenantsError),
     /// The summary could not be written as JSON.
     #[error("the summary cannot be written as JSON: {0}")]
     Summary(#[from] serde_json::Error),
@@ -66,6 +70,7 @@ impl TickError {
                 TransferError::Devo(_) => "Devo",
                 TransferError::Trace(_) | TransferError::Encode { .. } => "Microsoft",
             },
+            TickError::Tenants(e) => e.error_type(),
             TickError::Summary(_) => "Internal",
         }
     }
@@ -106,5 +111,22 @@ mod tests {
         assert_eq!(devo.error_type(), "Devo");
         let state = TickError::Checkpoint(StateError::NoBucket { bucket: "b".into() });
         assert_eq!(state.error_type(), "Checkpoint");
+        let unknown = TickError::Tenants(TenantsError::Unknown {
+            name: "ghost".into(),
+            bucket: "b".into(),
+            key: "k".into(),
+        });
+        let d = Diagnostic::from(unknown);
+        assert_eq!(d.error_type, "Tenant");
+        assert!(d.error_message.contains("\"ghost\""), "{}", d.error_message);
+        let registry = TickError::Tenants(TenantsError::Missing {
+            bucket: "b".into(),
+            key: "k".into(),
+        });
+        assert_eq!(registry.error_type(), "Registry");
+        assert_eq!(
+            TickError::Tenants(TenantsError::NoFunctionName).error_type(),
+            "Dispatch"
+        );
     }
 }

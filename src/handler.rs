@@ -1,4 +1,5 @@
-//! The Lambda handler: classify the event, run the tick, return and log the summary.
+//! The Lambda handler: classify the event, run the tick (or, in a deployment with a tenant
+//! registry, dispatch the tenants' ticks), return and log the summary.
 
 use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
@@ -7,10 +8,14 @@ use crate::app::App;
 use tracing::Instrument;
 
 use crate::error::TickError;
-use crate::event::{Invocation, classify};
-use crate::job::Target;
-use crate::metrics::{TickMetrics, emf};
-use crate::summary::LeaseReport;
+use crate::event::{EventError, Invocation, classify};
+use crate::job::{DEFAULT_TENANT, Target};
+use crate::metrics::{Dimensions, TickMetrics, emf};
+use crate::state::S3Store;
+use crate::summary::{LeaseReport, Summary};
+use crate::tenants::invoke::LambdaInvoker;
+use crate::tenants::registry::valid_name;
+use crate::tenants::{self, TenantsError};
 use crate::tick::{self, TickRequest};
 
 /// Handles one invocation: every log line it writes carries the request id (in `span`), and
@@ -21,7 +26,9 @@ pub async fn handle(
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, TickError> {
     let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
-    handle_in_span(app, event).instrument(span).await
+    // Boxed: the tick's and the dispatch's futures are deep; unboxed, the binary's future
+    // would exceed the compiler's type-layout depth limit.
+    Box::pin(handle_in_span(app, event)).instrument(span).await
 }
 
 async fn handle_in_span(
@@ -38,58 +45,142 @@ async fn handle_in_span(
         .or_else(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok())
         .unwrap_or_else(|| "m365-trace-to-devo".to_owned());
     let api = app.config().map_or("unknown", |c| c.trace_api.as_str());
-    let result = match classify(&event.payload) {
-        Ok(Invocation::Tick) => {
-            tick::run_target(app, &request, &Target::Scheduled, &mut |_| {}).await
-        }
-        Ok(Invocation::Backfill(backfill)) => {
-            tick::run_target(app, &request, &Target::Backfill(backfill), &mut |_| {}).await
-        }
-        Err(e) => Err(TickError::Event(e)),
-    };
+    let invocation = classify(&event.payload);
+    let registry = app.config().ok().and_then(|c| c.tenants_key.clone());
+    if let (Ok(Invocation::Tick), Some(key)) = (&invocation, registry) {
+        let own = Some(event.context.invoked_function_arn.clone())
+            .filter(|arn| !arn.is_empty())
+            .or_else(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok());
+        return dispatch(app, &key, own).await;
+    }
+    let (tenant, result) = run(app, &request, invocation).await;
     let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let measured = match &result {
         Ok(summary) => TickMetrics::Finished(summary),
         Err(_) => TickMetrics::Failed,
     };
-    println!(
-        "{}",
-        emf(measured, &function_name, api, elapsed, Utc::now())
-    );
+    let dimensions = Dimensions {
+        function_name: &function_name,
+        api,
+        tenant: &tenant,
+    };
+    println!("{}", emf(measured, &dimensions, elapsed, Utc::now()));
     match result {
         Ok(summary) => {
-            tracing::info!(
-                event = "summary",
-                api = summary.api,
-                lease = lease_outcome(&summary.lease),
-                windows = summary.counts.windows,
-                pages = summary.counts.pages,
-                requests = summary.counts.requests,
-                retries = summary.counts.retries,
-                throttled_requests = summary.counts.throttled_requests,
-                records_pulled = summary.counts.records_pulled,
-                events_sent = summary.counts.events_sent,
-                bytes_sent = summary.counts.bytes_sent,
-                duplicates_skipped = summary.counts.duplicates_skipped,
-                outside_window = summary.counts.outside_window,
-                missing_key = summary.counts.missing_key,
-                split = summary.split.is_some(),
-                checkpoint = summary.checkpoint.map(|t| t.to_rfc3339()),
-                partial = summary.partial.is_some(),
-                caught_up = summary.caught_up,
-                backfill = summary.backfill.as_ref().map(|b| b.name.as_str()),
-                remaining_seconds = summary.backfill.as_ref().map(|b| b.remaining_seconds),
-                reset = summary.reset.is_some(),
-                duration_ms = summary.duration_ms,
-                "tick finished"
-            );
-            Ok(serde_json::to_value(&summary)?)
+            log_summary(&summary, &tenant);
+            let mut value = serde_json::to_value(&summary)?;
+            if let Some(object) = value.as_object_mut() {
+                object.insert("tenant".into(), tenant.into());
+            }
+            Ok(value)
         }
         Err(error) => {
-            tracing::error!(event = "tick_failed", error_type = error.error_type(), error = %error, "tick failed");
+            tracing::error!(event = "tick_failed", tenant = %tenant, error_type = error.error_type(), error = %error, "tick failed");
             Err(error)
         }
     }
+}
+
+/// Runs what the event asks for; returns the tenant's label for the metrics and the log.
+async fn run(
+    app: &App,
+    request: &TickRequest,
+    invocation: Result<Invocation, EventError>,
+) -> (String, Result<Summary, TickError>) {
+    let single = DEFAULT_TENANT.to_owned();
+    let registry = app.config().ok().and_then(|c| c.tenants_key.as_ref());
+    match (invocation, registry) {
+        (Ok(Invocation::Tick), _) => {
+            let result = tick::run_target(app, request, &Target::Scheduled, &mut |_| {}).await;
+            (single, result)
+        }
+        (Ok(Invocation::Backfill(_)), Some(key)) => {
+            let bucket = app
+                .config()
+                .map(|c| c.state_bucket.clone())
+                .unwrap_or_default();
+            let refused = TenantsError::BackfillNeedsTenant {
+                bucket,
+                key: key.clone(),
+            };
+            (single, Err(refused.into()))
+        }
+        (Ok(Invocation::Backfill(backfill)), None) => {
+            let target = Target::Backfill(backfill);
+            (
+                single,
+                tick::run_target(app, request, &target, &mut |_| {}).await,
+            )
+        }
+        (Ok(Invocation::Tenant { name, backfill }), _) => {
+            let target = backfill.map_or(Target::Scheduled, Target::Backfill);
+            let result = match tenants::tenant(app, &name).await {
+                Ok(tenant) => tick::run_for(app, request, tenant, &target, &mut |_| {}).await,
+                Err(e) => Err(e),
+            };
+            // A name that cannot be a tenant's does not become a metric dimension.
+            let label = if valid_name(&name) {
+                name
+            } else {
+                "invalid".to_owned()
+            };
+            (label, result)
+        }
+        (Err(e), _) => (single, Err(TickError::Event(e))),
+    }
+}
+
+/// A scheduled event in a deployment with a registry: start every enabled tenant's tick.
+async fn dispatch(
+    app: &App,
+    key: &str,
+    own: Option<String>,
+) -> Result<serde_json::Value, TickError> {
+    let config = app.config()?;
+    let function = own.ok_or(TenantsError::NoFunctionName)?;
+    let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
+    let invoker = LambdaInvoker::new(app.lambda().clone(), function);
+    match tenants::run_dispatch(&store, key, &invoker).await {
+        Ok(summary) => Ok(serde_json::to_value(&summary)?),
+        Err(error) => {
+            tracing::error!(event = "dispatch_failed", error_type = error.error_type(), error = %error, "dispatch failed");
+            Err(error.into())
+        }
+    }
+}
+
+/// The summary line of a finished tick.
+fn log_summary(summary: &Summary, tenant: &str) {
+    tracing::info!(
+        event = "summary",
+        tenant,
+        api = summary.api,
+        lease = lease_outcome(&summary.lease),
+        windows = summary.counts.windows,
+        pages = summary.counts.pages,
+        requests = summary.counts.requests,
+        retries = summary.counts.retries,
+        throttled_requests = summary.counts.throttled_requests,
+        records_pulled = summary.counts.records_pulled,
+        events_sent = summary.counts.events_sent,
+        bytes_sent = summary.counts.bytes_sent,
+        duplicates_skipped = summary.counts.duplicates_skipped,
+        outside_window = summary.counts.outside_window,
+        missing_key = summary.counts.missing_key,
+        split = summary.split.is_some(),
+        checkpoint = summary.checkpoint.map(|t| t.to_rfc3339()),
+        lag_seconds = summary
+            .checkpoint
+            .filter(|_| summary.backfill.is_none())
+            .map(|t| (Utc::now() - t).num_seconds().max(0)),
+        partial = summary.partial.is_some(),
+        caught_up = summary.caught_up,
+        backfill = summary.backfill.as_ref().map(|b| b.name.as_str()),
+        remaining_seconds = summary.backfill.as_ref().map(|b| b.remaining_seconds),
+        reset = summary.reset.is_some(),
+        duration_ms = summary.duration_ms,
+        "tick finished"
+    );
 }
 
 fn lease_outcome(report: &LeaseReport) -> &'static str {

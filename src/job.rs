@@ -27,6 +27,8 @@ pub enum Target {
 /// Whose records a job moves: where its credentials, its state and its Devo identity are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
+    /// Its name in the tenant registry; `None` for the deployment's one tenant.
+    pub name: Option<String>,
     /// The secret with its Microsoft credentials (and Devo material).
     pub secret_id: String,
     /// Key of its scheduled checkpoint.
@@ -35,19 +37,31 @@ pub struct Tenant {
     pub devo_hostname: String,
     /// Devo tag of its lines.
     pub devo_tag: String,
+    /// Its `RESET_BEFORE`: a new value restarts its schedule from `HISTORIC_DAYS` back.
+    pub reset_before: Option<DateTime<Utc>>,
 }
 
 impl Tenant {
     /// The deployment's one tenant: `SECRET_ID`, `STATE_KEY`, `DEVO_HOSTNAME`, `DEVO_TAG`.
     pub fn single(config: &Config) -> Tenant {
         Tenant {
+            name: None,
             secret_id: config.secret_id.clone(),
             state_key: config.state_key.clone(),
             devo_hostname: config.devo_hostname.clone(),
             devo_tag: config.devo_tag.clone(),
+            reset_before: config.reset_before,
         }
     }
+
+    /// The name metrics and logs use: the registry name, `default` for the one tenant.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(DEFAULT_TENANT)
+    }
 }
+
+/// The `Tenant` metric dimension and log field of a deployment without a registry.
+pub const DEFAULT_TENANT: &str = "default";
 
 /// Which pass over a tenant's records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +124,7 @@ impl Job {
     pub fn prepare(&self, checkpoint: &mut Checkpoint, config: &Config) -> Option<Reset> {
         checkpoint.api = Some(config.trace_api.as_str().to_owned());
         match &self.pass {
-            Pass::Scheduled => reset::apply(checkpoint, config.reset_before),
+            Pass::Scheduled => reset::apply(checkpoint, self.tenant.reset_before),
             Pass::Backfill(range) => {
                 checkpoint.backfill = Some(range.clone());
                 None
@@ -184,10 +198,12 @@ mod tests {
     fn job() -> Job {
         Job {
             tenant: Tenant {
+                name: None,
                 secret_id: "s".into(),
                 state_key: "d/checkpoint.json".into(),
                 devo_hostname: "h".into(),
                 devo_tag: "a.b".into(),
+                reset_before: None,
             },
             pass: Pass::Scheduled,
             key: "d/checkpoint.json".into(),

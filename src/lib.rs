@@ -26,6 +26,7 @@ pub mod secret;
 pub mod split;
 pub mod state;
 pub mod summary;
+pub mod tenants;
 pub mod tick;
 pub mod trace;
 pub mod transfer;

@@ -9,6 +9,21 @@ use crate::summary::Summary;
 /// Namespace of every metric.
 pub const NAMESPACE: &str = "M365TraceToDevo";
 
+/// The metrics that also carry the `Tenant` dimension: what tells one tenant's health from
+/// another's (each costs one custom metric per tenant; the rest are per function only).
+pub const PER_TENANT: [&str; 3] = ["TickFailed", "LagSeconds", "FreshLagSeconds"];
+
+/// Whose tick the document measures.
+#[derive(Debug, Clone, Copy)]
+pub struct Dimensions<'a> {
+    /// The Lambda function.
+    pub function_name: &'a str,
+    /// `TRACE_API`.
+    pub api: &'a str,
+    /// The tenant's registry name, `default` for a deployment without a registry.
+    pub tenant: &'a str,
+}
+
 /// What a tick measured, success or failure.
 #[derive(Debug, Clone, Copy)]
 pub enum TickMetrics<'a> {
@@ -18,12 +33,13 @@ pub enum TickMetrics<'a> {
     Failed,
 }
 
-/// The EMF document of one tick, with the function name and the API as dimensions. `LagSeconds`
-/// (now − the checkpoint's end) is included for a scheduled tick with a checkpoint.
+/// The EMF document of one tick, with the function name and the API as dimensions, and the
+/// [`PER_TENANT`] metrics also per tenant (so the lag alarm on FunctionName + Api sees the
+/// worst tenant, and the dashboard each one). `LagSeconds` (now − the checkpoint's end) is
+/// included for a scheduled tick with a checkpoint.
 pub fn emf(
     tick: TickMetrics<'_>,
-    function_name: &str,
-    api: &str,
+    dimensions: &Dimensions<'_>,
     duration_ms: u64,
     now: DateTime<Utc>,
 ) -> Value {
@@ -58,6 +74,11 @@ pub fn emf(
         .iter()
         .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
         .collect();
+    let per_tenant: Vec<Value> = definitions
+        .iter()
+        .filter(|d| PER_TENANT.iter().any(|name| d["Name"] == *name))
+        .cloned()
+        .collect();
     let mut document = Map::new();
     document.insert(
         "_aws".into(),
@@ -67,11 +88,16 @@ pub fn emf(
                 "Namespace": NAMESPACE,
                 "Dimensions": [["FunctionName", "Api"]],
                 "Metrics": definitions,
+            }, {
+                "Namespace": NAMESPACE,
+                "Dimensions": [["FunctionName", "Api", "Tenant"]],
+                "Metrics": per_tenant,
             }],
         }),
     );
-    document.insert("FunctionName".into(), json!(function_name));
-    document.insert("Api".into(), json!(api));
+    document.insert("FunctionName".into(), json!(dimensions.function_name));
+    document.insert("Api".into(), json!(dimensions.api));
+    document.insert("Tenant".into(), json!(dimensions.tenant));
     for (name, _, value) in values {
         document.insert(name.into(), value);
     }
@@ -84,6 +110,12 @@ mod tests {
 
     use super::*;
     use crate::summary::{Counts, LeaseReport};
+
+    const DIMS: Dimensions<'static> = Dimensions {
+        function_name: "collector",
+        api: "graph",
+        tenant: "default",
+    };
 
     fn summary() -> Summary {
         Summary {
@@ -120,7 +152,7 @@ mod tests {
     fn a_finished_tick_is_one_emf_document_with_every_metric() {
         let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
         let s = summary();
-        let doc = emf(TickMetrics::Finished(&s), "collector", "graph", 900, now);
+        let doc = emf(TickMetrics::Finished(&s), &DIMS, 900, now);
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(doc["_aws"]["Timestamp"], json!(now.timestamp_millis()));
         assert_eq!(directive["Namespace"], json!("M365TraceToDevo"));
@@ -169,13 +201,7 @@ mod tests {
             remaining_seconds: 64_800,
             complete: false,
         });
-        let doc = emf(
-            TickMetrics::Finished(&s),
-            "collector",
-            "graph",
-            900,
-            Utc::now(),
-        );
+        let doc = emf(TickMetrics::Finished(&s), &DIMS, 900, Utc::now());
         assert!(doc.get("LagSeconds").is_none());
         assert_eq!(doc["EventsSent"], json!(118));
     }
@@ -183,7 +209,7 @@ mod tests {
     #[test]
     fn a_failed_tick_reports_tick_failed_and_its_duration_only() {
         let now = Utc::now();
-        let doc = emf(TickMetrics::Failed, "collector", "graph", 1200, now);
+        let doc = emf(TickMetrics::Failed, &DIMS, 1200, now);
         let names: Vec<&str> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .unwrap()
@@ -193,5 +219,34 @@ mod tests {
         assert_eq!(names, ["TickFailed", "TickDuration"]);
         assert_eq!(doc["TickFailed"], json!(1));
         assert_eq!(doc["TickDuration"], json!(1200));
+    }
+
+    #[test]
+    fn lag_and_failures_are_also_per_tenant() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        let s = summary();
+        let dims = Dimensions {
+            tenant: "contoso",
+            ..DIMS
+        };
+        let doc = emf(TickMetrics::Finished(&s), &dims, 900, now);
+        assert_eq!(doc["Tenant"], json!("contoso"));
+        let per_tenant = &doc["_aws"]["CloudWatchMetrics"][1];
+        assert_eq!(
+            per_tenant["Dimensions"],
+            json!([["FunctionName", "Api", "Tenant"]])
+        );
+        let names: Vec<&str> = per_tenant["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["TickFailed", "LagSeconds"]);
+        let failed = emf(TickMetrics::Failed, &dims, 10, now);
+        assert_eq!(
+            failed["_aws"]["CloudWatchMetrics"][1]["Metrics"],
+            json!([{"Name": "TickFailed", "Unit": "Count"}])
+        );
     }
 }

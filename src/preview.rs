@@ -33,11 +33,17 @@ pub struct Preview {
     pub plan: Plan,
 }
 
-/// Plans `target` at the current time from the stored checkpoint.
+/// Plans `target` of the deployment's one tenant at the current time from the stored checkpoint.
 pub async fn preview(app: &App, target: &Target) -> Result<Preview, TickError> {
+    let tenant = Tenant::single(app.config()?);
+    preview_for(app, tenant, target).await
+}
+
+/// Plans `target` of `tenant` at the current time from the stored checkpoint.
+pub async fn preview_for(app: &App, tenant: Tenant, target: &Target) -> Result<Preview, TickError> {
     let now = Utc::now().trunc_subsecs(0);
     let config = app.config()?;
-    let job = Job::resolve(target, Tenant::single(config), config, now)?;
+    let job = Job::resolve(target, tenant, config, now)?;
     let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
     let found = checkpoint::load(&store, &job.key).await?;
     let checkpoint_found = found.is_some();

@@ -115,29 +115,100 @@ struct Document {
     devo_chain_pem: Option<String>,
 }
 
-impl Secret {
-    /// Parses the JSON document stored in Secrets Manager.
-    pub fn parse(secret_id: &str, text: &str) -> Result<Secret, SecretError> {
-        let doc: Document = serde_json::from_str(text).map_err(|e| SecretError::Malformed {
+/// A secret's Microsoft credentials, and its Devo material when it has any: a tenant's secret
+/// may leave the Devo material to `SECRET_ID` (one Devo domain for every tenant).
+#[derive(Clone, Debug)]
+pub struct Partial {
+    secret_id: String,
+    tenant_id: String,
+    client_id: String,
+    credential: ClientCredential,
+    devo: Option<DevoCredentials>,
+}
+
+fn document(secret_id: &str, text: &str) -> Result<Document, SecretError> {
+    serde_json::from_str(text).map_err(|e| SecretError::Malformed {
+        secret_id: secret_id.to_owned(),
+        // serde_json's messages name the line/column and the expected kind, never the content
+        // of a string value, except for "unknown variant"/"invalid type" which are not used here.
+        problem: format!(
+            "{:?} error at line {} column {}",
+            e.classify(),
+            e.line(),
+            e.column()
+        ),
+    })
+}
+
+fn need(
+    secret_id: &str,
+    value: Option<String>,
+    key: &'static str,
+    hint: &'static str,
+) -> Result<String, SecretError> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| SecretError::MissingKey {
             secret_id: secret_id.to_owned(),
-            // serde_json's messages name the line/column and the expected kind, never the content
-            // of a string value, except for "unknown variant"/"invalid type" which are not used here.
-            problem: format!(
-                "{:?} error at line {} column {}",
-                e.classify(),
-                e.line(),
-                e.column()
-            ),
-        })?;
-        let need = |value: Option<String>, key: &'static str, hint: &'static str| {
-            value
-                .filter(|v| !v.trim().is_empty())
-                .ok_or_else(|| SecretError::MissingKey {
-                    secret_id: secret_id.to_owned(),
-                    key,
-                    hint,
-                })
-        };
+            key,
+            hint,
+        })
+}
+
+const DEVO_CERT_HINT: &str =
+    "the domain's X.509 certificate from Devo (Administration → Credentials → X.509)";
+
+impl DevoCredentials {
+    /// The Devo material of a secret that must have it (`SECRET_ID`'s, for a tenant whose own
+    /// secret has none); its Microsoft keys, if any, are not read.
+    pub fn parse(secret_id: &str, text: &str) -> Result<DevoCredentials, SecretError> {
+        let doc = document(secret_id, text)?;
+        devo_of(
+            secret_id,
+            doc.devo_cert_pem,
+            doc.devo_key_pem,
+            doc.devo_chain_pem,
+        )?
+        .ok_or_else(|| SecretError::MissingKey {
+            secret_id: secret_id.to_owned(),
+            key: "devo_cert_pem",
+            hint: DEVO_CERT_HINT,
+        })
+    }
+}
+
+/// The three Devo keys: all absent is `None`; some present means all are needed.
+fn devo_of(
+    secret_id: &str,
+    cert: Option<String>,
+    key: Option<String>,
+    chain: Option<String>,
+) -> Result<Option<DevoCredentials>, SecretError> {
+    let given = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.trim().is_empty());
+    if !given(&cert) && !given(&key) && !given(&chain) {
+        return Ok(None);
+    }
+    Ok(Some(DevoCredentials {
+        cert_pem: need(secret_id, cert, "devo_cert_pem", DEVO_CERT_HINT)?,
+        key_pem: need(
+            secret_id,
+            key,
+            "devo_key_pem",
+            "the private key of the domain's X.509 certificate",
+        )?,
+        chain_pem: need(
+            secret_id,
+            chain,
+            "devo_chain_pem",
+            "the CA chain that verifies the Devo relay (chain.crt)",
+        )?,
+    }))
+}
+
+impl Partial {
+    /// Parses the JSON document stored in Secrets Manager; the Devo keys may be absent.
+    pub fn parse(secret_id: &str, text: &str) -> Result<Partial, SecretError> {
+        let doc = document(secret_id, text)?;
         let credential = match (
             doc.client_secret,
             doc.client_certificate_pem,
@@ -158,36 +229,59 @@ impl Secret {
                 });
             }
         };
-        Ok(Secret {
+        Ok(Partial {
+            secret_id: secret_id.to_owned(),
             tenant_id: need(
+                secret_id,
                 doc.tenant_id,
                 "tenant_id",
                 "the Entra ID (Azure AD) tenant id of the Microsoft 365 organization",
             )?,
             client_id: need(
+                secret_id,
                 doc.client_id,
                 "client_id",
                 "the application (client) id of the app registration",
             )?,
             credential,
-            devo: DevoCredentials {
-                cert_pem: need(
-                    doc.devo_cert_pem,
-                    "devo_cert_pem",
-                    "the domain's X.509 certificate from Devo (Administration → Credentials → X.509)",
-                )?,
-                key_pem: need(
-                    doc.devo_key_pem,
-                    "devo_key_pem",
-                    "the private key of the domain's X.509 certificate",
-                )?,
-                chain_pem: need(
-                    doc.devo_chain_pem,
-                    "devo_chain_pem",
-                    "the CA chain that verifies the Devo relay (chain.crt)",
-                )?,
-            },
+            devo: devo_of(
+                secret_id,
+                doc.devo_cert_pem,
+                doc.devo_key_pem,
+                doc.devo_chain_pem,
+            )?,
         })
+    }
+
+    /// Whether the secret has its own Devo material.
+    pub fn has_devo(&self) -> bool {
+        self.devo.is_some()
+    }
+
+    /// The whole secret: its own Devo material, else `fallback` (`SECRET_ID`'s).
+    pub fn complete(self, fallback: Option<DevoCredentials>) -> Result<Secret, SecretError> {
+        let devo = self
+            .devo
+            .or(fallback)
+            .ok_or_else(|| SecretError::MissingKey {
+                secret_id: self.secret_id.clone(),
+                key: "devo_cert_pem",
+                hint: DEVO_CERT_HINT,
+            })?;
+        Ok(Secret {
+            tenant_id: self.tenant_id,
+            client_id: self.client_id,
+            credential: self.credential,
+            devo,
+        })
+    }
+}
+
+impl Secret {
+    /// Parses the JSON document stored in Secrets Manager: Microsoft credentials and Devo
+    /// material.
+    pub fn parse(secret_id: &str, text: &str) -> Result<Secret, SecretError> {
+        Partial::parse(secret_id, text)?.complete(None)
     }
 }
 
@@ -205,6 +299,27 @@ impl SecretSource {
 
     /// Fetches and parses the secret.
     pub async fn load(&self, secret_id: &str) -> Result<Secret, SecretError> {
+        Secret::parse(secret_id, &self.text(secret_id).await?)
+    }
+
+    /// Fetches a tenant's secret `secret_id`; when it has no Devo material, the Devo material
+    /// of `devo_fallback_id` (`SECRET_ID`) is read too, and only then.
+    pub async fn load_for(
+        &self,
+        secret_id: &str,
+        devo_fallback_id: &str,
+    ) -> Result<Secret, SecretError> {
+        let partial = Partial::parse(secret_id, &self.text(secret_id).await?)?;
+        if partial.has_devo() || secret_id == devo_fallback_id {
+            return partial.complete(None);
+        }
+        let fallback =
+            DevoCredentials::parse(devo_fallback_id, &self.text(devo_fallback_id).await?)?;
+        partial.complete(Some(fallback))
+    }
+
+    /// The secret's string.
+    async fn text(&self, secret_id: &str) -> Result<String, SecretError> {
         use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
         let out = self
             .client
@@ -220,10 +335,11 @@ impl SecretSource {
                     .map(str::to_owned)
                     .unwrap_or_else(|| crate::error_chain(&e)),
             })?;
-        let text = out.secret_string().ok_or_else(|| SecretError::NotText {
-            secret_id: secret_id.to_owned(),
-        })?;
-        Secret::parse(secret_id, text)
+        out.secret_string()
+            .map(str::to_owned)
+            .ok_or_else(|| SecretError::NotText {
+                secret_id: secret_id.to_owned(),
+            })
     }
 }
 
@@ -266,6 +382,47 @@ mod tests {
         let doc = FULL.replace(r#""devo_chain_pem":"CHAINBODY""#, r#""devo_chain_pem":"""#);
         let err = Secret::parse("id", &doc).unwrap_err().to_string();
         assert!(err.contains("devo_chain_pem"), "{err}");
+    }
+
+    #[test]
+    fn a_tenant_secret_without_devo_material_takes_the_shared_one() {
+        let tenant = r#"{"tenant_id":"t","client_id":"c","client_secret":"x"}"#;
+        let partial = Partial::parse("tenant", tenant).unwrap();
+        assert!(!partial.has_devo());
+        let err = partial.clone().complete(None).unwrap_err().to_string();
+        assert!(
+            err.contains("secret tenant lacks \"devo_cert_pem\""),
+            "{err}"
+        );
+        let shared = DevoCredentials::parse(
+            "shared",
+            r#"{"devo_cert_pem":"C","devo_key_pem":"K","devo_chain_pem":"H"}"#,
+        )
+        .unwrap();
+        let s = partial.complete(Some(shared)).unwrap();
+        assert_eq!((s.tenant_id.as_str(), s.devo.cert_pem.as_str()), ("t", "C"));
+        // Its own material wins.
+        let own = Partial::parse("tenant", FULL).unwrap();
+        let fallback = DevoCredentials::parse(
+            "shared",
+            r#"{"devo_cert_pem":"C","devo_key_pem":"K","devo_chain_pem":"H"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            own.complete(Some(fallback)).unwrap().devo.cert_pem,
+            "CERTBODY"
+        );
+        // Part of the material is a mistake, not a fallback.
+        let half = r#"{"tenant_id":"t","client_id":"c","client_secret":"x","devo_cert_pem":"C"}"#;
+        let err = Partial::parse("tenant", half).unwrap_err().to_string();
+        assert!(err.contains("devo_key_pem"), "{err}");
+        let err = DevoCredentials::parse("shared", tenant)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("secret shared lacks \"devo_cert_pem\""),
+            "{err}"
+        );
     }
 
     #[test]

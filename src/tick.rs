@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::app::App;
-use crate::checkpoint::{self, Checkpoint};
+use crate::checkpoint::{self, Checkpoint, LastError};
 use crate::claim::{Claim, Claimed};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -35,10 +35,23 @@ pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError>
     run_target(app, request, &Target::Scheduled, &mut |_| {}).await
 }
 
-/// Runs the seven steps for `target`; `on_window` hears of every window finished.
+/// Runs the seven steps for `target` of the deployment's one tenant; `on_window` hears of
+/// every window finished.
 pub async fn run_target(
     app: &App,
     request: &TickRequest,
+    target: &Target,
+    on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
+) -> Result<Summary, TickError> {
+    let tenant = Tenant::single(app.config()?);
+    run_for(app, request, tenant, target, on_window).await
+}
+
+/// Runs the seven steps for `target` of `tenant` (a registry's tenant, or the one tenant).
+pub async fn run_for(
+    app: &App,
+    request: &TickRequest,
+    tenant: Tenant,
     target: &Target,
     on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
 ) -> Result<Summary, TickError> {
@@ -46,11 +59,14 @@ pub async fn run_target(
     // 1. config: the job, and the time it may use
     let config = app.config()?;
     let clock = Clock::start(request.deadline, app.options().commit_reserve)?;
-    let job = Job::resolve(target, Tenant::single(config), config, clock.now)?;
+    let job = Job::resolve(target, tenant, config, clock.now)?;
     let api = config.trace_api.as_str();
 
-    // 2. secret
-    let secret = app.secrets().load(&job.tenant.secret_id).await?;
+    // 2. secret (a tenant's Devo material may come from SECRET_ID)
+    let secret = app
+        .secrets()
+        .load_for(&job.tenant.secret_id, &config.secret_id)
+        .await?;
     let devo = DevoTls::new(&secret.devo, &config.devo_address, &config.devo_server_name)
         .map_err(TickError::DevoSetup)?;
 
@@ -116,7 +132,7 @@ pub async fn run_target(
 /// Releases the lease and returns the summary, or the failure of a window after its
 /// delivered part was committed.
 async fn finish(
-    claimed: Claimed<'_, S3Store>,
+    mut claimed: Claimed<'_, S3Store>,
     job: &Job,
     api: &'static str,
     delivery: Delivery,
@@ -128,13 +144,20 @@ async fn finish(
     let caught_up = matches!(delivery.end, End::CaughtUp) && checkpoint.partial.is_none();
     if let End::Failed { window, error } = delivery.end {
         tracing::error!(event = "window_failed", start = %window.start.to_rfc3339(), end = %window.end.to_rfc3339(), error = %error, "window not fully delivered; what it delivered is committed");
-        claimed.abandon().await;
-        return Err(TickError::Transfer {
+        let failure = TickError::Transfer {
             start: window.start,
             end: window.end,
             source: Box::new(error),
+        };
+        claimed.checkpoint_mut().last_error = Some(LastError {
+            at: Utc::now(),
+            error_type: failure.error_type().to_owned(),
+            message: crate::error_chain(&failure),
         });
+        claimed.abandon().await;
+        return Err(failure);
     }
+    claimed.checkpoint_mut().last_error = None;
     let lease = claimed.release().await?;
     let summary = Summary::finished(
         api,

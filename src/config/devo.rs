@@ -68,7 +68,7 @@ impl DevoSettings {
 }
 
 /// Whether `tag` is at least two dot-separated words of letters, digits, `_` or `-`.
-fn is_tag(tag: &str) -> bool {
+pub(crate) fn is_tag(tag: &str) -> bool {
     tag.split('.').count() >= 2
         && tag.split('.').all(|part| {
             !part.is_empty()

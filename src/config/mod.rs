@@ -15,6 +15,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::cloud::{Cloud, Endpoints};
+pub(crate) use devo::is_tag;
 use env::{Env, invalid};
 
 /// A configuration problem, naming the variable, what is wrong with its value and what is accepted.
@@ -146,6 +147,8 @@ pub struct Config {
     pub devo_idle: Duration,
     /// `RESET_BEFORE`: a new value restarts the scheduled checkpoint from `HISTORIC_DAYS` back.
     pub reset_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// `TENANTS_KEY`: the tenant registry's key in `STATE_BUCKET`; unset = one tenant.
+    pub tenants_key: Option<String>,
 }
 
 impl Config {
@@ -169,6 +172,7 @@ impl Config {
         let rules = rules::read(&env, api.trace_api)?;
         let limits = limits::Limits::read(&env)?;
         let reset_before = reset_before(&env)?;
+        let tenants_key = tenants_key(&env)?;
         Ok(Config {
             secret_id,
             state_bucket,
@@ -187,6 +191,7 @@ impl Config {
             request_timeout: limits.request_timeout,
             devo_idle: limits.devo_idle,
             reset_before,
+            tenants_key,
         })
     }
 }
@@ -205,6 +210,22 @@ fn state_key(env: &Env<'_>) -> Result<String, ConfigError> {
         ));
     }
     Ok(state_key)
+}
+
+/// `TENANTS_KEY`: a relative S3 key of a JSON object, or unset (one tenant).
+fn tenants_key(env: &Env<'_>) -> Result<Option<String>, ConfigError> {
+    let Some(key) = env.get("TENANTS_KEY") else {
+        return Ok(None);
+    };
+    if key.starts_with('/') || key.ends_with('/') || key.len() > 900 {
+        return Err(invalid(
+            "TENANTS_KEY",
+            &key,
+            "an S3 key of an object must not start or end with '/' and must be short",
+            "a relative key such as m365-message-trace/tenants.json, or unset for one tenant",
+        ));
+    }
+    Ok(Some(key))
 }
 
 /// `RESET_BEFORE`: an RFC 3339 instant, or unset.
@@ -315,6 +336,14 @@ mod tests {
             err.starts_with("RESET_BEFORE=\"last tuesday\" is invalid: not an RFC 3339 instant"),
             "{err}"
         );
+        let err = config(&[("TENANTS_KEY", "/tenants.json")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("TENANTS_KEY=\"/tenants.json\" is invalid"),
+            "{err}"
+        );
+        assert_eq!(config(&[]).unwrap().tenants_key, None);
         let err = config(&[("DEVO_HOSTNAME", "my host")])
             .unwrap_err()
             .to_string();

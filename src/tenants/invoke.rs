@@ -1,0 +1,95 @@
+//! The production [`Invoker`]: Lambda `Invoke` of the function itself with
+//! `InvocationType=Event` (queued, answered 202 at once). `AWS_ENDPOINT_URL_LAMBDA` points the
+//! SDK at a local stand-in in tests and in the benchmark.
+
+use aws_sdk_lambda::error::ProvideErrorMetadata;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+
+use crate::tenants::dispatch::Invoker;
+
+/// Invokes one function asynchronously.
+#[derive(Debug, Clone)]
+pub struct LambdaInvoker {
+    client: aws_sdk_lambda::Client,
+    function: String,
+}
+
+impl LambdaInvoker {
+    /// Invokes `function` (a name or ARN: the dispatcher's own) through `client`.
+    pub fn new(client: aws_sdk_lambda::Client, function: String) -> LambdaInvoker {
+        LambdaInvoker { client, function }
+    }
+}
+
+impl Invoker for LambdaInvoker {
+    async fn invoke(&self, payload: Vec<u8>) -> Result<(), String> {
+        let out = self
+            .client
+            .invoke()
+            .function_name(&self.function)
+            .invocation_type(InvocationType::Event)
+            .payload(Blob::new(payload))
+            .send()
+            .await
+            .map_err(|e| {
+                let code = e.code().unwrap_or("request failed");
+                let message = e
+                    .message()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| crate::error_chain(&e));
+                format!(
+                    "Invoke {}: {code}: {message} (the role needs lambda:InvokeFunction on its own function)",
+                    self.function
+                )
+            })?;
+        match out.status_code() {
+            202 => Ok(()),
+            status => Err(format!(
+                "Invoke {} answered HTTP {status}, not 202 Accepted",
+                self.function
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use m365_trace_devtools::lambda::InvokeServer;
+
+    use super::*;
+
+    fn client(url: &str) -> aws_sdk_lambda::Client {
+        let config = aws_sdk_lambda::Config::builder()
+            .endpoint_url(url)
+            .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+                "test", "test", None, None, "tests",
+            ))
+            .behavior_version_latest()
+            .build();
+        aws_sdk_lambda::Client::from_conf(config)
+    }
+
+    #[tokio::test]
+    async fn an_asynchronous_invoke_reaches_the_stand_in_with_its_payload() {
+        let server = InvokeServer::start().await.unwrap();
+        let arn = "arn:aws:lambda:us-east-1:123456789012:function:collector";
+        let invoker = LambdaInvoker::new(client(&server.url()), arn.into());
+        invoker
+            .invoke(br#"{"tenant":"contoso"}"#.to_vec())
+            .await
+            .unwrap();
+        let seen = server.invocations();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].function, arn);
+        assert_eq!(seen[0].payload, serde_json::json!({"tenant": "contoso"}));
+        server.refuse_containing(Some("fabrikam"));
+        let err = invoker
+            .invoke(br#"{"tenant":"fabrikam"}"#.to_vec())
+            .await
+            .unwrap_err();
+        assert!(err.contains("TooManyRequestsException"), "{err}");
+        assert!(err.contains("lambda:InvokeFunction"), "{err}");
+    }
+}

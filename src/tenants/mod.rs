@@ -1,0 +1,202 @@
+//! Many tenants from one deployment: the registry (`TENANTS_KEY`), how a registry entry becomes
+//! a [`Tenant`] with its own secret, state and Devo identity, and the dispatcher that starts
+//! one invocation per tenant. Without `TENANTS_KEY` none of this runs: one tenant, as always.
+
+pub mod dispatch;
+pub mod error;
+pub mod invoke;
+pub mod registry;
+pub mod status;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::job::Tenant;
+use crate::state::{S3Store, StateStore};
+
+pub use error::TenantsError;
+use registry::{Entry, Location, Registry};
+
+impl Tenant {
+    /// The tenant of a registry entry: its secret; its state under
+    /// `{dir of STATE_KEY}/tenants/NAME/`; host field = `devo_hostname` or the name; tag =
+    /// `devo_tag` or `DEVO_TAG`; `reset_before` or `RESET_BEFORE`.
+    pub fn from_entry(entry: &Entry, config: &Config) -> Tenant {
+        Tenant {
+            name: Some(entry.name.clone()),
+            secret_id: entry.secret_id.clone(),
+            state_key: format!(
+                "{}checkpoint.json",
+                state_dir(&config.state_key, &entry.name)
+            ),
+            devo_hostname: entry
+                .devo_hostname
+                .clone()
+                .unwrap_or_else(|| entry.name.clone()),
+            devo_tag: entry
+                .devo_tag
+                .clone()
+                .unwrap_or_else(|| config.devo_tag.clone()),
+            reset_before: entry.reset_before.or(config.reset_before),
+        }
+    }
+}
+
+/// The prefix of everything a tenant keeps in the state bucket: `{dir of STATE_KEY}/tenants/NAME/`.
+pub fn state_dir(state_key: &str, name: &str) -> String {
+    match state_key.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/tenants/{name}/"),
+        None => format!("tenants/{name}/"),
+    }
+}
+
+/// The entry an event's tenant runs as: refused when it is not listed or disabled.
+pub fn resolve<'r>(
+    registry: &'r Registry,
+    name: &str,
+    at: Location<'_>,
+) -> Result<&'r Entry, TenantsError> {
+    match registry.find(name) {
+        Some(entry) if entry.enabled => Ok(entry),
+        Some(_) => Err(TenantsError::Disabled {
+            name: name.to_owned(),
+            bucket: at.bucket.to_owned(),
+            key: at.key.to_owned(),
+        }),
+        None => Err(TenantsError::Unknown {
+            name: name.to_owned(),
+            bucket: at.bucket.to_owned(),
+            key: at.key.to_owned(),
+        }),
+    }
+}
+
+/// The registry's key, or the error for an event that names a tenant without one.
+pub fn registry_key<'c>(config: &'c Config, name: &str) -> Result<&'c str, TenantsError> {
+    config
+        .tenants_key
+        .as_deref()
+        .ok_or_else(|| TenantsError::NoRegistry {
+            name: name.to_owned(),
+        })
+}
+
+/// Reads the registry and resolves the enabled tenant `name`.
+pub async fn tenant(app: &App, name: &str) -> Result<Tenant, crate::error::TickError> {
+    let config = app.config()?;
+    let key = registry_key(config, name)?;
+    let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
+    let loaded = registry::load(&store, key).await?;
+    let at = Location {
+        bucket: &config.state_bucket,
+        key,
+    };
+    let entry = resolve(&loaded.registry, name, at)?;
+    Ok(Tenant::from_entry(entry, config))
+}
+
+/// Reads the registry at `key` and starts every enabled tenant's tick through `invoker`.
+pub async fn run_dispatch<I: dispatch::Invoker>(
+    store: &S3Store,
+    key: &str,
+    invoker: &I,
+) -> Result<dispatch::DispatchSummary, TenantsError> {
+    let loaded = registry::load(store, key).await?;
+    if loaded.registry.tenants.is_empty() {
+        tracing::warn!(event = "no_tenants", registry = %format!("s3://{}/{key}", store.bucket()),
+            "the tenant registry lists no tenant: nothing dispatched");
+    }
+    let summary =
+        dispatch::dispatch(invoker, &loaded.registry, dispatch::DISPATCH_CONCURRENCY).await;
+    tracing::info!(event = "dispatch", tenants = summary.tenants, dispatched = summary.dispatched.len(),
+        disabled = summary.disabled.len(), failed = summary.failed.len(),
+        failed_tenants = ?summary.failed.iter().map(|f| f.tenant.as_str()).collect::<Vec<_>>(),
+        duration_ms = summary.duration_ms, "tenant ticks dispatched");
+    summary.into_result()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(extra: &[(&str, &str)]) -> Config {
+        let mut env: HashMap<&str, &str> = [
+            ("SECRET_ID", "shared-devo"),
+            ("STATE_BUCKET", "b"),
+            ("DEVO_TAG", "my.table"),
+            ("TENANTS_KEY", "m365-message-trace/tenants.json"),
+        ]
+        .into_iter()
+        .collect();
+        env.extend(extra.iter().copied());
+        Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap()
+    }
+
+    fn entry(name: &str, enabled: bool) -> Entry {
+        Entry {
+            enabled,
+            ..Entry::named(name)
+        }
+    }
+
+    #[test]
+    fn an_entry_gets_its_own_state_hostname_and_the_deployment_tag() {
+        let t = Tenant::from_entry(&entry("contoso", true), &config(&[]));
+        assert_eq!(t.name.as_deref(), Some("contoso"));
+        assert_eq!(t.label(), "contoso");
+        assert_eq!(
+            t.state_key,
+            "m365-message-trace/tenants/contoso/checkpoint.json"
+        );
+        assert_eq!(
+            (t.devo_hostname.as_str(), t.devo_tag.as_str()),
+            ("contoso", "my.table")
+        );
+        assert_eq!(t.secret_id, "s/contoso");
+        let own = Entry {
+            devo_hostname: Some("contoso-mail".into()),
+            devo_tag: Some("other.table".into()),
+            ..entry("contoso", true)
+        };
+        let t = Tenant::from_entry(&own, &config(&[("STATE_KEY", "checkpoint.json")]));
+        assert_eq!(t.state_key, "tenants/contoso/checkpoint.json");
+        assert_eq!(
+            (t.devo_hostname.as_str(), t.devo_tag.as_str()),
+            ("contoso-mail", "other.table")
+        );
+    }
+
+    #[test]
+    fn an_unknown_or_disabled_tenant_is_refused_by_name() {
+        let registry = Registry {
+            tenants: vec![entry("on", true), entry("off", false)],
+        };
+        let at = Location {
+            bucket: "b",
+            key: "k",
+        };
+        assert_eq!(resolve(&registry, "on", at).unwrap().name, "on");
+        let err = resolve(&registry, "off", at).unwrap_err();
+        assert_eq!(err.error_type(), "Tenant");
+        assert!(
+            err.to_string().starts_with("tenant \"off\" is disabled"),
+            "{err}"
+        );
+        let err = resolve(&registry, "ghost", at).unwrap_err();
+        assert_eq!(err.error_type(), "Tenant");
+        assert!(
+            err.to_string()
+                .contains("\"ghost\" is not in the registry s3://b/k"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_tenant_event_without_a_registry_says_how_to_fix_it() {
+        let mut c = config(&[]);
+        c.tenants_key = None;
+        let err = registry_key(&c, "contoso").unwrap_err().to_string();
+        assert!(err.contains("TENANTS_KEY is not set"), "{err}");
+    }
+}
