@@ -98,13 +98,14 @@ pub async fn dispatch<I: Invoker>(
     };
     let mut outcomes: Vec<(usize, String, Result<(), String>)> = Vec::new();
     let mut in_flight = JoinSet::new();
-    for (index, entry) in registry.enabled().enumerate() {
+    let names: Vec<String> = registry.enabled().map(|e| e.name.clone()).collect();
+    for (index, name) in names.into_iter().enumerate() {
         if in_flight.len() >= concurrency.max(1)
             && let Some(done) = in_flight.join_next().await
         {
             outcomes.push(joined(done));
         }
-        let (invoker, name) = (invoker.clone(), entry.name.clone());
+        let invoker = invoker.clone();
         in_flight.spawn(async move {
             let result = invoker.invoke(payload(&name)).await;
             (index, name, result)

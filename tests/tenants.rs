@@ -1,0 +1,424 @@
+//! Many tenants from one deployment, end to end through the real handler: moto (S3 + Secrets
+//! Manager), one Graph-like server that knows 50 tenants, one mutual-TLS relay and a local
+//! Lambda `Invoke` stand-in. One scheduled event dispatches 50 ticks; running them side by
+//! side delivers every tenant's records exactly once with its own hostname, under its own
+//! checkpoint, and a tenant with a wrong secret fails alone.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use chrono::{TimeDelta, Utc};
+use lambda_runtime::{Context, LambdaEvent};
+use m365_trace_devtools::devo::DevoListener;
+use m365_trace_devtools::graph::{GraphServer, GraphServerConfig};
+use m365_trace_devtools::lambda::InvokeServer;
+use m365_trace_devtools::pki::TestPki;
+use m365_trace_devtools::records::{GraphRecord, generate};
+use m365_trace_to_devo::app::{App, Clients};
+use m365_trace_to_devo::config::Config;
+use serde_json::{Value, json};
+use support::*;
+
+const TENANTS: usize = 50;
+const WRONG_SECRET: usize = 7;
+const OWN_HOSTNAME: usize = 11;
+const REGISTRY_KEY: &str = "m365-message-trace/tenants.json";
+const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:collector";
+
+fn name(i: usize) -> String {
+    format!("tenant-{i:02}")
+}
+
+fn tenant_id(i: usize) -> String {
+    format!("00000000-0000-4000-8000-{i:012}")
+}
+
+fn hostname(i: usize) -> String {
+    if i == OWN_HOSTNAME {
+        "own-host".to_owned()
+    } else {
+        name(i)
+    }
+}
+
+/// Everything the 50 tenants share: one of each stand-in, one bucket, one app.
+struct Fleet {
+    _graph: GraphServer,
+    devo: DevoListener,
+    invoke: InvokeServer,
+    clients: Clients,
+    bucket: String,
+    env: HashMap<String, String>,
+    records: Vec<Vec<GraphRecord>>,
+}
+
+async fn create_secret(clients: &Clients, id: &str, value: &Value) {
+    clients
+        .secrets
+        .create_secret()
+        .name(id)
+        .secret_string(value.to_string())
+        .send()
+        .await
+        .expect("create secret");
+}
+
+impl Fleet {
+    async fn start() -> Fleet {
+        let pki = TestPki::generate(&["localhost", "127.0.0.1"]).expect("pki");
+        let (start, end) = (
+            Utc::now() - TimeDelta::hours(47),
+            Utc::now() - TimeDelta::hours(26),
+        );
+        let records: Vec<Vec<GraphRecord>> = (0..TENANTS)
+            .map(|i| generate(1000 + i as u64, start, end, 12))
+            .collect();
+        let graph = GraphServer::start_tenants(
+            (0..TENANTS)
+                .map(|i| GraphServerConfig {
+                    tenant_id: tenant_id(i),
+                    client_id: CLIENT_ID.into(),
+                    client_secret: format!("secret-{i}"),
+                    records: records[i].clone(),
+                })
+                .collect(),
+        )
+        .await
+        .expect("graph server");
+        let devo = DevoListener::start(&pki).await.expect("devo listener");
+        let invoke = InvokeServer::start().await.expect("invoke stand-in");
+        let mut clients = moto_clients().await;
+        clients.lambda = lambda_client(&invoke.url());
+        let bucket = format!(
+            "tenants-{}-{}",
+            std::process::id(),
+            Utc::now().timestamp_subsec_nanos()
+        );
+        clients
+            .s3
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("bucket");
+        // SECRET_ID holds only the Devo material, shared by the tenants whose secret has none.
+        let shared_id = format!("{bucket}/devo");
+        let devo_material = json!({"devo_cert_pem": pki.client_cert_pem, "devo_key_pem": pki.client_key_pem, "devo_chain_pem": pki.ca_pem});
+        create_secret(&clients, &shared_id, &devo_material).await;
+        let mut entries = Vec::new();
+        for i in 0..TENANTS {
+            let secret = if i == WRONG_SECRET {
+                "not-the-secret".to_owned()
+            } else {
+                format!("secret-{i}")
+            };
+            let mut value =
+                json!({"tenant_id": tenant_id(i), "client_id": CLIENT_ID, "client_secret": secret});
+            if i % 2 == 1 {
+                // Half the tenants carry their own Devo material.
+                value
+                    .as_object_mut()
+                    .unwrap()
+                    .extend(devo_material.as_object().unwrap().clone());
+            }
+            let id = format!("{bucket}/{}", name(i));
+            create_secret(&clients, &id, &value).await;
+            let mut entry = json!({"name": name(i), "secret_id": id});
+            if i == OWN_HOSTNAME {
+                entry["devo_hostname"] = json!("own-host");
+            }
+            entries.push(entry);
+        }
+        entries.push(json!({"name": "paused", "secret_id": "none", "enabled": false}));
+        let registry = json!({ "tenants": entries }).to_string();
+        clients
+            .s3
+            .put_object()
+            .bucket(&bucket)
+            .key(REGISTRY_KEY)
+            .body(ByteStream::from(registry.into_bytes()))
+            .send()
+            .await
+            .expect("registry");
+        let env: HashMap<String, String> = [
+            ("SECRET_ID", shared_id.as_str()),
+            ("STATE_BUCKET", bucket.as_str()),
+            ("TENANTS_KEY", REGISTRY_KEY),
+            ("LOGIN_URL", graph.url().as_str()),
+            ("GRAPH_URL", graph.url().as_str()),
+            ("DEVO_ADDRESS", devo.address().as_str()),
+            ("DEVO_SERVER_NAME", "localhost"),
+            ("HISTORIC_DAYS", "2"),
+            ("PAGE_SIZE", "50"),
+            ("REQUESTS_PER_SECOND", "100"),
+            ("REQUEST_TIMEOUT_SECONDS", "10"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Fleet {
+            _graph: graph,
+            devo,
+            invoke,
+            clients,
+            bucket,
+            env,
+            records,
+        }
+    }
+
+    fn app(&self, env: &HashMap<String, String>) -> App {
+        App::new(
+            Config::from_lookup(|k| env.get(k).cloned()),
+            self.clients.clone(),
+            fast_options(),
+        )
+    }
+
+    async fn object(&self, key: &str) -> Option<Value> {
+        let out = self
+            .clients
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        let body = out.body.collect().await.ok()?.into_bytes();
+        Some(serde_json::from_slice(&body).expect("JSON"))
+    }
+}
+
+fn lambda_client(url: &str) -> aws_sdk_lambda::Client {
+    let config = aws_sdk_lambda::Config::builder()
+        .endpoint_url(url)
+        .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .behavior_version_latest()
+        .build();
+    aws_sdk_lambda::Client::from_conf(config)
+}
+
+/// The real handler, as Lambda runs it; a failure is its `errorType` and message.
+async fn invoke(app: &App, event: Value, request_id: &str) -> Result<Value, (String, String)> {
+    let mut context = Context::default();
+    context.request_id = request_id.to_owned();
+    context.invoked_function_arn = FUNCTION_ARN.to_owned();
+    context.deadline =
+        u64::try_from((Utc::now() + TimeDelta::seconds(120)).timestamp_millis()).unwrap();
+    m365_trace_to_devo::handler::handle(app, LambdaEvent::new(event, context))
+        .await
+        .map_err(|e| {
+            let d = lambda_runtime::Diagnostic::from(e);
+            (d.error_type, d.error_message)
+        })
+}
+
+/// Polls every future on this task until all are done: concurrent, like Lambda's side-by-side
+/// invocations (the handler's future is not `Send`, so it is not spawned).
+async fn join_all<T>(
+    mut futures: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = T>>>>,
+) -> Vec<T> {
+    let mut done: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        for (i, f) in futures.iter_mut().enumerate() {
+            if done[i].is_none()
+                && let std::task::Poll::Ready(v) = f.as_mut().poll(cx)
+            {
+                done[i] = Some(v);
+            }
+        }
+        if done.iter().all(Option::is_some) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
+}
+
+/// The host field and the record key of a relay line.
+fn host_and_key(line: &str) -> (String, String) {
+    let (header, json) = line.split_once(": ").expect("header: json");
+    let host = header.split(' ').nth(2).expect("host field").to_owned();
+    let json: Value = serde_json::from_str(json).expect("JSON");
+    let key = format!(
+        "{}|{}",
+        json["MessageTraceId"].as_str().unwrap(),
+        json["RecipientAddress"].as_str().unwrap_or("")
+    );
+    (host, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_scheduled_event_runs_fifty_isolated_tenants() {
+    let fleet = Fleet::start().await;
+    let app = Arc::new(fleet.app(&fleet.env));
+
+    // The schedule's event runs no tick: it starts one per enabled tenant.
+    let summary = invoke(&app, scheduled_event(), "dispatcher")
+        .await
+        .expect("dispatch");
+    assert_eq!(summary["tenants"], json!(TENANTS + 1));
+    assert_eq!(summary["dispatched"].as_array().unwrap().len(), TENANTS);
+    assert_eq!(summary["disabled"], json!(["paused"]));
+    assert_eq!(summary["failed"], json!([]));
+    let invocations = fleet.invoke.invocations();
+    assert_eq!(invocations.len(), TENANTS);
+    assert!(invocations.iter().all(|i| i.function == FUNCTION_ARN));
+    assert_eq!(
+        fleet.devo.line_count(),
+        0,
+        "the dispatcher sends nothing itself"
+    );
+
+    // Lambda runs the 50 queued invocations side by side.
+    let ticks = invocations.into_iter().enumerate().map(|(n, invocation)| {
+        let app = app.clone();
+        Box::pin(async move {
+            let tenant = invocation.payload["tenant"].as_str().unwrap().to_owned();
+            let outcome = invoke(&app, invocation.payload, &format!("tick-{n}")).await;
+            (tenant, outcome)
+        }) as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
+    });
+    let outcomes: HashMap<String, Result<Value, (String, String)>> =
+        join_all(ticks.collect()).await.into_iter().collect();
+    assert_eq!(outcomes.len(), TENANTS);
+    for i in 0..TENANTS {
+        let outcome = &outcomes[&name(i)];
+        if i == WRONG_SECRET {
+            let (error_type, message) = outcome.as_ref().unwrap_err();
+            assert_eq!(error_type, "Microsoft", "{message}");
+        } else {
+            let summary = outcome
+                .as_ref()
+                .unwrap_or_else(|e| panic!("{}: {e:?}", name(i)));
+            assert_eq!(summary["tenant"], json!(name(i)));
+            assert_eq!(summary["caught_up"], json!(true), "{}", name(i));
+        }
+    }
+
+    // Every tenant's records exactly once, under its own hostname; nothing of the failed one.
+    let mut by_host: HashMap<String, Vec<String>> = HashMap::new();
+    for line in fleet.devo.lines() {
+        let (host, key) = host_and_key(&line);
+        by_host.entry(host).or_default().push(key);
+    }
+    for i in 0..TENANTS {
+        let got = by_host.remove(&hostname(i)).unwrap_or_default();
+        let expected = if i == WRONG_SECRET {
+            Vec::new()
+        } else {
+            sorted(fleet.records[i].iter().map(record_key).collect())
+        };
+        assert_same_keys(got, expected, &name(i));
+    }
+    assert!(
+        by_host.is_empty(),
+        "lines under unexpected hosts: {:?}",
+        by_host.keys()
+    );
+
+    // Each tenant has its own checkpoint; the failed one says why.
+    for i in 0..TENANTS {
+        let key = format!("m365-message-trace/tenants/{}/checkpoint.json", name(i));
+        let checkpoint = fleet.object(&key).await.unwrap_or_else(|| panic!("{key}"));
+        assert!(checkpoint["lease"].is_null(), "{key}: lease released");
+        if i == WRONG_SECRET {
+            assert_eq!(checkpoint["last_error"]["error_type"], json!("Microsoft"));
+        } else {
+            assert!(
+                checkpoint["end"].is_string() && checkpoint.get("last_error").is_none(),
+                "{key}: {checkpoint}"
+            );
+        }
+    }
+    assert!(
+        fleet
+            .object("m365-message-trace/checkpoint.json")
+            .await
+            .is_none(),
+        "no single-tenant checkpoint"
+    );
+}
+
+#[tokio::test]
+async fn events_for_tenants_that_cannot_run_are_refused_by_name() {
+    let fleet = Fleet::start().await;
+    let app = fleet.app(&fleet.env);
+    let (error_type, message) = invoke(&app, json!({"tenant": "ghost"}), "r1")
+        .await
+        .unwrap_err();
+    assert_eq!(error_type, "Tenant");
+    assert!(
+        message.contains("\"ghost\" is not in the registry"),
+        "{message}"
+    );
+    let (error_type, message) = invoke(&app, json!({"tenant": "paused"}), "r2")
+        .await
+        .unwrap_err();
+    assert_eq!(error_type, "Tenant");
+    assert!(message.contains("\"paused\" is disabled"), "{message}");
+    let backfill =
+        json!({"backfill": {"start": "2026-11-01T00:00:00Z", "end": "2026-11-02T00:00:00Z"}});
+    let (error_type, message) = invoke(&app, backfill, "r3").await.unwrap_err();
+    assert_eq!(error_type, "Tenant");
+    assert!(
+        message.contains("a backfill must name its tenant"),
+        "{message}"
+    );
+
+    // A missing or malformed registry names the key.
+    let mut env = fleet.env.clone();
+    env.insert(
+        "TENANTS_KEY".into(),
+        "m365-message-trace/nowhere.json".into(),
+    );
+    let (error_type, message) = invoke(&fleet.app(&env), scheduled_event(), "r4")
+        .await
+        .unwrap_err();
+    assert_eq!(error_type, "Registry");
+    assert!(
+        message.contains("nowhere.json (TENANTS_KEY) does not exist"),
+        "{message}"
+    );
+    fleet
+        .clients
+        .s3
+        .put_object()
+        .bucket(&fleet.bucket)
+        .key("m365-message-trace/bad.json")
+        .body(ByteStream::from_static(
+            b"{\"tenants\": [{\"name\": \"x\"}]}",
+        ))
+        .send()
+        .await
+        .unwrap();
+    env.insert("TENANTS_KEY".into(), "m365-message-trace/bad.json".into());
+    let (error_type, message) = invoke(&fleet.app(&env), scheduled_event(), "r5")
+        .await
+        .unwrap_err();
+    assert_eq!(error_type, "Registry");
+    assert!(
+        message.contains("bad.json (TENANTS_KEY) is not valid") && message.contains("secret_id"),
+        "{message}"
+    );
+
+    // Without a registry, a tenant's event is refused and says how to fix it.
+    env.remove("TENANTS_KEY");
+    let (error_type, message) = invoke(&fleet.app(&env), json!({"tenant": "tenant-01"}), "r6")
+        .await
+        .unwrap_err();
+    assert_eq!(error_type, "Tenant");
+    assert!(message.contains("TENANTS_KEY is not set"), "{message}");
+    assert_eq!(fleet.devo.line_count(), 0);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
