@@ -114,7 +114,7 @@ async fn run(
         }
         (Ok(Invocation::Tenant { name, backfill }), _) => {
             let target = backfill.map_or(Target::Scheduled, Target::Backfill);
-            let result = match tenants::tenant(app, &name).await {
+            let result = match tenants::tenant(app, &name, false).await {
                 Ok(tenant) => tick::run_for(app, request, tenant, &target, &mut |_| {}).await,
                 Err(e) => Err(e),
             };

@@ -348,6 +348,110 @@ async fn one_scheduled_event_runs_fifty_isolated_tenants() {
             .is_none(),
         "no single-tenant checkpoint"
     );
+    operate_from_the_command_line(&fleet).await;
+}
+
+/// Runs the CLI with the fleet's environment; returns its exit status, stdout and stderr.
+async fn cli(fleet: &Fleet, args: &[&str]) -> (i32, String, String) {
+    let mut env: Vec<(String, String)> = fleet.env.clone().into_iter().collect();
+    for (k, v) in [
+        ("AWS_ENDPOINT_URL", moto_url().as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ] {
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_m365-trace-to-devo-cli"))
+            .args(&args)
+            .env_clear()
+            .envs(env)
+            .output()
+            .expect("run the CLI")
+    })
+    .await
+    .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+/// `tenants list` shows each tenant's checkpoint, lag and last error; edits are conditional
+/// writes; `--tenant` runs one tenant's plan and tick.
+async fn operate_from_the_command_line(fleet: &Fleet) {
+    let (code, out, err) = cli(fleet, &["tenants", "list", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Value> = serde_json::from_str(&out).expect("JSON list");
+    assert_eq!(rows.len(), TENANTS + 1);
+    let failed = &rows[WRONG_SECRET];
+    assert_eq!(failed["last_error"]["error_type"], json!("Microsoft"));
+    assert!(rows[0]["lag_seconds"].as_i64().unwrap() >= 25 * 3600);
+    let (code, out, _) = cli(fleet, &["tenants", "list"]).await;
+    assert_eq!(code, 0);
+    assert!(out.starts_with("TENANT"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("tenant-07") && l.contains("Microsoft")),
+        "{out}"
+    );
+
+    let (code, out, err) = cli(fleet, &["plan", "--tenant", "tenant-03", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("m365-message-trace/tenants/tenant-03/checkpoint.json"),
+        "{out}"
+    );
+    let (code, out, err) = cli(fleet, &["tick", "--tenant", "tenant-03", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["events_sent"],
+        json!(0),
+        "nothing twice"
+    );
+
+    let (code, _, err) = cli(
+        fleet,
+        &[
+            "tenants",
+            "add",
+            "newco",
+            "--secret-id",
+            "s/newco",
+            "--disabled",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cli(
+        fleet,
+        &["tenants", "add", "newco", "--secret-id", "s/other"],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("\"newco\" is already in the registry"),
+        "{err}"
+    );
+    let (code, _, err) = cli(fleet, &["tick", "--tenant", "newco"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("\"newco\" is disabled"), "{err}");
+    let (code, _, err) = cli(fleet, &["tenants", "pause", "tenant-03"]).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cli(fleet, &["tenants", "remove", "newco"]).await;
+    assert_eq!(code, 0, "{err}");
+    let registry = fleet.object(REGISTRY_KEY).await.unwrap();
+    let entries = registry["tenants"].as_array().unwrap();
+    assert_eq!(entries.len(), TENANTS + 1);
+    assert_eq!(entries[3]["enabled"], json!(false));
+    let (code, _, err) = cli(fleet, &["tenants", "add", "Bad_Name", "--secret-id", "s"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("[a-z0-9]"), "{err}");
 }
 
 #[tokio::test]

@@ -1,5 +1,10 @@
 //! m365-trace-to-devo-cli: the operator's command line. The same library and environment as the
-//! Lambda: `tick`, `backfill`, `check` and `plan`, human-readable by default, `--json` for scripts.
+//! Lambda: `tick`, `backfill`, `check` and `plan` (of one tenant of the registry with
+//! `--tenant`), and `tenants` to edit the registry; human-readable by default, `--json` for
+//! scripts.
+
+#[path = "cli/tenants.rs"]
+mod tenants_cmd;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -12,11 +17,13 @@ use m365_trace_to_devo::check::{self, CheckResult, Status};
 use m365_trace_to_devo::config::Config;
 use m365_trace_to_devo::deliver::WindowDone;
 use m365_trace_to_devo::event::BackfillRequest;
-use m365_trace_to_devo::job::Target;
+use m365_trace_to_devo::job::{Target, Tenant};
 use m365_trace_to_devo::preview::{self, Preview};
 use m365_trace_to_devo::summary::{LeaseReport, Summary};
+use m365_trace_to_devo::tenants;
 use m365_trace_to_devo::tick::{self, TickRequest};
 use m365_trace_to_devo::{error_chain, logging};
+use tenants_cmd::TenantsCommand;
 
 /// Exit status when another run holds the state and nothing was pulled.
 const EXIT_LEASE: u8 = 3;
@@ -35,6 +42,10 @@ struct Cli {
     /// Print one JSON document on stdout instead of text (logs stay on stderr).
     #[arg(long, global = true)]
     json: bool,
+    /// Run tick, backfill, check or plan for this tenant of the registry (TENANTS_KEY): its
+    /// secret, its checkpoint under tenants/NAME/, its Devo hostname and tag.
+    #[arg(long, global = true, value_name = "NAME")]
+    tenant: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -75,6 +86,12 @@ enum Command {
         #[arg(long, requires = "start")]
         name: Option<String>,
     },
+    /// The tenant registry (TENANTS_KEY): list the tenants with their checkpoint, lag and last
+    /// error; add, remove, pause or resume one.
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
 }
 
 #[derive(Args)]
@@ -98,8 +115,24 @@ async fn main() -> ExitCode {
         Err(e) => return fail(cli.json, &format!("HTTP client: {}", error_chain(&e))),
     };
     let app = App::new(Config::from_env(), clients, TickOptions::default());
+    let tenant = match (&cli.tenant, &cli.command) {
+        (Some(_), Command::Tenants { .. }) => {
+            return fail(
+                cli.json,
+                "--tenant is for tick, backfill, check and plan; the tenants commands take the name as an argument",
+            );
+        }
+        (Some(name), command) => {
+            let paused_ok = matches!(command, Command::Check | Command::Plan { .. });
+            match tenants::tenant(&app, name, paused_ok).await {
+                Ok(tenant) => Some(tenant),
+                Err(e) => return fail(cli.json, &error_chain(&e)),
+            }
+        }
+        (None, _) => None,
+    };
     match cli.command {
-        Command::Tick(limit) => pull(&app, Target::Scheduled, &limit, cli.json, live).await,
+        Command::Tick(limit) => pull(&app, tenant, Target::Scheduled, &limit, cli.json, live).await,
         Command::Backfill {
             start,
             end,
@@ -107,10 +140,10 @@ async fn main() -> ExitCode {
             limit,
         } => {
             let target = Target::Backfill(BackfillRequest { start, end, name });
-            pull(&app, target, &limit, cli.json, live).await
+            pull(&app, tenant, target, &limit, cli.json, live).await
         }
         Command::Check => {
-            let results = check::run(&app).await;
+            let results = check::run_for(&app, tenant).await;
             print_checks(&results, cli.json);
             if results.iter().all(|r| r.status == Status::Ok) {
                 ExitCode::SUCCESS
@@ -123,7 +156,11 @@ async fn main() -> ExitCode {
                 (Some(start), Some(end)) => Target::Backfill(BackfillRequest { start, end, name }),
                 _ => Target::Scheduled,
             };
-            match preview::preview(&app, &target).await {
+            let planned = match tenant {
+                Some(tenant) => preview::preview_for(&app, tenant, &target).await,
+                None => preview::preview(&app, &target).await,
+            };
+            match planned {
                 Ok(p) => {
                     print_preview(&p, cli.json);
                     ExitCode::SUCCESS
@@ -131,10 +168,18 @@ async fn main() -> ExitCode {
                 Err(e) => fail(cli.json, &error_chain(&e)),
             }
         }
+        Command::Tenants { command } => tenants_cmd::run(&app, command, cli.json).await,
     }
 }
 
-async fn pull(app: &App, target: Target, limit: &Limit, json: bool, live: bool) -> ExitCode {
+async fn pull(
+    app: &App,
+    tenant: Option<Tenant>,
+    target: Target,
+    limit: &Limit,
+    json: bool,
+    live: bool,
+) -> ExitCode {
     let request = TickRequest {
         request_id: format!(
             "cli-{}-{}",
@@ -160,7 +205,10 @@ async fn pull(app: &App, target: Target, limit: &Limit, json: bool, live: bool) 
             let _ = std::io::stderr().flush();
         }
     };
-    let result = tick::run_target(app, &request, &target, &mut on_window).await;
+    let result = match tenant {
+        Some(tenant) => tick::run_for(app, &request, tenant, &target, &mut on_window).await,
+        None => tick::run_target(app, &request, &target, &mut on_window).await,
+    };
     if live {
         eprintln!();
     }

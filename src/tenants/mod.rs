@@ -80,8 +80,13 @@ pub fn registry_key<'c>(config: &'c Config, name: &str) -> Result<&'c str, Tenan
         })
 }
 
-/// Reads the registry and resolves the enabled tenant `name`.
-pub async fn tenant(app: &App, name: &str) -> Result<Tenant, crate::error::TickError> {
+/// Reads the registry and resolves the enabled tenant `name` (a paused one too when
+/// `paused_ok`: the operator's `check` and `plan` of a tenant not yet enabled).
+pub async fn tenant(
+    app: &App,
+    name: &str,
+    paused_ok: bool,
+) -> Result<Tenant, crate::error::TickError> {
     let config = app.config()?;
     let key = registry_key(config, name)?;
     let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
@@ -90,7 +95,10 @@ pub async fn tenant(app: &App, name: &str) -> Result<Tenant, crate::error::TickE
         bucket: &config.state_bucket,
         key,
     };
-    let entry = resolve(&loaded.registry, name, at)?;
+    let entry = match loaded.registry.find(name) {
+        Some(entry) if paused_ok => entry,
+        _ => resolve(&loaded.registry, name, at)?,
+    };
     Ok(Tenant::from_entry(entry, config))
 }
 

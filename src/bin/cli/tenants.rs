@@ -1,0 +1,183 @@
+//! `tenants list | add | remove | pause | resume`: the registry from a shell, every edit a
+//! conditional write (an edit racing another is read again and retried, never lost).
+
+use std::process::ExitCode;
+
+use chrono::Utc;
+use clap::Subcommand;
+use m365_trace_to_devo::app::App;
+use m365_trace_to_devo::error_chain;
+use m365_trace_to_devo::state::S3Store;
+use m365_trace_to_devo::tenants::TenantsError;
+use m365_trace_to_devo::tenants::registry::{self, Entry, Location, Registry};
+use m365_trace_to_devo::tenants::status::{self, TenantStatus};
+
+use crate::{fail, print_json, z};
+
+/// What to do with the registry.
+#[derive(Subcommand)]
+pub(crate) enum TenantsCommand {
+    /// Each tenant: enabled, checkpoint, lag, a lease in force and the last error.
+    List,
+    /// Add a tenant; its ticks start at the next scheduled event.
+    Add {
+        /// Its name: lowercase letters, digits and '-' (state prefix, event, metric dimension).
+        name: String,
+        /// The Secrets Manager secret with its Microsoft credentials (and, optionally, its own
+        /// Devo material; otherwise SECRET_ID's is used).
+        #[arg(long)]
+        secret_id: String,
+        /// Host field of its lines (default: the name).
+        #[arg(long)]
+        devo_hostname: Option<String>,
+        /// Devo tag of its lines (default: DEVO_TAG).
+        #[arg(long)]
+        devo_tag: Option<String>,
+        /// Add it paused: listed, checked with `check --tenant`, not dispatched.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// Remove a tenant from the registry (its checkpoint stays in the bucket).
+    Remove {
+        /// Its name.
+        name: String,
+    },
+    /// Stop dispatching a tenant; its state is kept.
+    Pause {
+        /// Its name.
+        name: String,
+    },
+    /// Dispatch a paused tenant again from the next scheduled event.
+    Resume {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// Runs `command` against the registry at `TENANTS_KEY`.
+pub(crate) async fn run(app: &App, command: TenantsCommand, json: bool) -> ExitCode {
+    let config = match app.config() {
+        Ok(c) => c,
+        Err(e) => return fail(json, &e.to_string()),
+    };
+    let Some(key) = config.tenants_key.as_deref() else {
+        return fail(
+            json,
+            "TENANTS_KEY is not set: set it to the registry's key in STATE_BUCKET (e.g. m365-message-trace/tenants.json), as the function has it",
+        );
+    };
+    let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
+    let at = Location {
+        bucket: &config.state_bucket,
+        key,
+    };
+    let edited = match command {
+        TenantsCommand::List => {
+            return match status::list(&store, config, key, Utc::now()).await {
+                Ok(rows) => {
+                    print_list(&rows, json);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(json, &error_chain(&e)),
+            };
+        }
+        TenantsCommand::Add {
+            name,
+            secret_id,
+            devo_hostname,
+            devo_tag,
+            disabled,
+        } => {
+            let entry = Entry {
+                name,
+                secret_id,
+                enabled: !disabled,
+                devo_hostname,
+                devo_tag,
+                reset_before: None,
+            };
+            registry::update(&store, key, |r| registry::add(r, entry.clone())).await
+        }
+        TenantsCommand::Remove { name } => {
+            registry::update(&store, key, |r| registry::remove(r, &name, at)).await
+        }
+        TenantsCommand::Pause { name } => set_enabled(&store, key, &name, false, at).await,
+        TenantsCommand::Resume { name } => set_enabled(&store, key, &name, true, at).await,
+    };
+    match edited {
+        Ok(registry) => {
+            if json {
+                print_json(&registry);
+            } else {
+                let enabled = registry.enabled().count();
+                println!(
+                    "s3://{}/{key}: {} tenants, {enabled} enabled; the change applies from the next scheduled event",
+                    config.state_bucket,
+                    registry.tenants.len()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(json, &error_chain(&e)),
+    }
+}
+
+async fn set_enabled(
+    store: &S3Store,
+    key: &str,
+    name: &str,
+    enabled: bool,
+    at: Location<'_>,
+) -> Result<Registry, TenantsError> {
+    registry::update(store, key, |r| {
+        match r.tenants.iter_mut().find(|e| e.name == name) {
+            Some(entry) => {
+                entry.enabled = enabled;
+                Ok(())
+            }
+            None => Err(TenantsError::Unknown {
+                name: name.to_owned(),
+                bucket: at.bucket.to_owned(),
+                key: at.key.to_owned(),
+            }),
+        }
+    })
+    .await
+}
+
+/// `25h 3m`, `4m 10s`: a lag an operator reads at a glance.
+fn lag(seconds: i64) -> String {
+    match seconds {
+        s if s >= 3600 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        s => format!("{}m {}s", s / 60, s % 60),
+    }
+}
+
+fn print_list(rows: &[TenantStatus], json: bool) {
+    if json {
+        return print_json(&rows);
+    }
+    if rows.is_empty() {
+        println!("the registry lists no tenant: add one with `tenants add NAME --secret-id ID`");
+        return;
+    }
+    println!(
+        "{:<24} {:<8} {:<22} {:>9}  {:<6} LAST ERROR",
+        "TENANT", "ENABLED", "CHECKPOINT", "LAG", "LEASE"
+    );
+    for r in rows {
+        let last_error = match (&r.problem, &r.last_error) {
+            (Some(problem), _) => format!("checkpoint unreadable: {problem}"),
+            (None, Some(e)) => format!("{} {}: {}", z(e.at), e.error_type, e.message),
+            (None, None) => "-".to_owned(),
+        };
+        println!(
+            "{:<24} {:<8} {:<22} {:>9}  {:<6} {last_error}",
+            r.name,
+            if r.enabled { "yes" } else { "paused" },
+            r.checkpoint.map_or_else(|| "none yet".to_owned(), z),
+            r.lag_seconds.map_or_else(|| "-".to_owned(), lag),
+            if r.lease.is_some() { "held" } else { "-" },
+        );
+    }
+}
