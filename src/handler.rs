@@ -63,6 +63,7 @@ async fn handle_in_span(
         function_name: &function_name,
         api,
         tenant: &tenant,
+        per_tenant: app.config().map_or(true, |c| c.tenant_metrics),
     };
     println!("{}", emf(measured, &dimensions, elapsed, Utc::now()));
     match result {

@@ -22,6 +22,8 @@ pub struct Dimensions<'a> {
     pub api: &'a str,
     /// The tenant's registry name, `default` for a deployment without a registry.
     pub tenant: &'a str,
+    /// Whether the [`PER_TENANT`] metrics are also published per tenant (`TENANT_METRICS`).
+    pub per_tenant: bool,
 }
 
 /// What a tick measured, success or failure.
@@ -79,20 +81,24 @@ pub fn emf(
         .filter(|d| PER_TENANT.iter().any(|name| d["Name"] == *name))
         .cloned()
         .collect();
+    let mut directives = vec![json!({
+        "Namespace": NAMESPACE,
+        "Dimensions": [["FunctionName", "Api"]],
+        "Metrics": definitions,
+    })];
+    if dimensions.per_tenant {
+        directives.push(json!({
+            "Namespace": NAMESPACE,
+            "Dimensions": [["FunctionName", "Api", "Tenant"]],
+            "Metrics": per_tenant,
+        }));
+    }
     let mut document = Map::new();
     document.insert(
         "_aws".into(),
         json!({
             "Timestamp": now.timestamp_millis(),
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [["FunctionName", "Api"]],
-                "Metrics": definitions,
-            }, {
-                "Namespace": NAMESPACE,
-                "Dimensions": [["FunctionName", "Api", "Tenant"]],
-                "Metrics": per_tenant,
-            }],
+            "CloudWatchMetrics": directives,
         }),
     );
     document.insert("FunctionName".into(), json!(dimensions.function_name));
@@ -115,6 +121,7 @@ mod tests {
         function_name: "collector",
         api: "graph",
         tenant: "default",
+        per_tenant: true,
     };
 
     fn summary() -> Summary {
@@ -248,5 +255,16 @@ mod tests {
             failed["_aws"]["CloudWatchMetrics"][1]["Metrics"],
             json!([{"Name": "TickFailed", "Unit": "Count"}])
         );
+        // TENANT_METRICS=off: per function only; the Tenant field stays for Logs Insights.
+        let off = Dimensions {
+            per_tenant: false,
+            ..dims
+        };
+        let doc = emf(TickMetrics::Finished(&s), &off, 900, now);
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"].as_array().unwrap().len(),
+            1
+        );
+        assert_eq!(doc["Tenant"], json!("contoso"));
     }
 }

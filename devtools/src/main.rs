@@ -40,6 +40,24 @@ enum Cmd {
     /// Run a Lambda bootstrap binary once against a local Runtime API; prints the function's
     /// response on stdout (exit 0) or its error (exit 1).
     Invoke(InvokeArgs),
+    /// Serve a Lambda `Invoke` stand-in (asynchronous invocations answered 202) for the
+    /// dispatcher: prints {"url":…} once listening (AWS_ENDPOINT_URL_LAMBDA), then on exit one
+    /// JSON line per accepted invocation when --payloads is given, and the count on stderr.
+    Lambda(LambdaArgs),
+}
+
+/// Arguments of `lambda`.
+#[derive(Args)]
+struct LambdaArgs {
+    /// Address to listen on (loopback only).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Print every accepted payload (one JSON line each) on stdout when stopping.
+    #[arg(long)]
+    payloads: bool,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    max_seconds: u64,
 }
 
 /// Arguments of `certs`.
@@ -200,7 +218,23 @@ async fn run(cli: Cli) -> std::io::Result<ExitCode> {
         Cmd::Graph(args) => graph(args).await,
         Cmd::Listener(args) => listener(args).await,
         Cmd::Invoke(args) => invoke(args).await,
+        Cmd::Lambda(args) => lambda(args).await,
     }
+}
+
+/// `lambda`: the Invoke stand-in until `--max-seconds` or Ctrl-C.
+async fn lambda(args: LambdaArgs) -> std::io::Result<ExitCode> {
+    check_loopback(&args.listen)?;
+    let server = m365_trace_devtools::lambda::InvokeServer::start_on(args.listen).await?;
+    println!("{}", json!({"url": server.url()}));
+    run_until(args.max_seconds).await;
+    if args.payloads {
+        for payload in server.payloads() {
+            println!("{payload}");
+        }
+    }
+    eprintln!("{} invocations accepted", server.count());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `certs`: writes the test PKI (and optionally the app credential).

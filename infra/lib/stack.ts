@@ -28,6 +28,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
+import { dashboardBody } from './dashboard';
 
 /** Name of the Lambda binary in the repository's Cargo package. */
 export const BINARY_NAME = 'm365-trace-to-devo';
@@ -40,6 +41,10 @@ export const TIMEOUT_SECONDS = 240;
 export const MEMORY_MB = 256;
 /** Namespace of the function's Embedded Metric Format metrics (dimensions FunctionName + Api). */
 export const METRICS_NAMESPACE = 'M365TraceToDevo';
+/** Default MaxConcurrentTicks: tenant ticks that run at once (one tenant never overlaps itself). */
+export const DEFAULT_MAX_CONCURRENT_TICKS = 10;
+/** Tenant secrets are read under this name prefix (scripts/make-secret --tenant writes there). */
+export const TENANT_SECRET_PREFIX = 'm365-trace-to-devo/';
 /** Default LagAlarmThresholdSeconds: the default DelaySeconds (90000) plus one hour. */
 export const DEFAULT_LAG_ALARM_THRESHOLD_SECONDS = 90000 + 3600;
 const SECRET_PLACEHOLDER = '{"placeholder":"store the real value with scripts/make-secret"}';
@@ -167,6 +172,21 @@ export class M365TraceToDevoStack extends Stack {
         'Optional ARN of an existing Secrets Manager secret holding the credentials JSON. Empty: the stack creates a secret with a placeholder value that you then fill with scripts/make-secret.',
       allowedPattern: '^$|^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$',
     });
+    const tenantsKey = new CfnParameter(this, 'TenantsKey', {
+      type: 'String',
+      default: '',
+      description:
+        'Optional key of the tenant registry in the state bucket (docs/deploy.md "Many tenants"), e.g. m365-message-trace/tenants.json. Empty (default) - the stack serves one tenant with the stack\'s secret. Set - every scheduled event starts one tick per enabled tenant of the registry; tenant secrets must be named m365-trace-to-devo/NAME.',
+      allowedPattern: '^$|^m365-message-trace/[A-Za-z0-9._/-]+\\.json$',
+    });
+    const maxConcurrentTicks = new CfnParameter(this, 'MaxConcurrentTicks', {
+      type: 'Number',
+      default: DEFAULT_MAX_CONCURRENT_TICKS,
+      minValue: 1,
+      maxValue: 1000,
+      description:
+        'Reserved concurrency of the function - how many tenant ticks run at once (the others wait in Lambda\'s queue). One tenant never runs twice at once whatever the value: its S3 lease refuses a second tick.',
+    });
     const logLevel = new CfnParameter(this, 'LogLevel', {
       type: 'String',
       default: 'info',
@@ -217,6 +237,12 @@ export class M365TraceToDevoStack extends Stack {
     });
     const createNoEventsAlarm = new CfnCondition(this, 'CreateNoEventsAlarm', {
       expression: Fn.conditionNot(Fn.conditionEquals(noEventsAlarmMinutes.valueAsString, '0')),
+    });
+    const hasTenants = new CfnCondition(this, 'HasTenants', {
+      expression: Fn.conditionNot(Fn.conditionEquals(tenantsKey.valueAsString, '')),
+    });
+    const singleTenant = new CfnCondition(this, 'SingleTenant', {
+      expression: Fn.conditionEquals(tenantsKey.valueAsString, ''),
     });
 
     // ------------------------------------------------------------ state bucket
@@ -311,6 +337,7 @@ export class M365TraceToDevoStack extends Stack {
       PAGE_SIZE: pageSize.valueAsString,
       LOG_LEVEL: logLevel.valueAsString,
       RESET_BEFORE: Fn.conditionIf(hasResetBefore.logicalId, resetBefore.valueAsString, Aws.NO_VALUE).toString(),
+      TENANTS_KEY: Fn.conditionIf(hasTenants.logicalId, tenantsKey.valueAsString, Aws.NO_VALUE).toString(),
     };
 
     this.function = new RustFunction(this, 'Function', {
@@ -321,10 +348,12 @@ export class M365TraceToDevoStack extends Stack {
       description: 'Microsoft 365 message trace -> Devo (one tick per invocation)',
       memorySize: MEMORY_MB,
       timeout: Duration.seconds(TIMEOUT_SECONDS),
-      reservedConcurrentExecutions: 1,
+      // Ticks (one per tenant) at once; the S3 lease keeps one tenant's ticks from overlapping.
+      reservedConcurrentExecutions: maxConcurrentTicks.valueAsNumber,
       role,
       logGroup,
-      // A failed or throttled scheduled tick is not retried: the next tick resumes from the checkpoint.
+      // A failed tick is not retried: the next tick resumes from the checkpoint; one still
+      // queued (throttled) after a schedule period is dropped, the next one replaces it.
       retryAttempts: 0,
       maxEventAge: Duration.seconds(300),
       environment,
@@ -337,6 +366,40 @@ export class M365TraceToDevoStack extends Stack {
       targets: [new targets.LambdaFunction(this.function)],
     });
     pinLogicalId(rule, 'FunctionTick');
+
+    // ------------------------------------------------------------ many tenants (as template.yaml)
+    // The dispatcher invokes the function itself; a tenant's tick reads the tenant's secret. A
+    // policy of its own, so that it can name the function without a dependency cycle.
+    const tenantsPolicy = new iam.CfnPolicy(this, 'TenantsPolicy', {
+      policyName: 'm365-trace-to-devo-tenants',
+      roles: [role.roleName],
+      policyDocument: {
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Sid: 'InvokeItself',
+            Effect: 'Allow',
+            Action: 'lambda:InvokeFunction',
+            Resource: [this.function.functionArn, Fn.join('', [this.function.functionArn, ':*'])],
+          },
+          {
+            Sid: 'ReadTenantSecrets',
+            Effect: 'Allow',
+            Action: 'secretsmanager:GetSecretValue',
+            Resource: Fn.sub(`arn:\${AWS::Partition}:secretsmanager:\${AWS::Region}:\${AWS::AccountId}:secret:${TENANT_SECRET_PREFIX}*`),
+          },
+        ],
+      },
+    });
+    tenantsPolicy.cfnOptions.condition = hasTenants;
+    tenantsPolicy.overrideLogicalId('TenantsPolicy');
+
+    // ------------------------------------------------------------ dashboard (as template.yaml)
+    const dashboard = new cloudwatch.CfnDashboard(this, 'Dashboard', {
+      dashboardName: Fn.sub('${AWS::StackName}-m365-trace-to-devo'),
+      dashboardBody: Fn.sub(dashboardBody()),
+    });
+    dashboard.overrideLogicalId('Dashboard');
 
     // ------------------------------------------------------------ alarms
     const alarmActions = Fn.conditionIf(hasAlarmTopic.logicalId, [alarmTopicArn.valueAsString], Aws.NO_VALUE);
@@ -373,12 +436,15 @@ export class M365TraceToDevoStack extends Stack {
       'm365-trace-to-devo ticks are failing (2 failed invocations within 15 minutes). See the log group.',
       { evaluationPeriods: 3, datapointsToAlarm: 2 },
     );
-    alarm(
+    // One tenant only: with a registry, throttling is how Lambda queues the tenants' ticks
+    // beyond MaxConcurrentTicks (the dashboard shows it; LagAlarm fires if a tenant falls behind).
+    const throttles = alarm(
       'ThrottlesAlarm',
       this.function.metricThrottles({ period: Duration.minutes(5), statistic: 'Sum' }),
       'm365-trace-to-devo was throttled - a tick (or a backfill) was still running when the next one came.',
       { evaluationPeriods: 1, datapointsToAlarm: 1 },
     );
+    (throttles.node.defaultChild as cloudwatch.CfnAlarm).cfnOptions.condition = singleTenant;
 
     // The function's own metrics: one Embedded Metric Format document per tick in its log.
     // Api is the TRACE_API the function runs with, i.e. the TraceApi parameter.
@@ -393,7 +459,7 @@ export class M365TraceToDevoStack extends Stack {
     alarm(
       'LagAlarm',
       tickMetric('LagSeconds', 'Maximum', Duration.minutes(5)),
-      "m365-trace-to-devo is behind - the lag (now minus the checkpoint's end) has been above LagAlarmThresholdSeconds for 15 minutes. Ticks run but the checkpoint does not advance fast enough: see the per-tick summary lines and the Retries/ThrottledRequests metrics.",
+      "m365-trace-to-devo is behind - the lag (now minus the checkpoint's end) of the worst tenant has been above LagAlarmThresholdSeconds for 15 minutes. Ticks run but a checkpoint does not advance fast enough: the dashboard and `tenants list` say which tenant; see its summary lines and the Retries/ThrottledRequests metrics.",
       {
         threshold: lagAlarmThresholdSeconds.valueAsNumber,
         evaluationPeriods: 3,
@@ -434,6 +500,10 @@ export class M365TraceToDevoStack extends Stack {
     });
     new CfnOutput(this, 'SecretArn', { description: 'Secret to fill with scripts/make-secret', value: secretArn });
     new CfnOutput(this, 'LogGroupName', { description: "The function's log group", value: logGroup.logGroupName });
+    new CfnOutput(this, 'DashboardName', {
+      description: 'The CloudWatch dashboard (lag per tenant, events sent, failed ticks, throttling)',
+      value: dashboard.ref,
+    });
 
     // False positives of the synth-time CloudFormation validation (template.yaml is linted
     // clean by cfn-lint, which follows the conditions):

@@ -56,8 +56,9 @@ describe('function', () => {
     expect(MEMORY_MB).toBe(256);
   });
 
-  test('reserved concurrency is 1', () => {
-    template.hasResourceProperties('AWS::Lambda::Function', { ReservedConcurrentExecutions: 1 });
+  test('reserved concurrency is the MaxConcurrentTicks parameter, 10 by default', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', { ReservedConcurrentExecutions: { Ref: 'MaxConcurrentTicks' } });
+    expect(raw.Parameters.MaxConcurrentTicks).toMatchObject({ Type: 'Number', Default: 10, MinValue: 1, MaxValue: 1000 });
   });
 
   test('the timeout is shorter than the default schedule period, so ticks do not overlap', () => {
@@ -84,6 +85,7 @@ describe('function', () => {
         'SECRET_ID',
         'STATE_BUCKET',
         'STATE_KEY',
+        'TENANTS_KEY',
         'TRACE_API',
       ].sort(),
     );
@@ -120,9 +122,11 @@ describe('function', () => {
 });
 
 describe('role: least privilege', () => {
-  test('one role, assumable by Lambda only, no managed policies, no separate policies', () => {
+  test('one role, assumable by Lambda only, no managed policies, a separate policy only for many tenants', () => {
     template.resourceCountIs('AWS::IAM::Role', 1);
-    template.resourceCountIs('AWS::IAM::Policy', 0);
+    template.resourceCountIs('AWS::IAM::Policy', 1);
+    expect(raw.Resources.TenantsPolicy.Condition).toBe('HasTenants');
+    expect(resourcesOfType('AWS::IAM::Policy').map(([id]) => id)).toEqual(['TenantsPolicy']);
     template.resourceCountIs('AWS::IAM::ManagedPolicy', 0);
     const [, role] = resourcesOfType('AWS::IAM::Role')[0];
     expect(role.Properties.ManagedPolicyArns).toBeUndefined();
@@ -133,7 +137,7 @@ describe('role: least privilege', () => {
   });
 
   test('exactly the four statements: logs, checkpoint objects, prefix listing, one secret', () => {
-    const statements = allPolicyStatements();
+    const statements = allPolicyStatements().filter((s) => !['InvokeItself', 'ReadTenantSecrets'].includes(s.Sid));
     expect(statements.map((s) => s.Sid).sort()).toEqual(
       ['CheckpointListForNotFound', 'CheckpointObjects', 'Logs', 'ReadCredentials'].sort(),
     );
@@ -184,7 +188,8 @@ describe('role: least privilege', () => {
     for (const s of allPolicyStatements()) {
       const services = new Set(asList(s.Action).map((a: string) => a.split(':')[0]));
       if (services.has('s3')) expect(JSON.stringify(s.Resource)).toContain('StateBucket');
-      if (services.has('secretsmanager')) expect(JSON.stringify(s.Resource)).toMatch(/Secret/);
+      // The stack's secret, or (many tenants) the tenant secrets' name prefix.
+      if (services.has('secretsmanager')) expect(JSON.stringify(s.Resource)).toMatch(/Secret|:secret:m365-trace-to-devo\/\*/);
     }
   });
 });
@@ -487,6 +492,88 @@ describe('alarm notifications (AlarmTopicArn)', () => {
     for (const [, a] of resourcesOfType('AWS::CloudWatch::Alarm')) {
       expect(a.Properties.AlarmActions).toEqual(wired);
       expect(a.Properties.OKActions).toEqual(wired);
+    }
+  });
+});
+
+describe('many tenants (TenantsKey)', () => {
+  test('one tenant by default: no TENANTS_KEY, no tenant policy, throttles alarmed', () => {
+    expect(raw.Parameters.TenantsKey.Default).toBe('');
+    const resources = deployed(raw);
+    expect(resources.Function.Properties.Environment.Variables.TENANTS_KEY).toBeUndefined();
+    expect(resources.TenantsPolicy).toBeUndefined();
+    expect(resources.ThrottlesAlarm).toBeDefined();
+    expect(resources.Function.Properties.ReservedConcurrentExecutions).toBe('10');
+  });
+
+  test('with a registry: TENANTS_KEY set, the policy deployed, throttling is queueing (no alarm)', () => {
+    const resources = deployed(raw, { TenantsKey: 'm365-message-trace/tenants.json', MaxConcurrentTicks: '50' });
+    expect(resources.Function.Properties.Environment.Variables.TENANTS_KEY).toBe('m365-message-trace/tenants.json');
+    expect(resources.Function.Properties.ReservedConcurrentExecutions).toBe('50');
+    expect(resources.TenantsPolicy.Properties.Roles).toEqual([{ Ref: 'FunctionRole' }]);
+    expect(resources.ThrottlesAlarm).toBeUndefined();
+    expect(Object.keys(alarmsOf(resources)).sort()).toEqual(['ErrorsAlarm', 'LagAlarm']);
+  });
+
+  test('the registry key stays under the state prefix the role may read', () => {
+    const pattern = new RegExp(raw.Parameters.TenantsKey.AllowedPattern);
+    expect(pattern.test('')).toBe(true);
+    expect(pattern.test('m365-message-trace/tenants.json')).toBe(true);
+    expect(pattern.test('elsewhere/tenants.json')).toBe(false);
+    expect(pattern.test('m365-message-trace/tenants.yaml')).toBe(false);
+  });
+
+  test('lambda:InvokeFunction on the function itself only; tenant secrets under their prefix only', () => {
+    const statements = raw.Resources.TenantsPolicy.Properties.PolicyDocument.Statement;
+    const invoke = statements.find((s: Json) => s.Sid === 'InvokeItself');
+    expect(invoke.Action).toBe('lambda:InvokeFunction');
+    expect(invoke.Resource).toEqual([
+      { 'Fn::GetAtt': ['Function', 'Arn'] },
+      { 'Fn::Join': ['', [{ 'Fn::GetAtt': ['Function', 'Arn'] }, ':*']] },
+    ]);
+    const secrets = statements.find((s: Json) => s.Sid === 'ReadTenantSecrets');
+    expect(secrets.Action).toBe('secretsmanager:GetSecretValue');
+    expect(secrets.Resource['Fn::Sub']).toMatch(/:secret:m365-trace-to-devo\/\*$/);
+    for (const s of statements) {
+      expect(s.Effect).toBe('Allow');
+      for (const r of asList(s.Resource)) expect(r).not.toBe('*');
+    }
+  });
+
+  test('asynchronous retries stay off for the tenant ticks', () => {
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { MaximumRetryAttempts: 0 });
+  });
+});
+
+describe('dashboard', () => {
+  const body = (): Json => JSON.parse(raw.Resources.Dashboard.Properties.DashboardBody['Fn::Sub']);
+
+  test('one dashboard named after the stack', () => {
+    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    expect(raw.Resources.Dashboard.Properties.DashboardName).toEqual({ 'Fn::Sub': '${AWS::StackName}-m365-trace-to-devo' });
+  });
+
+  test('lag per tenant (LagSeconds and FreshLagSeconds), events sent, failed ticks, throttling, tenants by lag', () => {
+    const widgets = body().widgets;
+    const text = JSON.stringify(widgets);
+    for (const metric of ['LagSeconds', 'FreshLagSeconds', 'TickFailed']) {
+      expect(text).toContain(`SEARCH('{M365TraceToDevo,Api,FunctionName,Tenant} MetricName=\\"${metric}\\" FunctionName=\\"\${Function}\\"'`);
+    }
+    expect(text).toContain('"EventsSent"');
+    expect(text).toContain('"ThrottledRequests"');
+    expect(text).toContain('"AWS/Lambda","Throttles"');
+    const log = widgets.find((w: Json) => w.type === 'log');
+    expect(log.properties.query).toMatch(/^SOURCE '\$\{FunctionLogGroup\}' \| filter event = "summary"/);
+    expect(log.properties.query).toContain('by tenant | sort lag_s desc');
+    // Widgets do not overlap on the 24-column grid.
+    const cells = new Set<string>();
+    for (const w of widgets) {
+      expect(w.x + w.width).toBeLessThanOrEqual(24);
+      for (let x = w.x; x < w.x + w.width; x++)
+        for (let y = w.y; y < w.y + w.height; y++) {
+          expect(cells.has(`${x},${y}`)).toBe(false);
+          cells.add(`${x},${y}`);
+        }
     }
   });
 });

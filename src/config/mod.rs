@@ -149,6 +149,9 @@ pub struct Config {
     pub reset_before: Option<chrono::DateTime<chrono::Utc>>,
     /// `TENANTS_KEY`: the tenant registry's key in `STATE_BUCKET`; unset = one tenant.
     pub tenants_key: Option<String>,
+    /// `TENANT_METRICS`: whether lag and failures are also published per tenant (each is a
+    /// custom metric per tenant, billed monthly).
+    pub tenant_metrics: bool,
 }
 
 impl Config {
@@ -173,6 +176,7 @@ impl Config {
         let limits = limits::Limits::read(&env)?;
         let reset_before = reset_before(&env)?;
         let tenants_key = tenants_key(&env)?;
+        let tenant_metrics = tenant_metrics(&env)?;
         Ok(Config {
             secret_id,
             state_bucket,
@@ -192,6 +196,7 @@ impl Config {
             devo_idle: limits.devo_idle,
             reset_before,
             tenants_key,
+            tenant_metrics,
         })
     }
 }
@@ -226,6 +231,20 @@ fn tenants_key(env: &Env<'_>) -> Result<Option<String>, ConfigError> {
         ));
     }
     Ok(Some(key))
+}
+
+/// `TENANT_METRICS`: `on` (default) or `off`.
+fn tenant_metrics(env: &Env<'_>) -> Result<bool, ConfigError> {
+    match env.get("TENANT_METRICS").as_deref() {
+        None | Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => Err(invalid(
+            "TENANT_METRICS",
+            other,
+            "not on or off",
+            "on (lag and failed ticks also per tenant) or off (per function only)",
+        )),
+    }
 }
 
 /// `RESET_BEFORE`: an RFC 3339 instant, or unset.
@@ -344,6 +363,13 @@ mod tests {
             "{err}"
         );
         assert_eq!(config(&[]).unwrap().tenants_key, None);
+        assert!(config(&[]).unwrap().tenant_metrics);
+        assert!(!config(&[("TENANT_METRICS", "off")]).unwrap().tenant_metrics);
+        let err = config(&[("TENANT_METRICS", "no")]).unwrap_err().to_string();
+        assert!(
+            err.contains("TENANT_METRICS") && err.contains("on or off"),
+            "{err}"
+        );
         let err = config(&[("DEVO_HOSTNAME", "my host")])
             .unwrap_err()
             .to_string();
