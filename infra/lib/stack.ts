@@ -187,6 +187,13 @@ export class M365TraceToDevoStack extends Stack {
       description:
         'Reserved concurrency of the function - how many tenant ticks run at once (the others wait in Lambda\'s queue). One tenant never runs twice at once whatever the value: its S3 lease refuses a second tick.',
     });
+    const tenantMetrics = new CfnParameter(this, 'TenantMetrics', {
+      type: 'String',
+      default: 'on',
+      allowedValues: ['on', 'off'],
+      description:
+        'on (default) - LagSeconds, FreshLagSeconds and TickFailed are also published per tenant (dimension Tenant; the dashboard\'s per-tenant lines). Each is a custom metric per tenant, billed monthly; off - per function only.',
+    });
     const logLevel = new CfnParameter(this, 'LogLevel', {
       type: 'String',
       default: 'info',
@@ -338,6 +345,7 @@ export class M365TraceToDevoStack extends Stack {
       LOG_LEVEL: logLevel.valueAsString,
       RESET_BEFORE: Fn.conditionIf(hasResetBefore.logicalId, resetBefore.valueAsString, Aws.NO_VALUE).toString(),
       TENANTS_KEY: Fn.conditionIf(hasTenants.logicalId, tenantsKey.valueAsString, Aws.NO_VALUE).toString(),
+      TENANT_METRICS: tenantMetrics.valueAsString,
     };
 
     this.function = new RustFunction(this, 'Function', {

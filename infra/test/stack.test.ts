@@ -85,6 +85,7 @@ describe('function', () => {
         'SECRET_ID',
         'STATE_BUCKET',
         'STATE_KEY',
+        'TENANT_METRICS',
         'TENANTS_KEY',
         'TRACE_API',
       ].sort(),
@@ -504,6 +505,8 @@ describe('many tenants (TenantsKey)', () => {
     expect(resources.TenantsPolicy).toBeUndefined();
     expect(resources.ThrottlesAlarm).toBeDefined();
     expect(resources.Function.Properties.ReservedConcurrentExecutions).toBe('10');
+    expect(resources.Function.Properties.Environment.Variables.TENANT_METRICS).toBe('on');
+    expect(raw.Parameters.TenantMetrics.AllowedValues).toEqual(['on', 'off']);
   });
 
   test('with a registry: TENANTS_KEY set, the policy deployed, throttling is queueing (no alarm)', () => {
