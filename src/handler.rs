@@ -116,7 +116,14 @@ async fn run(
         (Ok(Invocation::Tenant { name, backfill }), _) => {
             let target = backfill.map_or(Target::Scheduled, Target::Backfill);
             let result = match tenants::tenant(app, &name, false).await {
-                Ok(tenant) => tick::run_for(app, request, tenant, &target, &mut |_| {}).await,
+                Ok(tenant) => {
+                    let key = tenant.state_key.clone();
+                    let result = tick::run_for(app, request, tenant, &target, &mut |_| {}).await;
+                    if let (Err(e), Target::Scheduled) = (&result, &target) {
+                        tenants::note_failure(app, &key, e).await;
+                    }
+                    result
+                }
                 Err(e) => Err(e),
             };
             // A name that cannot be a tenant's does not become a metric dimension.

@@ -516,6 +516,31 @@ async fn events_for_tenants_that_cannot_run_are_refused_by_name() {
         "{message}"
     );
 
+    // A tenant whose secret does not exist fails before its lease; `tenants list` still says why.
+    let lone =
+        json!({"tenants": [{"name": "lost", "secret_id": "m365-trace-to-devo/does-not-exist"}]});
+    fleet
+        .clients
+        .s3
+        .put_object()
+        .bucket(&fleet.bucket)
+        .key("m365-message-trace/lone.json")
+        .body(ByteStream::from(lone.to_string().into_bytes()))
+        .send()
+        .await
+        .unwrap();
+    env.insert("TENANTS_KEY".into(), "m365-message-trace/lone.json".into());
+    let (error_type, message) = invoke(&fleet.app(&env), json!({"tenant": "lost"}), "r7")
+        .await
+        .unwrap_err();
+    assert_eq!(error_type, "Secret", "{message}");
+    let checkpoint = fleet
+        .object("m365-message-trace/tenants/lost/checkpoint.json")
+        .await
+        .expect("the failure is recorded");
+    assert_eq!(checkpoint["last_error"]["error_type"], json!("Secret"));
+    assert!(checkpoint["end"].is_null());
+
     // Without a registry, a tenant's event is refused and says how to fix it.
     env.remove("TENANTS_KEY");
     let (error_type, message) = invoke(&fleet.app(&env), json!({"tenant": "tenant-01"}), "r6")

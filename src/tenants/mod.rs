@@ -102,6 +102,24 @@ pub async fn tenant(
     Ok(Tenant::from_entry(entry, config))
 }
 
+/// Records in a tenant's checkpoint at `key` a failure its tick could not record itself: one
+/// before the lease (its secret, its Devo material, its checkpoint); a failed window was
+/// recorded by the tick.
+pub async fn note_failure(app: &App, key: &str, failure: &crate::error::TickError) {
+    let Ok(config) = app.config() else { return };
+    if matches!(failure, crate::error::TickError::Transfer { .. }) {
+        return;
+    }
+    let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
+    let now = chrono::Utc::now();
+    let last = crate::checkpoint::LastError {
+        at: now,
+        error_type: failure.error_type().to_owned(),
+        message: crate::error_chain(failure),
+    };
+    status::record_failure(&store, key, last, now).await;
+}
+
 /// Reads the registry at `key` and starts every enabled tenant's tick through `invoker`.
 pub async fn run_dispatch<I: dispatch::Invoker>(
     store: &S3Store,

@@ -5,13 +5,50 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::checkpoint::{self, LastError};
+use crate::checkpoint::{self, Checkpoint, LastError};
 use crate::config::Config;
 use crate::job::Tenant;
 use crate::lease::Lease;
 use crate::state::StateStore;
 use crate::tenants::TenantsError;
 use crate::tenants::registry::{self, Entry};
+
+/// Records `failure` as the last error in the checkpoint at `key`, for a tick that failed
+/// before it held the lease (its secret, its Devo material, its checkpoint): a conditional
+/// write over the version read, skipped when another invocation holds a live lease or writes
+/// first. Best effort: the failure itself is what the invocation reports.
+pub async fn record_failure(
+    store: &impl StateStore,
+    key: &str,
+    failure: LastError,
+    now: DateTime<Utc>,
+) {
+    let found = match checkpoint::load(store, key).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(event = "last_error_not_recorded", error = %e, "could not read the checkpoint to record the failure");
+            return;
+        }
+    };
+    let (mut c, etag) = match found {
+        Some(stored)
+            if stored
+                .checkpoint
+                .lease
+                .as_ref()
+                .is_some_and(|l| l.expires_at > now) =>
+        {
+            return;
+        }
+        Some(stored) => (stored.checkpoint, Some(stored.etag)),
+        None => (Checkpoint::empty(now), None),
+    };
+    c.last_error = Some(failure);
+    c.updated_at = now;
+    if let Err(e) = checkpoint::write(store, key, &c, etag.as_deref()).await {
+        tracing::warn!(event = "last_error_not_recorded", error = %e, "could not record the failure in the checkpoint");
+    }
+}
 
 /// One tenant, as listed.
 #[derive(Debug, Clone, Serialize)]
@@ -137,6 +174,42 @@ mod tests {
         assert_eq!(
             rows[1].checkpoint_key,
             "m365-message-trace/tenants/never/checkpoint.json"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_before_the_lease_is_recorded_unless_a_tick_runs() {
+        let store = MemoryStore::new();
+        let key = "d/tenants/a/checkpoint.json";
+        let now = Utc::now();
+        let failure = |message: &str| LastError {
+            at: now,
+            error_type: "Secret".into(),
+            message: message.into(),
+        };
+        record_failure(&store, key, failure("no such secret"), now).await;
+        let stored = checkpoint::load(&store, key).await.unwrap().unwrap();
+        assert_eq!(stored.checkpoint.end, None, "the same as no checkpoint");
+        assert_eq!(
+            stored.checkpoint.last_error.unwrap().message,
+            "no such secret"
+        );
+        // A live lease: the running tick owns the object.
+        let mut c = checkpoint::load(&store, key)
+            .await
+            .unwrap()
+            .unwrap()
+            .checkpoint;
+        c.lease = Some(crate::lease::Lease {
+            owner: "other".into(),
+            expires_at: now + chrono::Duration::minutes(5),
+        });
+        store.overwrite(key, serde_json::to_vec(&c).unwrap());
+        record_failure(&store, key, failure("later"), now).await;
+        let stored = checkpoint::load(&store, key).await.unwrap().unwrap();
+        assert_eq!(
+            stored.checkpoint.last_error.unwrap().message,
+            "no such secret"
         );
     }
 }
