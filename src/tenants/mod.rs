@@ -4,7 +4,7 @@
 
 pub mod dispatch;
 pub mod error;
-pub mod invoke;
+pub(crate) mod invoke;
 pub mod registry;
 pub mod status;
 

@@ -140,11 +140,10 @@ impl Registry {
     }
 
     /// The JSON written back by the command line (pretty, entries in order).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        // A struct of strings, booleans and instants always serialises.
-        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+    pub fn to_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let mut bytes = serde_json::to_vec_pretty(self)?;
         bytes.push(b'\n');
-        bytes
+        Ok(bytes)
     }
 }
 
@@ -199,7 +198,12 @@ where
         change(&mut registry)?;
         registry.validate(at)?;
         let condition = Condition::from_etag(etag.as_deref());
-        match store.put(key, registry.to_bytes(), condition).await {
+        let body = registry.to_bytes().map_err(|e| TenantsError::Malformed {
+            bucket: at.bucket.to_owned(),
+            key: key.to_owned(),
+            problem: format!("the edited registry cannot be written as JSON: {e}"),
+        })?;
+        match store.put(key, body, condition).await {
             Ok(_) => return Ok(registry),
             Err(StateError::Conflict { .. }) => continue,
             Err(e) => return Err(e.into()),
@@ -285,7 +289,7 @@ mod tests {
             r.enabled().map(|e| e.name.as_str()).collect::<Vec<_>>(),
             ["contoso"]
         );
-        let again = Registry::parse(AT, &r.to_bytes()).unwrap();
+        let again = Registry::parse(AT, &r.to_bytes().unwrap()).unwrap();
         assert_eq!(again, r, "round trip");
     }
 
@@ -434,7 +438,7 @@ mod tests {
                 // Another operator's edit lands between our read and our write.
                 let mut theirs = r.clone();
                 theirs.tenants.push(entry("theirs"));
-                store.overwrite(AT.key, theirs.to_bytes());
+                store.overwrite(AT.key, theirs.to_bytes().unwrap());
             }
             add(r, entry("ours"))
         })
