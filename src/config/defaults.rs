@@ -21,7 +21,7 @@ pub const PAGE_SIZE: u32 = 5000;
 /// `REQUESTS_PER_SECOND`.
 pub const REQUESTS_PER_SECOND: u32 = 1;
 /// `REQUEST_BUDGET_PER_5_MINUTES`: Graph allows 100; a tenth stays free for other tools.
-pub const REQUEST_BUDGET_PER_5_MINUTES: usize = crate::trace::request_budget::GRAPH_LIMIT;
+pub const REQUEST_BUDGET_PER_5_MINUTES: usize = 90;
 /// `REQUEST_TIMEOUT_SECONDS`.
 pub const REQUEST_TIMEOUT_SECONDS: u64 = 60;
 /// `DEVO_IDLE_SECONDS`: devo-sdk reconnects after 30 s idle.

@@ -12,10 +12,10 @@ use crate::trace::error::{TraceError, api_hint};
 use crate::trace::fetch::{PageRules, get_page, rate_limiter};
 use crate::trace::http::Budget;
 use crate::trace::origin::{self, Origin};
+use crate::trace::page::{SourcePage, TraceRecord};
 use crate::trace::record::GraphRecord;
 use crate::trace::request_budget::{GRAPH_LIMIT, RequestBudget};
 use crate::trace::skiptoken;
-use crate::trace::source::{SourcePage, TraceRecord};
 use crate::window::Window;
 
 #[derive(Deserialize)]

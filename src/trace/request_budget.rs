@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 /// Graph answers 429 past 100 message trace requests in 5 minutes; keep a tenth in reserve for
-/// other tools of the tenant and for retries.
-pub const GRAPH_LIMIT: usize = 90;
+/// other tools of the tenant and for retries (`REQUEST_BUDGET_PER_5_MINUTES`'s default).
+pub const GRAPH_LIMIT: usize = crate::config::defaults::REQUEST_BUDGET_PER_5_MINUTES;
 
 /// The throttle's rolling period.
 pub const GRAPH_PERIOD: chrono::Duration = chrono::Duration::minutes(5);
