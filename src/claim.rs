@@ -6,7 +6,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::checkpoint::{self, Checkpoint, Stored};
-use crate::lease::{self, Lease, LeaseDecision};
+use crate::events::{Event, lease};
+use crate::lease::{self as lease_rules, Lease, LeaseDecision};
 use crate::state::{StateError, StateStore};
 use crate::summary::LeaseReport;
 use crate::transfer::Progress;
@@ -60,9 +61,13 @@ impl<'s, S: StateStore> Claimed<'s, S> {
             Some(stored) => (stored.checkpoint, Some(stored.etag)),
             None => (Checkpoint::empty(now), None),
         };
-        let report = match lease::decide(checkpoint.lease.as_ref(), owner, now) {
+        let report = match lease_rules::decide(checkpoint.lease.as_ref(), owner, now) {
             LeaseDecision::HeldByOther { owner, until } => {
-                tracing::warn!(event = "lease_held", holder = %owner, until = %until.to_rfc3339(), "another invocation holds the lease; nothing pulled");
+                lease::Held {
+                    holder: &owner,
+                    until,
+                }
+                .emit();
                 let report = LeaseReport::HeldByOther { owner, until };
                 return Ok(Claim::Refused { checkpoint, report });
             }
@@ -74,7 +79,11 @@ impl<'s, S: StateStore> Claimed<'s, S> {
                 previous_owner,
                 expired_at,
             } => {
-                tracing::warn!(event = "lease_taken_over", previous_owner = %previous_owner, expired_at = %expired_at.to_rfc3339(), "took over an expired lease");
+                lease::TakenOver {
+                    previous_owner: &previous_owner,
+                    expired_at,
+                }
+                .emit();
                 LeaseReport::TakenOver {
                     owner: owner.to_owned(),
                     expires_at,
@@ -97,11 +106,7 @@ impl<'s, S: StateStore> Claimed<'s, S> {
                 report,
             })),
             Err(e) if e.is_conflict() => {
-                tracing::warn!(
-                    event = "lease_lost",
-                    at = "claim",
-                    "another invocation wrote the checkpoint first; nothing pulled"
-                );
+                lease::Lost { at: "claim" }.emit();
                 checkpoint.lease = None;
                 let report = LeaseReport::Lost { at: "claim" };
                 Ok(Claim::Refused { checkpoint, report })
@@ -135,11 +140,7 @@ impl<'s, S: StateStore> Claimed<'s, S> {
                 Ok(Saved::Kept)
             }
             Err(e) if e.is_conflict() => {
-                tracing::error!(
-                    event = "lease_lost",
-                    at,
-                    "the checkpoint was changed by another invocation; stopping"
-                );
+                lease::Lost { at }.emit();
                 self.report = LeaseReport::Lost { at };
                 Ok(Saved::Lost)
             }
@@ -178,7 +179,7 @@ impl<'s, S: StateStore> Claimed<'s, S> {
         }
         self.checkpoint.lease = None;
         if let Err(e) = self.save("release").await {
-            tracing::warn!(event = "release_failed", error = %e, "could not release the lease; it expires by itself");
+            lease::ReleaseFailed { error: &e }.emit();
         }
     }
 }

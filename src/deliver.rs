@@ -4,6 +4,8 @@
 use chrono::Utc;
 
 use crate::claim::{Claimed, Saved};
+use crate::events::Event;
+use crate::events::window::WindowFinished;
 use crate::job::MAX_WINDOWS_PER_TICK;
 use crate::state::{StateError, StateStore};
 use crate::summary::Counts;
@@ -69,13 +71,20 @@ pub async fn deliver<S: StateStore>(
         }
         // transfer: pull and forward the window
         let started = std::time::Instant::now();
-        let before = counts;
-        let result = transfer.window(window, &mut counts).await;
+        let mut this = Counts::default();
+        let result = transfer.window(window, &mut this).await;
         if result.progress == Progress::Complete {
-            counts.windows += 1;
+            this.windows += 1;
         }
+        counts += this;
         let outcome = outcome(&result.progress);
-        log_window(window, outcome, &counts, &before, started);
+        WindowFinished {
+            window,
+            outcome,
+            counts: &this,
+            elapsed: started.elapsed(),
+        }
+        .emit();
         on_window(&WindowDone {
             window,
             number: number + 1,
@@ -115,26 +124,4 @@ fn outcome(progress: &Progress) -> &'static str {
         Progress::Partial(_) => "partial",
         Progress::NotStarted => "not_started",
     }
-}
-
-fn log_window(
-    window: &Window,
-    outcome: &'static str,
-    counts: &Counts,
-    before: &Counts,
-    started: std::time::Instant,
-) {
-    tracing::info!(
-        event = "window",
-        start = %window.start.to_rfc3339(),
-        end = %window.end.to_rfc3339(),
-        resumed = window.resume.is_some(),
-        outcome,
-        pages = counts.pages - before.pages,
-        records = counts.records_pulled - before.records_pulled,
-        events = counts.events_sent - before.events_sent,
-        duplicates = counts.duplicates_skipped - before.duplicates_skipped,
-        ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        "window"
-    );
 }

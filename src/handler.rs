@@ -8,9 +8,9 @@ use tracing::Instrument;
 
 use crate::error::TickError;
 use crate::event::{Invocation, classify};
+use crate::events::tick::{MetricsContext, NoDeadline, TickFailed, TickFinished};
+use crate::events::{Event, ms};
 use crate::job::Target;
-use crate::metrics::{TickMetrics, emf};
-use crate::summary::LeaseReport;
 use crate::tick::{self, TickRequest};
 
 /// Handles one invocation: every log line it writes carries the request id (in `span`), and
@@ -47,57 +47,28 @@ async fn handle_in_span(
         }
         Err(e) => Err(TickError::Event(e)),
     };
-    let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let measured = match &result {
-        Ok(summary) => TickMetrics::Finished(summary),
-        Err(_) => TickMetrics::Failed,
+    let metrics = MetricsContext {
+        function_name: &function_name,
+        api,
+        elapsed_ms: ms(started.elapsed()),
     };
-    println!(
-        "{}",
-        emf(measured, &function_name, api, elapsed, Utc::now())
-    );
     match result {
         Ok(summary) => {
-            tracing::info!(
-                event = "summary",
-                api = summary.api,
-                lease = lease_outcome(&summary.lease),
-                windows = summary.counts.windows,
-                pages = summary.counts.pages,
-                requests = summary.counts.requests,
-                retries = summary.counts.retries,
-                throttled_requests = summary.counts.throttled_requests,
-                records_pulled = summary.counts.records_pulled,
-                events_sent = summary.counts.events_sent,
-                bytes_sent = summary.counts.bytes_sent,
-                duplicates_skipped = summary.counts.duplicates_skipped,
-                outside_window = summary.counts.outside_window,
-                missing_key = summary.counts.missing_key,
-                split = summary.split.is_some(),
-                checkpoint = summary.checkpoint.map(|t| t.to_rfc3339()),
-                partial = summary.partial.is_some(),
-                caught_up = summary.caught_up,
-                backfill = summary.backfill.as_ref().map(|b| b.name.as_str()),
-                remaining_seconds = summary.backfill.as_ref().map(|b| b.remaining_seconds),
-                reset = summary.reset.is_some(),
-                duration_ms = summary.duration_ms,
-                "tick finished"
-            );
+            TickFinished {
+                summary: &summary,
+                metrics,
+            }
+            .emit();
             Ok(serde_json::to_value(&summary)?)
         }
         Err(error) => {
-            tracing::error!(event = "tick_failed", error_type = error.error_type(), error = %error, "tick failed");
+            TickFailed {
+                error: &error,
+                metrics,
+            }
+            .emit();
             Err(error)
         }
-    }
-}
-
-fn lease_outcome(report: &LeaseReport) -> &'static str {
-    match report {
-        LeaseReport::Acquired { .. } => "acquired",
-        LeaseReport::TakenOver { .. } => "taken_over",
-        LeaseReport::HeldByOther { .. } => "held_by_other",
-        LeaseReport::Lost { .. } => "lost",
     }
 }
 
@@ -115,11 +86,7 @@ pub fn deadline(ms: u64) -> DateTime<Utc> {
     {
         Some(deadline) if deadline > now => deadline,
         _ => {
-            tracing::warn!(
-                event = "no_deadline",
-                deadline_ms = ms,
-                "the runtime gave no future deadline; using 120 s"
-            );
+            NoDeadline { deadline_ms: ms }.emit();
             now + FALLBACK_BUDGET
         }
     }

@@ -15,6 +15,7 @@ pub mod deliver;
 pub mod devo;
 pub mod error;
 pub mod event;
+pub mod events;
 pub mod handler;
 pub mod job;
 pub mod lease;

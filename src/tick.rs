@@ -10,6 +10,9 @@ use crate::config::Config;
 use crate::deliver::{Delivery, End, WindowDone, deliver};
 use crate::devo::DevoTls;
 use crate::error::TickError;
+use crate::events::Event;
+use crate::events::plan::{ResetApplied, Skipped, WindowSplit};
+use crate::events::window::WindowFailed;
 use crate::job::{Job, Target, Tenant};
 use crate::reset::Reset;
 use crate::split::{self, Ended};
@@ -127,7 +130,11 @@ async fn finish(
     let checkpoint = claimed.checkpoint().clone();
     let caught_up = matches!(delivery.end, End::CaughtUp) && checkpoint.partial.is_none();
     if let End::Failed { window, error } = delivery.end {
-        tracing::error!(event = "window_failed", start = %window.start.to_rfc3339(), end = %window.end.to_rfc3339(), error = %error, "window not fully delivered; what it delivered is committed");
+        WindowFailed {
+            window: &window,
+            error: &error,
+        }
+        .emit();
         claimed.abandon().await;
         return Err(TickError::Transfer {
             start: window.start,
@@ -170,18 +177,13 @@ fn forward_settings<'a>(
 /// Logs what the plan skips and splits, and the reset it follows.
 fn announce(plan: &Plan, reset: Option<&Reset>) {
     if let Some(r) = reset {
-        tracing::warn!(event = "reset", reset_before = %r.reset_before.to_rfc3339(),
-            previous_checkpoint = r.previous_checkpoint.map(|t| t.to_rfc3339()),
-            "RESET_BEFORE changed: the schedule restarts from HISTORIC_DAYS back; records are sent again");
+        ResetApplied(r).emit();
     }
-    if let Some(skipped) = plan.skipped {
-        tracing::warn!(event = "skipped", from = %skipped.from.to_rfc3339(), to = %skipped.to.to_rfc3339(),
-            "this span is outside the API's lookback (or before a reset's restart) and is not pulled");
+    if let Some(span) = plan.skipped {
+        Skipped(span).emit();
     }
     if let Some(split) = plan.split {
-        tracing::warn!(event = "window_split", start = %split.start.to_rfc3339(), until = %split.until.to_rfc3339(),
-            piece_seconds = split.piece_seconds, stuck_ticks = split.stuck_ticks,
-            "this span made no progress in the last ticks; it is pulled in smaller pieces, older first");
+        WindowSplit(split).emit();
     }
 }
 

@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use governor::DefaultDirectRateLimiter;
 use serde::Deserialize;
 
+use crate::events::Event;
+use crate::events::microsoft::{BudgetWait, SkipTokenRepaired};
 use crate::trace::auth::TokenSource;
 use crate::trace::error::{TraceError, api_hint};
 use crate::trace::fetch::{PageRules, get_page, rate_limiter};
@@ -158,11 +160,7 @@ impl GraphClient {
                         ),
                     });
                 }
-                tracing::info!(
-                    event = "request_budget_wait",
-                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                    "waiting to stay under Graph's 100 requests per 5 minutes"
-                );
+                BudgetWait { wait }.emit();
                 tokio::time::sleep(wait).await;
             }
             throttle.record(Utc::now());
@@ -187,10 +185,7 @@ pub fn next_url(page_url: &str, link: &str) -> String {
     let absolute = origin::resolve(page_url, link);
     match skiptoken::repair(&absolute) {
         Some(repaired) => {
-            tracing::warn!(
-                event = "skiptoken_repaired",
-                "the nextLink's skip token had double-encoded values (quoted twice); following it repaired"
-            );
+            SkipTokenRepaired.emit();
             repaired
         }
         None => absolute,

@@ -5,6 +5,9 @@
 use std::time::Duration;
 
 use crate::devo::DevoError;
+use crate::events::Event;
+use crate::events::relay::DevoRetry;
+use crate::events::window::{NextLinkRefused, OddRecords, OutOfTime, PagePulled};
 use crate::summary::Counts;
 use crate::trace::TraceError;
 use crate::trace::auth::TokenSource;
@@ -142,13 +145,12 @@ impl<'r> Run<'r> {
                 return Stop::Failed(TransferError::Devo(e));
             }
             self.frontier.page_sent();
-            tracing::debug!(
-                event = "page",
-                records = page.records.len(),
-                bytes = page.bytes,
-                latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                "page pulled"
-            );
+            PagePulled {
+                records: page.records.len(),
+                bytes: page.bytes,
+                latency: started.elapsed(),
+            }
+            .emit();
             if !self.paging.follow(page.next_link) {
                 return Stop::Done;
             }
@@ -169,20 +171,24 @@ impl<'r> Run<'r> {
                     .paging
                     .restart_after_refusal(self.source, &rest, self.admitted)
                 {
-                    tracing::warn!(event = "next_link_failed", code = %code, restarts = self.paging.restarts(), "the nextLink was refused again without progress since the last restart");
+                    NextLinkRefused {
+                        code,
+                        restarts: self.paging.restarts(),
+                        until: None,
+                    }
+                    .emit();
                     return Some(Stop::Failed(e.into()));
                 }
-                tracing::warn!(
-                    event = "next_link_failed",
-                    code = %code,
-                    restart = self.paging.restarts(),
-                    until = %rest.query_end().to_rfc3339(),
-                    "the nextLink stopped working; pulling the rest of the window again"
-                );
+                NextLinkRefused {
+                    code,
+                    restarts: self.paging.restarts(),
+                    until: Some(rest.query_end()),
+                }
+                .emit();
                 None
             }
             e if self.budget.exhausted() || matches!(e, TraceError::OutOfTime { .. }) => {
-                tracing::warn!(event = "out_of_time", error = %e, "time budget used up inside the window");
+                OutOfTime { error: &e }.emit();
                 Some(Stop::OutOfTime)
             }
             e => Some(Stop::Failed(e.into())),
@@ -256,7 +262,11 @@ impl<'r> Run<'r> {
         {
             return false;
         }
-        tracing::warn!(event = "devo_retry", attempt = self.devo_failures, error = %e, "relay failed; sending what it did not confirm again");
+        DevoRetry {
+            attempt: self.devo_failures,
+            error: e,
+        }
+        .emit();
         tokio::time::sleep(delay).await;
         let again = self.frontier.after_rollback(self.window);
         self.admission.restart(again.clone());
@@ -268,14 +278,12 @@ impl<'r> Run<'r> {
         self.tally.events_sent = self.forward.delivered.lines;
         self.tally.bytes_sent = self.forward.delivered.bytes;
         if self.tally.outside_window > 0 || self.tally.missing_key > 0 {
-            tracing::warn!(
-                event = "odd_records",
-                outside_window = self.tally.outside_window,
-                missing_key = self.tally.missing_key,
-                start = %self.window.start.to_rfc3339(),
-                end = %self.window.end.to_rfc3339(),
-                "records outside the window were left to their own window; records without an id or recipient were sent keyed by their content"
-            );
+            OddRecords {
+                window: self.window,
+                outside_window: self.tally.outside_window,
+                missing_key: self.tally.missing_key,
+            }
+            .emit();
         }
         *counts += self.tally;
         let (complete, failure) = match stop {

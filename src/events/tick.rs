@@ -1,0 +1,122 @@
+//! A tick's last line: its summary (or its failure) and its metrics, as one EMF document.
+
+use chrono::Utc;
+
+use crate::error::TickError;
+use crate::events::Event;
+use crate::metrics::{TickMetrics, emf};
+use crate::summary::{LeaseReport, Summary};
+
+/// Where a tick's metrics belong.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsContext<'a> {
+    /// The function's name (a dimension).
+    pub function_name: &'a str,
+    /// `graph` or `reporting` (a dimension).
+    pub api: &'a str,
+    /// The invocation's wall time.
+    pub elapsed_ms: u64,
+}
+
+/// A tick finished: the summary line, then the EMF document of its counters.
+pub struct TickFinished<'a> {
+    /// The summary returned to Lambda.
+    pub summary: &'a Summary,
+    /// The metrics' dimensions and duration.
+    pub metrics: MetricsContext<'a>,
+}
+
+impl Event for TickFinished<'_> {
+    const NAME: &'static str = "summary";
+    fn emit(&self) {
+        let (s, m) = (self.summary, &self.metrics);
+        println!(
+            "{}",
+            emf(
+                TickMetrics::Finished(s),
+                m.function_name,
+                m.api,
+                m.elapsed_ms,
+                Utc::now()
+            )
+        );
+        let c = &s.counts;
+        tracing::info!(
+            event = Self::NAME,
+            api = s.api,
+            lease = lease_outcome(&s.lease),
+            windows = c.windows,
+            pages = c.pages,
+            requests = c.requests,
+            retries = c.retries,
+            throttled_requests = c.throttled_requests,
+            records_pulled = c.records_pulled,
+            events_sent = c.events_sent,
+            bytes_sent = c.bytes_sent,
+            duplicates_skipped = c.duplicates_skipped,
+            outside_window = c.outside_window,
+            missing_key = c.missing_key,
+            split = s.split.is_some(),
+            checkpoint = s.checkpoint.map(|t| t.to_rfc3339()),
+            partial = s.partial.is_some(),
+            caught_up = s.caught_up,
+            backfill = s.backfill.as_ref().map(|b| b.name.as_str()),
+            remaining_seconds = s.backfill.as_ref().map(|b| b.remaining_seconds),
+            reset = s.reset.is_some(),
+            duration_ms = s.duration_ms,
+            "tick finished"
+        );
+    }
+}
+
+/// A tick failed: the error line with its `errorType`, then the EMF document (`TickFailed` 1).
+pub struct TickFailed<'a> {
+    /// The failure.
+    pub error: &'a TickError,
+    /// The metrics' dimensions and duration.
+    pub metrics: MetricsContext<'a>,
+}
+
+impl Event for TickFailed<'_> {
+    const NAME: &'static str = "tick_failed";
+    fn emit(&self) {
+        let m = &self.metrics;
+        println!(
+            "{}",
+            emf(
+                TickMetrics::Failed,
+                m.function_name,
+                m.api,
+                m.elapsed_ms,
+                Utc::now()
+            )
+        );
+        tracing::error!(event = Self::NAME, error_type = self.error.error_type(), error = %self.error, "tick failed");
+    }
+}
+
+/// The runtime gave no future deadline (local emulators): the tick uses a fixed budget.
+pub struct NoDeadline {
+    /// What the runtime sent.
+    pub deadline_ms: u64,
+}
+
+impl Event for NoDeadline {
+    const NAME: &'static str = "no_deadline";
+    fn emit(&self) {
+        tracing::warn!(
+            event = Self::NAME,
+            deadline_ms = self.deadline_ms,
+            "the runtime gave no future deadline; using 120 s"
+        );
+    }
+}
+
+fn lease_outcome(report: &LeaseReport) -> &'static str {
+    match report {
+        LeaseReport::Acquired { .. } => "acquired",
+        LeaseReport::TakenOver { .. } => "taken_over",
+        LeaseReport::HeldByOther { .. } => "held_by_other",
+        LeaseReport::Lost { .. } => "lost",
+    }
+}
