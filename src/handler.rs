@@ -63,6 +63,7 @@ async fn handle_in_span(
         }
         Err(error) => {
             TickFailed {
+                error_type: error.error_type(),
                 error: &error,
                 metrics,
             }

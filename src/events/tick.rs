@@ -2,7 +2,6 @@
 
 use chrono::Utc;
 
-use crate::error::TickError;
 use crate::events::Event;
 use crate::metrics::{TickMetrics, emf};
 use crate::summary::{LeaseReport, Summary};
@@ -71,8 +70,10 @@ impl Event for TickFinished<'_> {
 
 /// A tick failed: the error line with its `errorType`, then the EMF document (`TickFailed` 1).
 pub struct TickFailed<'a> {
+    /// The failure's stable `errorType`.
+    pub error_type: &'a str,
     /// The failure.
-    pub error: &'a TickError,
+    pub error: &'a dyn std::fmt::Display,
     /// The metrics' dimensions and duration.
     pub metrics: MetricsContext<'a>,
 }
@@ -91,7 +92,7 @@ impl Event for TickFailed<'_> {
                 Utc::now()
             )
         );
-        tracing::error!(event = Self::NAME, error_type = self.error.error_type(), error = %self.error, "tick failed");
+        tracing::error!(event = Self::NAME, error_type = self.error_type, error = %self.error, "tick failed");
     }
 }
 
