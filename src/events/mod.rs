@@ -23,8 +23,9 @@ pub(crate) fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Every event name, for the docs' table and the uniqueness test.
-pub const NAMES: &[&str] = &[
+/// Every event name: each is unique and documented in docs/operations.md.
+#[cfg(test)]
+const NAMES: &[&str] = &[
     lease::Held::NAME,
     lease::TakenOver::NAME,
     lease::Lost::NAME,
@@ -52,6 +53,17 @@ pub const NAMES: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_event_is_documented_for_the_operator() {
+        let docs = include_str!("../../docs/operations.md");
+        let missing: Vec<&str> = NAMES
+            .iter()
+            .copied()
+            .filter(|name| !docs.contains(&format!("`{name}`")))
+            .collect();
+        assert!(missing.is_empty(), "docs/operations.md does not name {missing:?}");
+    }
 
     #[test]
     fn names_are_unique_snake_case() {
