@@ -1,15 +1,15 @@
 //! Steps 5 and 6 across the plan: each window is transferred and then committed at once, so
 //! that what a window delivered is kept even when it, or a later window, fails.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::claim::{Claimed, Saved};
 use crate::events::Event;
 use crate::events::window::WindowFinished;
-use crate::job::MAX_WINDOWS_PER_TICK;
+use crate::job::{MAX_WINDOWS_PER_TICK, Pass};
 use crate::state::{StateError, StateStore};
 use crate::summary::Counts;
-use crate::transfer::{Progress, Transfer, TransferError};
+use crate::transfer::{Ledger, Progress, Transfer, TransferError};
 use crate::window::{Plan, Window};
 
 /// A window just finished, for progress displays (the JSON log line is written anyway).
@@ -54,9 +54,20 @@ pub struct Delivery {
     pub end: End,
 }
 
+/// Which pass a plan belongs to, and the instant before which the fresh pass's windows need
+/// no second look (now − `DELAY_SECONDS`).
+#[derive(Debug, Clone, Copy)]
+pub struct PassRun {
+    /// The pass.
+    pub pass: Pass,
+    /// now − `DELAY_SECONDS` at the tick's start.
+    pub young_from: DateTime<Utc>,
+}
+
 /// Transfers the plan's windows one after another, committing each.
 pub async fn deliver<S: StateStore>(
     transfer: &mut Transfer<'_>,
+    run: PassRun,
     plan: &Plan,
     claimed: &mut Claimed<'_, S>,
     on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
@@ -72,7 +83,12 @@ pub async fn deliver<S: StateStore>(
         // transfer: pull and forward the window
         let started = std::time::Instant::now();
         let mut this = Counts::default();
-        let result = transfer.window(window, &mut this).await;
+        let ledger = match run.pass {
+            Pass::Fresh => Ledger::Collect,
+            Pass::Reconcile => Ledger::Filter(claimed.ledger_for(window).await?),
+            Pass::Single | Pass::Backfill => Ledger::None,
+        };
+        let result = transfer.window(window, ledger, &mut this).await;
         if result.progress == Progress::Complete {
             this.windows += 1;
         }
@@ -92,14 +108,32 @@ pub async fn deliver<S: StateStore>(
             counts: &counts,
             outcome,
         });
-        // commit: what the relay confirmed, even when the window then failed
+        // commit: what the relay confirmed, even when the window then failed (the fresh
+        // pass's ledger part first; the parts a reconciled window covered go with it)
         claimed.checkpoint_mut().recent_requests = transfer.throttle.history(Utc::now());
-        if claimed.commit(window, &result.progress).await? == Saved::Lost {
+        let had_parts = claimed.checkpoint().ledger.len();
+        if result.progress != Progress::NotStarted {
+            claimed
+                .remember(window, run.young_from, result.fingerprints)
+                .await?;
+        }
+        let covered = match (run.pass, &result.progress) {
+            (Pass::Reconcile, Progress::Complete) => claimed.take_covered(window.end),
+            _ => Vec::new(),
+        };
+        let ledger_changed = claimed.checkpoint().ledger.len() != had_parts;
+        let track = run.pass.track();
+        if claimed
+            .commit(track, window, &result.progress, ledger_changed)
+            .await?
+            == Saved::Lost
+        {
             return Ok(Delivery {
                 counts,
                 end: End::LeaseLost,
             });
         }
+        claimed.forget(&covered).await;
         let end = match (result.failure, result.progress) {
             (Some(error), _) => End::Failed {
                 window: window.clone(),

@@ -19,6 +19,7 @@ pub(crate) mod events;
 pub mod handler;
 pub mod job;
 pub(crate) mod lease;
+pub mod ledger;
 pub mod logging;
 pub(crate) mod metrics;
 pub mod preview;

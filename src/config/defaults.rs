@@ -8,6 +8,8 @@ pub const DEVO_ADDRESS: &str = "collector-us.devo.io:443";
 pub const DEVO_TAG: &str = "cloud.office365.messagetracing";
 /// `DEVO_HOSTNAME` when no function name is known either.
 pub const DEVO_HOSTNAME: &str = "m365-trace-to-devo";
+/// `FRESH_DELAY_SECONDS`: the fresh pass pulls up to 10 minutes ago.
+pub const FRESH_DELAY_SECONDS: i64 = 600;
 /// `DELAY_SECONDS`: 25 h.
 pub const DELAY_SECONDS: i64 = 90_000;
 /// `HISTORIC_DAYS`.

@@ -62,7 +62,10 @@ mod tests {
             .copied()
             .filter(|name| !docs.contains(&format!("`{name}`")))
             .collect();
-        assert!(missing.is_empty(), "docs/operations.md does not name {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "docs/operations.md does not name {missing:?}"
+        );
     }
 
     #[test]

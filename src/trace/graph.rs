@@ -151,6 +151,13 @@ impl GraphClient {
         let stay_under_budget = async || {
             let wait = throttle.wait_at(Utc::now());
             if !wait.is_zero() {
+                if throttle.lent() {
+                    return Err(TraceError::OutOfTime {
+                        api: "graph",
+                        what: what.to_owned(),
+                        last: "the reconciliation pass used its share of the request budget; it continues in the next tick".into(),
+                    });
+                }
                 if wait + Duration::from_millis(200) >= budget.remaining() {
                     return Err(TraceError::OutOfTime {
                         api: "graph",

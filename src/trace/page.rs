@@ -65,6 +65,14 @@ impl TraceRecord {
         }
     }
 
+    /// The delivery status (`delivered`, `Delivered`, …), which the ledger remembers.
+    pub fn status(&self) -> Option<&str> {
+        match self {
+            TraceRecord::Graph(r) => r.status.as_deref(),
+            TraceRecord::Reporting(r) => r.fields.get("Status").and_then(Value::as_str),
+        }
+    }
+
     /// When Exchange Online received the message; `None` when the record's time is unreadable.
     pub fn received(&self) -> Option<DateTime<Utc>> {
         match self {

@@ -3,9 +3,11 @@
 //! replaces exactly the version this tick wrote, so a failed precondition means another
 //! invocation owns the state and this one stops.
 
+mod ledger;
+
 use chrono::{DateTime, Utc};
 
-use crate::checkpoint::{self, Checkpoint, Stored};
+use crate::checkpoint::{self, Checkpoint, Stored, Track};
 use crate::events::{Event, lease};
 use crate::lease::{self as lease_rules, Lease, LeaseDecision};
 use crate::state::{StateError, StateStore};
@@ -148,14 +150,17 @@ impl<'s, S: StateStore> Claimed<'s, S> {
         }
     }
 
-    /// Records how far `window` got and writes it: a complete window moves the end past it; a
-    /// partial one keeps its resume point. Nothing is written for a window not started.
+    /// Records how far `window` got on `track` and writes it: a complete window moves the end
+    /// past it; a partial one keeps its resume point. Nothing is written for a window not
+    /// started, unless `force` (the ledger changed).
     pub async fn commit(
         &mut self,
+        track: Track,
         window: &Window,
         progress: &Progress,
+        force: bool,
     ) -> Result<Saved, StateError> {
-        if !record(&mut self.checkpoint, window, progress) {
+        if !record(&mut self.checkpoint, track, window, progress) && !force {
             return Ok(Saved::Kept);
         }
         self.save("commit").await
@@ -184,13 +189,20 @@ impl<'s, S: StateStore> Claimed<'s, S> {
     }
 }
 
-/// What `progress` in `window` does to `checkpoint`; whether anything changed. Pure.
-pub fn record(checkpoint: &mut Checkpoint, window: &Window, progress: &Progress) -> bool {
+/// What `progress` in `window` does to the `track` position of `checkpoint`; whether anything
+/// changed. Pure.
+pub fn record(
+    checkpoint: &mut Checkpoint,
+    track: Track,
+    window: &Window,
+    progress: &Progress,
+) -> bool {
+    let position = checkpoint.position_mut(track);
     match progress {
         Progress::Complete => {
-            checkpoint.end = Some(window.end);
+            *position.end = Some(window.end);
             // A piece carved out of a window left part-way: the rest keeps its resume point.
-            checkpoint.partial = checkpoint
+            *position.partial = position
                 .partial
                 .take()
                 .filter(|p| p.end > window.end && p.resume.is_some() && p.start < window.end)
@@ -200,8 +212,8 @@ pub fn record(checkpoint: &mut Checkpoint, window: &Window, progress: &Progress)
                 });
         }
         Progress::Partial(resume) => {
-            checkpoint.end = Some(window.start);
-            checkpoint.partial = Some(Window {
+            *position.end = Some(window.start);
+            *position.partial = Some(Window {
                 resume: Some(resume.clone()),
                 ..window.clone()
             });
@@ -248,7 +260,9 @@ mod tests {
         assert_eq!(stored.checkpoint.lease.unwrap().owner, "a");
         let w = window(30);
         assert_eq!(
-            c.commit(&w, &Progress::Complete).await.unwrap(),
+            c.commit(Track::Primary, &w, &Progress::Complete, false)
+                .await
+                .unwrap(),
             Saved::Kept
         );
         let report = c.release().await.unwrap();
@@ -292,7 +306,9 @@ mod tests {
             br#"{"version":1,"end":"2026-11-01T00:00:00Z","updated_at":"2026-11-01T00:00:00Z"}"#;
         store.overwrite(KEY, theirs.to_vec());
         assert_eq!(
-            c.commit(&window(30), &Progress::Complete).await.unwrap(),
+            c.commit(Track::Primary, &window(30), &Progress::Complete, false)
+                .await
+                .unwrap(),
             Saved::Lost
         );
         assert_eq!(c.report(), &LeaseReport::Lost { at: "commit" });
@@ -333,7 +349,7 @@ mod tests {
             ..w.clone()
         };
         c.partial = Some(partial.clone());
-        assert!(record(&mut c, &w, &Progress::Complete));
+        assert!(record(&mut c, Track::Primary, &w, &Progress::Complete));
         assert_eq!(c.end, Some(w.end));
         assert_eq!(
             c.partial,
@@ -347,8 +363,13 @@ mod tests {
             end: w.start + Duration::hours(6),
             resume: None,
         };
-        assert!(record(&mut c, &next, &Progress::Complete));
+        assert!(record(&mut c, Track::Primary, &next, &Progress::Complete));
         assert_eq!((c.end, c.partial.clone()), (Some(next.end), None));
-        assert!(!record(&mut c, &next, &Progress::NotStarted));
+        assert!(!record(
+            &mut c,
+            Track::Primary,
+            &next,
+            &Progress::NotStarted
+        ));
     }
 }

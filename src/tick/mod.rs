@@ -1,0 +1,140 @@
+//! One tick, top to bottom: config, secret, lease, window, pull, forward, commit.
+
+mod finish;
+mod pass;
+
+use chrono::{DateTime, Utc};
+
+use crate::app::App;
+use crate::checkpoint;
+use crate::claim::{Claim, Claimed};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::deliver::WindowDone;
+use crate::devo::DevoTls;
+use crate::error::TickError;
+use crate::job::{Job, Target, Tenant};
+use crate::state::S3Store;
+use crate::summary::Summary;
+use crate::trace::auth::TokenSource;
+use crate::trace::request_budget::{self, RequestBudget};
+use crate::transfer::Transfer;
+use crate::transfer::forward::ForwardSettings;
+
+pub use pass::stand_at;
+
+/// The invocation a tick runs for.
+#[derive(Debug, Clone)]
+pub struct TickRequest {
+    /// Lambda request id: the lease owner.
+    pub request_id: String,
+    /// Lambda deadline.
+    pub deadline: DateTime<Utc>,
+}
+
+/// Runs one scheduled tick.
+pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError> {
+    run_target(app, request, &Target::Scheduled, &mut |_| {}).await
+}
+
+/// Runs the seven steps for `target`; `on_window` hears of every window finished.
+pub async fn run_target(
+    app: &App,
+    request: &TickRequest,
+    target: &Target,
+    on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
+) -> Result<Summary, TickError> {
+    let started = std::time::Instant::now();
+    // 1. config: the job, and the time it may use
+    let config = app.config()?;
+    let clock = Clock::start(request.deadline, app.options().commit_reserve)?;
+    let job = Job::resolve(target, Tenant::single(config), config, clock.now)?;
+    let api = config.trace_api.as_str();
+
+    // 2. secret
+    let secret = app.secrets().load(&job.tenant.secret_id).await?;
+    let devo = DevoTls::new(&secret.devo, &config.devo_address, &config.devo_server_name)
+        .map_err(TickError::DevoSetup)?;
+
+    // 3. lease
+    let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
+    let found = checkpoint::load(&store, &job.key).await?;
+    job.check_found(found.as_ref().map(|s| &s.checkpoint))?;
+    let expires_at = clock.lease_expiry(app.options().lease_slack);
+    let owner = request.request_id.as_str();
+    let mut claimed =
+        match Claimed::claim(&store, &job.key, found, owner, clock.now, expires_at).await? {
+            Claim::Claimed(claimed) => claimed,
+            Claim::Refused { checkpoint, report } => {
+                return Ok(job.annotate(Summary::refused(api, report, &checkpoint, started), None));
+            }
+        };
+    let reset = job.prepare(claimed.checkpoint_mut(), config);
+
+    // 4–6. window, pull, forward: each pass plans its windows and delivers them, each committed
+    let source = app.source()?;
+    let mut tokens = TokenSource::new(
+        app.http().clone(),
+        &config.endpoints.login,
+        source.scope(),
+        &secret,
+    );
+    let history = claimed.checkpoint().recent_requests.clone();
+    let mut throttle = RequestBudget::new(
+        &history,
+        config.request_budget,
+        request_budget::GRAPH_PERIOD,
+    );
+    let mut transfer = Transfer {
+        source,
+        tokens: &mut tokens,
+        throttle: &mut throttle,
+        budget: clock.pull_budget(config.request_timeout, app.options().retry_min_delay),
+        forward: forward_settings(config, &job, &devo, &clock),
+        organization: &secret.tenant_id,
+        retry_min_delay: app.options().retry_min_delay,
+        devo_attempts: app.options().devo_attempts,
+    };
+    let mut passes = Vec::new();
+    for p in job.passes(claimed.checkpoint(), config) {
+        let ran = pass::run(
+            &mut transfer,
+            &job,
+            p,
+            &mut claimed,
+            reset.as_ref(),
+            &clock,
+            config,
+            on_window,
+        )
+        .await?;
+        let go_on = ran.caught_up();
+        passes.push(ran);
+        if !go_on {
+            break;
+        }
+    }
+    claimed.checkpoint_mut().recent_requests = transfer.throttle.history(Utc::now());
+
+    // 7. commit: the lease goes back
+    finish::finish(claimed, &job, api, passes, reset, started).await
+}
+
+fn forward_settings<'a>(
+    config: &'a Config,
+    job: &'a Job,
+    devo: &'a DevoTls,
+    clock: &'a Clock,
+) -> ForwardSettings<'a> {
+    ForwardSettings {
+        devo,
+        hostname: &job.tenant.devo_hostname,
+        tag: &job.tenant.devo_tag,
+        idle: config.devo_idle,
+        io_timeout: config.request_timeout,
+        close_timeout: config
+            .request_timeout
+            .min(std::time::Duration::from_secs(10)),
+        clock,
+    }
+}
