@@ -88,7 +88,7 @@ pub async fn deliver<S: StateStore>(
             Pass::Reconcile => Ledger::Filter(claimed.ledger_for(window).await?),
             Pass::Single | Pass::Backfill => Ledger::None,
         };
-        let result = transfer.window(window, ledger, &mut this).await;
+        let mut result = transfer.window(window, ledger, &mut this).await;
         if result.progress == Progress::Complete {
             this.windows += 1;
         }
@@ -108,24 +108,18 @@ pub async fn deliver<S: StateStore>(
             counts: &counts,
             outcome,
         });
-        // commit: what the relay confirmed, even when the window then failed (the fresh
-        // pass's ledger part first; the parts a reconciled window covered go with it)
-        claimed.checkpoint_mut().recent_requests = transfer.throttle.history(Utc::now());
-        let had_parts = claimed.checkpoint().ledger.len();
-        if result.progress != Progress::NotStarted {
-            claimed
-                .remember(window, run.young_from, result.fingerprints)
-                .await?;
-        }
-        let covered = match (run.pass, &result.progress) {
-            (Pass::Reconcile, Progress::Complete) => claimed.take_covered(window.end),
-            _ => Vec::new(),
-        };
-        let ledger_changed = claimed.checkpoint().ledger.len() != had_parts;
-        let track = run.pass.track();
-        if claimed
-            .commit(track, window, &result.progress, ledger_changed)
-            .await?
+        // commit: what the relay confirmed, even when the window then failed
+        let fingerprints = std::mem::take(&mut result.fingerprints);
+        let history = transfer.throttle.history(Utc::now());
+        if commit(
+            claimed,
+            run,
+            window,
+            &result.progress,
+            fingerprints,
+            history,
+        )
+        .await?
             == Saved::Lost
         {
             return Ok(Delivery {
@@ -133,7 +127,6 @@ pub async fn deliver<S: StateStore>(
                 end: End::LeaseLost,
             });
         }
-        claimed.forget(&covered).await;
         let end = match (result.failure, result.progress) {
             (Some(error), _) => End::Failed {
                 window: window.clone(),
@@ -150,6 +143,37 @@ pub async fn deliver<S: StateStore>(
         End::OutOfTime
     };
     Ok(Delivery { counts, end })
+}
+
+/// Commits how far `window` got: the fresh pass's ledger part is written first; the parts a
+/// reconciled window covered leave the checkpoint in the same write, and their objects after.
+async fn commit<S: StateStore>(
+    claimed: &mut Claimed<'_, S>,
+    run: PassRun,
+    window: &Window,
+    progress: &Progress,
+    fingerprints: Vec<crate::transfer::collect::Delivered>,
+    history: Vec<DateTime<Utc>>,
+) -> Result<Saved, StateError> {
+    claimed.checkpoint_mut().recent_requests = history;
+    let had_parts = claimed.checkpoint().ledger.len();
+    if *progress != Progress::NotStarted {
+        claimed
+            .remember(window, run.young_from, fingerprints)
+            .await?;
+    }
+    let covered = match (run.pass, progress) {
+        (Pass::Reconcile, Progress::Complete) => claimed.take_covered(window.end),
+        _ => Vec::new(),
+    };
+    let ledger_changed = claimed.checkpoint().ledger.len() != had_parts;
+    let saved = claimed
+        .commit(run.pass.track(), window, progress, ledger_changed)
+        .await?;
+    if saved == Saved::Kept {
+        claimed.forget(&covered).await;
+    }
+    Ok(saved)
 }
 
 fn outcome(progress: &Progress) -> &'static str {

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::claim::Claimed;
 use crate::ledger::{self, Fingerprint, LedgerIndex, LedgerPart};
 use crate::state::{StateError, StateStore};
+use crate::transfer::collect::Delivered;
 use crate::window::Window;
 
 impl<S: StateStore> Claimed<'_, S> {
@@ -16,9 +17,14 @@ impl<S: StateStore> Claimed<'_, S> {
         &mut self,
         window: &Window,
         young_from: DateTime<Utc>,
-        fingerprints: Vec<Fingerprint>,
+        delivered: Vec<Delivered>,
     ) -> Result<(), StateError> {
         let start = window.start.max(young_from);
+        let fingerprints: Vec<Fingerprint> = delivered
+            .into_iter()
+            .filter(|(_, received)| *received >= start)
+            .map(|(f, _)| f)
+            .collect();
         if fingerprints.is_empty() || start >= window.end {
             return Ok(());
         }

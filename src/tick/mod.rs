@@ -17,7 +17,7 @@ use crate::job::{Job, Target, Tenant};
 use crate::state::S3Store;
 use crate::summary::Summary;
 use crate::trace::auth::TokenSource;
-use crate::trace::request_budget::{self, RequestBudget};
+use crate::trace::request_budget::{GRAPH_PERIOD, RequestBudget};
 use crate::transfer::Transfer;
 use crate::transfer::forward::ForwardSettings;
 
@@ -79,40 +79,31 @@ pub async fn run_target(
         source.scope(),
         &secret,
     );
-    let history = claimed.checkpoint().recent_requests.clone();
-    let mut throttle = RequestBudget::new(
-        &history,
-        config.request_budget,
-        request_budget::GRAPH_PERIOD,
-    );
+    let history = &claimed.checkpoint().recent_requests;
+    let mut throttle = RequestBudget::new(history, config.request_budget, GRAPH_PERIOD);
+    let budget = clock.pull_budget(config.request_timeout, app.options().retry_min_delay);
     let mut transfer = Transfer {
         source,
         tokens: &mut tokens,
         throttle: &mut throttle,
-        budget: clock.pull_budget(config.request_timeout, app.options().retry_min_delay),
+        budget,
         forward: forward_settings(config, &job, &devo, &clock),
         organization: &secret.tenant_id,
         retry_min_delay: app.options().retry_min_delay,
         devo_attempts: app.options().devo_attempts,
     };
-    let mut passes = Vec::new();
+    let context = pass::Context {
+        job: &job,
+        reset: reset.as_ref(),
+        clock: &clock,
+        config,
+    };
+    let mut passes: Vec<pass::Ran> = Vec::new();
     for p in job.passes(claimed.checkpoint(), config) {
-        let ran = pass::run(
-            &mut transfer,
-            &job,
-            p,
-            &mut claimed,
-            reset.as_ref(),
-            &clock,
-            config,
-            on_window,
-        )
-        .await?;
-        let go_on = ran.caught_up();
-        passes.push(ran);
-        if !go_on {
+        if passes.last().is_some_and(|r| !r.caught_up()) {
             break;
         }
+        passes.push(pass::run(&mut transfer, &context, p, &mut claimed, on_window).await?);
     }
     claimed.checkpoint_mut().recent_requests = transfer.throttle.history(Utc::now());
 

@@ -40,18 +40,33 @@ impl Ran {
     }
 }
 
+/// What every pass of a tick shares.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Context<'a> {
+    /// The job.
+    pub job: &'a Job,
+    /// The reset the job's checkpoint just applied, if any.
+    pub reset: Option<&'a Reset>,
+    /// The tick's clock.
+    pub clock: &'a Clock,
+    /// The configuration.
+    pub config: &'a Config,
+}
+
 /// Plans `pass`, delivers its windows and notes what got stuck.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn run<S: StateStore>(
     transfer: &mut Transfer<'_>,
-    job: &Job,
+    context: &Context<'_>,
     pass: Pass,
     claimed: &mut Claimed<'_, S>,
-    reset: Option<&Reset>,
-    clock: &Clock,
-    config: &Config,
     on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
 ) -> Result<Ran, TickError> {
+    let Context {
+        job,
+        reset,
+        clock,
+        config,
+    } = *context;
     // 4. window
     let track = pass.track();
     let reset = reset.filter(|_| track == Track::Primary);

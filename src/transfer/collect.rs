@@ -2,20 +2,26 @@
 //! current page, of those written to streams, and of those the relay confirmed. Only the last
 //! go into the ledger.
 
+use chrono::{DateTime, Utc};
+
 use crate::ledger::Fingerprint;
+
+/// A delivered line's fingerprint and its record's received time (which decides whether its
+/// span needs a second look).
+pub type Delivered = (Fingerprint, DateTime<Utc>);
 
 /// Fingerprints by how far their lines got.
 #[derive(Debug, Default)]
 pub struct Collected {
-    page: Vec<Fingerprint>,
-    written: Vec<Fingerprint>,
-    confirmed: Vec<Fingerprint>,
+    page: Vec<Delivered>,
+    written: Vec<Delivered>,
+    confirmed: Vec<Delivered>,
 }
 
 impl Collected {
     /// A line framed on the current page.
-    pub fn push(&mut self, fingerprint: Fingerprint) {
-        self.page.push(fingerprint);
+    pub fn push(&mut self, fingerprint: Fingerprint, received: DateTime<Utc>) {
+        self.page.push((fingerprint, received));
     }
 
     /// The current page was written to the stream.
@@ -35,7 +41,7 @@ impl Collected {
     }
 
     /// The confirmed fingerprints.
-    pub fn take(&mut self) -> Vec<Fingerprint> {
+    pub fn take(&mut self) -> Vec<Delivered> {
         std::mem::take(&mut self.confirmed)
     }
 }
@@ -47,15 +53,16 @@ mod tests {
     #[test]
     fn only_confirmed_lines_are_remembered() {
         let mut c = Collected::default();
+        let t = Utc::now();
         let f = |k: &str| Fingerprint::of(k, Some("delivered"));
-        c.push(f("a"));
+        c.push(f("a"), t);
         c.page_sent();
         c.confirm();
-        c.push(f("b"));
+        c.push(f("b"), t);
         c.page_sent();
         c.rollback();
-        c.push(f("c"));
+        c.push(f("c"), t);
         c.page_sent();
-        assert_eq!(c.take(), vec![f("a")]);
+        assert_eq!(c.take(), vec![(f("a"), t)]);
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::devo::DevoError;
-use crate::ledger::{Fingerprint, LedgerIndex};
+use crate::ledger::LedgerIndex;
 use crate::summary::Counts;
 use crate::trace::TraceError;
 use crate::trace::auth::TokenSource;
@@ -84,8 +84,9 @@ pub struct WindowResult {
     pub progress: Progress,
     /// The failure that stopped it, if any.
     pub failure: Option<TransferError>,
-    /// The fingerprints of the lines the relay confirmed ([`Ledger::Collect`] only).
-    pub fingerprints: Vec<Fingerprint>,
+    /// The fingerprints of the lines the relay confirmed, with their records' received times
+    /// ([`Ledger::Collect`] only).
+    pub fingerprints: Vec<collect::Delivered>,
 }
 
 /// What a window's transfer does with the fresh pass's ledger.

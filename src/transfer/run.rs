@@ -245,7 +245,7 @@ impl<'r> Run<'r> {
                 Verdict::Send => {}
             }
             if let Some(c) = &mut self.collected {
-                c.push(Fingerprint::of(&key, record.status()));
+                c.push(Fingerprint::of(&key, record.status()), received);
             }
             if record.missing_key() {
                 self.tally.missing_key += 1;
