@@ -264,3 +264,85 @@ async fn spans_pulled_when_already_old_need_no_second_look() {
         "only the fresh pass asked again"
     );
 }
+
+#[tokio::test]
+async fn when_the_request_budget_is_short_reconciliation_falls_behind_never_the_fresh_pass() {
+    let t0 = Utc::now();
+    let records = generate(
+        207,
+        t0 - TimeDelta::seconds(10),
+        t0 - TimeDelta::seconds(4),
+        20,
+    );
+    let env = [
+        ("DELAY_SECONDS", "12"),
+        ("FRESH_DELAY_SECONDS", "2"),
+        ("PAGE_SIZE", "5"),
+        ("REQUEST_BUDGET_PER_5_MINUTES", "8"),
+    ];
+    let h = Harness::start(records.clone(), &env).await;
+    let mut late = generate(
+        208,
+        t0 - TimeDelta::seconds(9),
+        t0 - TimeDelta::seconds(8),
+        1,
+    )
+    .remove(0);
+    late.id = "late-under-budget".into();
+    h.graph
+        .add_late_record(late.clone(), t0 + TimeDelta::seconds(1));
+    h.put_checkpoint(&json!({"version": 1, "end": t0 - TimeDelta::seconds(11), "updated_at": t0}))
+        .await;
+    let app = h.app(fast_options());
+    h.tick(&app, "req-1").await.expect("fresh tick");
+    assert_eq!(h.devo.line_count(), 20);
+
+    // The span is due for reconciliation, but the budget leaves it one request.
+    until(t0 + TimeDelta::seconds(DELAY)).await;
+    let newer = generate(
+        209,
+        t0 + TimeDelta::seconds(7),
+        t0 + TimeDelta::seconds(9),
+        3,
+    );
+    let mut all = records.clone();
+    all.extend(newer.clone());
+    h.graph.set_records(all);
+    h.graph
+        .add_late_record(late.clone(), t0 + TimeDelta::seconds(1));
+    let second = h.tick(&app, "req-2").await.expect("tick");
+    assert_eq!(
+        pass(&second, "reconcile")["caught_up"],
+        json!(false),
+        "fell behind: {second}"
+    );
+    assert_eq!(second["caught_up"], json!(false));
+
+    // The next tick's fresh pass is not held back by it.
+    until(t0 + TimeDelta::seconds(12)).await;
+    let third = h.tick(&app, "req-3").await.expect("tick");
+    assert_eq!(pass(&third, "fresh")["caught_up"], json!(true), "{third}");
+    let got = h.received_keys();
+    for r in &newer {
+        assert!(
+            got.contains(&record_key(r)),
+            "the fresh pass delivered {}",
+            record_key(r)
+        );
+    }
+
+    // Once the budget has room again (five minutes later; here: the history cleared), the
+    // reconciliation catches up and the late record arrives.
+    let (mut checkpoint, _) = h.checkpoint().await.unwrap();
+    checkpoint["recent_requests"] = json!([]);
+    h.put_checkpoint(&checkpoint).await;
+    let fourth = h.tick(&app, "req-4").await.expect("tick");
+    assert_eq!(
+        pass(&fourth, "reconcile")["late_records"],
+        json!(1),
+        "{fourth}"
+    );
+    let by_key = statuses(&h);
+    assert_eq!(by_key[&record_key(&late)].len(), 1);
+    assert!(by_key.values().all(|v| v.len() == 1), "nothing twice");
+}
