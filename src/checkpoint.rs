@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::lease::Lease;
+use crate::ledger::LedgerPart;
 use crate::split::Stuck;
 use crate::state::{Condition, StateError, StateStore};
 use crate::window::Window;
@@ -43,6 +44,12 @@ pub struct Checkpoint {
     /// The span that made no progress in the last ticks, which the plan splits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stuck: Option<Stuck>,
+    /// The reconciliation pass's position, inside the spans of `ledger`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<Position>,
+    /// Ledger parts the fresh pass wrote that the reconciliation pass has yet to read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ledger: Vec<LedgerPart>,
     /// How the last tick failed, cleared by the next one that finishes (`tenants list`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
@@ -59,6 +66,42 @@ pub struct LastError {
     pub message: String,
 }
 
+/// Which position a pass moves: the primary one (the single, fresh or backfill pass: `end`,
+/// `partial`, `stuck`) or the reconciliation pass's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Track {
+    /// `end`, `partial`, `stuck`.
+    Primary,
+    /// `reconcile`.
+    Reconcile,
+}
+
+/// Where a pass stands: the end of its last delivered window, a window left part-way, and a
+/// span that made no progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// Every record received before it was delivered by this pass.
+    #[serde(default)]
+    pub end: Option<DateTime<Utc>>,
+    /// A window whose newest part was delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<Window>,
+    /// A span that made no progress in the last ticks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stuck: Option<Stuck>,
+}
+
+/// A pass's position in the checkpoint, to move it.
+#[derive(Debug)]
+pub struct PositionMut<'a> {
+    /// See [`Position::end`].
+    pub end: &'a mut Option<DateTime<Utc>>,
+    /// See [`Position::partial`].
+    pub partial: &'a mut Option<Window>,
+    /// See [`Position::stuck`].
+    pub stuck: &'a mut Option<Stuck>,
+}
+
 impl Checkpoint {
     /// A checkpoint that has never delivered anything.
     pub fn empty(now: DateTime<Utc>) -> Checkpoint {
@@ -73,19 +116,68 @@ impl Checkpoint {
             reset_before: None,
             backfill: None,
             stuck: None,
+            reconcile: None,
+            ledger: Vec::new(),
             last_error: None,
         }
     }
 
-    /// Where delivery stands: the end of the last window delivered and, within the window
-    /// left part-way, the instant down to which its newest part was delivered.
-    pub fn position(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-        (
-            self.end,
-            self.partial
-                .as_ref()
-                .and_then(|p| p.resume.as_ref().map(|r| r.until)),
-        )
+    /// The position `track` moves.
+    pub fn position_of(&self, track: Track) -> Position {
+        match track {
+            Track::Primary => Position {
+                end: self.end,
+                partial: self.partial.clone(),
+                stuck: self.stuck.clone(),
+            },
+            Track::Reconcile => self.reconcile.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The position `track` moves, to move it.
+    pub fn position_mut(&mut self, track: Track) -> PositionMut<'_> {
+        match track {
+            Track::Primary => PositionMut {
+                end: &mut self.end,
+                partial: &mut self.partial,
+                stuck: &mut self.stuck,
+            },
+            Track::Reconcile => {
+                let p = self.reconcile.get_or_insert_with(Position::default);
+                PositionMut {
+                    end: &mut p.end,
+                    partial: &mut p.partial,
+                    stuck: &mut p.stuck,
+                }
+            }
+        }
+    }
+
+    /// The instant before which every record is in Devo in its complete form: the oldest
+    /// ledger span not yet reconciled, or the primary position when none waits.
+    pub fn complete_until(&self) -> Option<DateTime<Utc>> {
+        let reconciled = self.reconcile.as_ref().and_then(|p| p.end);
+        let waiting = self
+            .ledger
+            .iter()
+            .map(|p| reconciled.map_or(p.start, |r| r.max(p.start)))
+            .min();
+        match (waiting, self.end) {
+            (Some(w), Some(e)) => Some(w.min(e)),
+            (w, e) => w.or(e),
+        }
+    }
+
+    /// Where `track` stands, as compared tick to tick: the end of its last window delivered
+    /// and, within the window left part-way, the instant down to which its newest part was
+    /// delivered.
+    pub fn standing(&self, track: Track) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let p = self.position_of(track);
+        let until = p
+            .partial
+            .as_ref()
+            .and_then(|w| w.resume.as_ref().map(|r| r.until));
+        (p.end, until)
     }
 }
 

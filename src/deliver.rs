@@ -1,13 +1,15 @@
 //! Steps 5 and 6 across the plan: each window is transferred and then committed at once, so
 //! that what a window delivered is kept even when it, or a later window, fails.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::claim::{Claimed, Saved};
-use crate::job::MAX_WINDOWS_PER_TICK;
+use crate::events::Event;
+use crate::events::window::WindowFinished;
+use crate::job::{MAX_WINDOWS_PER_TICK, Pass};
 use crate::state::{StateError, StateStore};
 use crate::summary::Counts;
-use crate::transfer::{Progress, Transfer, TransferError};
+use crate::transfer::{Ledger, Progress, Transfer, TransferError};
 use crate::window::{Plan, Window};
 
 /// A window just finished, for progress displays (the JSON log line is written anyway).
@@ -52,9 +54,20 @@ pub struct Delivery {
     pub end: End,
 }
 
+/// Which pass a plan belongs to, and the instant before which the fresh pass's windows need
+/// no second look (now − `DELAY_SECONDS`).
+#[derive(Debug, Clone, Copy)]
+pub struct PassRun {
+    /// The pass.
+    pub pass: Pass,
+    /// now − `DELAY_SECONDS` at the tick's start.
+    pub young_from: DateTime<Utc>,
+}
+
 /// Transfers the plan's windows one after another, committing each.
 pub async fn deliver<S: StateStore>(
     transfer: &mut Transfer<'_>,
+    run: PassRun,
     plan: &Plan,
     claimed: &mut Claimed<'_, S>,
     on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
@@ -69,13 +82,26 @@ pub async fn deliver<S: StateStore>(
         }
         // transfer: pull and forward the window
         let started = std::time::Instant::now();
-        let before = counts;
-        let result = transfer.window(window, &mut counts).await;
+        let mut this = Counts::default();
+        let ledger = match run.pass {
+            Pass::Fresh => Ledger::Collect,
+            Pass::Reconcile => Ledger::Filter(claimed.ledger_for(window).await?),
+            Pass::Single | Pass::Backfill => Ledger::None,
+        };
+        let mut result = transfer.window(window, ledger, &mut this).await;
         if result.progress == Progress::Complete {
-            counts.windows += 1;
+            this.windows += 1;
         }
+        counts += this;
         let outcome = outcome(&result.progress);
-        log_window(window, outcome, &counts, &before, started);
+        WindowFinished {
+            pass: run.pass.as_str(),
+            window,
+            outcome,
+            counts: &this,
+            elapsed: started.elapsed(),
+        }
+        .emit();
         on_window(&WindowDone {
             window,
             number: number + 1,
@@ -84,8 +110,19 @@ pub async fn deliver<S: StateStore>(
             outcome,
         });
         // commit: what the relay confirmed, even when the window then failed
-        claimed.checkpoint_mut().recent_requests = transfer.throttle.history(Utc::now());
-        if claimed.commit(window, &result.progress).await? == Saved::Lost {
+        let fingerprints = std::mem::take(&mut result.fingerprints);
+        let history = transfer.throttle.history(Utc::now());
+        if commit(
+            claimed,
+            run,
+            window,
+            &result.progress,
+            fingerprints,
+            history,
+        )
+        .await?
+            == Saved::Lost
+        {
             return Ok(Delivery {
                 counts,
                 end: End::LeaseLost,
@@ -109,32 +146,41 @@ pub async fn deliver<S: StateStore>(
     Ok(Delivery { counts, end })
 }
 
+/// Commits how far `window` got: the fresh pass's ledger part is written first; the parts a
+/// reconciled window covered leave the checkpoint in the same write, and their objects after.
+async fn commit<S: StateStore>(
+    claimed: &mut Claimed<'_, S>,
+    run: PassRun,
+    window: &Window,
+    progress: &Progress,
+    fingerprints: Vec<crate::transfer::collect::Delivered>,
+    history: Vec<DateTime<Utc>>,
+) -> Result<Saved, StateError> {
+    claimed.checkpoint_mut().recent_requests = history;
+    let had_parts = claimed.checkpoint().ledger.len();
+    if *progress != Progress::NotStarted {
+        claimed
+            .remember(window, run.young_from, fingerprints)
+            .await?;
+    }
+    let covered = match (run.pass, progress) {
+        (Pass::Reconcile, Progress::Complete) => claimed.take_covered(window.end),
+        _ => Vec::new(),
+    };
+    let ledger_changed = claimed.checkpoint().ledger.len() != had_parts;
+    let saved = claimed
+        .commit(run.pass.track(), window, progress, ledger_changed)
+        .await?;
+    if saved == Saved::Kept {
+        claimed.forget(&covered).await;
+    }
+    Ok(saved)
+}
+
 fn outcome(progress: &Progress) -> &'static str {
     match progress {
         Progress::Complete => "complete",
         Progress::Partial(_) => "partial",
         Progress::NotStarted => "not_started",
     }
-}
-
-fn log_window(
-    window: &Window,
-    outcome: &'static str,
-    counts: &Counts,
-    before: &Counts,
-    started: std::time::Instant,
-) {
-    tracing::info!(
-        event = "window",
-        start = %window.start.to_rfc3339(),
-        end = %window.end.to_rfc3339(),
-        resumed = window.resume.is_some(),
-        outcome,
-        pages = counts.pages - before.pages,
-        records = counts.records_pulled - before.records_pulled,
-        events = counts.events_sent - before.events_sent,
-        duplicates = counts.duplicates_skipped - before.duplicates_skipped,
-        ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        "window"
-    );
 }

@@ -9,10 +9,12 @@ use tracing::Instrument;
 
 use crate::error::TickError;
 use crate::event::{EventError, Invocation, classify};
+use crate::events::tenants::DispatchFailed;
+use crate::events::tick::{MetricsContext, NoDeadline, TickFailed, TickFinished};
+use crate::events::{Event, ms};
 use crate::job::{DEFAULT_TENANT, Target};
-use crate::metrics::{Dimensions, TickMetrics, emf};
 use crate::state::S3Store;
-use crate::summary::{LeaseReport, Summary};
+use crate::summary::Summary;
 use crate::tenants::invoke::LambdaInvoker;
 use crate::tenants::registry::valid_name;
 use crate::tenants::{self, TenantsError};
@@ -54,21 +56,20 @@ async fn handle_in_span(
         return dispatch(app, &key, own).await;
     }
     let (tenant, result) = run(app, &request, invocation).await;
-    let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let measured = match &result {
-        Ok(summary) => TickMetrics::Finished(summary),
-        Err(_) => TickMetrics::Failed,
-    };
-    let dimensions = Dimensions {
+    let metrics = MetricsContext {
         function_name: &function_name,
         api,
         tenant: &tenant,
-        per_tenant: app.config().map_or(true, |c| c.tenant_metrics),
+        per_tenant: app.config().is_ok_and(|c| c.tenant_metrics),
+        elapsed_ms: ms(started.elapsed()),
     };
-    println!("{}", emf(measured, &dimensions, elapsed, Utc::now()));
     match result {
         Ok(summary) => {
-            log_summary(&summary, &tenant);
+            TickFinished {
+                summary: &summary,
+                metrics,
+            }
+            .emit();
             let mut value = serde_json::to_value(&summary)?;
             if let Some(object) = value.as_object_mut() {
                 object.insert("tenant".into(), tenant.into());
@@ -76,7 +77,12 @@ async fn handle_in_span(
             Ok(value)
         }
         Err(error) => {
-            tracing::error!(event = "tick_failed", tenant = %tenant, error_type = error.error_type(), error = %error, "tick failed");
+            TickFailed {
+                error_type: error.error_type(),
+                error: &error,
+                metrics,
+            }
+            .emit();
             Err(error)
         }
     }
@@ -115,17 +121,7 @@ async fn run(
         }
         (Ok(Invocation::Tenant { name, backfill }), _) => {
             let target = backfill.map_or(Target::Scheduled, Target::Backfill);
-            let result = match tenants::tenant(app, &name, false).await {
-                Ok(tenant) => {
-                    let key = tenant.state_key.clone();
-                    let result = tick::run_for(app, request, tenant, &target, &mut |_| {}).await;
-                    if let (Err(e), Target::Scheduled) = (&result, &target) {
-                        tenants::note_failure(app, &key, e).await;
-                    }
-                    result
-                }
-                Err(e) => Err(e),
-            };
+            let result = run_tenant(app, request, &name, &target).await;
             // A name that cannot be a tenant's does not become a metric dimension.
             let label = if valid_name(&name) {
                 name
@@ -138,6 +134,25 @@ async fn run(
     }
 }
 
+/// A registry tenant's tick or backfill; a scheduled tick's failure before its lease is
+/// recorded in its checkpoint for `tenants list`.
+async fn run_tenant(
+    app: &App,
+    request: &TickRequest,
+    name: &str,
+    target: &Target,
+) -> Result<Summary, TickError> {
+    let tenant = tenants::tenant(app, name, false).await?;
+    let key = tenant.state_key.clone();
+    let result = tick::run_for(app, request, tenant, target, &mut |_| {}).await;
+    if let (Err(e), Target::Scheduled) = (&result, target)
+        && !matches!(e, TickError::Transfer { .. })
+    {
+        tenants::note_failure(app, &key, e.error_type(), crate::error_chain(e)).await;
+    }
+    result
+}
+
 /// A scheduled event in a deployment with a registry: start every enabled tenant's tick.
 async fn dispatch(
     app: &App,
@@ -145,58 +160,24 @@ async fn dispatch(
     own: Option<String>,
 ) -> Result<serde_json::Value, TickError> {
     let config = app.config()?;
-    let function = own.ok_or(TenantsError::NoFunctionName)?;
-    let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
-    let invoker = LambdaInvoker::new(app.lambda().clone(), function);
-    match tenants::run_dispatch(&store, key, &invoker).await {
+    let outcome = match own {
+        None => Err(TenantsError::NoFunctionName),
+        Some(function) => {
+            let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
+            let invoker = LambdaInvoker::new(app.lambda().clone(), function);
+            tenants::run_dispatch(&store, key, &invoker).await
+        }
+    };
+    match outcome {
         Ok(summary) => Ok(serde_json::to_value(&summary)?),
         Err(error) => {
-            tracing::error!(event = "dispatch_failed", error_type = error.error_type(), error = %error, "dispatch failed");
+            DispatchFailed {
+                error_type: error.error_type(),
+                error: &error,
+            }
+            .emit();
             Err(error.into())
         }
-    }
-}
-
-/// The summary line of a finished tick.
-fn log_summary(summary: &Summary, tenant: &str) {
-    tracing::info!(
-        event = "summary",
-        tenant,
-        api = summary.api,
-        lease = lease_outcome(&summary.lease),
-        windows = summary.counts.windows,
-        pages = summary.counts.pages,
-        requests = summary.counts.requests,
-        retries = summary.counts.retries,
-        throttled_requests = summary.counts.throttled_requests,
-        records_pulled = summary.counts.records_pulled,
-        events_sent = summary.counts.events_sent,
-        bytes_sent = summary.counts.bytes_sent,
-        duplicates_skipped = summary.counts.duplicates_skipped,
-        outside_window = summary.counts.outside_window,
-        missing_key = summary.counts.missing_key,
-        split = summary.split.is_some(),
-        checkpoint = summary.checkpoint.map(|t| t.to_rfc3339()),
-        lag_seconds = summary
-            .checkpoint
-            .filter(|_| summary.backfill.is_none())
-            .map(|t| (Utc::now() - t).num_seconds().max(0)),
-        partial = summary.partial.is_some(),
-        caught_up = summary.caught_up,
-        backfill = summary.backfill.as_ref().map(|b| b.name.as_str()),
-        remaining_seconds = summary.backfill.as_ref().map(|b| b.remaining_seconds),
-        reset = summary.reset.is_some(),
-        duration_ms = summary.duration_ms,
-        "tick finished"
-    );
-}
-
-fn lease_outcome(report: &LeaseReport) -> &'static str {
-    match report {
-        LeaseReport::Acquired { .. } => "acquired",
-        LeaseReport::TakenOver { .. } => "taken_over",
-        LeaseReport::HeldByOther { .. } => "held_by_other",
-        LeaseReport::Lost { .. } => "lost",
     }
 }
 
@@ -214,11 +195,7 @@ pub fn deadline(ms: u64) -> DateTime<Utc> {
     {
         Some(deadline) if deadline > now => deadline,
         _ => {
-            tracing::warn!(
-                event = "no_deadline",
-                deadline_ms = ms,
-                "the runtime gave no future deadline; using 120 s"
-            );
+            NoDeadline { deadline_ms: ms }.emit();
             now + FALLBACK_BUDGET
         }
     }

@@ -4,9 +4,10 @@
 use chrono::{DateTime, Utc};
 
 use crate::backfill::{self, BackfillError, Range};
-use crate::checkpoint::Checkpoint;
-use crate::config::{Config, WindowRules};
+use crate::checkpoint::{Checkpoint, Track};
+use crate::config::Config;
 use crate::event::BackfillRequest;
+use crate::ledger;
 use crate::reset::{self, Reset};
 use crate::split;
 use crate::summary::Summary;
@@ -63,22 +64,55 @@ impl Tenant {
 /// The `Tenant` metric dimension and log field of a deployment without a registry.
 pub const DEFAULT_TENANT: &str = "default";
 
-/// Which pass over a tenant's records.
+/// What a job covers: the schedule, or a backfill range under its own checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pass {
+pub enum Kind {
     /// The schedule: from the checkpoint towards now − delay.
     Scheduled,
     /// A backfill of an accepted range, under its own checkpoint.
     Backfill(Range),
 }
 
-/// One job: a pass over one tenant's records under one checkpoint.
+/// One pass of a tick over a job's records (docs/design.md, "Passes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// The one pass at `DELAY_SECONDS` (`FRESH_DELAY_SECONDS=0`).
+    Single,
+    /// Up to now − `FRESH_DELAY_SECONDS`, each record once, writing the ledger.
+    Fresh,
+    /// Up to now − `DELAY_SECONDS`, the ledger's spans, what the fresh pass did not send.
+    Reconcile,
+    /// A backfill's range.
+    Backfill,
+}
+
+impl Pass {
+    /// The position the pass moves in the checkpoint.
+    pub fn track(self) -> Track {
+        match self {
+            Pass::Reconcile => Track::Reconcile,
+            Pass::Single | Pass::Fresh | Pass::Backfill => Track::Primary,
+        }
+    }
+
+    /// Its name in summaries, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pass::Single => "single",
+            Pass::Fresh => "fresh",
+            Pass::Reconcile => "reconcile",
+            Pass::Backfill => "backfill",
+        }
+    }
+}
+
+/// One job: one tenant's records under one checkpoint, in one or two passes.
 #[derive(Debug, Clone)]
 pub struct Job {
     /// Whose records.
     pub tenant: Tenant,
-    /// Which pass.
-    pub pass: Pass,
+    /// The schedule or a backfill.
+    pub kind: Kind,
     /// The checkpoint object's key.
     pub key: String,
 }
@@ -91,23 +125,35 @@ impl Job {
         config: &Config,
         now: DateTime<Utc>,
     ) -> Result<Job, BackfillError> {
-        let (pass, key) = match target {
-            Target::Scheduled => (Pass::Scheduled, tenant.state_key.clone()),
+        let (kind, key) = match target {
+            Target::Scheduled => (Kind::Scheduled, tenant.state_key.clone()),
             Target::Backfill(request) => {
                 let range =
                     backfill::validate(request, now, &config.rules, config.trace_api.as_str())?;
                 let key = backfill::checkpoint_key(&tenant.state_key, &range);
-                (Pass::Backfill(range), key)
+                (Kind::Backfill(range), key)
             }
         };
-        Ok(Job { tenant, pass, key })
+        Ok(Job { tenant, kind, key })
     }
 
     /// The backfill's range, if this is one.
     pub fn range(&self) -> Option<&Range> {
-        match &self.pass {
-            Pass::Backfill(range) => Some(range),
-            Pass::Scheduled => None,
+        match &self.kind {
+            Kind::Backfill(range) => Some(range),
+            Kind::Scheduled => None,
+        }
+    }
+
+    /// The passes a tick runs, in order: the fresh pass first, so that it spends the request
+    /// budget first; the reconciliation pass while ledger parts wait (also after the fresh pass
+    /// was turned off); a backfill is one pass.
+    pub fn passes(&self, checkpoint: &Checkpoint, config: &Config) -> Vec<Pass> {
+        match (&self.kind, config.fresh_delay.is_zero()) {
+            (Kind::Backfill(_), _) => vec![Pass::Backfill],
+            (Kind::Scheduled, false) => vec![Pass::Fresh, Pass::Reconcile],
+            (Kind::Scheduled, true) if checkpoint.ledger.is_empty() => vec![Pass::Single],
+            (Kind::Scheduled, true) => vec![Pass::Single, Pass::Reconcile],
         }
     }
 
@@ -123,45 +169,66 @@ impl Job {
     /// range) and applies a new `RESET_BEFORE` to the schedule.
     pub fn prepare(&self, checkpoint: &mut Checkpoint, config: &Config) -> Option<Reset> {
         checkpoint.api = Some(config.trace_api.as_str().to_owned());
-        match &self.pass {
-            Pass::Scheduled => reset::apply(checkpoint, self.tenant.reset_before),
-            Pass::Backfill(range) => {
+        match &self.kind {
+            Kind::Scheduled => reset::apply(checkpoint, self.tenant.reset_before),
+            Kind::Backfill(range) => {
                 checkpoint.backfill = Some(range.clone());
                 None
             }
         }
     }
 
-    /// The limits the windows are planned within.
-    pub fn bounds(&self, now: DateTime<Utc>, rules: &WindowRules) -> Bounds {
-        match &self.pass {
-            Pass::Scheduled => Bounds::scheduled(now, rules),
-            Pass::Backfill(range) => backfill::bounds(range, now, rules),
+    /// The limits the primary pass's windows are planned within.
+    pub fn bounds(&self, pass: Pass, now: DateTime<Utc>, config: &Config) -> Bounds {
+        let rules = &config.rules;
+        match (&self.kind, pass) {
+            (Kind::Backfill(range), _) => backfill::bounds(range, now, rules),
+            (Kind::Scheduled, Pass::Fresh) => Bounds {
+                horizon: now - config.fresh_delay,
+                ..Bounds::scheduled(now, rules)
+            },
+            (Kind::Scheduled, _) => Bounds::scheduled(now, rules),
         }
     }
 
-    /// The windows to pull from `checkpoint` at `now`: planned by the window rules, with the
-    /// span a reset skipped reported, and a stuck span cut into pieces.
+    /// The windows `pass` pulls from `checkpoint` at `now`: planned by the window rules (the
+    /// span a reset skipped reported, a stuck span cut into pieces), or over the ledger's
+    /// spans for the reconciliation pass.
     pub fn plan(
         &self,
+        pass: Pass,
         checkpoint: &Checkpoint,
         reset: Option<&Reset>,
         now: DateTime<Utc>,
-        rules: &WindowRules,
+        config: &Config,
     ) -> Plan {
-        let bounds = self.bounds(now, rules);
-        let progress = window::Progress {
-            end: checkpoint.end,
-            partial: checkpoint.partial.as_ref(),
+        let bounds = self.bounds(pass, now, config);
+        let position = checkpoint.position_of(pass.track());
+        let mut plan = match pass {
+            Pass::Reconcile => ledger::plan::plan(
+                &checkpoint.ledger,
+                position.end,
+                position.partial.as_ref(),
+                bounds.horizon,
+                bounds.span,
+                MAX_WINDOWS_PER_TICK,
+            ),
+            _ => {
+                let progress = window::Progress {
+                    end: position.end,
+                    partial: position.partial.as_ref(),
+                };
+                let mut plan = window::plan_within(progress, &bounds, MAX_WINDOWS_PER_TICK);
+                if let Some(skipped) = reset.and_then(|r| reset_skip(r, bounds.start)) {
+                    plan.skipped = Some(plan.skipped.map_or(skipped, |s| Skipped {
+                        from: s.from.min(skipped.from),
+                        to: s.to.max(skipped.to),
+                    }));
+                }
+                plan
+            }
         };
-        let mut plan = window::plan_within(progress, &bounds, MAX_WINDOWS_PER_TICK);
-        if let Some(skipped) = reset.and_then(|r| reset_skip(r, bounds.start)) {
-            plan.skipped = Some(plan.skipped.map_or(skipped, |s| Skipped {
-                from: s.from.min(skipped.from),
-                to: s.to.max(skipped.to),
-            }));
-        }
-        if let Some(split) = checkpoint.stuck.as_ref().and_then(split::Stuck::split) {
+        if let Some(split) = position.stuck.as_ref().and_then(split::Stuck::split) {
             plan.windows = split::carve(std::mem::take(&mut plan.windows), &split);
             plan.windows.truncate(MAX_WINDOWS_PER_TICK);
             plan.split = Some(split);
@@ -193,7 +260,42 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
-    use crate::window::tests::{now, rules};
+    use crate::window::tests::now;
+
+    fn config() -> Config {
+        Config::from_lookup(|k| match k {
+            "SECRET_ID" => Some("s".into()),
+            "STATE_BUCKET" => Some("b".into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_tick_runs_the_fresh_pass_first_and_reconciles_while_ledger_parts_wait() {
+        let mut c = Checkpoint::empty(now());
+        assert_eq!(
+            job().passes(&c, &config()),
+            vec![Pass::Fresh, Pass::Reconcile]
+        );
+        let single = Config {
+            fresh_delay: chrono::Duration::zero(),
+            ..config()
+        };
+        assert_eq!(job().passes(&c, &single), vec![Pass::Single]);
+        c.ledger.push(crate::ledger::LedgerPart {
+            start: now(),
+            end: now(),
+            n: 0,
+            records: 0,
+        });
+        assert_eq!(
+            job().passes(&c, &single),
+            vec![Pass::Single, Pass::Reconcile]
+        );
+        let fresh = job().plan(Pass::Fresh, &c, None, now(), &config());
+        assert_eq!(fresh.horizon, now() - Duration::seconds(600));
+    }
 
     fn job() -> Job {
         Job {
@@ -205,7 +307,7 @@ mod tests {
                 devo_tag: "a.b".into(),
                 reset_before: None,
             },
-            pass: Pass::Scheduled,
+            kind: Kind::Scheduled,
             key: "d/checkpoint.json".into(),
         }
     }
@@ -220,7 +322,7 @@ mod tests {
             previous_value: None,
             previous_checkpoint: Some(old),
         };
-        let plan = job().plan(&c, Some(&reset), now(), &rules());
+        let plan = job().plan(Pass::Single, &c, Some(&reset), now(), &config());
         assert_eq!(
             plan.skipped,
             Some(Skipped {
@@ -233,7 +335,9 @@ mod tests {
             ..reset
         };
         assert_eq!(
-            job().plan(&c, Some(&recent), now(), &rules()).skipped,
+            job()
+                .plan(Pass::Single, &c, Some(&recent), now(), &config())
+                .skipped,
             None,
             "moved back: nothing skipped"
         );
@@ -250,7 +354,7 @@ mod tests {
             ticks: 2,
             error: None,
         });
-        let plan = job().plan(&c, None, now(), &rules());
+        let plan = job().plan(Pass::Single, &c, None, now(), &config());
         assert_eq!(
             plan.windows[0].end - plan.windows[0].start,
             Duration::hours(3)

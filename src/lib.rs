@@ -4,26 +4,28 @@
 //! (window planning, record mapping, line framing, lease decisions) sits in its own modules.
 
 pub mod app;
-pub mod backfill;
+pub(crate) mod backfill;
 pub mod check;
 pub mod checkpoint;
 pub mod claim;
-pub mod clock;
-pub mod cloud;
+pub(crate) mod clock;
+pub(crate) mod cloud;
 pub mod config;
 pub mod deliver;
 pub mod devo;
 pub mod error;
 pub mod event;
+pub(crate) mod events;
 pub mod handler;
 pub mod job;
-pub mod lease;
+pub(crate) mod lease;
+pub mod ledger;
 pub mod logging;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod preview;
-pub mod reset;
+pub(crate) mod reset;
 pub mod secret;
-pub mod split;
+pub(crate) mod split;
 pub mod state;
 pub mod summary;
 pub mod tenants;

@@ -59,19 +59,41 @@ pub fn emf(
                 ("ThrottledRequests", "Count", json!(c.throttled_requests)),
                 ("Windows", "Count", json!(c.windows)),
             ]);
-            // Lag is the schedule's: a backfill's checkpoint is meant to be far behind.
-            if let Some(end) = summary.checkpoint.filter(|_| summary.backfill.is_none()) {
-                values.push((
-                    "LagSeconds",
-                    "Seconds",
-                    json!((now - end).num_seconds().max(0)),
-                ));
+            if summary.passes.iter().any(|p| p.pass == "reconcile") {
+                values.extend([
+                    ("LateRecords", "Count", json!(c.late_records)),
+                    ("StatusChanges", "Count", json!(c.status_changes)),
+                ]);
+            }
+            // Lag is the schedule's: a backfill's checkpoint is meant to be far behind. With
+            // two passes, LagSeconds is the complete record's and FreshLagSeconds the fresh
+            // pass's.
+            if summary.backfill.is_none() {
+                let complete = summary.complete_until.or(summary.checkpoint);
+                if let Some(end) = complete {
+                    let lag = (now - end).num_seconds().max(0);
+                    values.push(("LagSeconds", "Seconds", json!(lag)));
+                }
+                let fresh = summary.passes.iter().any(|p| p.pass == "fresh");
+                if let Some(end) = summary.checkpoint.filter(|_| fresh) {
+                    let lag = (now - end).num_seconds().max(0);
+                    values.push(("FreshLagSeconds", "Seconds", json!(lag)));
+                }
             }
         }
         TickMetrics::Failed => values[0].2 = json!(1),
     }
     values.push(("TickDuration", "Milliseconds", json!(duration_ms)));
+    document(values, dimensions, now)
+}
 
+/// The EMF document of `values`: the directives (per function, and per tenant for
+/// [`PER_TENANT`] when asked), the dimensions' values and the metrics' values.
+fn document(
+    values: Vec<(&str, &str, Value)>,
+    dimensions: &Dimensions<'_>,
+    now: DateTime<Utc>,
+) -> Value {
     let definitions: Vec<Value> = values
         .iter()
         .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
@@ -143,16 +165,40 @@ mod tests {
                 duplicates_skipped: 2,
                 outside_window: 0,
                 missing_key: 0,
+                late_records: 0,
+                status_changes: 0,
+                ledger_missing: 0,
             },
             checkpoint: Some(Utc.with_ymd_and_hms(2026, 11, 24, 11, 0, 0).unwrap()),
             partial: None,
             caught_up: true,
+            complete_until: None,
+            passes: Vec::new(),
             skipped: None,
             split: None,
             duration_ms: 900,
             backfill: None,
             reset: None,
         }
+    }
+
+    #[test]
+    fn two_passes_report_late_records_status_changes_and_both_lags() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        let mut s = summary();
+        s.checkpoint = Some(now - chrono::Duration::minutes(15));
+        s.complete_until = Some(now - chrono::Duration::hours(26));
+        s.counts.late_records = 4;
+        s.counts.status_changes = 7;
+        s.passes = vec![
+            crate::summary::PassReport::new("fresh", &s.counts, true),
+            crate::summary::PassReport::new("reconcile", &s.counts, true),
+        ];
+        let doc = emf(TickMetrics::Finished(&s), &DIMS, 900, now);
+        assert_eq!(doc["LateRecords"], json!(4));
+        assert_eq!(doc["StatusChanges"], json!(7));
+        assert_eq!(doc["FreshLagSeconds"], json!(15 * 60));
+        assert_eq!(doc["LagSeconds"], json!(26 * 3600));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::backfill;
 use crate::checkpoint::{self, Checkpoint};
 use crate::error::TickError;
-use crate::job::{Job, Target, Tenant};
+use crate::job::{Job, Pass, Target, Tenant};
 use crate::lease::Lease;
 use crate::reset::Reset;
 use crate::state::S3Store;
@@ -29,8 +29,11 @@ pub struct Preview {
     pub reset: Option<Reset>,
     /// The backfill's progress (backfill previews only).
     pub backfill: Option<backfill::Report>,
-    /// The windows, in order.
+    /// The windows of the first pass (the fresh one when two passes run), in order.
     pub plan: Plan,
+    /// The reconciliation pass's windows, when it runs (its share of the time comes after the
+    /// fresh pass's).
+    pub reconcile: Option<Plan>,
 }
 
 /// Plans `target` of the deployment's one tenant at the current time from the stored checkpoint.
@@ -50,7 +53,12 @@ pub async fn preview_for(app: &App, tenant: Tenant, target: &Target) -> Result<P
     let mut checkpoint = found.map_or_else(|| Checkpoint::empty(now), |s| s.checkpoint);
     job.check_found(Some(&checkpoint))?;
     let reset = job.prepare(&mut checkpoint, config);
-    let plan = job.plan(&checkpoint, reset.as_ref(), now, &config.rules);
+    let passes = job.passes(&checkpoint, config);
+    let first = passes.first().copied().unwrap_or(Pass::Single);
+    let plan = job.plan(first, &checkpoint, reset.as_ref(), now, config);
+    let reconcile = passes
+        .contains(&Pass::Reconcile)
+        .then(|| job.plan(Pass::Reconcile, &checkpoint, None, now, config));
     Ok(Preview {
         checkpoint_object: format!("s3://{}/{}", config.state_bucket, job.key),
         checkpoint_found,
@@ -61,5 +69,6 @@ pub async fn preview_for(app: &App, tenant: Tenant, target: &Target) -> Result<P
             .range()
             .map(|r| backfill::report(r, &job.key, checkpoint.end, checkpoint.partial.is_some())),
         plan,
+        reconcile,
     })
 }

@@ -64,6 +64,12 @@ pub struct Counts {
     pub outside_window: u64,
     /// Records sent without an id or recipient (keyed by their content).
     pub missing_key: u64,
+    /// Reconciliation: records the fresh pass never saw (Microsoft exposed them late), sent.
+    pub late_records: u64,
+    /// Reconciliation: records whose status changed since the fresh pass sent them, sent again.
+    pub status_changes: u64,
+    /// Reconciliation: records of spans whose ledger object is missing, sent again.
+    pub ledger_missing: u64,
 }
 
 impl std::ops::AddAssign for Counts {
@@ -79,6 +85,43 @@ impl std::ops::AddAssign for Counts {
         self.duplicates_skipped += part.duplicates_skipped;
         self.outside_window += part.outside_window;
         self.missing_key += part.missing_key;
+        self.late_records += part.late_records;
+        self.status_changes += part.status_changes;
+        self.ledger_missing += part.ledger_missing;
+    }
+}
+
+/// What one pass of a tick did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PassReport {
+    /// `single`, `fresh`, `reconcile` or `backfill`.
+    pub pass: &'static str,
+    /// Windows fully delivered.
+    pub windows: u64,
+    /// Records returned by the API.
+    pub records_pulled: u64,
+    /// Lines delivered to Devo.
+    pub events_sent: u64,
+    /// Records Microsoft exposed late, sent by the reconciliation pass.
+    pub late_records: u64,
+    /// Records sent again because their status changed.
+    pub status_changes: u64,
+    /// Whether the pass reached its horizon.
+    pub caught_up: bool,
+}
+
+impl PassReport {
+    /// The report of a pass named `pass` that counted `counts`.
+    pub fn new(pass: &'static str, counts: &Counts, caught_up: bool) -> PassReport {
+        PassReport {
+            pass,
+            windows: counts.windows,
+            records_pulled: counts.records_pulled,
+            events_sent: counts.events_sent,
+            late_records: counts.late_records,
+            status_changes: counts.status_changes,
+            caught_up,
+        }
     }
 }
 
@@ -96,8 +139,14 @@ pub struct Summary {
     pub checkpoint: Option<DateTime<Utc>>,
     /// A window left part-way, resumed by the next tick.
     pub partial: Option<Window>,
-    /// Whether the checkpoint reached now − delay.
+    /// Whether every pass reached its horizon.
     pub caught_up: bool,
+    /// Every record received before this instant is in Devo in its complete form (the oldest
+    /// span the reconciliation pass has yet to pull, or the checkpoint).
+    pub complete_until: Option<DateTime<Utc>>,
+    /// What each pass did.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub passes: Vec<PassReport>,
     /// A span that can no longer be pulled: lost to the API's lookback limit, or passed over
     /// by a `RESET_BEFORE` restart.
     pub skipped: Option<Skipped>,
@@ -150,6 +199,8 @@ impl Summary {
             checkpoint: checkpoint.end,
             partial: checkpoint.partial.clone(),
             caught_up,
+            complete_until: checkpoint.complete_until(),
+            passes: Vec::new(),
             skipped: plan.and_then(|p| p.skipped),
             split: plan.and_then(|p| p.split),
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),

@@ -239,13 +239,7 @@ async fn a_new_reset_before_restarts_the_schedule_once_and_records_the_value() {
     assert_eq!(h.received_keys().len(), sent);
 
     // Another value restarts once more.
-    let mut env = h.env.clone();
-    env.insert("RESET_BEFORE".into(), "2026-11-02T00:00:00+01:00".into());
-    let other = m365_trace_to_devo::app::App::new(
-        m365_trace_to_devo::config::Config::from_lookup(|k| env.get(k).cloned()),
-        h.clients.clone(),
-        fast_options(),
-    );
+    let other = h.app_with("RESET_BEFORE", "2026-11-02T00:00:00+01:00", fast_options());
     let third = h.tick(&other, "req-reset-3").await.expect("tick");
     assert_eq!(
         third["reset"]["previous_value"],

@@ -348,37 +348,19 @@ async fn every_failure_reaches_lambda_with_a_stable_error_type() {
         .await;
     assert_eq!(typed(r), "Backfill");
 
-    let mut env = h.env.clone();
-    env.insert("PAGE_SIZE".into(), "0".into());
-    let bad = m365_trace_to_devo::app::App::new(
-        m365_trace_to_devo::config::Config::from_lookup(|k| env.get(k).cloned()),
-        h.clients.clone(),
-        fast_options(),
-    );
+    let bad = h.app_with("PAGE_SIZE", "0", fast_options());
     let r = h
         .invoke_typed(&bad, scheduled_event(), "req-e3", Duration::from_secs(30))
         .await;
     assert_eq!(typed(r), "Config");
 
-    let mut env = h.env.clone();
-    env.insert("SECRET_ID".into(), "no-such-secret".into());
-    let bad = m365_trace_to_devo::app::App::new(
-        m365_trace_to_devo::config::Config::from_lookup(|k| env.get(k).cloned()),
-        h.clients.clone(),
-        fast_options(),
-    );
+    let bad = h.app_with("SECRET_ID", "no-such-secret", fast_options());
     let r = h
         .invoke_typed(&bad, scheduled_event(), "req-e4", Duration::from_secs(30))
         .await;
     assert_eq!(typed(r), "Secret");
 
-    let mut env = h.env.clone();
-    env.insert("STATE_BUCKET".into(), "no-such-bucket-m365".into());
-    let bad = m365_trace_to_devo::app::App::new(
-        m365_trace_to_devo::config::Config::from_lookup(|k| env.get(k).cloned()),
-        h.clients.clone(),
-        fast_options(),
-    );
+    let bad = h.app_with("STATE_BUCKET", "no-such-bucket-m365", fast_options());
     let r = h
         .invoke_typed(&bad, scheduled_event(), "req-e5", Duration::from_secs(30))
         .await;

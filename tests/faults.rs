@@ -257,13 +257,7 @@ async fn tls_failures_name_their_cause_and_keep_the_checkpoint() {
     secret["devo_key_pem"] = json!(expired.client_key_pem);
     secret["devo_chain_pem"] = json!(expired.ca_pem);
     h.set_secret(&secret).await;
-    let mut env = h.env.clone();
-    env.insert("DEVO_ADDRESS".into(), relay.address());
-    let app = m365_trace_to_devo::app::App::new(
-        m365_trace_to_devo::config::Config::from_lookup(|k| env.get(k).cloned()),
-        h.clients.clone(),
-        fast_options(),
-    );
+    let app = h.app_with("DEVO_ADDRESS", &relay.address(), fast_options());
     let err = h
         .tick(&app, "req-expired")
         .await

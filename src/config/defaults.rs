@@ -8,6 +8,8 @@ pub const DEVO_ADDRESS: &str = "collector-us.devo.io:443";
 pub const DEVO_TAG: &str = "cloud.office365.messagetracing";
 /// `DEVO_HOSTNAME` when no function name is known either.
 pub const DEVO_HOSTNAME: &str = "m365-trace-to-devo";
+/// `FRESH_DELAY_SECONDS`: the fresh pass pulls up to 10 minutes ago.
+pub const FRESH_DELAY_SECONDS: i64 = 600;
 /// `DELAY_SECONDS`: 25 h.
 pub const DELAY_SECONDS: i64 = 90_000;
 /// `HISTORIC_DAYS`.
@@ -21,7 +23,7 @@ pub const PAGE_SIZE: u32 = 5000;
 /// `REQUESTS_PER_SECOND`.
 pub const REQUESTS_PER_SECOND: u32 = 1;
 /// `REQUEST_BUDGET_PER_5_MINUTES`: Graph allows 100; a tenth stays free for other tools.
-pub const REQUEST_BUDGET_PER_5_MINUTES: usize = crate::trace::request_budget::GRAPH_LIMIT;
+pub const REQUEST_BUDGET_PER_5_MINUTES: usize = 90;
 /// `REQUEST_TIMEOUT_SECONDS`.
 pub const REQUEST_TIMEOUT_SECONDS: u64 = 60;
 /// `DEVO_IDLE_SECONDS`: devo-sdk reconnects after 30 s idle.

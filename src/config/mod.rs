@@ -134,6 +134,9 @@ pub struct Config {
     pub endpoints: Endpoints,
     /// Window rules.
     pub rules: WindowRules,
+    /// `FRESH_DELAY_SECONDS`: the fresh pass's delay; zero turns the fresh pass off (one pass
+    /// at `DELAY_SECONDS`).
+    pub fresh_delay: chrono::Duration,
     /// Graph `$top`.
     pub page_size: u32,
     /// Client-side request rate.
@@ -173,6 +176,7 @@ impl Config {
         let devo = devo::DevoSettings::read(&env)?;
         let api = api::ApiSettings::read(&env)?;
         let rules = rules::read(&env, api.trace_api)?;
+        let fresh_delay = rules::fresh_delay(&env, &rules)?;
         let limits = limits::Limits::read(&env)?;
         let reset_before = reset_before(&env)?;
         let tenants_key = tenants_key(&env)?;
@@ -189,6 +193,7 @@ impl Config {
             cloud: api.cloud,
             endpoints: api.endpoints,
             rules,
+            fresh_delay,
             page_size: limits.page_size,
             requests_per_second: limits.requests_per_second,
             request_budget: limits.request_budget,

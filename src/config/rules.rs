@@ -31,6 +31,21 @@ pub(crate) fn read(env: &Env<'_>, api: TraceApi) -> Result<WindowRules, ConfigEr
     Ok(rules)
 }
 
+/// `FRESH_DELAY_SECONDS`: from 0 (no fresh pass) to `DELAY_SECONDS`.
+pub(crate) fn fresh_delay(
+    env: &Env<'_>,
+    rules: &WindowRules,
+) -> Result<chrono::Duration, ConfigError> {
+    let delay = rules.delay.num_seconds();
+    let fresh = env.int(
+        "FRESH_DELAY_SECONDS",
+        defaults::FRESH_DELAY_SECONDS.min(delay),
+        0,
+        delay,
+    )?;
+    Ok(chrono::Duration::seconds(fresh))
+}
+
 /// Refuses rules under which no window can ever exist. Windows end at now − delay and start no
 /// earlier than now − lookback + margin, at every tick: when the delay reaches the lookback less
 /// the margin, that span is empty forever. (A `HISTORIC_DAYS` shorter than the delay is not such

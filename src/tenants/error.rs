@@ -3,6 +3,7 @@
 
 use thiserror::Error;
 
+use crate::config::ConfigError;
 use crate::state::StateError;
 
 /// A problem with the tenant registry, a tenant named by an event, or the dispatch.
@@ -46,6 +47,9 @@ pub enum TenantsError {
         /// What is wrong and what is accepted.
         problem: String,
     },
+    /// The configuration, read to find the registry.
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
     /// Reading or writing the registry object failed.
     #[error("the tenant registry (TENANTS_KEY): {0}")]
     State(#[from] StateError),
@@ -143,6 +147,7 @@ impl TenantsError {
             | TenantsError::BackfillNeedsTenant { .. }
             | TenantsError::Exists { .. } => "Tenant",
             TenantsError::Dispatch { .. } | TenantsError::NoFunctionName => "Dispatch",
+            TenantsError::Config(_) => "Config",
             TenantsError::Missing { .. }
             | TenantsError::Malformed { .. }
             | TenantsError::Entry { .. }

@@ -10,6 +10,8 @@ pub mod status;
 
 use crate::app::App;
 use crate::config::Config;
+use crate::events::Event;
+use crate::events::tenants::{Dispatched, NoTenants};
 use crate::job::Tenant;
 use crate::state::{S3Store, StateStore};
 
@@ -82,11 +84,7 @@ pub fn registry_key<'c>(config: &'c Config, name: &str) -> Result<&'c str, Tenan
 
 /// Reads the registry and resolves the enabled tenant `name` (a paused one too when
 /// `paused_ok`: the operator's `check` and `plan` of a tenant not yet enabled).
-pub async fn tenant(
-    app: &App,
-    name: &str,
-    paused_ok: bool,
-) -> Result<Tenant, crate::error::TickError> {
+pub async fn tenant(app: &App, name: &str, paused_ok: bool) -> Result<Tenant, TenantsError> {
     let config = app.config()?;
     let key = registry_key(config, name)?;
     let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
@@ -103,19 +101,16 @@ pub async fn tenant(
 }
 
 /// Records in a tenant's checkpoint at `key` a failure its tick could not record itself: one
-/// before the lease (its secret, its Devo material, its checkpoint); a failed window was
-/// recorded by the tick.
-pub async fn note_failure(app: &App, key: &str, failure: &crate::error::TickError) {
+/// before the lease (its secret, its Devo material, its checkpoint), as its `errorType` and
+/// message.
+pub async fn note_failure(app: &App, key: &str, error_type: &str, message: String) {
     let Ok(config) = app.config() else { return };
-    if matches!(failure, crate::error::TickError::Transfer { .. }) {
-        return;
-    }
     let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
     let now = chrono::Utc::now();
     let last = crate::checkpoint::LastError {
         at: now,
-        error_type: failure.error_type().to_owned(),
-        message: crate::error_chain(failure),
+        error_type: error_type.to_owned(),
+        message,
     };
     status::record_failure(&store, key, last, now).await;
 }
@@ -127,16 +122,25 @@ pub async fn run_dispatch<I: dispatch::Invoker>(
     invoker: &I,
 ) -> Result<dispatch::DispatchSummary, TenantsError> {
     let loaded = registry::load(store, key).await?;
+    let location = format!("s3://{}/{key}", store.bucket());
     if loaded.registry.tenants.is_empty() {
-        tracing::warn!(event = "no_tenants", registry = %format!("s3://{}/{key}", store.bucket()),
-            "the tenant registry lists no tenant: nothing dispatched");
+        NoTenants {
+            registry: &location,
+        }
+        .emit();
     }
     let summary =
         dispatch::dispatch(invoker, &loaded.registry, dispatch::DISPATCH_CONCURRENCY).await;
-    tracing::info!(event = "dispatch", tenants = summary.tenants, dispatched = summary.dispatched.len(),
-        disabled = summary.disabled.len(), failed = summary.failed.len(),
-        failed_tenants = ?summary.failed.iter().map(|f| f.tenant.as_str()).collect::<Vec<_>>(),
-        duration_ms = summary.duration_ms, "tenant ticks dispatched");
+    let failed: Vec<&str> = summary.failed.iter().map(|f| f.tenant.as_str()).collect();
+    Dispatched {
+        registry: &location,
+        tenants: summary.tenants,
+        dispatched: summary.dispatched.len(),
+        disabled: summary.disabled.len(),
+        failed: &failed,
+        duration_ms: summary.duration_ms,
+    }
+    .emit();
     summary.into_result()
 }
 

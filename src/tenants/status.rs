@@ -7,6 +7,8 @@ use serde::Serialize;
 
 use crate::checkpoint::{self, Checkpoint, LastError};
 use crate::config::Config;
+use crate::events::Event;
+use crate::events::tenants::LastErrorNotRecorded;
 use crate::job::Tenant;
 use crate::lease::Lease;
 use crate::state::StateStore;
@@ -26,7 +28,7 @@ pub async fn record_failure(
     let found = match checkpoint::load(store, key).await {
         Ok(found) => found,
         Err(e) => {
-            tracing::warn!(event = "last_error_not_recorded", error = %e, "could not read the checkpoint to record the failure");
+            LastErrorNotRecorded { key, error: &e }.emit();
             return;
         }
     };
@@ -46,7 +48,7 @@ pub async fn record_failure(
     c.last_error = Some(failure);
     c.updated_at = now;
     if let Err(e) = checkpoint::write(store, key, &c, etag.as_deref()).await {
-        tracing::warn!(event = "last_error_not_recorded", error = %e, "could not record the failure in the checkpoint");
+        LastErrorNotRecorded { key, error: &e }.emit();
     }
 }
 
@@ -63,8 +65,13 @@ pub struct TenantStatus {
     pub checkpoint_key: String,
     /// Its checkpoint's end (`None`: it never ran, or the object cannot be read).
     pub checkpoint: Option<DateTime<Utc>>,
-    /// now − the checkpoint's end.
+    /// Before this instant every record is in Devo in its complete form (with two passes,
+    /// the oldest span the reconciliation pass has yet to cover).
+    pub complete_until: Option<DateTime<Utc>>,
+    /// now − `complete_until`: the lag `LagSeconds` and the lag alarm measure.
     pub lag_seconds: Option<i64>,
+    /// now − the checkpoint's end: the fresh pass's lag (`FreshLagSeconds`).
+    pub fresh_lag_seconds: Option<i64>,
     /// A lease found in the checkpoint (a tick running, or one that died holding it).
     pub lease: Option<Lease>,
     /// How its last tick failed (cleared by the next tick that finishes).
@@ -102,7 +109,9 @@ async fn status(
         secret_id: entry.secret_id.clone(),
         checkpoint_key: tenant.state_key.clone(),
         checkpoint: None,
+        complete_until: None,
         lag_seconds: None,
+        fresh_lag_seconds: None,
         lease: None,
         last_error: None,
         problem: None,
@@ -110,8 +119,11 @@ async fn status(
     match checkpoint::load(store, &tenant.state_key).await {
         Ok(Some(stored)) => {
             let c = stored.checkpoint;
+            let lag = |t: DateTime<Utc>| (now - t).num_seconds().max(0);
             row.checkpoint = c.end;
-            row.lag_seconds = c.end.map(|end| (now - end).num_seconds().max(0));
+            row.complete_until = c.complete_until();
+            row.lag_seconds = row.complete_until.map(lag);
+            row.fresh_lag_seconds = c.end.map(lag);
             row.lease = c.lease.filter(|l| l.expires_at > now);
             row.last_error = c.last_error;
         }

@@ -7,15 +7,17 @@ use chrono::{DateTime, Utc};
 use governor::DefaultDirectRateLimiter;
 use serde::Deserialize;
 
+use crate::events::Event;
+use crate::events::microsoft::{BudgetWait, SkipTokenRepaired};
 use crate::trace::auth::TokenSource;
 use crate::trace::error::{TraceError, api_hint};
 use crate::trace::fetch::{PageRules, get_page, rate_limiter};
 use crate::trace::http::Budget;
 use crate::trace::origin::{self, Origin};
+use crate::trace::page::{SourcePage, TraceRecord};
 use crate::trace::record::GraphRecord;
 use crate::trace::request_budget::{GRAPH_LIMIT, RequestBudget};
 use crate::trace::skiptoken;
-use crate::trace::source::{SourcePage, TraceRecord};
 use crate::window::Window;
 
 #[derive(Deserialize)]
@@ -149,6 +151,13 @@ impl GraphClient {
         let stay_under_budget = async || {
             let wait = throttle.wait_at(Utc::now());
             if !wait.is_zero() {
+                if throttle.lent() {
+                    return Err(TraceError::OutOfTime {
+                        api: "graph",
+                        what: what.to_owned(),
+                        last: "the reconciliation pass used its share of the request budget; it continues in the next tick".into(),
+                    });
+                }
                 if wait + Duration::from_millis(200) >= budget.remaining() {
                     return Err(TraceError::OutOfTime {
                         api: "graph",
@@ -158,11 +167,7 @@ impl GraphClient {
                         ),
                     });
                 }
-                tracing::info!(
-                    event = "request_budget_wait",
-                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                    "waiting to stay under Graph's 100 requests per 5 minutes"
-                );
+                BudgetWait { wait }.emit();
                 tokio::time::sleep(wait).await;
             }
             throttle.record(Utc::now());
@@ -187,10 +192,7 @@ pub fn next_url(page_url: &str, link: &str) -> String {
     let absolute = origin::resolve(page_url, link);
     match skiptoken::repair(&absolute) {
         Some(repaired) => {
-            tracing::warn!(
-                event = "skiptoken_repaired",
-                "the nextLink's skip token had double-encoded values (quoted twice); following it repaired"
-            );
+            SkipTokenRepaired.emit();
             repaired
         }
         None => absolute,

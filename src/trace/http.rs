@@ -6,6 +6,8 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use tokio::time::Instant;
 
+use crate::events::Event;
+use crate::events::microsoft::Retry;
 use crate::trace::error::TraceError;
 
 /// Attempts after the first for one request.
@@ -86,12 +88,11 @@ impl Budget {
                 last: failure.to_string(),
             });
         }
-        tracing::warn!(
-            event = "retry",
-            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-            error = %failure,
-            "retrying after a transient failure"
-        );
+        Retry {
+            delay,
+            error: &failure,
+        }
+        .emit();
         tokio::time::sleep(delay).await;
         Ok(())
     }

@@ -6,9 +6,11 @@ pub mod fetch;
 pub mod graph;
 pub mod http;
 pub mod origin;
+pub mod page;
 pub mod record;
 pub mod reporting;
 pub mod request_budget;
+pub mod row;
 pub mod skiptoken;
 pub mod source;
 

@@ -48,7 +48,7 @@ pub struct GraphRecord {
 
 impl GraphRecord {
     /// The identity Graph gives the record: `id` + `recipientAddress`, as reported (empty
-    /// parts included). The dedup uses [`crate::trace::source::TraceRecord::key`], which
+    /// parts included). The dedup uses [`crate::trace::page::TraceRecord::key`], which
     /// stands in a content key when a part is missing.
     pub fn key(&self) -> String {
         record_key(&self.id, self.recipient_address.as_deref().unwrap_or(""))

@@ -11,15 +11,16 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use governor::DefaultDirectRateLimiter;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::trace::auth::TokenSource;
 use crate::trace::error::TraceError;
 use crate::trace::fetch::{PageRules, get_page, rate_limiter};
 use crate::trace::http::Budget;
 use crate::trace::origin::Origin;
-use crate::trace::record::{content_key, has_identity, record_key, reporting_time};
-use crate::trace::source::{SourcePage, TraceRecord};
+use crate::trace::page::{SourcePage, TraceRecord};
+use crate::trace::record::{record_key, reporting_time};
+use crate::trace::row::{ReportingRecord, field_text};
 use crate::window::Window;
 
 /// Path of the report below the reporting host.
@@ -28,53 +29,6 @@ pub const MESSAGE_TRACE_PATH: &str = "/ecp/reportingwebservice/reporting.svc/Mes
 /// Date fields that verbose JSON writes as `/Date(ms)/` and that are rewritten in the
 /// seven-digit form of JSON light, so Devo's parser reads one format.
 const DATE_FIELDS: [&str; 3] = ["Received", "StartDate", "EndDate"];
-
-/// One `MessageTrace` row: its identity, its received time and the object as received.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReportingRecord {
-    /// `MessageTraceId|RecipientAddress`, as reported (empty parts included); the dedup uses
-    /// [`crate::trace::source::TraceRecord::key`], which stands in a content key when a part
-    /// is missing.
-    pub key: String,
-    /// `Received`, in UTC; `None` when it cannot be read (the row is still sent).
-    pub received: Option<DateTime<Utc>>,
-    /// Every field of the row (unknown ones too), `__metadata` removed, dates in JSON light form.
-    pub fields: Map<String, Value>,
-}
-
-/// Fields the service fills from the query (its bounds, the row's position), not from the
-/// message: left out of a content key so that the same row keeps its key in another window.
-const QUERY_FIELDS: [&str; 3] = ["StartDate", "EndDate", "Index"];
-
-impl ReportingRecord {
-    /// Whether the row lacks its `MessageTraceId` or its `RecipientAddress`, so that
-    /// [`ReportingRecord::key`] could be shared by different rows.
-    pub fn missing_key(&self) -> bool {
-        !has_identity(
-            &field_text(&self.fields, "MessageTraceId"),
-            &field_text(&self.fields, "RecipientAddress"),
-        )
-    }
-
-    /// The key derived from the row's fields, those set by the query excepted.
-    pub fn content_key(&self) -> String {
-        let message: std::collections::BTreeMap<&String, &Value> = self
-            .fields
-            .iter()
-            .filter(|(name, _)| !QUERY_FIELDS.contains(&name.as_str()))
-            .collect();
-        content_key(&message)
-    }
-}
-
-/// A field as text: strings as they are, numbers written out, anything else empty.
-fn field_text(fields: &Map<String, Value>, name: &str) -> String {
-    match fields.get(name) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => String::new(),
-    }
-}
 
 /// Parses a Reporting Web Service date: `2026-11-24T10:15:30.1234567` (UTC, no zone),
 /// the same with `Z` or an offset, or `/Date(1732443330123)/` (ms since the epoch, optionally

@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 /// Graph answers 429 past 100 message trace requests in 5 minutes; keep a tenth in reserve for
-/// other tools of the tenant and for retries.
-pub const GRAPH_LIMIT: usize = 90;
+/// other tools of the tenant and for retries (`REQUEST_BUDGET_PER_5_MINUTES`'s default).
+pub const GRAPH_LIMIT: usize = crate::config::defaults::REQUEST_BUDGET_PER_5_MINUTES;
 
 /// The throttle's rolling period.
 pub const GRAPH_PERIOD: chrono::Duration = chrono::Duration::minutes(5);
@@ -19,6 +19,8 @@ pub struct RequestBudget {
     limit: usize,
     period: chrono::Duration,
     sent: VecDeque<DateTime<Utc>>,
+    /// While set, a share of the limit used without waiting (the reconciliation pass's).
+    share: Option<usize>,
 }
 
 impl RequestBudget {
@@ -30,7 +32,24 @@ impl RequestBudget {
             limit: limit.max(1),
             period,
             sent: sent.into(),
+            share: None,
         }
+    }
+
+    /// Until [`RequestBudget::restore`], allows only `numerator / denominator` of the limit, and
+    /// never waits for it: the reconciliation pass leaves the rest to the next fresh pass.
+    pub fn lend(&mut self, numerator: usize, denominator: usize) {
+        self.share = Some((self.limit * numerator / denominator.max(1)).max(1));
+    }
+
+    /// Back to the whole limit, waiting when it is used up.
+    pub fn restore(&mut self) {
+        self.share = None;
+    }
+
+    /// Whether the budget is only lent: a request over it must not wait.
+    pub fn lent(&self) -> bool {
+        self.share.is_some()
     }
 
     fn prune(&mut self, now: DateTime<Utc>) {
@@ -42,10 +61,11 @@ impl RequestBudget {
     /// How long to wait at `now` before one more request stays within the budget.
     pub fn wait_at(&mut self, now: DateTime<Utc>) -> Duration {
         self.prune(now);
-        if self.sent.len() < self.limit {
+        let limit = self.share.unwrap_or(self.limit);
+        if self.sent.len() < limit {
             return Duration::ZERO;
         }
-        let index = self.sent.len() - self.limit;
+        let index = self.sent.len() - limit;
         self.sent
             .get(index)
             .and_then(|t| (*t + self.period - now).to_std().ok())

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::ledger::{self, LedgerIndex};
 use crate::transfer::dedup::{Dedup, Seen};
 use crate::window::Window;
 
@@ -11,6 +12,11 @@ use crate::window::Window;
 pub enum Verdict {
     /// Send it.
     Send,
+    /// Send it: the reconciliation pass found it missing from the ledger (exposed late), with
+    /// another status, or in a span whose ledger is missing.
+    Reconciled(ledger::Verdict),
+    /// The fresh pass delivered it with this status: nothing to send.
+    Known,
     /// Received outside the window: another window sends it.
     Outside,
     /// Already delivered in this window.
@@ -23,6 +29,7 @@ pub struct Admission {
     window: Window,
     seen: Dedup,
     newest_first: bool,
+    ledger: Option<LedgerIndex>,
 }
 
 impl Admission {
@@ -33,11 +40,31 @@ impl Admission {
             window,
             seen: Dedup::default(),
             newest_first,
+            ledger: None,
         }
     }
 
-    /// Decides for the record `key` received at `received`.
-    pub fn admit(&mut self, key: &str, received: DateTime<Utc>) -> Verdict {
+    /// Then sends only what the fresh pass's ledger does not hold (the reconciliation pass).
+    pub fn with_ledger(mut self, ledger: Option<LedgerIndex>) -> Admission {
+        self.ledger = ledger;
+        self
+    }
+
+    /// Decides for the record `key` with `status`, received at `received`.
+    pub fn admit(&mut self, key: &str, status: Option<&str>, received: DateTime<Utc>) -> Verdict {
+        match self.admit_new(key, received) {
+            Verdict::Send => match &self.ledger {
+                None => Verdict::Send,
+                Some(ledger) => match ledger.verdict(key, status, received) {
+                    ledger::Verdict::Known => Verdict::Known,
+                    other => Verdict::Reconciled(other),
+                },
+            },
+            other => other,
+        }
+    }
+
+    fn admit_new(&mut self, key: &str, received: DateTime<Utc>) -> Verdict {
         if received < self.window.start || received >= self.window.end {
             return Verdict::Outside;
         }
@@ -104,14 +131,14 @@ mod tests {
             }),
         };
         let mut a = Admission::new(w.clone(), true);
-        assert_eq!(a.admit("x", t(60)), Verdict::Outside);
-        assert_eq!(a.admit("x", t(-1)), Verdict::Outside);
-        assert_eq!(a.admit("done", t(30)), Verdict::Repeat);
-        assert_eq!(a.admit("x", t(30)), Verdict::Send);
-        assert_eq!(a.admit("x", t(30)), Verdict::Repeat);
+        assert_eq!(a.admit("x", None, t(60)), Verdict::Outside);
+        assert_eq!(a.admit("x", None, t(-1)), Verdict::Outside);
+        assert_eq!(a.admit("done", None, t(30)), Verdict::Repeat);
+        assert_eq!(a.admit("x", None, t(30)), Verdict::Send);
+        assert_eq!(a.admit("x", None, t(30)), Verdict::Repeat);
         a.restart(w);
         assert_eq!(
-            a.admit("x", t(30)),
+            a.admit("x", None, t(30)),
             Verdict::Send,
             "after a broken stream: sent again"
         );

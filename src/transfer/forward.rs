@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
 use crate::devo::{Delivered, DevoError, DevoSender, DevoTls, Peer, frame_line};
+use crate::events::Event;
+use crate::events::relay::{EndedWhileIdle, IdleClosed};
 
 /// The relay and the limits of its streams.
 #[derive(Debug)]
@@ -81,11 +83,10 @@ impl<'a> Forward<'a> {
         if let Some(mut sender) = self.sender.take() {
             match sender.peer().await {
                 Peer::Open if sender.idle_for() >= self.settings.idle => {
-                    tracing::debug!(
-                        event = "devo_idle_close",
-                        idle_ms = ms(sender.idle_for()),
-                        "closing an idle relay stream"
-                    );
+                    IdleClosed {
+                        idle: sender.idle_for(),
+                    }
+                    .emit();
                     self.add(
                         sender
                             .finish(self.timeout(self.settings.close_timeout))
@@ -95,11 +96,10 @@ impl<'a> Forward<'a> {
                 }
                 Peer::Open => self.sender = Some(sender),
                 Peer::Ended => {
-                    tracing::info!(
-                        event = "devo_ended_idle",
-                        lines = sender.lines(),
-                        "the relay ended an idle stream; opening a new one"
-                    );
+                    EndedWhileIdle {
+                        lines: sender.lines(),
+                    }
+                    .emit();
                     self.add(sender.ended_while_idle());
                     self.confirmed_before = true;
                 }
@@ -171,8 +171,4 @@ impl<'a> Forward<'a> {
     fn timeout(&self, limit: Duration) -> Duration {
         self.settings.clock.devo_timeout(limit)
     }
-}
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

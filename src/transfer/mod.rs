@@ -3,6 +3,7 @@
 //! was delivered by which instant) and forwarding (framing and relay streams).
 
 pub mod admission;
+pub mod collect;
 pub mod dedup;
 pub mod forward;
 pub mod frontier;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::devo::DevoError;
+use crate::ledger::LedgerIndex;
 use crate::summary::Counts;
 use crate::trace::TraceError;
 use crate::trace::auth::TokenSource;
@@ -82,6 +84,20 @@ pub struct WindowResult {
     pub progress: Progress,
     /// The failure that stopped it, if any.
     pub failure: Option<TransferError>,
+    /// The fingerprints of the lines the relay confirmed, with their records' received times
+    /// ([`Ledger::Collect`] only).
+    pub fingerprints: Vec<collect::Delivered>,
+}
+
+/// What a window's transfer does with the fresh pass's ledger.
+#[derive(Debug)]
+pub enum Ledger {
+    /// Nothing (a single pass, a backfill).
+    None,
+    /// Remember what the relay confirmed (the fresh pass).
+    Collect,
+    /// Send only what it does not hold (the reconciliation pass).
+    Filter(LedgerIndex),
 }
 
 /// The services and limits every window's transfer uses.
@@ -107,7 +123,12 @@ pub struct Transfer<'a> {
 
 impl Transfer<'_> {
     /// Pulls `window` and delivers it; `counts` grows as pages arrive and streams are confirmed.
-    pub async fn window(&mut self, window: &Window, counts: &mut Counts) -> WindowResult {
-        run::Run::new(self, window).go(counts).await
+    pub async fn window(
+        &mut self,
+        window: &Window,
+        ledger: Ledger,
+        counts: &mut Counts,
+    ) -> WindowResult {
+        run::Run::new(self, window, ledger).go(counts).await
     }
 }

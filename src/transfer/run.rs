@@ -5,18 +5,24 @@
 use std::time::Duration;
 
 use crate::devo::DevoError;
+use crate::events::Event;
+use crate::events::relay::DevoRetry;
+use crate::events::window::{NextLinkRefused, OddRecords, OutOfTime, PagePulled};
+use crate::ledger::{self, Fingerprint};
 use crate::summary::Counts;
 use crate::trace::TraceError;
 use crate::trace::auth::TokenSource;
 use crate::trace::http::Budget;
+use crate::trace::page::{SourcePage, TraceRecord};
 use crate::trace::record::MappingContext;
 use crate::trace::request_budget::RequestBudget;
-use crate::trace::source::{SourcePage, TraceRecord, TraceSource};
+use crate::trace::source::TraceSource;
 use crate::transfer::admission::{Admission, Verdict};
+use crate::transfer::collect::Collected;
 use crate::transfer::forward::Forward;
 use crate::transfer::frontier::Frontier;
 use crate::transfer::paging::Paging;
-use crate::transfer::{Progress, Transfer, TransferError, WindowResult};
+use crate::transfer::{Ledger, Progress, Transfer, TransferError, WindowResult};
 use crate::window::Window;
 
 /// Why the pages of a window stopped coming.
@@ -41,6 +47,7 @@ pub(super) struct Run<'r> {
     paging: Paging,
     admission: Admission,
     frontier: Frontier,
+    collected: Option<Collected>,
     forward: Forward<'r>,
     tally: Counts,
     index: u64,
@@ -52,8 +59,13 @@ pub(super) struct Run<'r> {
 }
 
 impl<'r> Run<'r> {
-    pub(super) fn new(t: &'r mut Transfer<'_>, window: &'r Window) -> Run<'r> {
+    pub(super) fn new(t: &'r mut Transfer<'_>, window: &'r Window, ledger: Ledger) -> Run<'r> {
         let ordered = t.source.newest_first();
+        let (filter, collected) = match ledger {
+            Ledger::None => (None, None),
+            Ledger::Collect => (None, Some(Collected::default())),
+            Ledger::Filter(index) => (Some(index), None),
+        };
         Run {
             source: t.source,
             what: t.source.describe_window(window),
@@ -63,8 +75,9 @@ impl<'r> Run<'r> {
                 end: window.end,
             },
             paging: Paging::new(t.source, window),
-            admission: Admission::new(window.clone(), ordered),
+            admission: Admission::new(window.clone(), ordered).with_ledger(filter),
             frontier: Frontier::new(ordered),
+            collected,
             forward: Forward::new(&t.forward),
             tokens: &mut *t.tokens,
             throttle: &mut *t.throttle,
@@ -90,7 +103,7 @@ impl<'r> Run<'r> {
                 stop => match self.forward.close().await {
                     Ok(confirmed) => {
                         if confirmed {
-                            self.frontier.confirm();
+                            self.confirm();
                         }
                         stop
                     }
@@ -132,7 +145,7 @@ impl<'r> Run<'r> {
             }
             let ready = self.forward.ready().await;
             if self.forward.take_confirmed() {
-                self.frontier.confirm();
+                self.confirm();
             }
             if let Err(e) = ready {
                 return Stop::Failed(TransferError::Devo(e));
@@ -141,13 +154,15 @@ impl<'r> Run<'r> {
                 return Stop::Failed(TransferError::Devo(e));
             }
             self.frontier.page_sent();
-            tracing::debug!(
-                event = "page",
-                records = page.records.len(),
-                bytes = page.bytes,
-                latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                "page pulled"
-            );
+            if let Some(c) = &mut self.collected {
+                c.page_sent();
+            }
+            PagePulled {
+                records: page.records.len(),
+                bytes: page.bytes,
+                latency: started.elapsed(),
+            }
+            .emit();
             if !self.paging.follow(page.next_link) {
                 return Stop::Done;
             }
@@ -168,23 +183,35 @@ impl<'r> Run<'r> {
                     .paging
                     .restart_after_refusal(self.source, &rest, self.admitted)
                 {
-                    tracing::warn!(event = "next_link_failed", code = %code, restarts = self.paging.restarts(), "the nextLink was refused again without progress since the last restart");
+                    NextLinkRefused {
+                        code,
+                        restarts: self.paging.restarts(),
+                        until: None,
+                    }
+                    .emit();
                     return Some(Stop::Failed(e.into()));
                 }
-                tracing::warn!(
-                    event = "next_link_failed",
-                    code = %code,
-                    restart = self.paging.restarts(),
-                    until = %rest.query_end().to_rfc3339(),
-                    "the nextLink stopped working; pulling the rest of the window again"
-                );
+                NextLinkRefused {
+                    code,
+                    restarts: self.paging.restarts(),
+                    until: Some(rest.query_end()),
+                }
+                .emit();
                 None
             }
             e if self.budget.exhausted() || matches!(e, TraceError::OutOfTime { .. }) => {
-                tracing::warn!(event = "out_of_time", error = %e, "time budget used up inside the window");
+                OutOfTime { error: &e }.emit();
                 Some(Stop::OutOfTime)
             }
             e => Some(Stop::Failed(e.into())),
+        }
+    }
+
+    /// The relay confirmed everything written so far.
+    fn confirm(&mut self) {
+        self.frontier.confirm();
+        if let Some(c) = &mut self.collected {
+            c.confirm();
         }
     }
 
@@ -205,16 +232,20 @@ impl<'r> Run<'r> {
             // window's start; it takes no part in the resume point.
             let timed = record.received();
             let received = timed.unwrap_or(self.window.start);
-            match self.admission.admit(&key, received) {
+            match self.admission.admit(&key, record.status(), received) {
                 Verdict::Outside => {
                     self.tally.outside_window += 1;
                     continue;
                 }
-                Verdict::Repeat => {
+                Verdict::Repeat | Verdict::Known => {
                     self.tally.duplicates_skipped += 1;
                     continue;
                 }
+                Verdict::Reconciled(why) => self.tally_reconciled(why),
                 Verdict::Send => {}
+            }
+            if let Some(c) = &mut self.collected {
+                c.push(Fingerprint::of(&key, record.status()), received);
             }
             if record.missing_key() {
                 self.tally.missing_key += 1;
@@ -238,11 +269,23 @@ impl<'r> Run<'r> {
         Ok(())
     }
 
+    fn tally_reconciled(&mut self, why: ledger::Verdict) {
+        match why {
+            ledger::Verdict::Late => self.tally.late_records += 1,
+            ledger::Verdict::StatusChanged => self.tally.status_changes += 1,
+            ledger::Verdict::LedgerMissing => self.tally.ledger_missing += 1,
+            ledger::Verdict::Known => {}
+        }
+    }
+
     /// After the relay failed: forget what it did not confirm and, unless it failed
     /// `devo_attempts` times in a row without confirming anything, pull that part again.
     async fn retry_devo(&mut self, e: &DevoError) -> bool {
         self.forward.drop_stream();
         self.frontier.rollback();
+        if let Some(c) = &mut self.collected {
+            c.rollback();
+        }
         if self.forward.delivered.lines > self.confirmed_at_failure {
             self.devo_failures = 0;
         }
@@ -255,7 +298,11 @@ impl<'r> Run<'r> {
         {
             return false;
         }
-        tracing::warn!(event = "devo_retry", attempt = self.devo_failures, error = %e, "relay failed; sending what it did not confirm again");
+        DevoRetry {
+            attempt: self.devo_failures,
+            error: e,
+        }
+        .emit();
         tokio::time::sleep(delay).await;
         let again = self.frontier.after_rollback(self.window);
         self.admission.restart(again.clone());
@@ -267,14 +314,12 @@ impl<'r> Run<'r> {
         self.tally.events_sent = self.forward.delivered.lines;
         self.tally.bytes_sent = self.forward.delivered.bytes;
         if self.tally.outside_window > 0 || self.tally.missing_key > 0 {
-            tracing::warn!(
-                event = "odd_records",
-                outside_window = self.tally.outside_window,
-                missing_key = self.tally.missing_key,
-                start = %self.window.start.to_rfc3339(),
-                end = %self.window.end.to_rfc3339(),
-                "records outside the window were left to their own window; records without an id or recipient were sent keyed by their content"
-            );
+            OddRecords {
+                window: self.window,
+                outside_window: self.tally.outside_window,
+                missing_key: self.tally.missing_key,
+            }
+            .emit();
         }
         *counts += self.tally;
         let (complete, failure) = match stop {
@@ -288,6 +333,15 @@ impl<'r> Run<'r> {
             Some(resume) if ordered => Progress::Partial(resume),
             _ => Progress::NotStarted,
         };
-        WindowResult { progress, failure }
+        let fingerprints = self
+            .collected
+            .as_mut()
+            .map(Collected::take)
+            .unwrap_or_default();
+        WindowResult {
+            progress,
+            failure,
+            fingerprints,
+        }
     }
 }

@@ -162,8 +162,8 @@ fn print_list(rows: &[TenantStatus], json: bool) {
         return;
     }
     println!(
-        "{:<24} {:<8} {:<22} {:>9}  {:<6} LAST ERROR",
-        "TENANT", "ENABLED", "CHECKPOINT", "LAG", "LEASE"
+        "{:<24} {:<8} {:<22} {:>9} {:>9}  {:<6} LAST ERROR",
+        "TENANT", "ENABLED", "CHECKPOINT", "LAG", "FRESH LAG", "LEASE"
     );
     for r in rows {
         let last_error = match (&r.problem, &r.last_error) {
@@ -172,11 +172,12 @@ fn print_list(rows: &[TenantStatus], json: bool) {
             (None, None) => "-".to_owned(),
         };
         println!(
-            "{:<24} {:<8} {:<22} {:>9}  {:<6} {last_error}",
+            "{:<24} {:<8} {:<22} {:>9} {:>9}  {:<6} {last_error}",
             r.name,
             if r.enabled { "yes" } else { "paused" },
             r.checkpoint.map_or_else(|| "none yet".to_owned(), z),
             r.lag_seconds.map_or_else(|| "-".to_owned(), lag),
+            r.fresh_lag_seconds.map_or_else(|| "-".to_owned(), lag),
             if r.lease.is_some() { "held" } else { "-" },
         );
     }

@@ -3,10 +3,13 @@
 //! replaces exactly the version this tick wrote, so a failed precondition means another
 //! invocation owns the state and this one stops.
 
+mod ledger;
+
 use chrono::{DateTime, Utc};
 
-use crate::checkpoint::{self, Checkpoint, Stored};
-use crate::lease::{self, Lease, LeaseDecision};
+use crate::checkpoint::{self, Checkpoint, Stored, Track};
+use crate::events::{Event, lease};
+use crate::lease::{self as lease_rules, Lease, LeaseDecision};
 use crate::state::{StateError, StateStore};
 use crate::summary::LeaseReport;
 use crate::transfer::Progress;
@@ -60,9 +63,13 @@ impl<'s, S: StateStore> Claimed<'s, S> {
             Some(stored) => (stored.checkpoint, Some(stored.etag)),
             None => (Checkpoint::empty(now), None),
         };
-        let report = match lease::decide(checkpoint.lease.as_ref(), owner, now) {
+        let report = match lease_rules::decide(checkpoint.lease.as_ref(), owner, now) {
             LeaseDecision::HeldByOther { owner, until } => {
-                tracing::warn!(event = "lease_held", holder = %owner, until = %until.to_rfc3339(), "another invocation holds the lease; nothing pulled");
+                lease::Held {
+                    holder: &owner,
+                    until,
+                }
+                .emit();
                 let report = LeaseReport::HeldByOther { owner, until };
                 return Ok(Claim::Refused { checkpoint, report });
             }
@@ -74,7 +81,11 @@ impl<'s, S: StateStore> Claimed<'s, S> {
                 previous_owner,
                 expired_at,
             } => {
-                tracing::warn!(event = "lease_taken_over", previous_owner = %previous_owner, expired_at = %expired_at.to_rfc3339(), "took over an expired lease");
+                lease::TakenOver {
+                    previous_owner: &previous_owner,
+                    expired_at,
+                }
+                .emit();
                 LeaseReport::TakenOver {
                     owner: owner.to_owned(),
                     expires_at,
@@ -97,11 +108,7 @@ impl<'s, S: StateStore> Claimed<'s, S> {
                 report,
             })),
             Err(e) if e.is_conflict() => {
-                tracing::warn!(
-                    event = "lease_lost",
-                    at = "claim",
-                    "another invocation wrote the checkpoint first; nothing pulled"
-                );
+                lease::Lost { at: "claim" }.emit();
                 checkpoint.lease = None;
                 let report = LeaseReport::Lost { at: "claim" };
                 Ok(Claim::Refused { checkpoint, report })
@@ -135,11 +142,7 @@ impl<'s, S: StateStore> Claimed<'s, S> {
                 Ok(Saved::Kept)
             }
             Err(e) if e.is_conflict() => {
-                tracing::error!(
-                    event = "lease_lost",
-                    at,
-                    "the checkpoint was changed by another invocation; stopping"
-                );
+                lease::Lost { at }.emit();
                 self.report = LeaseReport::Lost { at };
                 Ok(Saved::Lost)
             }
@@ -147,14 +150,17 @@ impl<'s, S: StateStore> Claimed<'s, S> {
         }
     }
 
-    /// Records how far `window` got and writes it: a complete window moves the end past it; a
-    /// partial one keeps its resume point. Nothing is written for a window not started.
+    /// Records how far `window` got on `track` and writes it: a complete window moves the end
+    /// past it; a partial one keeps its resume point. Nothing is written for a window not
+    /// started, unless `force` (the ledger changed).
     pub async fn commit(
         &mut self,
+        track: Track,
         window: &Window,
         progress: &Progress,
+        force: bool,
     ) -> Result<Saved, StateError> {
-        if !record(&mut self.checkpoint, window, progress) {
+        if !record(&mut self.checkpoint, track, window, progress) && !force {
             return Ok(Saved::Kept);
         }
         self.save("commit").await
@@ -178,18 +184,25 @@ impl<'s, S: StateStore> Claimed<'s, S> {
         }
         self.checkpoint.lease = None;
         if let Err(e) = self.save("release").await {
-            tracing::warn!(event = "release_failed", error = %e, "could not release the lease; it expires by itself");
+            lease::ReleaseFailed { error: &e }.emit();
         }
     }
 }
 
-/// What `progress` in `window` does to `checkpoint`; whether anything changed. Pure.
-pub fn record(checkpoint: &mut Checkpoint, window: &Window, progress: &Progress) -> bool {
+/// What `progress` in `window` does to the `track` position of `checkpoint`; whether anything
+/// changed. Pure.
+pub fn record(
+    checkpoint: &mut Checkpoint,
+    track: Track,
+    window: &Window,
+    progress: &Progress,
+) -> bool {
+    let position = checkpoint.position_mut(track);
     match progress {
         Progress::Complete => {
-            checkpoint.end = Some(window.end);
+            *position.end = Some(window.end);
             // A piece carved out of a window left part-way: the rest keeps its resume point.
-            checkpoint.partial = checkpoint
+            *position.partial = position
                 .partial
                 .take()
                 .filter(|p| p.end > window.end && p.resume.is_some() && p.start < window.end)
@@ -199,8 +212,8 @@ pub fn record(checkpoint: &mut Checkpoint, window: &Window, progress: &Progress)
                 });
         }
         Progress::Partial(resume) => {
-            checkpoint.end = Some(window.start);
-            checkpoint.partial = Some(Window {
+            *position.end = Some(window.start);
+            *position.partial = Some(Window {
                 resume: Some(resume.clone()),
                 ..window.clone()
             });
@@ -247,7 +260,9 @@ mod tests {
         assert_eq!(stored.checkpoint.lease.unwrap().owner, "a");
         let w = window(30);
         assert_eq!(
-            c.commit(&w, &Progress::Complete).await.unwrap(),
+            c.commit(Track::Primary, &w, &Progress::Complete, false)
+                .await
+                .unwrap(),
             Saved::Kept
         );
         let report = c.release().await.unwrap();
@@ -291,7 +306,9 @@ mod tests {
             br#"{"version":1,"end":"2026-11-01T00:00:00Z","updated_at":"2026-11-01T00:00:00Z"}"#;
         store.overwrite(KEY, theirs.to_vec());
         assert_eq!(
-            c.commit(&window(30), &Progress::Complete).await.unwrap(),
+            c.commit(Track::Primary, &window(30), &Progress::Complete, false)
+                .await
+                .unwrap(),
             Saved::Lost
         );
         assert_eq!(c.report(), &LeaseReport::Lost { at: "commit" });
@@ -332,7 +349,7 @@ mod tests {
             ..w.clone()
         };
         c.partial = Some(partial.clone());
-        assert!(record(&mut c, &w, &Progress::Complete));
+        assert!(record(&mut c, Track::Primary, &w, &Progress::Complete));
         assert_eq!(c.end, Some(w.end));
         assert_eq!(
             c.partial,
@@ -346,8 +363,13 @@ mod tests {
             end: w.start + Duration::hours(6),
             resume: None,
         };
-        assert!(record(&mut c, &next, &Progress::Complete));
+        assert!(record(&mut c, Track::Primary, &next, &Progress::Complete));
         assert_eq!((c.end, c.partial.clone()), (Some(next.end), None));
-        assert!(!record(&mut c, &next, &Progress::NotStarted));
+        assert!(!record(
+            &mut c,
+            Track::Primary,
+            &next,
+            &Progress::NotStarted
+        ));
     }
 }

@@ -1,0 +1,50 @@
+//! Microsoft's APIs: retries, the request budget, repaired skip tokens.
+
+use std::time::Duration;
+
+use crate::events::{Event, ms};
+
+/// A request failed transiently and is tried again after `delay`.
+pub struct Retry<'a> {
+    /// The wait (`Retry-After` when given).
+    pub delay: Duration,
+    /// The failure.
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl Event for Retry<'_> {
+    const NAME: &'static str = "retry";
+    fn emit(&self) {
+        tracing::warn!(event = Self::NAME, delay_ms = ms(self.delay), error = %self.error, "retrying after a transient failure");
+    }
+}
+
+/// Waiting to stay under Graph's 100 requests per 5 minutes.
+pub struct BudgetWait {
+    /// The wait.
+    pub wait: Duration,
+}
+
+impl Event for BudgetWait {
+    const NAME: &'static str = "request_budget_wait";
+    fn emit(&self) {
+        tracing::info!(
+            event = Self::NAME,
+            wait_ms = ms(self.wait),
+            "waiting to stay under Graph's 100 requests per 5 minutes"
+        );
+    }
+}
+
+/// A nextLink's skip token had double-encoded values and was repaired before it was followed.
+pub struct SkipTokenRepaired;
+
+impl Event for SkipTokenRepaired {
+    const NAME: &'static str = "skiptoken_repaired";
+    fn emit(&self) {
+        tracing::warn!(
+            event = Self::NAME,
+            "the nextLink's skip token had double-encoded values (quoted twice); following it repaired"
+        );
+    }
+}

@@ -1,0 +1,41 @@
+//! What a tick's plan does besides pulling: a reset, a skipped span, a split.
+
+use crate::events::Event;
+use crate::reset::Reset;
+use crate::window::{Skipped as SkippedSpan, Split};
+
+/// `RESET_BEFORE` changed: the schedule restarts from `HISTORIC_DAYS` back.
+pub struct ResetApplied<'a>(pub &'a Reset);
+
+impl Event for ResetApplied<'_> {
+    const NAME: &'static str = "reset";
+    fn emit(&self) {
+        tracing::warn!(event = Self::NAME, reset_before = %self.0.reset_before.to_rfc3339(),
+            previous_checkpoint = self.0.previous_checkpoint.map(|t| t.to_rfc3339()),
+            "RESET_BEFORE changed: the schedule restarts from HISTORIC_DAYS back; records are sent again");
+    }
+}
+
+/// A span that is not pulled: outside the API's lookback, or passed over by a reset.
+pub struct Skipped(pub SkippedSpan);
+
+impl Event for Skipped {
+    const NAME: &'static str = "skipped";
+    fn emit(&self) {
+        tracing::warn!(event = Self::NAME, from = %self.0.from.to_rfc3339(), to = %self.0.to.to_rfc3339(),
+            "this span is outside the API's lookback (or before a reset's restart) and is not pulled");
+    }
+}
+
+/// A span that made no progress in the last ticks is pulled in smaller pieces.
+pub struct WindowSplit(pub Split);
+
+impl Event for WindowSplit {
+    const NAME: &'static str = "window_split";
+    fn emit(&self) {
+        let s = &self.0;
+        tracing::warn!(event = Self::NAME, start = %s.start.to_rfc3339(), until = %s.until.to_rfc3339(),
+            piece_seconds = s.piece_seconds, stuck_ticks = s.stuck_ticks,
+            "this span made no progress in the last ticks; it is pulled in smaller pieces, older first");
+    }
+}

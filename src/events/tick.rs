@@ -1,0 +1,150 @@
+//! A tick's last line: its summary (or its failure) and its metrics, as one EMF document.
+
+use chrono::Utc;
+
+use crate::events::Event;
+use crate::metrics::{Dimensions, TickMetrics, emf};
+use crate::summary::{LeaseReport, Summary};
+
+/// Where a tick's metrics belong.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsContext<'a> {
+    /// The function's name (a dimension).
+    pub function_name: &'a str,
+    /// `graph` or `reporting` (a dimension).
+    pub api: &'a str,
+    /// The tenant's registry name, `default` without a registry (a dimension, and a field of
+    /// the line).
+    pub tenant: &'a str,
+    /// Whether lag and failures are also published per tenant (`TENANT_METRICS`).
+    pub per_tenant: bool,
+    /// The invocation's wall time.
+    pub elapsed_ms: u64,
+}
+
+impl MetricsContext<'_> {
+    fn dimensions(&self) -> Dimensions<'_> {
+        Dimensions {
+            function_name: self.function_name,
+            api: self.api,
+            tenant: self.tenant,
+            per_tenant: self.per_tenant,
+        }
+    }
+}
+
+/// A tick finished: the summary line, then the EMF document of its counters.
+pub struct TickFinished<'a> {
+    /// The summary returned to Lambda.
+    pub summary: &'a Summary,
+    /// The metrics' dimensions and duration.
+    pub metrics: MetricsContext<'a>,
+}
+
+impl Event for TickFinished<'_> {
+    const NAME: &'static str = "summary";
+    fn emit(&self) {
+        let (s, m) = (self.summary, &self.metrics);
+        println!(
+            "{}",
+            emf(
+                TickMetrics::Finished(s),
+                &m.dimensions(),
+                m.elapsed_ms,
+                Utc::now()
+            )
+        );
+        let c = &s.counts;
+        // The schedule's lag (the complete record's, with two passes); none for a backfill.
+        let lag_seconds = s
+            .complete_until
+            .or(s.checkpoint)
+            .filter(|_| s.backfill.is_none())
+            .map(|end| (Utc::now() - end).num_seconds().max(0));
+        tracing::info!(
+            event = Self::NAME,
+            tenant = m.tenant,
+            api = s.api,
+            lease = lease_outcome(&s.lease),
+            windows = c.windows,
+            pages = c.pages,
+            requests = c.requests,
+            retries = c.retries,
+            throttled_requests = c.throttled_requests,
+            records_pulled = c.records_pulled,
+            events_sent = c.events_sent,
+            bytes_sent = c.bytes_sent,
+            duplicates_skipped = c.duplicates_skipped,
+            outside_window = c.outside_window,
+            missing_key = c.missing_key,
+            late_records = c.late_records,
+            status_changes = c.status_changes,
+            ledger_missing = c.ledger_missing,
+            passes = %s.passes.iter().map(|p| p.pass).collect::<Vec<_>>().join(","),
+            complete_until = s.complete_until.map(|t| t.to_rfc3339()),
+            split = s.split.is_some(),
+            checkpoint = s.checkpoint.map(|t| t.to_rfc3339()),
+            lag_seconds,
+            partial = s.partial.is_some(),
+            caught_up = s.caught_up,
+            backfill = s.backfill.as_ref().map(|b| b.name.as_str()),
+            remaining_seconds = s.backfill.as_ref().map(|b| b.remaining_seconds),
+            reset = s.reset.is_some(),
+            duration_ms = s.duration_ms,
+            "tick finished"
+        );
+    }
+}
+
+/// A tick failed: the error line with its `errorType`, then the EMF document (`TickFailed` 1).
+pub struct TickFailed<'a> {
+    /// The failure's stable `errorType`.
+    pub error_type: &'a str,
+    /// The failure.
+    pub error: &'a dyn std::fmt::Display,
+    /// The metrics' dimensions and duration.
+    pub metrics: MetricsContext<'a>,
+}
+
+impl Event for TickFailed<'_> {
+    const NAME: &'static str = "tick_failed";
+    fn emit(&self) {
+        let m = &self.metrics;
+        println!(
+            "{}",
+            emf(
+                TickMetrics::Failed,
+                &m.dimensions(),
+                m.elapsed_ms,
+                Utc::now()
+            )
+        );
+        tracing::error!(event = Self::NAME, tenant = m.tenant, error_type = self.error_type, error = %self.error, "tick failed");
+    }
+}
+
+/// The runtime gave no future deadline (local emulators): the tick uses a fixed budget.
+pub struct NoDeadline {
+    /// What the runtime sent.
+    pub deadline_ms: u64,
+}
+
+impl Event for NoDeadline {
+    const NAME: &'static str = "no_deadline";
+    fn emit(&self) {
+        tracing::warn!(
+            event = Self::NAME,
+            deadline_ms = self.deadline_ms,
+            "the runtime gave no future deadline; using 120 s"
+        );
+    }
+}
+
+fn lease_outcome(report: &LeaseReport) -> &'static str {
+    match report {
+        LeaseReport::Acquired { .. } => "acquired",
+        LeaseReport::TakenOver { .. } => "taken_over",
+        LeaseReport::HeldByOther { .. } => "held_by_other",
+        LeaseReport::Lost { .. } => "lost",
+    }
+}

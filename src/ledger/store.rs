@@ -1,0 +1,67 @@
+//! Ledger objects in the state store: written by the fresh pass before it commits a window,
+//! read by the reconciliation pass for its window, deleted once that window is committed.
+
+use chrono::{DateTime, Utc};
+
+use crate::ledger::part::{decode, encode};
+use crate::ledger::{Fingerprint, LedgerIndex, LedgerPart};
+use crate::state::{Condition, StateError, StateStore};
+
+/// Writes `part` with `fingerprints` (a part is written once: `If-None-Match: *`; an object
+/// left by a crashed tick is replaced).
+pub async fn write(
+    store: &impl StateStore,
+    checkpoint_key: &str,
+    part: &LedgerPart,
+    fingerprints: Vec<Fingerprint>,
+) -> Result<(), StateError> {
+    let key = part.key(checkpoint_key);
+    let body = encode(fingerprints);
+    match store.put(&key, body.clone(), Condition::Absent).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_conflict() => {
+            let found = store.get(&key).await?;
+            match found {
+                Some(old) => store
+                    .put(&key, body, Condition::Matches(&old.etag))
+                    .await
+                    .map(|_| ()),
+                None => store.put(&key, body, Condition::Absent).await.map(|_| ()),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Loads the parts of `parts` that overlap `[start, end)` into one index; a part whose object
+/// is missing or unreadable makes its span's records be sent again.
+pub async fn load(
+    store: &impl StateStore,
+    checkpoint_key: &str,
+    parts: &[LedgerPart],
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<LedgerIndex, StateError> {
+    let mut fingerprints = Vec::new();
+    let mut missing = Vec::new();
+    for part in parts.iter().filter(|p| p.start < end && start < p.end) {
+        let decoded = store
+            .get(&part.key(checkpoint_key))
+            .await?
+            .and_then(|o| decode(&o.body));
+        match decoded {
+            Some(mut f) => fingerprints.append(&mut f),
+            None => missing.push((part.start, part.end)),
+        }
+    }
+    Ok(LedgerIndex::new(fingerprints, missing))
+}
+
+/// Deletes the objects of `parts` (best effort: the bucket's lifecycle rule removes leftovers).
+pub async fn delete(store: &impl StateStore, checkpoint_key: &str, parts: &[LedgerPart]) {
+    for part in parts {
+        if let Err(e) = store.delete(&part.key(checkpoint_key)).await {
+            tracing::debug!(error = %e, "a ledger object could not be deleted; the lifecycle rule removes it");
+        }
+    }
+}

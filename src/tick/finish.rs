@@ -1,0 +1,79 @@
+//! Step 7: the lease goes back with the final checkpoint, and the summary says what each pass
+//! did — or the tick reports a window's failure, after what it delivered was committed.
+
+use chrono::Utc;
+
+use crate::checkpoint::LastError;
+use crate::claim::Claimed;
+use crate::deliver::End;
+use crate::error::TickError;
+use crate::events::Event;
+use crate::events::window::WindowFailed;
+use crate::job::Job;
+use crate::reset::Reset;
+use crate::state::StateStore;
+use crate::summary::{Counts, PassReport, Summary};
+use crate::tick::pass::Ran;
+
+/// Releases the lease and returns the summary, or the failure of a window after its
+/// delivered part was committed.
+pub(super) async fn finish<S: StateStore>(
+    mut claimed: Claimed<'_, S>,
+    job: &Job,
+    api: &'static str,
+    passes: Vec<Ran>,
+    reset: Option<Reset>,
+    started: std::time::Instant,
+) -> Result<Summary, TickError> {
+    let checkpoint = claimed.checkpoint().clone();
+    let mut counts = Counts::default();
+    let mut reports = Vec::with_capacity(passes.len());
+    let mut failure = None;
+    let mut all_caught_up = true;
+    let (mut skipped, mut split) = (None, None);
+    for ran in passes {
+        skipped = skipped.or(ran.plan.skipped);
+        split = split.or(ran.plan.split);
+        counts += ran.delivery.counts;
+        all_caught_up &= ran.caught_up();
+        reports.push(PassReport::new(
+            ran.pass.as_str(),
+            &ran.delivery.counts,
+            ran.caught_up(),
+        ));
+        if let End::Failed { window, error } = ran.delivery.end {
+            failure = Some((window, error));
+        }
+    }
+    if let Some((window, error)) = failure {
+        WindowFailed {
+            window: &window,
+            error: &error,
+        }
+        .emit();
+        let failure = TickError::Transfer {
+            start: window.start,
+            end: window.end,
+            source: Box::new(error),
+        };
+        claimed.checkpoint_mut().last_error = Some(LastError {
+            at: Utc::now(),
+            error_type: failure.error_type().to_owned(),
+            message: crate::error_chain(&failure),
+        });
+        claimed.abandon().await;
+        return Err(failure);
+    }
+    claimed.checkpoint_mut().last_error = None;
+    let reconcile_partial = checkpoint
+        .reconcile
+        .as_ref()
+        .is_some_and(|r| r.partial.is_some());
+    let caught_up = all_caught_up && checkpoint.partial.is_none() && !reconcile_partial;
+    let lease = claimed.release().await?;
+    let mut summary = Summary::finished(api, lease, counts, &checkpoint, caught_up, None, started);
+    summary.passes = reports;
+    summary.skipped = skipped;
+    summary.split = split;
+    Ok(job.annotate(summary, reset))
+}

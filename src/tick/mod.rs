@@ -1,0 +1,147 @@
+//! One tick, top to bottom: config, secret, lease, window, pull, forward, commit.
+
+mod finish;
+mod pass;
+
+use chrono::{DateTime, Utc};
+
+use crate::app::App;
+use crate::checkpoint;
+use crate::claim::{Claim, Claimed};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::deliver::WindowDone;
+use crate::devo::DevoTls;
+use crate::error::TickError;
+use crate::job::{Job, Target, Tenant};
+use crate::state::S3Store;
+use crate::summary::Summary;
+use crate::trace::auth::TokenSource;
+use crate::trace::request_budget::{GRAPH_PERIOD, RequestBudget};
+use crate::transfer::Transfer;
+use crate::transfer::forward::ForwardSettings;
+
+pub use pass::stand_at;
+
+/// The invocation a tick runs for.
+#[derive(Debug, Clone)]
+pub struct TickRequest {
+    /// Lambda request id: the lease owner.
+    pub request_id: String,
+    /// Lambda deadline.
+    pub deadline: DateTime<Utc>,
+}
+
+/// Runs one scheduled tick.
+pub async fn run(app: &App, request: &TickRequest) -> Result<Summary, TickError> {
+    run_target(app, request, &Target::Scheduled, &mut |_| {}).await
+}
+
+/// Runs the seven steps for `target` of the deployment's one tenant; `on_window` hears of
+/// every window finished.
+pub async fn run_target(
+    app: &App,
+    request: &TickRequest,
+    target: &Target,
+    on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
+) -> Result<Summary, TickError> {
+    let tenant = Tenant::single(app.config()?);
+    run_for(app, request, tenant, target, on_window).await
+}
+
+/// Runs the seven steps for `target` of `tenant` (a registry's tenant, or the one tenant).
+pub async fn run_for(
+    app: &App,
+    request: &TickRequest,
+    tenant: Tenant,
+    target: &Target,
+    on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
+) -> Result<Summary, TickError> {
+    let started = std::time::Instant::now();
+    // 1. config: the job, and the time it may use
+    let config = app.config()?;
+    let clock = Clock::start(request.deadline, app.options().commit_reserve)?;
+    let job = Job::resolve(target, tenant, config, clock.now)?;
+    let api = config.trace_api.as_str();
+
+    // 2. secret (a tenant's Devo material may come from SECRET_ID)
+    let secret = app
+        .secrets()
+        .load_for(&job.tenant.secret_id, &config.secret_id)
+        .await?;
+    let devo = DevoTls::new(&secret.devo, &config.devo_address, &config.devo_server_name)
+        .map_err(TickError::DevoSetup)?;
+
+    // 3. lease
+    let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
+    let found = checkpoint::load(&store, &job.key).await?;
+    job.check_found(found.as_ref().map(|s| &s.checkpoint))?;
+    let expires_at = clock.lease_expiry(app.options().lease_slack);
+    let owner = request.request_id.as_str();
+    let mut claimed =
+        match Claimed::claim(&store, &job.key, found, owner, clock.now, expires_at).await? {
+            Claim::Claimed(claimed) => claimed,
+            Claim::Refused { checkpoint, report } => {
+                return Ok(job.annotate(Summary::refused(api, report, &checkpoint, started), None));
+            }
+        };
+    let reset = job.prepare(claimed.checkpoint_mut(), config);
+
+    // 4–6. window, pull, forward: each pass plans its windows and delivers them, each committed
+    let source = app.source()?;
+    let mut tokens = TokenSource::new(
+        app.http().clone(),
+        &config.endpoints.login,
+        source.scope(),
+        &secret,
+    );
+    let history = &claimed.checkpoint().recent_requests;
+    let mut throttle = RequestBudget::new(history, config.request_budget, GRAPH_PERIOD);
+    let budget = clock.pull_budget(config.request_timeout, app.options().retry_min_delay);
+    let mut transfer = Transfer {
+        source,
+        tokens: &mut tokens,
+        throttle: &mut throttle,
+        budget,
+        forward: forward_settings(config, &job, &devo, &clock),
+        organization: &secret.tenant_id,
+        retry_min_delay: app.options().retry_min_delay,
+        devo_attempts: app.options().devo_attempts,
+    };
+    let context = pass::Context {
+        job: &job,
+        reset: reset.as_ref(),
+        clock: &clock,
+        config,
+    };
+    let mut passes: Vec<pass::Ran> = Vec::new();
+    for p in job.passes(claimed.checkpoint(), config) {
+        if passes.last().is_some_and(|r| !r.caught_up()) {
+            break;
+        }
+        passes.push(pass::run(&mut transfer, &context, p, &mut claimed, on_window).await?);
+    }
+    claimed.checkpoint_mut().recent_requests = transfer.throttle.history(Utc::now());
+
+    // 7. commit: the lease goes back
+    finish::finish(claimed, &job, api, passes, reset, started).await
+}
+
+fn forward_settings<'a>(
+    config: &'a Config,
+    job: &'a Job,
+    devo: &'a DevoTls,
+    clock: &'a Clock,
+) -> ForwardSettings<'a> {
+    ForwardSettings {
+        devo,
+        hostname: &job.tenant.devo_hostname,
+        tag: &job.tenant.devo_tag,
+        idle: config.devo_idle,
+        io_timeout: config.request_timeout,
+        close_timeout: config
+            .request_timeout
+            .min(std::time::Duration::from_secs(10)),
+        clock,
+    }
+}

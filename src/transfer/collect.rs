@@ -1,0 +1,68 @@
+//! The fresh pass's ledger, as a window is delivered: the fingerprints of the lines on the
+//! current page, of those written to streams, and of those the relay confirmed. Only the last
+//! go into the ledger.
+
+use chrono::{DateTime, Utc};
+
+use crate::ledger::Fingerprint;
+
+/// A delivered line's fingerprint and its record's received time (which decides whether its
+/// span needs a second look).
+pub type Delivered = (Fingerprint, DateTime<Utc>);
+
+/// Fingerprints by how far their lines got.
+#[derive(Debug, Default)]
+pub struct Collected {
+    page: Vec<Delivered>,
+    written: Vec<Delivered>,
+    confirmed: Vec<Delivered>,
+}
+
+impl Collected {
+    /// A line framed on the current page.
+    pub fn push(&mut self, fingerprint: Fingerprint, received: DateTime<Utc>) {
+        self.page.push((fingerprint, received));
+    }
+
+    /// The current page was written to the stream.
+    pub fn page_sent(&mut self) {
+        self.written.append(&mut self.page);
+    }
+
+    /// The relay confirmed everything written.
+    pub fn confirm(&mut self) {
+        self.confirmed.append(&mut self.written);
+    }
+
+    /// A stream broke: what it carried is not delivered.
+    pub fn rollback(&mut self) {
+        self.page.clear();
+        self.written.clear();
+    }
+
+    /// The confirmed fingerprints.
+    pub fn take(&mut self) -> Vec<Delivered> {
+        std::mem::take(&mut self.confirmed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_confirmed_lines_are_remembered() {
+        let mut c = Collected::default();
+        let t = Utc::now();
+        let f = |k: &str| Fingerprint::of(k, Some("delivered"));
+        c.push(f("a"), t);
+        c.page_sent();
+        c.confirm();
+        c.push(f("b"), t);
+        c.page_sent();
+        c.rollback();
+        c.push(f("c"), t);
+        c.page_sent();
+        assert_eq!(c.take(), vec![(f("a"), t)]);
+    }
+}
