@@ -13,6 +13,7 @@ use crate::events::tenants::DispatchFailed;
 use crate::events::tick::{MetricsContext, NoDeadline, TickFailed, TickFinished};
 use crate::events::{Event, ms};
 use crate::job::{DEFAULT_TENANT, Target};
+use crate::metrics::Dimensions;
 use crate::state::S3Store;
 use crate::summary::Summary;
 use crate::tenants::invoke::LambdaInvoker;
@@ -57,10 +58,12 @@ async fn handle_in_span(
     }
     let (tenant, result) = run(app, &request, invocation).await;
     let metrics = MetricsContext {
-        function_name: &function_name,
-        api,
-        tenant: &tenant,
-        per_tenant: app.config().is_ok_and(|c| c.tenant_metrics),
+        dimensions: Dimensions {
+            function_name: &function_name,
+            api,
+            tenant: &tenant,
+            per_tenant: app.config().is_ok_and(|c| c.tenant_metrics),
+        },
         elapsed_ms: ms(started.elapsed()),
     };
     match result {

@@ -9,28 +9,11 @@ use crate::summary::{LeaseReport, Summary};
 /// Where a tick's metrics belong.
 #[derive(Debug, Clone, Copy)]
 pub struct MetricsContext<'a> {
-    /// The function's name (a dimension).
-    pub function_name: &'a str,
-    /// `graph` or `reporting` (a dimension).
-    pub api: &'a str,
-    /// The tenant's registry name, `default` without a registry (a dimension, and a field of
-    /// the line).
-    pub tenant: &'a str,
-    /// Whether lag and failures are also published per tenant (`TENANT_METRICS`).
-    pub per_tenant: bool,
+    /// The function, the API and the tenant (the dimensions), and whether lag and failures are
+    /// also published per tenant.
+    pub dimensions: Dimensions<'a>,
     /// The invocation's wall time.
     pub elapsed_ms: u64,
-}
-
-impl MetricsContext<'_> {
-    fn dimensions(&self) -> Dimensions<'_> {
-        Dimensions {
-            function_name: self.function_name,
-            api: self.api,
-            tenant: self.tenant,
-            per_tenant: self.per_tenant,
-        }
-    }
 }
 
 /// A tick finished: the summary line, then the EMF document of its counters.
@@ -49,7 +32,7 @@ impl Event for TickFinished<'_> {
             "{}",
             emf(
                 TickMetrics::Finished(s),
-                &m.dimensions(),
+                &m.dimensions,
                 m.elapsed_ms,
                 Utc::now()
             )
@@ -63,7 +46,7 @@ impl Event for TickFinished<'_> {
             .map(|end| (Utc::now() - end).num_seconds().max(0));
         tracing::info!(
             event = Self::NAME,
-            tenant = m.tenant,
+            tenant = m.dimensions.tenant,
             api = s.api,
             lease = lease_outcome(&s.lease),
             windows = c.windows,
@@ -112,14 +95,9 @@ impl Event for TickFailed<'_> {
         let m = &self.metrics;
         println!(
             "{}",
-            emf(
-                TickMetrics::Failed,
-                &m.dimensions(),
-                m.elapsed_ms,
-                Utc::now()
-            )
+            emf(TickMetrics::Failed, &m.dimensions, m.elapsed_ms, Utc::now())
         );
-        tracing::error!(event = Self::NAME, tenant = m.tenant, error_type = self.error_type, error = %self.error, "tick failed");
+        tracing::error!(event = Self::NAME, tenant = m.dimensions.tenant, error_type = self.error_type, error = %self.error, "tick failed");
     }
 }
 
