@@ -117,7 +117,7 @@ pub async fn note_failure(app: &App, key: &str, error_type: &str, message: Strin
 
 /// Reads the registry at `key` and starts every enabled tenant's tick through `invoker`.
 pub async fn run_dispatch<I: dispatch::Invoker>(
-    store: &S3Store,
+    store: &impl StateStore,
     key: &str,
     invoker: &I,
 ) -> Result<dispatch::DispatchSummary, TenantsError> {
@@ -219,6 +219,56 @@ mod tests {
             err.to_string()
                 .contains("\"ghost\" is not in the registry s3://b/k"),
             "{err}"
+        );
+    }
+
+    #[derive(Clone, Default)]
+    struct Count(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl dispatch::Invoker for Count {
+        async fn invoke(&self, _payload: Vec<u8>) -> Result<(), String> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_dispatcher_reads_the_registry_or_says_which_object_is_wrong() {
+        use crate::state::{Condition, MemoryStore};
+        let store = MemoryStore::new();
+        let key = "m365-message-trace/tenants.json";
+        let invoker = Count::default();
+        let err = run_dispatch(&store, key, &invoker).await.unwrap_err();
+        assert_eq!(err.error_type(), "Registry");
+        assert!(
+            err.to_string()
+                .contains("tenants.json (TENANTS_KEY) does not exist"),
+            "{err}"
+        );
+        store
+            .put(key, b"{\"tenants\": 7}".to_vec(), Condition::Absent)
+            .await
+            .unwrap();
+        let err = run_dispatch(&store, key, &invoker).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("tenants.json (TENANTS_KEY) is not valid"),
+            "{err}"
+        );
+        store.overwrite(key, b"{\"tenants\": []}".to_vec());
+        let summary = run_dispatch(&store, key, &invoker).await.unwrap();
+        assert_eq!((summary.tenants, summary.dispatched.len()), (0, 0));
+        let registry = r#"{"tenants": [{"name": "a", "secret_id": "s/a"}, {"name": "b", "secret_id": "s/b", "enabled": false}]}"#;
+        store.overwrite(key, registry.as_bytes().to_vec());
+        let summary = run_dispatch(&store, key, &invoker).await.unwrap();
+        assert_eq!(
+            (summary.dispatched, summary.disabled),
+            (vec!["a".to_owned()], vec!["b".to_owned()])
+        );
+        assert_eq!(
+            invoker.0.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the disabled one is skipped"
         );
     }
 
