@@ -7,15 +7,8 @@ mod support;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use m365_trace_devtools::graph::RecordedRequest;
-use m365_trace_devtools::records::{GraphRecord, generate};
 use serde_json::json;
 use support::*;
-
-/// `count` records in the first 5 hours of the first window of a fresh start.
-fn first_window_records(seed: u64, count: usize) -> Vec<GraphRecord> {
-    let start = Utc::now() - TimeDelta::days(2) + TimeDelta::minutes(1);
-    generate(seed, start, start + TimeDelta::hours(5), count)
-}
 
 fn has_skiptoken(r: &RecordedRequest) -> bool {
     r.query.contains("$skiptoken")

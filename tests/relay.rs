@@ -7,21 +7,13 @@ mod support;
 
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
 use m365_trace_devtools::devo::DevoListener;
 use m365_trace_devtools::graph::Fault;
 use m365_trace_devtools::pki::TestPki;
-use m365_trace_devtools::records::{GraphRecord, generate};
 use m365_trace_to_devo::devo::{DevoError, DevoSender, DevoTls};
 use m365_trace_to_devo::secret::DevoCredentials;
 use serde_json::json;
 use support::*;
-
-/// 60 records in the first 5 hours of the first window of a fresh start: 3 pages of 20.
-fn first_window_records(seed: u64) -> Vec<GraphRecord> {
-    let start = Utc::now() - TimeDelta::days(2) + TimeDelta::minutes(1);
-    generate(seed, start, start + TimeDelta::hours(5), 60)
-}
 
 /// The second trace request (page 2 of the first window) sleeps `pause`.
 fn pause_before_page_two(h: &Harness, pause: Duration) {
@@ -31,7 +23,7 @@ fn pause_before_page_two(h: &Harness, pause: Duration) {
 
 #[tokio::test]
 async fn a_stream_the_relay_ended_while_idle_is_replaced_and_nothing_is_lost() {
-    let records = first_window_records(201);
+    let records = first_window_records(201, 60);
     // DEVO_IDLE_SECONDS stays at its default (30 s): only the relay closes the idle stream.
     let h = Harness::start(records.clone(), &[("PAGE_SIZE", "20")]).await;
     h.devo.close_idle_after(Some(Duration::from_secs(1)));
@@ -67,7 +59,7 @@ async fn a_stream_the_relay_ended_while_idle_is_replaced_and_nothing_is_lost() {
 
 #[tokio::test]
 async fn the_product_closes_a_stream_idle_for_devo_idle_seconds_and_opens_a_new_one() {
-    let records = first_window_records(202);
+    let records = first_window_records(202, 60);
     let h = Harness::start(
         records.clone(),
         &[("PAGE_SIZE", "20"), ("DEVO_IDLE_SECONDS", "1")],
