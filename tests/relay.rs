@@ -10,7 +10,7 @@ use std::time::Duration;
 use m365_trace_devtools::devo::DevoListener;
 use m365_trace_devtools::graph::Fault;
 use m365_trace_devtools::pki::TestPki;
-use m365_trace_to_devo::devo::{DevoError, DevoSender, DevoTls};
+use m365_trace_to_devo::devo::{DevoError, DevoSender, DevoTls, Peer};
 use m365_trace_to_devo::secret::DevoCredentials;
 use serde_json::json;
 use support::*;
@@ -162,5 +162,43 @@ async fn finish_on_an_open_stream_counts_every_line() {
     assert!(
         sessions[0].clean_close && sessions[0].lines == 3,
         "{sessions:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_line_that_reached_the_relay_after_its_idle_close_is_never_taken_for_read() {
+    // The race of a relay closing an idle stream just as a page is written: the page reaches a
+    // closed socket, which answers with a reset. The stream then looks ended, but the reset
+    // behind its end says the last write was not read: it broke, and its lines go again.
+    let (listener, tls) = relay().await;
+    listener.close_idle_after(Some(Duration::from_millis(200)));
+    let mut sender = DevoSender::connect(&tls, TIMEOUT).await.expect("connect");
+    sender.send(LINES, 3, TIMEOUT).await.expect("send");
+    // Wait until the relay has closed the session, without looking at the stream ourselves
+    // (as if its close were still on the way when we write).
+    for _ in 0..100 {
+        if listener.sessions().first().is_some_and(|s| s.finished) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        listener.sessions()[0].idle_closed,
+        "{:?}",
+        listener.sessions()
+    );
+    let write = sender.send(b"<14>late\n", 1, TIMEOUT).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    if write.is_ok() {
+        assert!(
+            matches!(sender.peer().await, Peer::Broken(_)),
+            "a stream whose last write was reset is not 'ended while idle'"
+        );
+    }
+    assert_eq!(
+        listener.line_count(),
+        3,
+        "the relay never read the late line"
     );
 }
