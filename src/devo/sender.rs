@@ -125,7 +125,15 @@ impl DevoSender {
         // A zero timeout polls the read once: `Pending` means nothing arrived.
         match tokio::time::timeout(Duration::ZERO, self.stream.get_mut().read(&mut probe)).await {
             Err(_) => Peer::Open,
-            Ok(Ok(0)) => Peer::Ended,
+            // A clean end. But a line that reached the relay after it closed is answered with a
+            // reset, which the socket keeps as its error behind the end of stream: then the
+            // last write was not read.
+            Ok(Ok(0)) => match self.stream.get_ref().get_ref().0.take_error() {
+                Ok(None) => Peer::Ended,
+                Ok(Some(e)) | Err(e) => Peer::Broken(format!(
+                    "the relay ended the stream, then reset it: a line written as it closed was not read ({e})"
+                )),
+            },
             Ok(Ok(n)) => Peer::Broken(format!("the relay sent {n} unexpected bytes")),
             Ok(Err(e)) => Peer::Broken(e.to_string()),
         }

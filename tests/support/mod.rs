@@ -371,6 +371,12 @@ pub fn expected_keys(
     keys
 }
 
+/// `count` records in the first 5 hours of the first window of a fresh start (HISTORIC_DAYS=2).
+pub fn first_window_records(seed: u64, count: usize) -> Vec<GraphRecord> {
+    let start = Utc::now() - chrono::TimeDelta::days(2) + chrono::TimeDelta::minutes(1);
+    m365_trace_devtools::records::generate(seed, start, start + chrono::TimeDelta::hours(5), count)
+}
+
 /// Sorted copy.
 pub fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();

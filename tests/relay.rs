@@ -1,0 +1,204 @@
+//! Streams the relay ends while they sit idle (issue 11 §1): an end of stream from the relay
+//! before our close never counts as delivered; a stream the relay ended while idle confirms
+//! what it carried before the pause and is replaced, and the window goes on; the product also
+//! closes its own idle streams after `DEVO_IDLE_SECONDS`.
+
+mod support;
+
+use std::time::Duration;
+
+use m365_trace_devtools::devo::DevoListener;
+use m365_trace_devtools::graph::Fault;
+use m365_trace_devtools::pki::TestPki;
+use m365_trace_to_devo::devo::{DevoError, DevoSender, DevoTls, Peer};
+use m365_trace_to_devo::secret::DevoCredentials;
+use serde_json::json;
+use support::*;
+
+/// The second trace request (page 2 of the first window) sleeps `pause`.
+fn pause_before_page_two(h: &Harness, pause: Duration) {
+    h.graph.inject(Fault::Delay(Duration::ZERO));
+    h.graph.inject(Fault::Delay(pause));
+}
+
+#[tokio::test]
+async fn a_stream_the_relay_ended_while_idle_is_replaced_and_nothing_is_lost() {
+    let records = first_window_records(201, 60);
+    // DEVO_IDLE_SECONDS stays at its default (30 s): only the relay closes the idle stream.
+    let h = Harness::start(records.clone(), &[("PAGE_SIZE", "20")]).await;
+    h.devo.close_idle_after(Some(Duration::from_secs(1)));
+    pause_before_page_two(&h, Duration::from_millis(1500));
+    let app = h.app(fast_options());
+
+    let summary = h.tick(&app, "req-idle-relay").await.expect("tick");
+
+    assert_same_keys(
+        h.received_keys(),
+        records.iter().map(record_key).collect(),
+        "each record exactly once: page 1 before the relay's idle close, pages 2 and 3 after",
+    );
+    assert_eq!(summary["events_sent"], json!(60), "{summary}");
+    assert_eq!(summary["caught_up"], json!(true), "{summary}");
+    let (checkpoint, _) = h.checkpoint().await.unwrap();
+    assert_eq!(
+        checkpoint["partial"],
+        json!(null),
+        "the window completed: {checkpoint}"
+    );
+    let sessions = h.devo.sessions();
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    assert!(
+        sessions[0].idle_closed && sessions[0].lines == 20,
+        "the relay ended the first stream after page 1: {sessions:?}"
+    );
+    assert!(
+        sessions[1].clean_close && sessions[1].lines == 40,
+        "pages 2 and 3 went on a new stream that we closed: {sessions:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_product_closes_a_stream_idle_for_devo_idle_seconds_and_opens_a_new_one() {
+    let records = first_window_records(202, 60);
+    let h = Harness::start(
+        records.clone(),
+        &[("PAGE_SIZE", "20"), ("DEVO_IDLE_SECONDS", "1")],
+    )
+    .await;
+    pause_before_page_two(&h, Duration::from_millis(1500));
+    let app = h.app(fast_options());
+
+    let summary = h.tick(&app, "req-idle-ours").await.expect("tick");
+
+    assert_same_keys(
+        h.received_keys(),
+        records.iter().map(record_key).collect(),
+        "each record exactly once",
+    );
+    assert_eq!(summary["caught_up"], json!(true), "{summary}");
+    let sessions = h.devo.sessions();
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    assert!(
+        sessions[0].clean_close && !sessions[0].idle_closed && sessions[0].lines == 20,
+        "we closed the idle stream after page 1 ourselves: {sessions:?}"
+    );
+    assert!(
+        sessions[1].clean_close && sessions[1].lines == 40,
+        "{sessions:?}"
+    );
+}
+
+/// A listener and a sender's TLS settings for it.
+async fn relay() -> (DevoListener, DevoTls) {
+    let pki = TestPki::generate(&["localhost", "127.0.0.1"]).expect("pki");
+    let listener = DevoListener::start(&pki).await.expect("listener");
+    let credentials = DevoCredentials {
+        cert_pem: pki.client_cert_pem.clone(),
+        key_pem: pki.client_key_pem.clone(),
+        chain_pem: pki.ca_pem.clone(),
+    };
+    let tls = DevoTls::new(&credentials, &listener.address(), "localhost").expect("tls");
+    (listener, tls)
+}
+
+const LINES: &[u8] = b"<14>one\n<14>two\n<14>three\n";
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn finish_after_the_relay_ended_the_stream_is_not_a_delivery() {
+    let (listener, tls) = relay().await;
+    listener.close_idle_after(Some(Duration::from_millis(500)));
+    let mut sender = DevoSender::connect(&tls, TIMEOUT).await.expect("connect");
+    sender.send(LINES, 3, TIMEOUT).await.expect("send");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let result = sender.finish(TIMEOUT).await;
+
+    match result {
+        Err(DevoError::EndedEarly { lines: 3, .. }) => {}
+        other => panic!("an end of stream before our close confirms nothing: {other:?}"),
+    }
+    assert!(listener.sessions()[0].idle_closed);
+}
+
+#[tokio::test]
+async fn lines_written_after_the_relay_ended_the_stream_are_never_counted_as_delivered() {
+    // The data loss of issue 11: the write succeeds into the socket buffer, and the relay's
+    // earlier end of stream must not be read as the acknowledgement.
+    let (listener, tls) = relay().await;
+    listener.close_idle_after(Some(Duration::from_millis(500)));
+    let mut sender = DevoSender::connect(&tls, TIMEOUT).await.expect("connect");
+    sender.send(LINES, 3, TIMEOUT).await.expect("send");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let second = sender.send(b"<14>four\n<14>five\n", 2, TIMEOUT).await;
+    let result = match second {
+        Ok(()) => sender.finish(TIMEOUT).await,
+        Err(e) => Err(e),
+    };
+
+    let error = result.expect_err("the last two lines were never read");
+    assert!(error.broke_stream(), "{error}");
+    assert_eq!(
+        listener.line_count(),
+        3,
+        "the relay read only the first three"
+    );
+}
+
+#[tokio::test]
+async fn finish_on_an_open_stream_counts_every_line() {
+    let (listener, tls) = relay().await;
+    let mut sender = DevoSender::connect(&tls, TIMEOUT).await.expect("connect");
+    sender.send(LINES, 3, TIMEOUT).await.expect("send");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let delivered = sender.finish(TIMEOUT).await.expect("confirmed");
+
+    assert_eq!(delivered.lines, 3);
+    assert_eq!(delivered.bytes, LINES.len() as u64);
+    assert!(listener.wait_for_idle(TIMEOUT).await);
+    let sessions = listener.sessions();
+    assert!(
+        sessions[0].clean_close && sessions[0].lines == 3,
+        "{sessions:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_line_that_reached_the_relay_after_its_idle_close_is_never_taken_for_read() {
+    // The race of a relay closing an idle stream just as a page is written: the page reaches a
+    // closed socket, which answers with a reset. The stream then looks ended, but the reset
+    // behind its end says the last write was not read: it broke, and its lines go again.
+    let (listener, tls) = relay().await;
+    listener.close_idle_after(Some(Duration::from_millis(200)));
+    let mut sender = DevoSender::connect(&tls, TIMEOUT).await.expect("connect");
+    sender.send(LINES, 3, TIMEOUT).await.expect("send");
+    // Wait until the relay has closed the session, without looking at the stream ourselves
+    // (as if its close were still on the way when we write).
+    for _ in 0..100 {
+        if listener.sessions().first().is_some_and(|s| s.finished) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        listener.sessions()[0].idle_closed,
+        "{:?}",
+        listener.sessions()
+    );
+    let write = sender.send(b"<14>late\n", 1, TIMEOUT).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    if write.is_ok() {
+        assert!(
+            matches!(sender.peer().await, Peer::Broken(_)),
+            "a stream whose last write was reset is not 'ended while idle'"
+        );
+    }
+    assert_eq!(
+        listener.line_count(),
+        3,
+        "the relay never read the late line"
+    );
+}
