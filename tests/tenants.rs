@@ -221,30 +221,6 @@ async fn invoke(app: &App, event: Value, request_id: &str) -> Result<Value, (Str
         })
 }
 
-/// Polls every future on this task until all are done: concurrent, like Lambda's side-by-side
-/// invocations (the handler's future is not `Send`, so it is not spawned).
-async fn join_all<T>(
-    mut futures: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = T>>>>,
-) -> Vec<T> {
-    let mut done: Vec<Option<T>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        for (i, f) in futures.iter_mut().enumerate() {
-            if done[i].is_none()
-                && let std::task::Poll::Ready(v) = f.as_mut().poll(cx)
-            {
-                done[i] = Some(v);
-            }
-        }
-        if done.iter().all(Option::is_some) {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    done.into_iter().flatten().collect()
-}
-
 /// The host field and the record key of a relay line.
 fn host_and_key(line: &str) -> (String, String) {
     let (header, json) = line.split_once(": ").expect("header: json");
@@ -280,17 +256,21 @@ async fn one_scheduled_event_runs_fifty_isolated_tenants() {
         "the dispatcher sends nothing itself"
     );
 
-    // Lambda runs the 50 queued invocations side by side.
+    // Lambda runs the 50 queued invocations side by side (polled together on this task: the
+    // handler's future is not `Send`, so it is not spawned).
     let ticks = invocations.into_iter().enumerate().map(|(n, invocation)| {
         let app = app.clone();
-        Box::pin(async move {
+        async move {
             let tenant = invocation.payload["tenant"].as_str().unwrap().to_owned();
             let outcome = invoke(&app, invocation.payload, &format!("tick-{n}")).await;
             (tenant, outcome)
-        }) as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
+        }
     });
     let outcomes: HashMap<String, Result<Value, (String, String)>> =
-        join_all(ticks.collect()).await.into_iter().collect();
+        futures_util::future::join_all(ticks)
+            .await
+            .into_iter()
+            .collect();
     assert_eq!(outcomes.len(), TENANTS);
     for i in 0..TENANTS {
         let outcome = &outcomes[&name(i)];
