@@ -398,6 +398,10 @@ async fn operate_from_the_command_line(fleet: &Fleet) {
         json!(0),
         "nothing twice"
     );
+    // Without --tenant, a registry deployment's tick is refused: there is no one tenant.
+    let (code, _, err) = cli(fleet, &["tick"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("name one with --tenant NAME"), "{err}");
 
     let (code, _, err) = cli(
         fleet,

@@ -20,7 +20,6 @@ use m365_trace_to_devo::event::BackfillRequest;
 use m365_trace_to_devo::job::{Target, Tenant};
 use m365_trace_to_devo::preview::{self, Preview};
 use m365_trace_to_devo::summary::{LeaseReport, Summary};
-use m365_trace_to_devo::tenants;
 use m365_trace_to_devo::tick::{self, TickRequest};
 use m365_trace_to_devo::{error_chain, logging};
 use tenants_cmd::TenantsCommand;
@@ -115,22 +114,13 @@ async fn main() -> ExitCode {
         Err(e) => return fail(cli.json, &format!("HTTP client: {}", error_chain(&e))),
     };
     let app = App::new(Config::from_env(), clients, TickOptions::default());
-    let tenant = match (&cli.tenant, &cli.command) {
-        (Some(_), Command::Tenants { .. }) => {
-            return fail(
-                cli.json,
-                "--tenant is for tick, backfill, check and plan; the tenants commands take the name as an argument",
-            );
-        }
-        (Some(name), command) => {
-            let paused_ok = matches!(command, Command::Check | Command::Plan { .. });
-            match tenants::tenant(&app, name, paused_ok).await {
-                Ok(tenant) => Some(tenant),
-                Err(e) => return fail(cli.json, &error_chain(&e)),
-            }
-        }
-        (None, _) => None,
-    };
+    let editing = matches!(cli.command, Command::Tenants { .. });
+    let paused_ok = matches!(cli.command, Command::Check | Command::Plan { .. });
+    let tenant =
+        match tenants_cmd::tenant_for(&app, cli.tenant.as_deref(), editing, paused_ok).await {
+            Ok(tenant) => tenant,
+            Err(message) => return fail(cli.json, &message),
+        };
     match cli.command {
         Command::Tick(limit) => pull(&app, tenant, Target::Scheduled, &limit, cli.json, live).await,
         Command::Backfill {

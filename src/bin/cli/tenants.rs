@@ -7,10 +7,11 @@ use chrono::Utc;
 use clap::Subcommand;
 use m365_trace_to_devo::app::App;
 use m365_trace_to_devo::error_chain;
+use m365_trace_to_devo::job::Tenant;
 use m365_trace_to_devo::state::S3Store;
-use m365_trace_to_devo::tenants::TenantsError;
 use m365_trace_to_devo::tenants::registry::{self, Entry, Location, Registry};
 use m365_trace_to_devo::tenants::status::{self, TenantStatus};
+use m365_trace_to_devo::tenants::{self, TenantsError};
 
 use crate::{fail, print_json, z};
 
@@ -52,6 +53,31 @@ pub(crate) enum TenantsCommand {
         /// Its name.
         name: String,
     },
+}
+
+/// The tenant `--tenant NAME` names for tick, backfill, check or plan (`paused_ok`: a paused
+/// one too); none without a registry; an error, in words, for `--tenant` on the `tenants`
+/// commands (`editing`) or a registry deployment's command without `--tenant`.
+pub(crate) async fn tenant_for(
+    app: &App,
+    name: Option<&str>,
+    editing: bool,
+    paused_ok: bool,
+) -> Result<Option<Tenant>, String> {
+    let registry = app.config().ok().and_then(|c| c.tenants_key.clone());
+    match (name, editing, registry) {
+        (Some(_), true, _) => Err(
+            "--tenant is for tick, backfill, check and plan; the tenants commands take the name as an argument".into(),
+        ),
+        (Some(name), false, _) => tenants::tenant(app, name, paused_ok)
+            .await
+            .map(Some)
+            .map_err(|e| error_chain(&e)),
+        (None, false, Some(key)) => Err(format!(
+            "TENANTS_KEY={key} is set: this deployment serves the tenants of that registry; name one with --tenant NAME (see `tenants list`)"
+        )),
+        (None, _, _) => Ok(None),
+    }
 }
 
 /// Runs `command` against the registry at `TENANTS_KEY`.
