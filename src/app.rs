@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::config::{Config, ConfigError, TraceApi};
-use crate::secret::SecretSource;
+use crate::secret::{SecretSource, SecretsManager};
 use crate::trace::graph::GraphClient;
 use crate::trace::reporting::ReportingClient;
 use crate::trace::source::TraceSource;
@@ -127,8 +127,8 @@ impl App {
     }
 
     /// Secrets Manager.
-    pub fn secrets(&self) -> SecretSource {
-        SecretSource::new(self.clients.secrets.clone())
+    pub fn secrets(&self) -> SecretSource<SecretsManager> {
+        SecretSource::new(SecretsManager::new(self.clients.secrets.clone()))
     }
 
     /// S3.

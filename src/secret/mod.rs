@@ -5,6 +5,10 @@ use std::fmt;
 use serde::Deserialize;
 use thiserror::Error;
 
+mod source;
+
+pub use source::{MemorySecrets, SecretSource, SecretStore, SecretsManager};
+
 /// Why the secret could not be used. Never carries a secret value.
 #[derive(Debug, Error)]
 pub enum SecretError {
@@ -282,64 +286,6 @@ impl Secret {
     /// material.
     pub fn parse(secret_id: &str, text: &str) -> Result<Secret, SecretError> {
         Partial::parse(secret_id, text)?.complete(None)
-    }
-}
-
-/// Reads the secret from Secrets Manager.
-#[derive(Clone, Debug)]
-pub struct SecretSource {
-    client: aws_sdk_secretsmanager::Client,
-}
-
-impl SecretSource {
-    /// Wraps a client built once at cold start.
-    pub fn new(client: aws_sdk_secretsmanager::Client) -> SecretSource {
-        SecretSource { client }
-    }
-
-    /// Fetches and parses the secret.
-    pub async fn load(&self, secret_id: &str) -> Result<Secret, SecretError> {
-        Secret::parse(secret_id, &self.text(secret_id).await?)
-    }
-
-    /// Fetches a tenant's secret `secret_id`; when it has no Devo material, the Devo material
-    /// of `devo_fallback_id` (`SECRET_ID`) is read too, and only then.
-    pub async fn load_for(
-        &self,
-        secret_id: &str,
-        devo_fallback_id: &str,
-    ) -> Result<Secret, SecretError> {
-        let partial = Partial::parse(secret_id, &self.text(secret_id).await?)?;
-        if partial.has_devo() || secret_id == devo_fallback_id {
-            return partial.complete(None);
-        }
-        let fallback =
-            DevoCredentials::parse(devo_fallback_id, &self.text(devo_fallback_id).await?)?;
-        partial.complete(Some(fallback))
-    }
-
-    /// The secret's string.
-    async fn text(&self, secret_id: &str) -> Result<String, SecretError> {
-        use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-        let out = self
-            .client
-            .get_secret_value()
-            .secret_id(secret_id)
-            .send()
-            .await
-            .map_err(|e| SecretError::Fetch {
-                secret_id: secret_id.to_owned(),
-                code: e.code().unwrap_or("request failed").to_owned(),
-                message: e
-                    .message()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| crate::error_chain(&e)),
-            })?;
-        out.secret_string()
-            .map(str::to_owned)
-            .ok_or_else(|| SecretError::NotText {
-                secret_id: secret_id.to_owned(),
-            })
     }
 }
 
