@@ -7,6 +7,11 @@ use crate::ledger::part::{decode, encode};
 use crate::ledger::{Fingerprint, LedgerIndex, LedgerPart};
 use crate::state::{Condition, StateError, StateStore};
 
+/// The object tag of every ledger object (`key=value`): the bucket's lifecycle rule expires
+/// tagged objects after 3 days as a backstop, wherever the layout puts them
+/// (`{dir}/ledger/`, `{dir}/tenants/NAME/ledger/`): a lifecycle prefix cannot hold a wildcard.
+pub const TAGGING: &str = "m365-trace-to-devo=ledger";
+
 /// Writes `part` with `fingerprints` (a part is written once: `If-None-Match: *`; an object
 /// left by a crashed tick is replaced).
 pub async fn write(
@@ -17,16 +22,22 @@ pub async fn write(
 ) -> Result<(), StateError> {
     let key = part.key(checkpoint_key);
     let body = encode(fingerprints);
-    match store.put(&key, body.clone(), Condition::Absent).await {
+    match store
+        .put_tagged(&key, body.clone(), Condition::Absent, TAGGING)
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if e.is_conflict() => {
             let found = store.get(&key).await?;
             match found {
                 Some(old) => store
-                    .put(&key, body, Condition::Matches(&old.etag))
+                    .put_tagged(&key, body, Condition::Matches(&old.etag), TAGGING)
                     .await
                     .map(|_| ()),
-                None => store.put(&key, body, Condition::Absent).await.map(|_| ()),
+                None => store
+                    .put_tagged(&key, body, Condition::Absent, TAGGING)
+                    .await
+                    .map(|_| ()),
             }
         }
         Err(e) => Err(e),
