@@ -8,6 +8,8 @@ use crate::window::Window;
 
 /// A window ended: how far it got and what it cost.
 pub struct WindowFinished<'a> {
+    /// The pass that pulled it (`single`, `fresh`, `reconcile`, `backfill`).
+    pub pass: &'static str,
     /// The window.
     pub window: &'a Window,
     /// `complete`, `partial` or `not_started`.
@@ -24,6 +26,7 @@ impl Event for WindowFinished<'_> {
         let c = self.counts;
         tracing::info!(
             event = Self::NAME,
+            pass = self.pass,
             start = %self.window.start.to_rfc3339(),
             end = %self.window.end.to_rfc3339(),
             resumed = self.window.resume.is_some(),
@@ -32,6 +35,9 @@ impl Event for WindowFinished<'_> {
             records = c.records_pulled,
             events = c.events_sent,
             duplicates = c.duplicates_skipped,
+            late_records = c.late_records,
+            status_changes = c.status_changes,
+            ledger_missing = c.ledger_missing,
             ms = ms(self.elapsed),
             "window"
         );
