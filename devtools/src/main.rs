@@ -72,9 +72,27 @@ struct GraphArgs {
     /// Seed of the record generator.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Records span [now - days - 25h, now - 25h).
+    /// Records span [now - days - end_seconds_ago, now - end_seconds_ago).
     #[arg(long, default_value_t = 3)]
     days: i64,
+    /// Records end this many seconds before the server starts (default 25 h: every record is
+    /// past the default DELAY_SECONDS).
+    #[arg(long, default_value_t = 90_000)]
+    end_seconds_ago: i64,
+    /// Records span this many seconds instead of --days (for short two-pass runs).
+    #[arg(long)]
+    span_seconds: Option<i64>,
+    /// Two passes: this many more records in the same span that Microsoft exposes late, only
+    /// --changes-after-seconds after the server starts.
+    #[arg(long, default_value_t = 0)]
+    late: usize,
+    /// Two passes: this many records change status --changes-after-seconds after the server
+    /// starts (Pending and Failed become Delivered, any other status Failed).
+    #[arg(long, default_value_t = 0)]
+    status_changes: usize,
+    /// When the late records appear and the statuses change.
+    #[arg(long, default_value_t = 30)]
+    changes_after_seconds: u64,
     /// Tenant id the token endpoint accepts.
     #[arg(long, default_value = "00000000-0000-0000-0000-000000000001")]
     tenant_id: String,
@@ -228,19 +246,45 @@ fn certs(args: CertsArgs) -> std::io::Result<ExitCode> {
 /// `graph`: serves generated records until `--max-seconds` or Ctrl-C.
 async fn graph(args: GraphArgs) -> std::io::Result<ExitCode> {
     check_loopback(&args.listen)?;
-    let end = Utc::now() - TimeDelta::hours(25);
-    let start = end - TimeDelta::days(args.days.max(0));
+    let now = Utc::now();
+    let end = now - TimeDelta::seconds(args.end_seconds_ago.max(0));
+    let start = match args.span_seconds {
+        Some(span) => end - TimeDelta::seconds(span.max(0)),
+        None => end - TimeDelta::days(args.days.max(0)),
+    };
     let count = args.records;
+    let generated = records::generate(args.seed, start, end, count);
+    let step = (generated.len() / args.status_changes.max(1)).max(1);
+    let changed: Vec<(String, String, String)> = generated
+        .iter()
+        .step_by(step)
+        .take(args.status_changes)
+        .map(|r| {
+            let done = ["pending", "failed"]
+                .iter()
+                .any(|s| r.status.eq_ignore_ascii_case(s));
+            let to = if done { "Delivered" } else { "Failed" };
+            (r.id.clone(), r.recipient_address.clone(), to.to_owned())
+        })
+        .collect();
     let server = GraphServer::start_on(
         GraphServerConfig {
             tenant_id: args.tenant_id,
             client_id: args.client_id,
             client_secret: args.client_secret,
-            records: records::generate(args.seed, start, end, count),
+            records: generated,
         },
         args.listen,
     )
     .await?;
+    let changes_at = now + TimeDelta::seconds(args.changes_after_seconds as i64);
+    for r in records::generate(args.seed.wrapping_add(1), start, end, args.late) {
+        eprintln!(
+            "late record {}|{} received {} exposed from {changes_at}",
+            r.id, r.recipient_address, r.received_date_time
+        );
+        server.add_late_record(r, changes_at);
+    }
     server.set_log(true);
     for path in &args.client_certificate {
         let pem = std::fs::read_to_string(path)
@@ -258,7 +302,20 @@ async fn graph(args: GraphArgs) -> std::io::Result<ExitCode> {
     }
     // Key order kept as documented, for scripts that do not parse JSON.
     println!("{{\"url\":{},\"records\":{count}}}", json!(server.url()));
-    run_until(args.max_seconds).await;
+    let change_statuses = async {
+        if !changed.is_empty() {
+            tokio::time::sleep(Duration::from_secs(args.changes_after_seconds)).await;
+            for (id, recipient, to) in &changed {
+                server.set_status(id, recipient, to);
+                eprintln!("status of {id}|{recipient} changed to {to}");
+            }
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        () = run_until(args.max_seconds) => {}
+        () = change_statuses => {}
+    }
     eprintln!("{} messageTraces requests", server.trace_requests());
     Ok(ExitCode::SUCCESS)
 }
