@@ -82,8 +82,7 @@ struct GraphArgs {
     /// Records span this many seconds instead of --days (for short two-pass runs).
     #[arg(long)]
     span_seconds: Option<i64>,
-    /// Two passes: this many more records in the same span that Microsoft exposes late, only
-    /// --changes-after-seconds after the server starts.
+    /// Two passes: this many more records in the span, exposed --changes-after-seconds late.
     #[arg(long, default_value_t = 0)]
     late: usize,
     /// Two passes: this many records change status --changes-after-seconds after the server
@@ -254,19 +253,7 @@ async fn graph(args: GraphArgs) -> std::io::Result<ExitCode> {
     };
     let count = args.records;
     let generated = records::generate(args.seed, start, end, count);
-    let step = (generated.len() / args.status_changes.max(1)).max(1);
-    let changed: Vec<(String, String, String)> = generated
-        .iter()
-        .step_by(step)
-        .take(args.status_changes)
-        .map(|r| {
-            let done = ["pending", "failed"]
-                .iter()
-                .any(|s| r.status.eq_ignore_ascii_case(s));
-            let to = if done { "Delivered" } else { "Failed" };
-            (r.id.clone(), r.recipient_address.clone(), to.to_owned())
-        })
-        .collect();
+    let changed = records::status_changes(&generated, args.status_changes);
     let server = GraphServer::start_on(
         GraphServerConfig {
             tenant_id: args.tenant_id,
@@ -302,19 +289,10 @@ async fn graph(args: GraphArgs) -> std::io::Result<ExitCode> {
     }
     // Key order kept as documented, for scripts that do not parse JSON.
     println!("{{\"url\":{},\"records\":{count}}}", json!(server.url()));
-    let change_statuses = async {
-        if !changed.is_empty() {
-            tokio::time::sleep(Duration::from_secs(args.changes_after_seconds)).await;
-            for (id, recipient, to) in &changed {
-                server.set_status(id, recipient, to);
-                eprintln!("status of {id}|{recipient} changed to {to}");
-            }
-        }
-        std::future::pending::<()>().await
-    };
+    let after = Duration::from_secs(args.changes_after_seconds);
     tokio::select! {
         () = run_until(args.max_seconds) => {}
-        () = change_statuses => {}
+        () = server.set_statuses_after(after, &changed) => {}
     }
     eprintln!("{} messageTraces requests", server.trace_requests());
     Ok(ExitCode::SUCCESS)
