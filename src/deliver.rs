@@ -84,7 +84,7 @@ pub async fn deliver<S: StateStore>(
         let started = std::time::Instant::now();
         let mut this = Counts::default();
         let ledger = match run.pass {
-            Pass::Fresh => Ledger::Collect,
+            Pass::Fresh => Ledger::Collect(run.young_from),
             Pass::Reconcile => Ledger::Filter(claimed.ledger_for(window).await?),
             Pass::Single | Pass::Backfill => Ledger::None,
         };

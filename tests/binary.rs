@@ -68,6 +68,14 @@ async fn the_binary_runs_one_tick_per_scheduled_event_and_logs_json_without_secr
         lines.iter().filter(|l| l["event"] == "window").count() >= 4,
         "{logs}"
     );
+    // Each window line names its pass (docs/operations.md: Logs Insights, one pass at a time).
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["event"] == "window")
+            .all(|l| l["pass"].is_string()),
+        "{logs}"
+    );
     assert_eq!(
         lines.iter().filter(|l| l["event"] == "summary").count(),
         1,

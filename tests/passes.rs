@@ -167,6 +167,22 @@ async fn a_missing_ledger_object_sends_its_span_again_and_says_how_many() {
         1,
         "one ledger object next to the checkpoint: {keys:?}"
     );
+    // Tagged, so that the bucket's lifecycle rule finds it under any layout (template.yaml).
+    let tags = h
+        .clients
+        .s3
+        .get_object_tagging()
+        .bucket(&h.bucket)
+        .key(&keys[0])
+        .send()
+        .await
+        .unwrap();
+    let tags: Vec<(&str, &str)> = tags
+        .tag_set()
+        .iter()
+        .map(|t| (t.key(), t.value()))
+        .collect();
+    assert_eq!(tags, vec![("m365-trace-to-devo", "ledger")]);
     for key in &keys {
         h.clients
             .s3

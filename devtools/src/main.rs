@@ -7,14 +7,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
 use clap::{Args, Parser, Subcommand};
 use m365_trace_devtools::devo::DevoListener;
-use m365_trace_devtools::graph::{GraphServer, GraphServerConfig};
 use m365_trace_devtools::pki::{AppCredential, TestPki};
-use m365_trace_devtools::records;
 use m365_trace_devtools::runtime_api::{Invocation, invoke_once_forwarding};
 use serde_json::json;
+
+#[path = "cli/graph.rs"]
+mod graph_cmd;
+
+use graph_cmd::{GraphArgs, graph};
 
 #[derive(Parser)]
 #[command(
@@ -76,51 +78,6 @@ struct CertsArgs {
     /// registration (`graph --client-certificate DIR/app.pem`).
     #[arg(long)]
     app_credential: bool,
-}
-
-/// Arguments of `graph`.
-#[derive(Args)]
-struct GraphArgs {
-    /// Address to listen on (loopback only).
-    #[arg(long, default_value = "127.0.0.1:0")]
-    listen: SocketAddr,
-    /// Number of records to generate.
-    #[arg(long, default_value_t = 5000)]
-    records: usize,
-    /// Seed of the record generator.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Records span [now - days - 25h, now - 25h).
-    #[arg(long, default_value_t = 3)]
-    days: i64,
-    /// Tenant id the token endpoint accepts.
-    #[arg(long, default_value = "00000000-0000-0000-0000-000000000001")]
-    tenant_id: String,
-    /// Client (application) id the token endpoint accepts.
-    #[arg(long, default_value = "00000000-0000-0000-0000-000000000002")]
-    client_id: String,
-    /// Client secret the token endpoint accepts.
-    #[arg(long, default_value = "local-test-secret")]
-    client_secret: String,
-    /// PEM certificate registered on the app (certificate credential); repeatable.
-    #[arg(long)]
-    client_certificate: Vec<PathBuf>,
-    /// Enforce Graph's throttling (100 messageTraces requests per 5 minutes).
-    #[arg(long)]
-    throttle: bool,
-    /// Render every record's JSON once at startup and serve pages by copying bytes (for
-    /// benchmarks: the server is then never the bottleneck).
-    #[arg(long)]
-    prerendered: bool,
-    /// Fault: every nextLink followed answers 400 "Invalid starting recipient address".
-    #[arg(long)]
-    refuse_next_links: bool,
-    /// Fault: nextLinks carry double-encoded skip tokens (values in extra quotes).
-    #[arg(long)]
-    double_encoded_skip_tokens: bool,
-    /// Stop after this many seconds.
-    #[arg(long, default_value_t = 900)]
-    max_seconds: u64,
 }
 
 /// Arguments of `listener`.
@@ -256,44 +213,6 @@ fn certs(args: CertsArgs) -> std::io::Result<ExitCode> {
         "wrote ca.pem server.pem server.key client.pem client.key to {}",
         args.out.display()
     );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `graph`: serves generated records until `--max-seconds` or Ctrl-C.
-async fn graph(args: GraphArgs) -> std::io::Result<ExitCode> {
-    check_loopback(&args.listen)?;
-    let end = Utc::now() - TimeDelta::hours(25);
-    let start = end - TimeDelta::days(args.days.max(0));
-    let count = args.records;
-    let server = GraphServer::start_on(
-        GraphServerConfig {
-            tenant_id: args.tenant_id,
-            client_id: args.client_id,
-            client_secret: args.client_secret,
-            records: records::generate(args.seed, start, end, count),
-        },
-        args.listen,
-    )
-    .await?;
-    server.set_log(true);
-    for path in &args.client_certificate {
-        let pem = std::fs::read_to_string(path)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        server.add_client_certificate(&pem)?;
-    }
-    server.set_refuse_next_links(args.refuse_next_links);
-    server.set_double_encoded_skip_tokens(args.double_encoded_skip_tokens);
-    if args.throttle {
-        server.set_throttle(Some((100, Duration::from_secs(300))));
-    }
-    if args.prerendered {
-        let average = server.prerender();
-        eprintln!("pre-rendered {count} records, {average} bytes of JSON each on average");
-    }
-    // Key order kept as documented, for scripts that do not parse JSON.
-    println!("{{\"url\":{},\"records\":{count}}}", json!(server.url()));
-    run_until(args.max_seconds).await;
-    eprintln!("{} messageTraces requests", server.trace_requests());
     Ok(ExitCode::SUCCESS)
 }
 

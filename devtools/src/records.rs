@@ -209,6 +209,24 @@ fn size(rng: &mut Rng) -> i64 {
     }
 }
 
+/// `n` records of `records`, evenly spread, with the status each changes to (`(id, recipient,
+/// new status)`): Pending and Failed become Delivered, any other status Failed.
+pub fn status_changes(records: &[GraphRecord], n: usize) -> Vec<(String, String, String)> {
+    let step = (records.len() / n.max(1)).max(1);
+    records
+        .iter()
+        .step_by(step)
+        .take(n)
+        .map(|r| {
+            let done = ["pending", "failed"]
+                .iter()
+                .any(|s| r.status.eq_ignore_ascii_case(s));
+            let to = if done { "Delivered" } else { "Failed" };
+            (r.id.clone(), r.recipient_address.clone(), to.to_owned())
+        })
+        .collect()
+}
+
 /// Deterministic, realistic records spread over [start, end): exactly `count` records.
 ///
 /// About 20% of messages have 2-3 recipients that share the same `id` and `receivedDateTime`;

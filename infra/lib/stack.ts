@@ -47,6 +47,18 @@ export const DEFAULT_MAX_CONCURRENT_TICKS = 10;
 export const TENANT_SECRET_PREFIX = 'm365-trace-to-devo/';
 /** Default LagAlarmThresholdSeconds: the default DelaySeconds (90000) plus one hour. */
 export const DEFAULT_LAG_ALARM_THRESHOLD_SECONDS = 90000 + 3600;
+/** Default FreshDelaySeconds: the fresh pass sends records 10 minutes after they were received. */
+export const DEFAULT_FRESH_DELAY_SECONDS = 600;
+/** Default FreshLagAlarmThresholdSeconds: the default FreshDelaySeconds plus one hour. */
+export const DEFAULT_FRESH_LAG_ALARM_THRESHOLD_SECONDS = DEFAULT_FRESH_DELAY_SECONDS + 3600;
+/**
+ * The tag the function puts on every ledger object (`key=value`); the bucket's lifecycle rule
+ * selects ledger objects by it, because a lifecycle prefix cannot hold a wildcard and ledgers
+ * live in `{prefix}ledger/` and, with tenants, `{prefix}tenants/NAME/ledger/`.
+ */
+export const LEDGER_TAG = { key: 'm365-trace-to-devo', value: 'ledger' };
+/** A ledger object left behind expires after this many days (the backstop). */
+export const LEDGER_EXPIRATION_DAYS = 3;
 const SECRET_PLACEHOLDER = '{"placeholder":"store the real value with scripts/make-secret"}';
 
 export interface M365TraceToDevoStackProps extends StackProps {
@@ -62,6 +74,13 @@ export interface M365TraceToDevoStackProps extends StackProps {
    * @default 93600 (the default DelaySeconds, 90000, plus 1 hour)
    */
   readonly lagAlarmThresholdSeconds?: number;
+
+  /**
+   * Default of the `FreshLagAlarmThresholdSeconds` parameter (seconds). Keep it at least one
+   * hour above `FreshDelaySeconds`.
+   * @default 4200 (the default FreshDelaySeconds, 600, plus 1 hour)
+   */
+  readonly freshLagAlarmThresholdSeconds?: number;
 
   /**
    * Default of the `NoEventsAlarmMinutes` parameter: minutes without any event sent to Devo
@@ -97,6 +116,10 @@ export class M365TraceToDevoStack extends Stack {
     const lagThresholdDefault = props.lagAlarmThresholdSeconds ?? DEFAULT_LAG_ALARM_THRESHOLD_SECONDS;
     if (!Number.isFinite(lagThresholdDefault) || lagThresholdDefault < 60 || lagThresholdDefault > 31536000) {
       throw new Error(`lagAlarmThresholdSeconds must be from 60 to 31536000 seconds, got ${lagThresholdDefault}`);
+    }
+    const freshLagThresholdDefault = props.freshLagAlarmThresholdSeconds ?? DEFAULT_FRESH_LAG_ALARM_THRESHOLD_SECONDS;
+    if (!Number.isFinite(freshLagThresholdDefault) || freshLagThresholdDefault < 60 || freshLagThresholdDefault > 31536000) {
+      throw new Error(`freshLagAlarmThresholdSeconds must be from 60 to 31536000 seconds, got ${freshLagThresholdDefault}`);
     }
 
     // ------------------------------------------------------------ parameters (as template.yaml)
@@ -136,6 +159,16 @@ export class M365TraceToDevoStack extends Stack {
       minValue: 0,
       maxValue: 2592000,
       description: 'A window never ends later than now minus this (Microsoft may take 24 h to show a record).',
+    });
+    // Two passes (docs/design.md "Passes"): the fresh pass waits FreshDelaySeconds, the
+    // reconciliation pass DelaySeconds.
+    const freshDelaySeconds = new CfnParameter(this, 'FreshDelaySeconds', {
+      type: 'Number',
+      default: DEFAULT_FRESH_DELAY_SECONDS,
+      minValue: 0,
+      maxValue: 2592000,
+      description:
+        'The fresh pass sends each record once this many seconds after it was received (default 10 minutes); the reconciliation pass sends, after DelaySeconds, what Microsoft exposed late or whose status changed. 0 - one pass at DelaySeconds. At most DelaySeconds (the function refuses a larger value at its first step).',
     });
     const historicDays = new CfnParameter(this, 'HistoricDays', {
       type: 'Number',
@@ -222,7 +255,15 @@ export class M365TraceToDevoStack extends Stack {
       minValue: 60,
       maxValue: 31536000,
       description:
-        "LagAlarm fires when the lag (now minus the checkpoint's end, metric LagSeconds) stays above this for 15 minutes. The default, 93600 (26 h), is the default DelaySeconds (90000) plus 1 hour: the lag never falls below DelaySeconds, so when you change DelaySeconds set this to DelaySeconds + 3600 (or more).",
+        'LagAlarm fires when the lag of the complete record (now minus the instant before which every record was sent and reconciled, metric LagSeconds) stays above this for 15 minutes. The default, 93600 (26 h), is the default DelaySeconds (90000) plus 1 hour: the lag never falls below DelaySeconds, so when you change DelaySeconds set this to DelaySeconds + 3600 (or more).',
+    });
+    const freshLagAlarmThresholdSeconds = new CfnParameter(this, 'FreshLagAlarmThresholdSeconds', {
+      type: 'Number',
+      default: freshLagThresholdDefault,
+      minValue: 60,
+      maxValue: 31536000,
+      description:
+        "FreshLagAlarm fires when the fresh pass's lag (now minus its position, metric FreshLagSeconds) stays above this for 15 minutes. The default, 4200 (70 minutes), is the default FreshDelaySeconds (600) plus 1 hour: when you change FreshDelaySeconds set this to FreshDelaySeconds + 3600 (or more). With FreshDelaySeconds 0 the metric is not written and the alarm stays INSUFFICIENT_DATA.",
     });
     const noEventsAlarmMinutes = new CfnParameter(this, 'NoEventsAlarmMinutes', {
       type: 'Number',
@@ -267,6 +308,16 @@ export class M365TraceToDevoStack extends Stack {
           abortIncompleteMultipartUploadAfter: Duration.days(1),
         },
         { id: 'remove-expired-delete-markers', expiredObjectDeleteMarker: true },
+        // The backstop for ledger objects: the reconciliation pass deletes each part once its
+        // span is committed; a part left behind expires after 3 days, its version a day after it
+        // stops being current. Selected by the tag the function writes (see LEDGER_TAG).
+        {
+          id: 'expire-ledger-objects',
+          prefix: STATE_PREFIX,
+          tagFilters: { [LEDGER_TAG.key]: LEDGER_TAG.value },
+          expiration: Duration.days(LEDGER_EXPIRATION_DAYS),
+          noncurrentVersionExpiration: Duration.days(1),
+        },
       ],
       // The checkpoint is the collector's memory: keep it when the stack goes away.
       removalPolicy: RemovalPolicy.RETAIN,
@@ -311,6 +362,16 @@ export class M365TraceToDevoStack extends Stack {
               actions: ['s3:GetObject', 's3:PutObject'],
               resources: [this.bucket.arnForObjects(`${STATE_PREFIX}*`)],
             }),
+            // Ledger objects: the reconciliation pass deletes the parts it has read; the fresh pass
+            // tags each part as it writes it (PUT with x-amz-tagging needs s3:PutObjectTagging).
+            new iam.PolicyStatement({
+              sid: 'LedgerObjects',
+              actions: ['s3:DeleteObject', 's3:PutObjectTagging'],
+              resources: [
+                this.bucket.arnForObjects(`${STATE_PREFIX}ledger/*`),
+                this.bucket.arnForObjects(`${STATE_PREFIX}tenants/*/ledger/*`),
+              ],
+            }),
             // Without s3:ListBucket a GET of a missing key is 403 instead of 404 (no checkpoint yet).
             new iam.PolicyStatement({
               sid: 'CheckpointListForNotFound',
@@ -339,6 +400,7 @@ export class M365TraceToDevoStack extends Stack {
       TRACE_API: traceApi.valueAsString,
       CLOUD: cloud.valueAsString,
       DELAY_SECONDS: delaySeconds.valueAsString,
+      FRESH_DELAY_SECONDS: freshDelaySeconds.valueAsString,
       HISTORIC_DAYS: historicDays.valueAsString,
       MAX_WINDOW_SECONDS: maxWindowSeconds.valueAsString,
       PAGE_SIZE: pageSize.valueAsString,
@@ -467,7 +529,7 @@ export class M365TraceToDevoStack extends Stack {
     alarm(
       'LagAlarm',
       tickMetric('LagSeconds', 'Maximum', Duration.minutes(5)),
-      "m365-trace-to-devo is behind - the lag (now minus the checkpoint's end) of the worst tenant has been above LagAlarmThresholdSeconds for 15 minutes. Ticks run but a checkpoint does not advance fast enough: the dashboard and `tenants list` say which tenant; see its summary lines and the Retries/ThrottledRequests metrics.",
+      "m365-trace-to-devo's complete record is behind - the lag (now minus the instant before which every record was sent and reconciled) of the worst tenant has been above LagAlarmThresholdSeconds for 15 minutes. Ticks run but a checkpoint (or the reconciliation pass) does not advance fast enough: the dashboard and `tenants list` say which tenant; see its summary lines and docs/operations.md, troubleshooting.",
       {
         threshold: lagAlarmThresholdSeconds.valueAsNumber,
         evaluationPeriods: 3,
@@ -478,6 +540,19 @@ export class M365TraceToDevoStack extends Stack {
         // not running (NoEventsAlarm, when enabled); paging here too would only duplicate those,
         // and with a schedule longer than 5 minutes the alarm would never clear. Not
         // notBreaching either: a lag alarm must not announce "OK" because the ticks stopped.
+        treatMissingData: cloudwatch.TreatMissingData.MISSING,
+      },
+    );
+    // The fresh pass's lag: same shape as LagAlarm; no data when FreshDelaySeconds is 0.
+    alarm(
+      'FreshLagAlarm',
+      tickMetric('FreshLagSeconds', 'Maximum', Duration.minutes(5)),
+      "m365-trace-to-devo's fresh pass is behind - its lag (now minus its position, metric FreshLagSeconds) has been above FreshLagAlarmThresholdSeconds for 15 minutes. Records reach Devo later than FreshDelaySeconds: see the per-tick summary lines and the Retries/ThrottledRequests metrics.",
+      {
+        threshold: freshLagAlarmThresholdSeconds.valueAsNumber,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 3,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         treatMissingData: cloudwatch.TreatMissingData.MISSING,
       },
     );
@@ -503,7 +578,7 @@ export class M365TraceToDevoStack extends Stack {
       value: this.function.functionName,
     });
     new CfnOutput(this, 'StateBucketName', {
-      description: 'Bucket of the checkpoints (prefix m365-message-trace/)',
+      description: 'Bucket of the checkpoints and ledger objects (prefix m365-message-trace/)',
       value: this.bucket.bucketName,
     });
     new CfnOutput(this, 'SecretArn', { description: 'Secret to fill with scripts/make-secret', value: secretArn });

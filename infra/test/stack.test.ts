@@ -5,7 +5,11 @@
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import {
+  DEFAULT_FRESH_DELAY_SECONDS,
+  DEFAULT_FRESH_LAG_ALARM_THRESHOLD_SECONDS,
   DEFAULT_LAG_ALARM_THRESHOLD_SECONDS,
+  LEDGER_EXPIRATION_DAYS,
+  LEDGER_TAG,
   M365TraceToDevoStack,
   M365TraceToDevoStackProps,
   MEMORY_MB,
@@ -76,6 +80,7 @@ describe('function', () => {
         'CLOUD',
         'DELAY_SECONDS',
         'DEVO_ADDRESS',
+        'FRESH_DELAY_SECONDS',
         'DEVO_TAG',
         'HISTORIC_DAYS',
         'LOG_LEVEL',
@@ -91,6 +96,7 @@ describe('function', () => {
       ].sort(),
     );
     expect(vars.STATE_KEY).toBe(STATE_KEY);
+    expect(vars.FRESH_DELAY_SECONDS).toEqual({ Ref: 'FreshDelaySeconds' });
     expect(vars.STATE_KEY.startsWith('m365-message-trace/')).toBe(true);
     expect(vars.STATE_BUCKET).toEqual({ Ref: 'StateBucket' });
     expect(vars.SECRET_ID).toEqual({ 'Fn::If': ['CreateSecret', { Ref: 'Secret' }, { Ref: 'ExistingSecretArn' }] });
@@ -137,10 +143,10 @@ describe('role: least privilege', () => {
     template.hasResourceProperties('AWS::Lambda::Function', { Role: { 'Fn::GetAtt': ['FunctionRole', 'Arn'] } });
   });
 
-  test('exactly the four statements: logs, checkpoint objects, prefix listing, one secret', () => {
+  test('exactly the five statements: logs, checkpoint objects, ledger objects, prefix listing, one secret', () => {
     const statements = allPolicyStatements().filter((s) => !['InvokeItself', 'ReadTenantSecrets'].includes(s.Sid));
     expect(statements.map((s) => s.Sid).sort()).toEqual(
-      ['CheckpointListForNotFound', 'CheckpointObjects', 'Logs', 'ReadCredentials'].sort(),
+      ['CheckpointListForNotFound', 'CheckpointObjects', 'LedgerObjects', 'Logs', 'ReadCredentials'].sort(),
     );
     for (const s of statements) expect(s.Effect).toBe('Allow');
   });
@@ -151,6 +157,19 @@ describe('role: least privilege', () => {
     expect(s.Resource).toEqual({
       'Fn::Join': ['', [{ 'Fn::GetAtt': ['StateBucket', 'Arn'] }, '/m365-message-trace/*']],
     });
+  });
+
+  test('S3: DeleteObject and PutObjectTagging on the ledger directories only (one tenant and the tenants)', () => {
+    const s = allPolicyStatements().find((x) => x.Sid === 'LedgerObjects');
+    expect(asList(s.Action).sort()).toEqual(['s3:DeleteObject', 's3:PutObjectTagging']);
+    expect(asList(s.Resource)).toEqual([
+      { 'Fn::Join': ['', [{ 'Fn::GetAtt': ['StateBucket', 'Arn'] }, '/m365-message-trace/ledger/*']] },
+      { 'Fn::Join': ['', [{ 'Fn::GetAtt': ['StateBucket', 'Arn'] }, '/m365-message-trace/tenants/*/ledger/*']] },
+    ]);
+    // Nothing else may delete: the checkpoints are only ever replaced with conditional PUTs.
+    for (const other of allPolicyStatements().filter((x) => x.Sid !== 'LedgerObjects')) {
+      expect(asList(other.Action)).not.toContain('s3:DeleteObject');
+    }
   });
 
   test('S3: ListBucket (for 404 on a missing checkpoint) limited to the prefix', () => {
@@ -227,6 +246,30 @@ describe('state bucket', () => {
     });
   });
 
+  test('ledger objects left behind expire after 3 days, selected by the tag the function writes', () => {
+    expect(LEDGER_TAG).toEqual({ key: 'm365-trace-to-devo', value: 'ledger' });
+    expect(LEDGER_EXPIRATION_DAYS).toBe(3);
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          {
+            Id: 'expire-ledger-objects',
+            Status: 'Enabled',
+            Prefix: 'm365-message-trace/',
+            TagFilters: [{ Key: 'm365-trace-to-devo', Value: 'ledger' }],
+            ExpirationInDays: 3,
+            NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+          },
+        ]),
+      },
+    });
+    // No rule expires current objects without the tag: the checkpoints must never expire.
+    const [, bucket] = resourcesOfType('AWS::S3::Bucket')[0];
+    for (const rule of bucket.Properties.LifecycleConfiguration.Rules) {
+      if (rule.ExpirationInDays !== undefined) expect(rule.TagFilters).toEqual([{ Key: 'm365-trace-to-devo', Value: 'ledger' }]);
+    }
+  });
+
   test('the bucket policy denies any request not made over TLS', () => {
     template.hasResourceProperties('AWS::S3::BucketPolicy', {
       Bucket: { Ref: 'StateBucket' },
@@ -291,6 +334,8 @@ describe('parameters, alarms and outputs', () => {
     expect(params.TraceApi.AllowedValues).toEqual(['graph', 'reporting']);
     expect(params.Cloud.AllowedValues).toEqual(['global', 'gcc', 'gcc-high', 'dod', 'china']);
     expect(params.DelaySeconds.Default).toBe(90000);
+    expect(params.FreshDelaySeconds).toMatchObject({ Type: 'Number', Default: 600, MinValue: 0, MaxValue: 2592000 });
+    expect(DEFAULT_FRESH_DELAY_SECONDS).toBe(600);
     expect(params.HistoricDays.Default).toBe(10);
     expect(params.MaxWindowSeconds.Default).toBe(21600);
     expect(params.PageSize.Default).toBe(5000);
@@ -412,6 +457,33 @@ describe('alarms on the tick metrics (Embedded Metric Format)', () => {
     expect(synth({ lagAlarmThresholdSeconds: 180000 }).Parameters.LagAlarmThresholdSeconds.Default).toBe(180000);
   });
 
+  test('FreshLagAlarm: FreshLagSeconds Maximum above the FreshLagAlarmThresholdSeconds parameter, 3 x 5 minutes', () => {
+    const fresh = raw.Resources.FreshLagAlarm;
+    expect(fresh.Type).toBe('AWS::CloudWatch::Alarm');
+    expect(fresh.Condition).toBeUndefined();
+    // The same shape as LagAlarm, on the fresh pass's metric and threshold.
+    const lag = raw.Resources.LagAlarm.Properties;
+    expect(fresh.Properties).toMatchObject({
+      ...Object.fromEntries(
+        ['Namespace', 'Statistic', 'ComparisonOperator', 'Period', 'EvaluationPeriods', 'DatapointsToAlarm', 'TreatMissingData'].map(
+          (k) => [k, lag[k]],
+        ),
+      ),
+      MetricName: 'FreshLagSeconds',
+      Threshold: { Ref: 'FreshLagAlarmThresholdSeconds' },
+    });
+    expect(sortedDimensions(fresh.Properties.Dimensions)).toEqual(TICK_DIMENSIONS);
+  });
+
+  test('FreshLagAlarmThresholdSeconds defaults to the default fresh delay plus one hour', () => {
+    const p = raw.Parameters.FreshLagAlarmThresholdSeconds;
+    expect(p).toMatchObject({ Type: 'Number', MinValue: 60, MaxValue: 31536000 });
+    expect(p.Default).toBe(DEFAULT_FRESH_LAG_ALARM_THRESHOLD_SECONDS);
+    expect(p.Default).toBe(raw.Parameters.FreshDelaySeconds.Default + 3600);
+    expect(p.Default).toBe(4200);
+    expect(synth({ freshLagAlarmThresholdSeconds: 7200 }).Parameters.FreshLagAlarmThresholdSeconds.Default).toBe(7200);
+  });
+
   test('NoEventsAlarm is off by default: NoEventsAlarmMinutes = 0 and the alarm is not deployed', () => {
     expect(raw.Parameters.NoEventsAlarmMinutes).toMatchObject({ Type: 'Number', Default: 0, MinValue: 0, MaxValue: 1440 });
     expect(raw.Resources.NoEventsAlarm.Condition).toBe('CreateNoEventsAlarm');
@@ -419,7 +491,7 @@ describe('alarms on the tick metrics (Embedded Metric Format)', () => {
       'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'NoEventsAlarmMinutes' }, '0'] }],
     });
     const alarms = alarmsOf(deployed(raw));
-    expect(Object.keys(alarms).sort()).toEqual(['ErrorsAlarm', 'LagAlarm', 'ThrottlesAlarm']);
+    expect(Object.keys(alarms).sort()).toEqual(['ErrorsAlarm', 'FreshLagAlarm', 'LagAlarm', 'ThrottlesAlarm']);
   });
 
   test('NoEventsAlarm with the parameter set: EventsSent Sum < 1 in every minute of the period, missing = breaching', () => {
@@ -459,6 +531,7 @@ describe('alarms on the tick metrics (Embedded Metric Format)', () => {
     expect(() => synth({ noEventsAlarmMinutes: 1441 })).toThrow(/noEventsAlarmMinutes/);
     expect(() => synth({ noEventsAlarmMinutes: 2.5 })).toThrow(/noEventsAlarmMinutes/);
     expect(() => synth({ lagAlarmThresholdSeconds: 0 })).toThrow(/lagAlarmThresholdSeconds/);
+    expect(() => synth({ freshLagAlarmThresholdSeconds: 59 })).toThrow(/freshLagAlarmThresholdSeconds/);
   });
 });
 
@@ -466,7 +539,7 @@ describe('alarm notifications (AlarmTopicArn)', () => {
   test('without a topic (default) no alarm has an action', () => {
     expect(raw.Parameters.AlarmTopicArn.Default).toBe('');
     const alarms = alarmsOf(deployed(raw, { NoEventsAlarmMinutes: '60' }));
-    expect(Object.keys(alarms).sort()).toEqual(['ErrorsAlarm', 'LagAlarm', 'NoEventsAlarm', 'ThrottlesAlarm']);
+    expect(Object.keys(alarms).sort()).toEqual(['ErrorsAlarm', 'FreshLagAlarm', 'LagAlarm', 'NoEventsAlarm', 'ThrottlesAlarm']);
     for (const [, a] of Object.entries(alarms)) {
       expect(a.Properties.AlarmActions).toBeUndefined();
       expect(a.Properties.OKActions).toBeUndefined();
@@ -480,7 +553,7 @@ describe('alarm notifications (AlarmTopicArn)', () => {
       [synth({ alarmTopicArn: TOPIC, noEventsAlarmMinutes: 60 }), {}],
     ] as [Json, Record<string, string>][]) {
       const alarms = alarmsOf(deployed(tpl, overrides));
-      expect(Object.keys(alarms).sort()).toEqual(['ErrorsAlarm', 'LagAlarm', 'NoEventsAlarm', 'ThrottlesAlarm']);
+      expect(Object.keys(alarms).sort()).toEqual(['ErrorsAlarm', 'FreshLagAlarm', 'LagAlarm', 'NoEventsAlarm', 'ThrottlesAlarm']);
       for (const [, a] of Object.entries(alarms)) {
         expect(a.Properties.AlarmActions).toEqual([TOPIC]);
         expect(a.Properties.OKActions).toEqual([TOPIC]);

@@ -8,7 +8,7 @@ use crate::window::Window;
 
 /// A window ended: how far it got and what it cost.
 pub struct WindowFinished<'a> {
-    /// `single`, `fresh`, `reconcile` or `backfill`.
+    /// The pass that pulled it (`single`, `fresh`, `reconcile`, `backfill`).
     pub pass: &'static str,
     /// The window.
     pub window: &'a Window,
@@ -37,6 +37,7 @@ impl Event for WindowFinished<'_> {
             duplicates = c.duplicates_skipped,
             late_records = c.late_records,
             status_changes = c.status_changes,
+            ledger_missing = c.ledger_missing,
             ms = ms(self.elapsed),
             "window"
         );

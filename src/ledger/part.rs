@@ -61,24 +61,34 @@ pub fn encode(mut fingerprints: Vec<Fingerprint>) -> Vec<u8> {
 
 /// Reads an object written by [`encode`]; `None` when it is not one.
 pub fn decode(bytes: &[u8]) -> Option<Vec<Fingerprint>> {
+    let mut out = Vec::new();
+    decode_into(bytes, &mut out).then_some(out)
+}
+
+/// Appends the fingerprints of an object written by [`encode`] to `out` (no intermediate
+/// vector: the reconciliation pass loads a window's parts into one, reserved once); `false`,
+/// and `out` unchanged, when it is not one.
+pub fn decode_into(bytes: &[u8], out: &mut Vec<Fingerprint>) -> bool {
+    let Some(body) = body_of(bytes) else {
+        return false;
+    };
+    out.extend(body.chunks_exact(Fingerprint::BYTES).map(|c| {
+        let mut key = [0u8; 8];
+        key.copy_from_slice(&c[..8]);
+        Fingerprint {
+            key: u64::from_le_bytes(key),
+            status: c[8],
+        }
+    }));
+    true
+}
+
+/// The fingerprints' bytes of a well-formed object.
+fn body_of(bytes: &[u8]) -> Option<&[u8]> {
     let rest = bytes.strip_prefix(MAGIC.as_slice())?;
     let (count, body) = rest.split_first_chunk::<8>()?;
     let count = usize::try_from(u64::from_le_bytes(*count)).ok()?;
-    if body.len() != count.checked_mul(Fingerprint::BYTES)? {
-        return None;
-    }
-    Some(
-        body.chunks_exact(Fingerprint::BYTES)
-            .map(|c| {
-                let mut key = [0u8; 8];
-                key.copy_from_slice(&c[..8]);
-                Fingerprint {
-                    key: u64::from_le_bytes(key),
-                    status: c[8],
-                }
-            })
-            .collect(),
-    )
+    (body.len() == count.checked_mul(Fingerprint::BYTES)?).then_some(body)
 }
 
 #[cfg(test)]

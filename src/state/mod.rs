@@ -50,6 +50,19 @@ pub trait StateStore: Send + Sync {
         condition: Condition<'_>,
     ) -> impl Future<Output = Result<String, StateError>> + Send;
 
+    /// Writes like [`StateStore::put`], with the object tags `tagging` (`key=value`, as S3's
+    /// `x-amz-tagging` header), so that a bucket lifecycle rule can select the object whatever
+    /// its key. A store without tags writes the object alone.
+    fn put_tagged(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        condition: Condition<'_>,
+        _tagging: &str,
+    ) -> impl Future<Output = Result<String, StateError>> + Send {
+        self.put(key, body, condition)
+    }
+
     /// Deletes `key` (nothing happens when it does not exist).
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), StateError>> + Send;
 

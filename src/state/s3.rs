@@ -57,21 +57,17 @@ impl StateStore for S3Store {
         body: Vec<u8>,
         condition: Condition<'_>,
     ) -> Result<String, StateError> {
-        let request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type("application/json")
-            .body(ByteStream::from(body));
-        let request = match condition {
-            Condition::Matches(etag) => request.if_match(etag),
-            Condition::Absent => request.if_none_match("*"),
-        };
-        match request.send().await {
-            Ok(out) => Ok(out.e_tag().unwrap_or_default().to_owned()),
-            Err(e) => Err(self.classify(key, "PutObject", &e)),
-        }
+        self.put_with(key, body, condition, None).await
+    }
+
+    async fn put_tagged(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        condition: Condition<'_>,
+        tagging: &str,
+    ) -> Result<String, StateError> {
+        self.put_with(key, body, condition, Some(tagging)).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StateError> {
@@ -94,6 +90,32 @@ impl StateStore for S3Store {
 }
 
 impl S3Store {
+    /// A conditional PUT, with the object tags `tagging` when given.
+    async fn put_with(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        condition: Condition<'_>,
+        tagging: Option<&str>,
+    ) -> Result<String, StateError> {
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .set_tagging(tagging.map(str::to_owned))
+            .body(ByteStream::from(body));
+        let request = match condition {
+            Condition::Matches(etag) => request.if_match(etag),
+            Condition::Absent => request.if_none_match("*"),
+        };
+        match request.send().await {
+            Ok(out) => Ok(out.e_tag().unwrap_or_default().to_owned()),
+            Err(e) => Err(self.classify(key, "PutObject", &e)),
+        }
+    }
+
     fn classify<E>(
         &self,
         key: &str,

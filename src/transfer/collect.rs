@@ -13,15 +13,27 @@ pub type Delivered = (Fingerprint, DateTime<Utc>);
 /// Fingerprints by how far their lines got.
 #[derive(Debug, Default)]
 pub struct Collected {
+    /// Records received before this are not held (their span needs no second look).
+    from: Option<DateTime<Utc>>,
     page: Vec<Delivered>,
     written: Vec<Delivered>,
     confirmed: Vec<Delivered>,
 }
 
 impl Collected {
+    /// Collects the lines of records received at or after `from` only.
+    pub fn from(from: DateTime<Utc>) -> Collected {
+        Collected {
+            from: Some(from),
+            ..Collected::default()
+        }
+    }
+
     /// A line framed on the current page.
     pub fn push(&mut self, fingerprint: Fingerprint, received: DateTime<Utc>) {
-        self.page.push((fingerprint, received));
+        if self.from.is_none_or(|from| received >= from) {
+            self.page.push((fingerprint, received));
+        }
     }
 
     /// The current page was written to the stream.
@@ -49,6 +61,18 @@ impl Collected {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_older_than_the_young_span_are_not_held() {
+        let t = Utc::now();
+        let mut c = Collected::from(t);
+        let f = |k: &str| Fingerprint::of(k, Some("delivered"));
+        c.push(f("old"), t - chrono::TimeDelta::seconds(1));
+        c.push(f("young"), t);
+        c.page_sent();
+        c.confirm();
+        assert_eq!(c.take(), vec![(f("young"), t)]);
+    }
 
     #[test]
     fn only_confirmed_lines_are_remembered() {

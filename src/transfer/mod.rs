@@ -10,6 +10,7 @@ pub mod frontier;
 pub mod paging;
 mod run;
 
+use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 use thiserror::Error;
@@ -94,8 +95,9 @@ pub struct WindowResult {
 pub enum Ledger {
     /// Nothing (a single pass, a backfill).
     None,
-    /// Remember what the relay confirmed (the fresh pass).
-    Collect,
+    /// Remember what the relay confirmed of the records received at or after this instant
+    /// (the fresh pass: older spans need no second look, so their records are not held).
+    Collect(DateTime<Utc>),
     /// Send only what it does not hold (the reconciliation pass).
     Filter(LedgerIndex),
 }

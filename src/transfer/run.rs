@@ -63,7 +63,7 @@ impl<'r> Run<'r> {
         let ordered = t.source.newest_first();
         let (filter, collected) = match ledger {
             Ledger::None => (None, None),
-            Ledger::Collect => (None, Some(Collected::default())),
+            Ledger::Collect(young_from) => (None, Some(Collected::from(young_from))),
             Ledger::Filter(index) => (Some(index), None),
         };
         Run {

@@ -259,6 +259,24 @@ impl GraphServer {
         self.first_tenant().set_status(id, recipient, status)
     }
 
+    /// After `after`, applies `changes` (`(id, recipient, new status)`) with
+    /// [`GraphServer::set_status`], logging each to stderr, then never returns (for a
+    /// `select!` beside the server's lifetime).
+    pub async fn set_statuses_after(
+        &self,
+        after: std::time::Duration,
+        changes: &[(String, String, String)],
+    ) {
+        if !changes.is_empty() {
+            tokio::time::sleep(after).await;
+            for (id, recipient, to) in changes {
+                self.set_status(id, recipient, to);
+                eprintln!("status of {id}|{recipient} changed to {to}");
+            }
+        }
+        std::future::pending::<()>().await
+    }
+
     /// The first tenant's [`TenantHandle::set_reporting_format`].
     pub fn set_reporting_format(&self, format: ReportingFormat) {
         self.first_tenant().set_reporting_format(format);
