@@ -362,3 +362,55 @@ async fn when_the_request_budget_is_short_reconciliation_falls_behind_never_the_
     assert_eq!(by_key[&record_key(&late)].len(), 1);
     assert!(by_key.values().all(|v| v.len() == 1), "nothing twice");
 }
+
+#[tokio::test]
+async fn the_reporting_web_service_gets_the_same_two_passes() {
+    let t0 = Utc::now();
+    let records = generate(
+        210,
+        t0 - TimeDelta::seconds(10),
+        t0 - TimeDelta::seconds(4),
+        12,
+    );
+    let mut env = env();
+    env.push(("TRACE_API", "reporting"));
+    let h = Harness::start(records.clone(), &env).await;
+    let mut late = generate(
+        211,
+        t0 - TimeDelta::seconds(8),
+        t0 - TimeDelta::seconds(7),
+        1,
+    )
+    .remove(0);
+    late.id = "late-reporting".into();
+    h.graph
+        .add_late_record(late.clone(), t0 + TimeDelta::seconds(2));
+    let app = h.app(fast_options());
+
+    let first = h.tick(&app, "req-fresh").await.expect("tick");
+    assert_eq!(pass(&first, "fresh")["events_sent"], json!(12), "{first}");
+    let changed = &records[0];
+    let new_status = if changed.status == "failed" {
+        "delivered"
+    } else {
+        "failed"
+    };
+    assert!(
+        h.graph
+            .set_status(&changed.id, &changed.recipient_address, new_status)
+    );
+
+    until(t0 + TimeDelta::seconds(DELAY)).await;
+    let second = h.tick(&app, "req-reconcile").await.expect("tick");
+    let reconcile = pass(&second, "reconcile");
+    assert_eq!(reconcile["late_records"], json!(1), "{second}");
+    assert_eq!(reconcile["status_changes"], json!(1), "{second}");
+    let by_key = statuses(&h);
+    assert_eq!(by_key[&record_key(&late)].len(), 1);
+    assert_eq!(by_key[&record_key(changed)].len(), 2);
+    assert_eq!(
+        by_key.values().filter(|v| v.len() > 1).count(),
+        1,
+        "nothing else twice"
+    );
+}
