@@ -38,6 +38,35 @@ fn statuses(h: &Harness) -> HashMap<String, Vec<String>> {
     by_key
 }
 
+/// A record received 8 s before `t0`, which the server exposes only 2 s after `t0`.
+fn late_record(h: &Harness, seed: u64, t0: DateTime<Utc>, id: &str) -> GraphRecord {
+    let mut late = generate(
+        seed,
+        t0 - TimeDelta::seconds(8),
+        t0 - TimeDelta::seconds(7),
+        1,
+    )
+    .remove(0);
+    late.id = id.into();
+    h.graph
+        .add_late_record(late.clone(), t0 + TimeDelta::seconds(2));
+    late
+}
+
+/// Changes `record`'s status on the server; returns the new status.
+fn change_status(h: &Harness, record: &GraphRecord) -> &'static str {
+    let new_status = if record.status == "failed" {
+        "delivered"
+    } else {
+        "failed"
+    };
+    assert!(
+        h.graph
+            .set_status(&record.id, &record.recipient_address, new_status)
+    );
+    new_status
+}
+
 fn pass<'a>(summary: &'a Value, name: &str) -> &'a Value {
     summary["passes"]
         .as_array()
@@ -55,16 +84,7 @@ async fn late_records_and_status_changes_arrive_once_each_after_the_fresh_pass()
         30,
     );
     let h = Harness::start(records.clone(), &env()).await;
-    let mut late: GraphRecord = generate(
-        202,
-        t0 - TimeDelta::seconds(8),
-        t0 - TimeDelta::seconds(7),
-        1,
-    )
-    .remove(0);
-    late.id = "late-record".into();
-    h.graph
-        .add_late_record(late.clone(), t0 + TimeDelta::seconds(2));
+    let late = late_record(&h, 202, t0, "late-record");
     let app = h.app(fast_options());
 
     // The fresh pass: within seconds, every visible record once; the late one not yet.
@@ -88,15 +108,7 @@ async fn late_records_and_status_changes_arrive_once_each_after_the_fresh_pass()
 
     // A status changes after the fresh pass sent it.
     let changed = &records[3];
-    let new_status = if changed.status == "failed" {
-        "delivered"
-    } else {
-        "failed"
-    };
-    assert!(
-        h.graph
-            .set_status(&changed.id, &changed.recipient_address, new_status)
-    );
+    let new_status = change_status(&h, changed);
 
     // Once the span is older than DELAY_SECONDS, the reconciliation pass pulls it again.
     until(t0 + TimeDelta::seconds(DELAY)).await;
@@ -375,30 +387,13 @@ async fn the_reporting_web_service_gets_the_same_two_passes() {
     let mut env = env();
     env.push(("TRACE_API", "reporting"));
     let h = Harness::start(records.clone(), &env).await;
-    let mut late = generate(
-        211,
-        t0 - TimeDelta::seconds(8),
-        t0 - TimeDelta::seconds(7),
-        1,
-    )
-    .remove(0);
-    late.id = "late-reporting".into();
-    h.graph
-        .add_late_record(late.clone(), t0 + TimeDelta::seconds(2));
+    let late = late_record(&h, 211, t0, "late-reporting");
     let app = h.app(fast_options());
 
     let first = h.tick(&app, "req-fresh").await.expect("tick");
     assert_eq!(pass(&first, "fresh")["events_sent"], json!(12), "{first}");
     let changed = &records[0];
-    let new_status = if changed.status == "failed" {
-        "delivered"
-    } else {
-        "failed"
-    };
-    assert!(
-        h.graph
-            .set_status(&changed.id, &changed.recipient_address, new_status)
-    );
+    change_status(&h, changed);
 
     until(t0 + TimeDelta::seconds(DELAY)).await;
     let second = h.tick(&app, "req-reconcile").await.expect("tick");

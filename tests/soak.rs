@@ -21,22 +21,12 @@ use support::*;
 const TICKS: usize = 200;
 const TIME_LIMIT: Duration = Duration::from_secs(100);
 
-fn options() -> TickOptions {
-    TickOptions {
-        commit_reserve: Duration::from_millis(300),
-        devo_close_timeout: Duration::from_secs(2),
-        lease_slack: Duration::from_millis(500),
-        retry_min_delay: Duration::from_millis(5),
-        devo_attempts: 3,
-    }
-}
-
 /// Options with the default reserve (up to 20 s, an eighth of the time), for 15 s ticks; the
 /// lease slack stays short so that the run is not held up by a lease.
 fn default_reserve_options() -> TickOptions {
     TickOptions {
         commit_reserve: TickOptions::default().commit_reserve,
-        ..options()
+        ..soak_options()
     }
 }
 
@@ -141,12 +131,6 @@ fn live_lease_of_other(
     (owner != me && expires > Utc::now() + margin).then(|| owner.to_owned())
 }
 
-fn end_of(checkpoint: &Option<(Value, String)>) -> Option<DateTime<Utc>> {
-    checkpoint
-        .as_ref()
-        .and_then(|(cp, _)| cp["end"].as_str().map(|_| time(&cp["end"])))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundreds_of_ticks_with_random_faults_lose_nothing() {
     let seed: u64 = std::env::var("SOAK_SEED")
@@ -183,7 +167,7 @@ async fn hundreds_of_ticks_with_random_faults_lose_nothing() {
     .await;
     h.put_checkpoint(&json!({"version": 1, "end": t0, "updated_at": now}))
         .await;
-    let app = h.app(options());
+    let app = h.app(soak_options());
     let app_default_reserve = h.app(default_reserve_options());
     let mut switches = Switches::default();
     let mut fifteen_second_ticks = 0;

@@ -14,22 +14,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use m365_trace_devtools::graph::Fault;
 use m365_trace_devtools::records::{Rng, generate};
-use m365_trace_to_devo::app::TickOptions;
-use serde_json::{Value, json};
+use serde_json::json;
 use support::*;
 
 const RUN: Duration = Duration::from_secs(55);
 const STATUSES: [&str; 4] = ["delivered", "failed", "pending", "quarantined"];
-
-fn options() -> TickOptions {
-    TickOptions {
-        commit_reserve: Duration::from_millis(300),
-        devo_close_timeout: Duration::from_secs(2),
-        lease_slack: Duration::from_millis(500),
-        retry_min_delay: Duration::from_millis(5),
-        devo_attempts: 3,
-    }
-}
 
 fn inject_faults(rng: &mut Rng, h: &Harness) {
     if rng.chance(10) {
@@ -54,12 +43,6 @@ fn inject_faults(rng: &mut Rng, h: &Harness) {
     if rng.chance(4) {
         h.devo.refuse_next(1 + rng.below(2) as usize);
     }
-}
-
-fn end_of(checkpoint: &Option<(Value, String)>) -> Option<DateTime<Utc>> {
-    checkpoint
-        .as_ref()
-        .and_then(|(cp, _)| cp["end"].as_str().map(|_| time(&cp["end"])))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,7 +88,7 @@ async fn a_minute_of_live_flow_with_faults_loses_nothing_in_either_pass() {
         &json!({"version": 1, "end": now - TimeDelta::seconds(20), "updated_at": now}),
     )
     .await;
-    let app = h.app(options());
+    let app = h.app(soak_options());
     let mut final_status: HashMap<String, String> = HashMap::new();
     let mut crashed: HashSet<usize> = HashSet::new();
     let mut last_end: Option<DateTime<Utc>> = None;

@@ -422,3 +422,21 @@ pub fn assert_same_keys(got: Vec<String>, expected: Vec<String>, context: &str) 
         &wrong[..wrong.len().min(20)]
     );
 }
+
+/// Options for soaks: hundreds of ticks a minute, so short reserves, slack and retries.
+pub fn soak_options() -> TickOptions {
+    TickOptions {
+        commit_reserve: Duration::from_millis(300),
+        devo_close_timeout: Duration::from_secs(2),
+        lease_slack: Duration::from_millis(500),
+        retry_min_delay: Duration::from_millis(5),
+        devo_attempts: 3,
+    }
+}
+
+/// The checkpoint's end, if there is a checkpoint with one.
+pub fn end_of(checkpoint: &Option<(Value, String)>) -> Option<DateTime<Utc>> {
+    checkpoint
+        .as_ref()
+        .and_then(|(cp, _)| cp["end"].as_str().map(|_| time(&cp["end"])))
+}
