@@ -588,7 +588,7 @@ describe('many tenants (TenantsKey)', () => {
     expect(resources.Function.Properties.ReservedConcurrentExecutions).toBe('50');
     expect(resources.TenantsPolicy.Properties.Roles).toEqual([{ Ref: 'FunctionRole' }]);
     expect(resources.ThrottlesAlarm).toBeUndefined();
-    expect(Object.keys(alarmsOf(resources)).sort()).toEqual(['ErrorsAlarm', 'LagAlarm']);
+    expect(Object.keys(alarmsOf(resources)).sort()).toEqual(['ErrorsAlarm', 'FreshLagAlarm', 'LagAlarm']);
   });
 
   test('the registry key stays under the state prefix the role may read', () => {
