@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::process::Command;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use m365_trace_devtools::records::generate;
@@ -26,35 +25,16 @@ impl Run {
 /// Runs the CLI with `args` and the harness's environment (plus `extra`), off the runtime's
 /// threads so that the stand-ins keep serving.
 async fn cli(h: &Harness, args: &[&str], extra: &[(&str, &str)]) -> Run {
-    let mut env: Vec<(String, String)> =
-        h.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    env.extend(
-        [
-            ("AWS_ENDPOINT_URL", moto_url().as_str()),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ]
-        .iter()
-        .chain(extra)
-        .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_m365-trace-to-devo-cli"))
-            .args(&args)
-            .env_clear()
-            .envs(env)
-            .output()
-            .expect("run the CLI")
-    })
-    .await
-    .unwrap();
+    let env = h
+        .env
+        .clone()
+        .into_iter()
+        .chain(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let (code, stdout, stderr) = run_cli(args, env).await;
     Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code,
+        stdout,
+        stderr,
     }
 }
 

@@ -333,33 +333,7 @@ async fn one_scheduled_event_runs_fifty_isolated_tenants() {
 
 /// Runs the CLI with the fleet's environment; returns its exit status, stdout and stderr.
 async fn cli(fleet: &Fleet, args: &[&str]) -> (i32, String, String) {
-    let mut env: Vec<(String, String)> = fleet.env.clone().into_iter().collect();
-    for (k, v) in [
-        ("AWS_ENDPOINT_URL", moto_url().as_str()),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ] {
-        env.push((k.to_owned(), v.to_owned()));
-    }
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_m365-trace-to-devo-cli"))
-            .args(&args)
-            .env_clear()
-            .envs(env)
-            .output()
-            .expect("run the CLI")
-    })
-    .await
-    .unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (
-        out.status.code().unwrap_or(-1),
-        text(&out.stdout),
-        text(&out.stderr),
-    )
+    run_cli(args, fleet.env.clone()).await
 }
 
 /// `tenants list` shows each tenant's checkpoint, lag and last error; edits are conditional

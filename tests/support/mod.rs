@@ -440,3 +440,39 @@ pub fn end_of(checkpoint: &Option<(Value, String)>) -> Option<DateTime<Utc>> {
         .as_ref()
         .and_then(|(cp, _)| cp["end"].as_str().map(|_| time(&cp["end"])))
 }
+
+/// Runs the operator's command line with `args` in `env` plus the variables that point it at
+/// moto, off the runtime's threads so that the stand-ins keep serving; returns its exit status,
+/// stdout and stderr.
+pub async fn run_cli(
+    args: &[&str],
+    env: impl IntoIterator<Item = (String, String)>,
+) -> (i32, String, String) {
+    let mut env: Vec<(String, String)> = env.into_iter().collect();
+    for (k, v) in [
+        ("AWS_ENDPOINT_URL", moto_url().as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ] {
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_m365-trace-to-devo-cli"))
+            .args(&args)
+            .env_clear()
+            .envs(env)
+            .output()
+            .expect("run the CLI")
+    })
+    .await
+    .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
