@@ -3,7 +3,6 @@
 
 mod support;
 
-
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use m365_trace_devtools::records::generate;
 use serde_json::{Value, json};

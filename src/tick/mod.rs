@@ -88,26 +88,8 @@ pub async fn run_for(
     let reset = job.prepare(claimed.checkpoint_mut(), config);
 
     // 4–6. window, pull, forward: each pass plans its windows and delivers them, each committed
-    let source = app.source()?;
-    let mut tokens = TokenSource::new(
-        app.http().clone(),
-        &config.endpoints.login,
-        source.scope(),
-        &secret,
-    );
-    let history = &claimed.checkpoint().recent_requests;
-    let mut throttle = RequestBudget::new(history, config.request_budget, GRAPH_PERIOD);
-    let budget = clock.pull_budget(config.request_timeout, app.options().retry_min_delay);
-    let mut transfer = Transfer {
-        source,
-        tokens: &mut tokens,
-        throttle: &mut throttle,
-        budget,
-        forward: forward_settings(config, &job, &devo, &clock),
-        organization: &secret.tenant_id,
-        retry_min_delay: app.options().retry_min_delay,
-        devo_attempts: app.options().devo_attempts,
-    };
+    let mut session = Session::open(app, config, &secret, claimed.checkpoint())?;
+    let mut transfer = session.transfer(app, config, &job, &secret, &devo, &clock)?;
     let context = pass::Context {
         job: &job,
         reset: reset.as_ref(),
@@ -125,6 +107,50 @@ pub async fn run_for(
 
     // 7. commit: the lease goes back
     finish::finish(claimed, &job, api, passes, reset, started).await
+}
+
+/// What the passes of a tick share besides the lease: the token cache and the request budget.
+struct Session {
+    tokens: TokenSource,
+    throttle: RequestBudget,
+}
+
+impl Session {
+    /// Tokens for the API of `TRACE_API`, and the request budget as the checkpoint left it.
+    fn open(
+        app: &App,
+        config: &Config,
+        secret: &crate::secret::Secret,
+        checkpoint: &crate::checkpoint::Checkpoint,
+    ) -> Result<Session, TickError> {
+        let scope = app.source()?.scope();
+        let tokens = TokenSource::new(app.http().clone(), &config.endpoints.login, scope, secret);
+        let history = &checkpoint.recent_requests;
+        let throttle = RequestBudget::new(history, config.request_budget, GRAPH_PERIOD);
+        Ok(Session { tokens, throttle })
+    }
+
+    /// The services and limits every window of the tick uses.
+    fn transfer<'a>(
+        &'a mut self,
+        app: &'a App,
+        config: &'a Config,
+        job: &'a Job,
+        secret: &'a crate::secret::Secret,
+        devo: &'a DevoTls,
+        clock: &'a Clock,
+    ) -> Result<Transfer<'a>, TickError> {
+        Ok(Transfer {
+            source: app.source()?,
+            tokens: &mut self.tokens,
+            throttle: &mut self.throttle,
+            budget: clock.pull_budget(config.request_timeout, app.options().retry_min_delay),
+            forward: forward_settings(config, job, devo, clock),
+            organization: &secret.tenant_id,
+            retry_min_delay: app.options().retry_min_delay,
+            devo_attempts: app.options().devo_attempts,
+        })
+    }
 }
 
 fn forward_settings<'a>(
