@@ -171,25 +171,16 @@ impl Summary {
         checkpoint: &crate::checkpoint::Checkpoint,
         started: std::time::Instant,
     ) -> Summary {
-        Summary::finished(
-            api,
-            lease,
-            Counts::default(),
-            checkpoint,
-            false,
-            None,
-            started,
-        )
+        Summary::finished(api, lease, Counts::default(), checkpoint, false, started)
     }
 
-    /// A tick that ran its plan (`plan` gives the skipped span and the split, if any).
+    /// A tick that ran its passes (the caller adds what they skipped or split).
     pub fn finished(
         api: &'static str,
         lease: LeaseReport,
         counts: Counts,
         checkpoint: &crate::checkpoint::Checkpoint,
         caught_up: bool,
-        plan: Option<&crate::window::Plan>,
         started: std::time::Instant,
     ) -> Summary {
         Summary {
@@ -201,8 +192,8 @@ impl Summary {
             caught_up,
             complete_until: checkpoint.complete_until(),
             passes: Vec::new(),
-            skipped: plan.and_then(|p| p.skipped),
-            split: plan.and_then(|p| p.split),
+            skipped: None,
+            split: None,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             backfill: None,
             reset: None,

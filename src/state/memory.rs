@@ -36,13 +36,6 @@ impl MemoryStore {
         etag
     }
 
-    /// The keys held, sorted.
-    pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self.objects().keys().cloned().collect();
-        keys.sort();
-        keys
-    }
-
     fn next_etag(&self) -> String {
         let mut v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
         *v += 1;

@@ -71,7 +71,7 @@ pub(super) async fn finish<S: StateStore>(
         .is_some_and(|r| r.partial.is_some());
     let caught_up = all_caught_up && checkpoint.partial.is_none() && !reconcile_partial;
     let lease = claimed.release().await?;
-    let mut summary = Summary::finished(api, lease, counts, &checkpoint, caught_up, None, started);
+    let mut summary = Summary::finished(api, lease, counts, &checkpoint, caught_up, started);
     summary.passes = reports;
     summary.skipped = skipped;
     summary.split = split;
