@@ -2,10 +2,12 @@
 
 pub mod error;
 pub mod framing;
+pub mod look;
 pub mod sender;
 pub mod tls;
 
 pub use error::DevoError;
 pub use framing::frame_line;
-pub use sender::{Delivered, DevoSender, Peer};
+pub use look::{Meaning, Peer};
+pub use sender::{Delivered, DevoSender};
 pub use tls::DevoTls;

@@ -1,15 +1,15 @@
 //! Framing and sending: a page's records become Devo lines, written to the current relay
-//! stream. A stream idle for `DEVO_IDLE_SECONDS` is closed (which confirms it) and replaced; a
-//! stream the relay ended while idle confirmed everything before the pause and is replaced;
-//! the last stream is closed at the end of the window. Every connect, write and close is
-//! bounded by the time left.
+//! stream. On every page, with lines or none, the stream is tended: one idle for
+//! `DEVO_IDLE_SECONDS` is closed (which confirms it), one the relay ended while idle confirmed
+//! everything it carried; a page with lines opens a new one. The last stream is closed at the
+//! end of the window. Every connect, write and close is bounded by the time left.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
-use crate::devo::{Delivered, DevoError, DevoSender, DevoTls, Peer, frame_line};
+use crate::devo::{Delivered, DevoError, DevoSender, DevoTls, Meaning, frame_line};
 use crate::events::Event;
 use crate::events::relay::{EndedWhileIdle, IdleClosed};
 
@@ -74,47 +74,44 @@ impl<'a> Forward<'a> {
         Ok(())
     }
 
-    /// Gets a stream ready for the page's lines: one that idled is closed and one the relay
-    /// ended is let go (both confirm what they carried), and a new one is opened.
+    /// Gets a stream ready for the page's lines, on every page (lines or none): the current
+    /// stream is tended ([`Forward::tend`]), and a page with lines gets a new one if it has none.
     pub async fn ready(&mut self) -> Result<(), DevoError> {
-        if self.lines == 0 {
-            return Ok(());
-        }
-        if let Some(mut sender) = self.sender.take() {
-            match sender.peer().await {
-                Peer::Open if sender.idle_for() >= self.settings.idle => {
-                    IdleClosed {
-                        idle: sender.idle_for(),
-                    }
-                    .emit();
-                    self.add(
-                        sender
-                            .finish(self.timeout(self.settings.close_timeout))
-                            .await?,
-                    );
-                    self.confirmed_before = true;
-                }
-                Peer::Open => self.sender = Some(sender),
-                Peer::Ended => {
-                    EndedWhileIdle {
-                        lines: sender.lines(),
-                    }
-                    .emit();
-                    self.add(sender.ended_while_idle());
-                    self.confirmed_before = true;
-                }
-                Peer::Broken(seen) => {
-                    return Err(DevoError::EndedEarly {
-                        address: self.settings.devo.address().to_owned(),
-                        seen,
-                        lines: sender.lines(),
-                    });
-                }
-            }
-        }
-        if self.sender.is_none() {
+        self.tend().await?;
+        if self.lines > 0 && self.sender.is_none() {
             let timeout = self.timeout(self.settings.io_timeout);
             self.sender = Some(DevoSender::connect(self.settings.devo, timeout).await?);
+        }
+        Ok(())
+    }
+
+    /// Looks at the current stream and acts on its meaning ([`crate::devo::look`]): one idle
+    /// for `DEVO_IDLE_SECONDS` is closed, one the relay ended while idle is let go (both confirm
+    /// what they carried), one that broke fails.
+    async fn tend(&mut self) -> Result<(), DevoError> {
+        let Some(mut sender) = self.sender.take() else {
+            return Ok(());
+        };
+        match sender.look(self.settings.idle).await {
+            Meaning::Keep => self.sender = Some(sender),
+            Meaning::CloseIdle => {
+                IdleClosed {
+                    idle: sender.idle_for(),
+                }
+                .emit();
+                let timeout = self.timeout(self.settings.close_timeout);
+                self.add(sender.finish(timeout).await?);
+                self.confirmed_before = true;
+            }
+            Meaning::Confirmed => {
+                EndedWhileIdle {
+                    lines: sender.lines(),
+                }
+                .emit();
+                self.add(sender.ended_while_idle());
+                self.confirmed_before = true;
+            }
+            Meaning::Broken(seen) => return Err(sender.ended_early(seen)),
         }
         Ok(())
     }
@@ -144,10 +141,13 @@ impl<'a> Forward<'a> {
     }
 
     /// Closes the stream and waits for the relay's end of stream; `true` when a stream was
-    /// open (everything written is now confirmed).
+    /// confirmed (everything written is now). The stream's state means what it means between
+    /// pages: one the relay ended while idle confirmed what it carried.
     pub async fn close(&mut self) -> Result<bool, DevoError> {
+        self.tend().await?;
+        let confirmed = self.take_confirmed();
         let Some(sender) = self.sender.take() else {
-            return Ok(false);
+            return Ok(confirmed);
         };
         self.add(
             sender

@@ -71,7 +71,8 @@ pub(super) fn refused_next_link(crid: &str) -> Resp {
 }
 
 /// Takes the tenant's next fault for a message trace or report request (an expired skip token
-/// only applies to a request that carries one, and then expires every token issued so far).
+/// only applies to a request that carries one, and then expires every token issued so far);
+/// without one, the tenant's page latency as a delay.
 pub(super) fn take_trace_fault(
     shared: &Shared,
     tenant: usize,
@@ -83,7 +84,9 @@ pub(super) fn take_trace_fault(
         .faults
         .iter()
         .position(|f| f.targets_trace() && (has_skiptoken || !matches!(f, Fault::ExpireSkipToken)));
-    let fault = pos.and_then(|i| tenant.faults.remove(i));
+    let fault = pos
+        .and_then(|i| tenant.faults.remove(i))
+        .or_else(|| (!tenant.latency.is_zero()).then_some(Fault::Delay(tenant.latency)));
     if matches!(fault, Some(Fault::ExpireSkipToken)) {
         tenant.cursors.clear();
         tenant.reporting.expire_skip_tokens();

@@ -125,6 +125,8 @@ pub(super) struct TenantState {
     pub next_links: NextLinkFaults,
     /// Graph's throttling: at most `limit` messageTraces requests per `window`.
     pub throttle: Option<(usize, Duration)>,
+    /// How long every messageTraces or report request waits before its answer (a slow API).
+    pub latency: Duration,
     /// When the messageTraces requests inside the throttle window arrived.
     pub trace_times: VecDeque<Instant>,
     /// The skip tokens issued and still valid (as decoded cursors: a repaired token that
@@ -146,6 +148,7 @@ impl TenantState {
             faults: VecDeque::new(),
             next_links: NextLinkFaults::default(),
             throttle: None,
+            latency: Duration::ZERO,
             trace_times: VecDeque::new(),
             cursors: HashSet::new(),
             reporting: ReportingState::default(),
