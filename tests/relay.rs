@@ -12,7 +12,7 @@ use m365_trace_devtools::devo::DevoListener;
 use m365_trace_devtools::graph::Fault;
 use m365_trace_devtools::pki::TestPki;
 use m365_trace_devtools::records::{GraphRecord, generate};
-use m365_trace_to_devo::devo::{DevoError, DevoSender, DevoTls, Peer};
+use m365_trace_to_devo::devo::{DevoSender, DevoTls, Peer};
 use m365_trace_to_devo::secret::DevoCredentials;
 use serde_json::json;
 use support::*;

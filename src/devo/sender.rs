@@ -23,6 +23,7 @@ pub struct DevoSender {
     address: String,
     lines: u64,
     bytes: u64,
+    first_write: Option<Instant>,
     last_write: Instant,
 }
 
@@ -85,6 +86,7 @@ impl DevoSender {
             address,
             lines: 0,
             bytes: 0,
+            first_write: None,
             last_write: Instant::now(),
         })
     }
@@ -106,6 +108,23 @@ impl DevoSender {
     /// Lines written so far.
     pub fn lines(&self) -> u64 {
         self.lines
+    }
+
+    /// Bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// How long since the first write (zero before it).
+    pub fn since_first_write(&self) -> Duration {
+        self.first_write.map_or(Duration::ZERO, |t| t.elapsed())
+    }
+
+    /// From the first write to the last.
+    pub fn writing_span(&self) -> Duration {
+        self.first_write.map_or(Duration::ZERO, |t| {
+            self.last_write.saturating_duration_since(t)
+        })
     }
 
     /// Whether the relay ended or broke the stream, without waiting.
@@ -148,6 +167,7 @@ impl DevoSender {
         lines: u64,
         timeout: Duration,
     ) -> Result<(), DevoError> {
+        let started = Instant::now();
         let write = async {
             self.stream.write_all(buf).await?;
             self.stream.flush().await
@@ -157,6 +177,7 @@ impl DevoSender {
                 self.lines += lines;
                 self.bytes += buf.len() as u64;
                 self.last_write = Instant::now();
+                self.first_write.get_or_insert(started);
                 Ok(())
             }
             Ok(Err(e)) => Err(self.broken(e.to_string())),
