@@ -80,3 +80,48 @@ impl Limits {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(pairs: &[(&str, &str)]) -> Result<Limits, ConfigError> {
+        let lookup = |k: &str| {
+            pairs
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        Limits::read(&Env::new(&lookup))
+    }
+
+    #[test]
+    fn confirmation_steps_default_to_4_mib_and_20_s() {
+        let l = limits(&[]).unwrap();
+        assert_eq!(l.devo_confirm_bytes, 4 * 1024 * 1024);
+        assert_eq!(l.devo_confirm_after, Duration::from_secs(20));
+        let l = limits(&[
+            ("DEVO_CONFIRM_BYTES", "65536"),
+            ("DEVO_CONFIRM_SECONDS", "900"),
+        ])
+        .unwrap();
+        assert_eq!(l.devo_confirm_bytes, 65_536);
+        assert_eq!(l.devo_confirm_after, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn confirmation_steps_out_of_range_name_the_variable_and_the_range() {
+        let Err(e) = limits(&[("DEVO_CONFIRM_BYTES", "1000")]) else {
+            panic!("1000 bytes accepted");
+        };
+        let text = e.to_string();
+        assert!(text.contains("DEVO_CONFIRM_BYTES"), "{text}");
+        assert!(text.contains("65536 to 268435456"), "{text}");
+        let Err(e) = limits(&[("DEVO_CONFIRM_SECONDS", "0")]) else {
+            panic!("0 s accepted");
+        };
+        let text = e.to_string();
+        assert!(text.contains("DEVO_CONFIRM_SECONDS"), "{text}");
+        assert!(text.contains("1 to 900"), "{text}");
+    }
+}
