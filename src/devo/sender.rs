@@ -217,6 +217,7 @@ impl DevoSender {
             Err(_) => Err(DevoError::CloseTimeout {
                 address: self.address.clone(),
                 seconds: timeout.as_secs(),
+                lines: self.lines,
             }),
         }
     }
