@@ -87,6 +87,46 @@ pub fn emf(
     document(values, dimensions, now)
 }
 
+/// What a dispatch measured.
+#[derive(Debug, Clone, Copy)]
+pub struct DispatchCounts {
+    /// Tenant ticks started.
+    pub dispatched: usize,
+    /// Tenant ticks that could not be started after retries (`DispatchFailed`).
+    pub failed: usize,
+    /// Registry entries that cannot run (`RegistryErrors`).
+    pub registry_errors: usize,
+    /// Wall time of the fan-out.
+    pub duration_ms: u64,
+}
+
+/// The EMF document of one dispatch, per function and API: what the `DispatchFailed` and
+/// `RegistryErrors` alarms watch.
+pub fn dispatch_emf(
+    dimensions: &Dimensions<'_>,
+    counts: DispatchCounts,
+    now: DateTime<Utc>,
+) -> Value {
+    let values = vec![
+        ("TenantsDispatched", "Count", json!(counts.dispatched)),
+        ("DispatchFailed", "Count", json!(counts.failed)),
+        ("RegistryErrors", "Count", json!(counts.registry_errors)),
+        (
+            "DispatchDuration",
+            "Milliseconds",
+            json!(counts.duration_ms),
+        ),
+    ];
+    document(
+        values,
+        &Dimensions {
+            per_tenant: false,
+            ..*dimensions
+        },
+        now,
+    )
+}
+
 /// The EMF document of `values`: the directives (per function, and per tenant for
 /// [`PER_TENANT`] when asked), the dimensions' values and the metrics' values.
 fn document(

@@ -1,30 +1,99 @@
 //! The lines of a many-tenant deployment: the dispatch of the tenants' ticks, and a failure
 //! that could not be recorded in a tenant's checkpoint.
 
-use crate::events::Event;
+use chrono::Utc;
 
-/// A scheduled event started the tenants' ticks.
+use crate::events::Event;
+use crate::metrics::{Dimensions, DispatchCounts};
+use crate::tenants::dispatch::{DispatchSummary, Failure};
+use crate::tenants::registry::{Invalid, UnknownField};
+
+/// A scheduled event started the tenants' ticks: the line, then the EMF document of
+/// `TenantsDispatched`, `DispatchFailed` and `RegistryErrors`.
 pub struct Dispatched<'a> {
     /// `s3://bucket/key` of the registry.
     pub registry: &'a str,
-    /// Tenants listed.
-    pub tenants: usize,
-    /// Ticks started.
-    pub dispatched: usize,
-    /// Tenants skipped as disabled.
-    pub disabled: usize,
-    /// The tenants whose tick could not be started.
-    pub failed: &'a [&'a str],
-    /// Wall time of the fan-out.
-    pub duration_ms: u64,
+    /// What the dispatch did.
+    pub summary: &'a DispatchSummary,
+    /// The function and the API (the metrics' dimensions).
+    pub dimensions: Dimensions<'a>,
 }
 
 impl Event for Dispatched<'_> {
     const NAME: &'static str = "dispatch";
     fn emit(&self) {
-        tracing::info!(event = Self::NAME, registry = self.registry, tenants = self.tenants,
-            dispatched = self.dispatched, disabled = self.disabled, failed = self.failed.len(),
-            failed_tenants = ?self.failed, duration_ms = self.duration_ms, "tenant ticks dispatched");
+        let s = self.summary;
+        println!(
+            "{}",
+            crate::metrics::dispatch_emf(
+                &self.dimensions,
+                DispatchCounts {
+                    dispatched: s.dispatched.len(),
+                    failed: s.failed.len(),
+                    registry_errors: s.invalid.len(),
+                    duration_ms: s.duration_ms,
+                },
+                Utc::now()
+            )
+        );
+        let failed: Vec<&str> = s.failed.iter().map(|f| f.tenant.as_str()).collect();
+        let invalid: Vec<&str> = s.invalid.iter().map(|i| i.name.as_str()).collect();
+        tracing::info!(event = Self::NAME, registry = self.registry, tenants = s.tenants,
+            dispatched = s.dispatched.len(), disabled = s.disabled.len(),
+            invalid = s.invalid.len(), invalid_entries = ?invalid, failed = s.failed.len(),
+            failed_tenants = ?failed, retries = s.retries, duration_ms = s.duration_ms,
+            "tenant ticks dispatched");
+    }
+}
+
+/// A registry entry cannot run (it is not dispatched; the others are).
+pub struct EntryInvalid<'a> {
+    /// `s3://bucket/key` of the registry.
+    pub registry: &'a str,
+    /// The entry.
+    pub entry: &'a Invalid,
+}
+
+impl Event for EntryInvalid<'_> {
+    const NAME: &'static str = "registry_entry_invalid";
+    fn emit(&self) {
+        let e = self.entry;
+        tracing::error!(event = Self::NAME, registry = self.registry, index = e.index,
+            name = %e.name, problem = %e.problem,
+            "a tenant registry entry cannot run; the other tenants were dispatched");
+    }
+}
+
+/// A registry field this version does not read: accepted, not used.
+pub struct FieldUnknown<'a> {
+    /// `s3://bucket/key` of the registry.
+    pub registry: &'a str,
+    /// The field and its entry.
+    pub field: &'a UnknownField,
+}
+
+impl Event for FieldUnknown<'_> {
+    const NAME: &'static str = "registry_unknown_field";
+    fn emit(&self) {
+        let f = self.field;
+        tracing::warn!(event = Self::NAME, registry = self.registry, index = ?f.index,
+            name = %f.name, field = %f.field,
+            "the tenant registry has a field this version does not read: ignored (a typo?)");
+    }
+}
+
+/// A tenant's tick could not be started after retries.
+pub struct NotStarted<'a> {
+    /// The tenant and why.
+    pub failure: &'a Failure,
+}
+
+impl Event for NotStarted<'_> {
+    const NAME: &'static str = "dispatch_not_started";
+    fn emit(&self) {
+        let f = self.failure;
+        tracing::error!(event = Self::NAME, tenant = %f.tenant, attempts = f.attempts,
+            error = %f.error, "a tenant's tick could not be started; it is tried again at the next scheduled event");
     }
 }
 

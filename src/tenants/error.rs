@@ -115,9 +115,9 @@ pub enum TenantsError {
         /// Writes tried.
         attempts: u32,
     },
-    /// The dispatcher could not start some tenants' ticks.
+    /// The dispatcher could not start any tenant's tick.
     #[error(
-        "dispatch: {failed} of {total} tenant ticks could not be started ({names}): {first_error}; the others were started, and the failed ones run at the next scheduled event"
+        "dispatch: none of the {total} tenant ticks could be started ({names}): {first_error}; they are tried again at the next scheduled event"
     )]
     Dispatch {
         /// How many invocations failed.
@@ -137,20 +137,21 @@ pub enum TenantsError {
 }
 
 impl TenantsError {
-    /// The stable `errorType`: `Tenant` for an event's tenant, `Dispatch` for the fan-out,
-    /// `Registry` for the registry object itself.
+    /// The stable `errorType`: `Tenant` for an event's tenant (its own entry included),
+    /// `Dispatch` for a fan-out that started nobody, `Registry` for the registry object as a
+    /// whole (missing, unreadable, not `{"tenants": [...]}`).
     pub fn error_type(&self) -> &'static str {
         match self {
             TenantsError::Unknown { .. }
             | TenantsError::Disabled { .. }
             | TenantsError::NoRegistry { .. }
             | TenantsError::BackfillNeedsTenant { .. }
+            | TenantsError::Entry { .. }
             | TenantsError::Exists { .. } => "Tenant",
             TenantsError::Dispatch { .. } | TenantsError::NoFunctionName => "Dispatch",
             TenantsError::Config(_) => "Config",
             TenantsError::Missing { .. }
             | TenantsError::Malformed { .. }
-            | TenantsError::Entry { .. }
             | TenantsError::State(_)
             | TenantsError::Contended { .. } => "Registry",
         }

@@ -9,9 +9,9 @@ use m365_trace_to_devo::app::App;
 use m365_trace_to_devo::error_chain;
 use m365_trace_to_devo::job::Tenant;
 use m365_trace_to_devo::state::S3Store;
-use m365_trace_to_devo::tenants::registry::{self, Entry, Location, Registry};
+use m365_trace_to_devo::tenants;
+use m365_trace_to_devo::tenants::registry::{self, Entry, Registry};
 use m365_trace_to_devo::tenants::status::{self, TenantStatus};
-use m365_trace_to_devo::tenants::{self, TenantsError};
 
 use crate::{fail, print_json, z};
 
@@ -93,10 +93,6 @@ pub(crate) async fn run(app: &App, command: TenantsCommand, json: bool) -> ExitC
         );
     };
     let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
-    let at = Location {
-        bucket: &config.state_bucket,
-        key,
-    };
     let edited = match command {
         TenantsCommand::List => {
             return match status::list(&store, config, key, Utc::now()).await {
@@ -122,16 +118,27 @@ pub(crate) async fn run(app: &App, command: TenantsCommand, json: bool) -> ExitC
                 devo_tag,
                 reset_before: None,
             };
-            registry::update(&store, key, |r| registry::add(r, entry.clone())).await
+            registry::update(&store, key, |d, at| registry::add(d, &entry, at)).await
         }
         TenantsCommand::Remove { name } => {
-            registry::update(&store, key, |r| registry::remove(r, &name, at)).await
+            registry::update(&store, key, |d, at| registry::remove(d, &name, at)).await
         }
-        TenantsCommand::Pause { name } => set_enabled(&store, key, &name, false, at).await,
-        TenantsCommand::Resume { name } => set_enabled(&store, key, &name, true, at).await,
+        TenantsCommand::Pause { name } => {
+            registry::update(&store, key, |d, at| {
+                registry::set_enabled(d, &name, false, at)
+            })
+            .await
+        }
+        TenantsCommand::Resume { name } => {
+            registry::update(&store, key, |d, at| {
+                registry::set_enabled(d, &name, true, at)
+            })
+            .await
+        }
     };
     match edited {
         Ok(registry) => {
+            warn_unreadable(&registry);
             if json {
                 print_json(&registry);
             } else {
@@ -148,27 +155,26 @@ pub(crate) async fn run(app: &App, command: TenantsCommand, json: bool) -> ExitC
     }
 }
 
-async fn set_enabled(
-    store: &S3Store,
-    key: &str,
-    name: &str,
-    enabled: bool,
-    at: Location<'_>,
-) -> Result<Registry, TenantsError> {
-    registry::update(store, key, |r| {
-        match r.tenants.iter_mut().find(|e| e.name == name) {
-            Some(entry) => {
-                entry.enabled = enabled;
-                Ok(())
-            }
-            None => Err(TenantsError::Unknown {
-                name: name.to_owned(),
-                bucket: at.bucket.to_owned(),
-                key: at.key.to_owned(),
-            }),
+/// Tells the operator, on stderr, what in the registry does not run or is not read.
+fn warn_unreadable(registry: &Registry) {
+    for e in &registry.invalid {
+        eprintln!(
+            "warning: entry {} ({:?}) cannot run: {}",
+            e.index, e.name, e.problem
+        );
+    }
+    for f in &registry.unknown_fields {
+        match f.index {
+            Some(index) => eprintln!(
+                "warning: entry {index} ({:?}) has the field {:?}, which this version does not read",
+                f.name, f.field
+            ),
+            None => eprintln!(
+                "warning: the registry has the field {:?} beside \"tenants\", which this version does not read",
+                f.field
+            ),
         }
-    })
-    .await
+    }
 }
 
 /// `25h 3m`, `4m 10s`: a lag an operator reads at a glance.
