@@ -668,3 +668,94 @@ async fn a_tenant_lambda_keeps_refusing_is_named_and_counted_and_the_others_star
     assert!(error.contains("ServiceException (HTTP 503)"), "{error}");
     assert_eq!(fleet.invoke.count(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_name_added_again_starts_fresh_unless_told_to_keep_its_state() {
+    let fleet = Fleet::start_n(1).await;
+    let app = fleet.app(&fleet.env);
+    let tenant = name(0);
+    let secret = format!("{}/{tenant}", fleet.bucket);
+    let checkpoint_key = format!("m365-message-trace/tenants/{tenant}/checkpoint.json");
+    let all = fleet.records[0].len();
+    let tick = |n: &'static str| invoke(&app, json!({"tenant": name(0)}), n);
+    let first = tick("first").await.expect("first tick");
+    assert_eq!(first["events_sent"], json!(all));
+
+    // Kept: the add is refused, naming the way to continue and the prefix; with it, the
+    // tenant continues from its position (nothing twice).
+    let (code, _, err) = cli(&fleet, &["tenants", "remove", &tenant, "--keep-state"]).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cli(&fleet, &["tenants", "add", &tenant, "--secret-id", &secret]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--keep-state")
+            && err.contains(&format!("m365-message-trace/tenants/{tenant}/")),
+        "{err}"
+    );
+    let args = [
+        "tenants",
+        "add",
+        &tenant,
+        "--secret-id",
+        &secret,
+        "--keep-state",
+    ];
+    let (code, _, err) = cli(&fleet, &args).await;
+    assert_eq!(code, 0, "{err}");
+    let again = tick("kept").await.expect("tick after add --keep-state");
+    assert_eq!(again["events_sent"], json!(0), "continued, nothing twice");
+
+    // Removed: the state is moved aside, and the new tenant of that name starts fresh.
+    let (code, _, err) = cli(&fleet, &["tenants", "remove", &tenant]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("tenants-removed/tenant-00-"), "{err}");
+    assert!(fleet.object(&checkpoint_key).await.is_none(), "moved");
+    let listed = fleet
+        .clients
+        .s3
+        .list_objects_v2()
+        .bucket(&fleet.bucket)
+        .prefix("m365-message-trace/tenants-removed/tenant-00-")
+        .send()
+        .await
+        .unwrap();
+    let moved: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert!(
+        moved.iter().any(|k| k.ends_with("/checkpoint.json")),
+        "{moved:?}"
+    );
+    let (code, _, err) = cli(&fleet, &["tenants", "add", &tenant, "--secret-id", &secret]).await;
+    assert_eq!(code, 0, "{err}");
+    let fresh = tick("fresh").await.expect("tick of the new tenant");
+    assert_eq!(
+        fresh["events_sent"],
+        json!(all),
+        "a new customer starts HISTORIC_DAYS back, not at the old position"
+    );
+}
+
+#[tokio::test]
+async fn a_registry_key_that_is_a_state_key_is_refused() {
+    let fleet = Fleet::start_n(1).await;
+    for (tenants_key, state_key) in [
+        ("m365-message-trace/checkpoint.json", None),
+        ("state/x.json", Some("state/x.json")),
+        ("m365-message-trace/tenants/tenant-00/checkpoint.json", None),
+    ] {
+        let mut env = fleet.env.clone();
+        env.insert("TENANTS_KEY".into(), tenants_key.into());
+        if let Some(state_key) = state_key {
+            env.insert("STATE_KEY".into(), state_key.into());
+        }
+        let (error_type, message) = invoke(&fleet.app(&env), scheduled_event(), "r")
+            .await
+            .unwrap_err();
+        assert_eq!(error_type, "Config", "{message}");
+        assert!(
+            message.contains(&format!("TENANTS_KEY={tenants_key:?} is invalid"))
+                && message.contains("STATE_KEY"),
+            "{message}"
+        );
+    }
+    assert_eq!(fleet.invoke.count(), 0);
+}

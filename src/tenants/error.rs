@@ -103,6 +103,34 @@ pub enum TenantsError {
         /// The name.
         name: String,
     },
+    /// `tenants add` of a name whose state is still in the bucket.
+    #[error(
+        "tenant {name:?} has state under s3://{bucket}/{prefix} ({objects} objects: checkpoint, backfills, ledger) from an earlier tenant of that name: add it with --keep-state to continue from that position, or move or delete that prefix to start fresh from HISTORIC_DAYS back"
+    )]
+    StateExists {
+        /// The name.
+        name: String,
+        /// `STATE_BUCKET`.
+        bucket: String,
+        /// The tenant's state prefix.
+        prefix: String,
+        /// Objects found there.
+        objects: usize,
+    },
+    /// `tenants remove` edited the registry but could not move all of the tenant's state.
+    #[error(
+        "tenant {name:?} was removed from the registry, but its state under s3://{bucket}/{prefix} could not all be moved aside: {error}; until that prefix is moved or deleted, `tenants add {name}` refuses the name (or continues from it with --keep-state)"
+    )]
+    NotMoved {
+        /// The name.
+        name: String,
+        /// `STATE_BUCKET`.
+        bucket: String,
+        /// The tenant's state prefix.
+        prefix: String,
+        /// The S3 failure.
+        error: String,
+    },
     /// The registry kept changing under a conditional update.
     #[error(
         "the tenant registry s3://{bucket}/{key} changed under each of {attempts} conditional writes: another edit is in progress; try again"
@@ -147,12 +175,14 @@ impl TenantsError {
             | TenantsError::NoRegistry { .. }
             | TenantsError::BackfillNeedsTenant { .. }
             | TenantsError::Entry { .. }
+            | TenantsError::StateExists { .. }
             | TenantsError::Exists { .. } => "Tenant",
             TenantsError::Dispatch { .. } | TenantsError::NoFunctionName => "Dispatch",
             TenantsError::Config(_) => "Config",
             TenantsError::Missing { .. }
             | TenantsError::Malformed { .. }
             | TenantsError::State(_)
+            | TenantsError::NotMoved { .. }
             | TenantsError::Contended { .. } => "Registry",
         }
     }

@@ -2,7 +2,9 @@
 //! a [`Tenant`] with its own secret, state and Devo identity, and the dispatcher that starts
 //! one invocation per tenant. Without `TENANTS_KEY` none of this runs: one tenant, as always.
 
+pub mod archive;
 pub mod dispatch;
+pub mod edit;
 pub mod entry;
 pub mod error;
 pub(crate) mod invoke;

@@ -9,9 +9,9 @@ use m365_trace_to_devo::app::App;
 use m365_trace_to_devo::error_chain;
 use m365_trace_to_devo::job::Tenant;
 use m365_trace_to_devo::state::S3Store;
-use m365_trace_to_devo::tenants;
 use m365_trace_to_devo::tenants::registry::{self, Entry, Registry};
 use m365_trace_to_devo::tenants::status::{self, TenantStatus};
+use m365_trace_to_devo::tenants::{self, archive::S3Objects, edit};
 
 use crate::{fail, print_json, z};
 
@@ -37,11 +37,20 @@ pub(crate) enum TenantsCommand {
         /// Add it paused: listed, checked with `check --tenant`, not dispatched.
         #[arg(long)]
         disabled: bool,
+        /// Continue from the state an earlier tenant of this name left under
+        /// {dir}/tenants/NAME/ (without it, such state refuses the add).
+        #[arg(long)]
+        keep_state: bool,
     },
-    /// Remove a tenant from the registry (its checkpoint stays in the bucket).
+    /// Remove a tenant from the registry and move its state (checkpoint, backfills, ledger) to
+    /// {dir}/tenants-removed/NAME-{time}/, so that a tenant added again under the name starts
+    /// fresh.
     Remove {
         /// Its name.
         name: String,
+        /// Leave its state where it is (a later `add NAME --keep-state` continues from it).
+        #[arg(long)]
+        keep_state: bool,
     },
     /// Stop dispatching a tenant; its state is kept.
     Pause {
@@ -93,6 +102,7 @@ pub(crate) async fn run(app: &App, command: TenantsCommand, json: bool) -> ExitC
         );
     };
     let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
+    let objects = S3Objects::new(app.s3().clone(), config.state_bucket.clone());
     let edited = match command {
         TenantsCommand::List => {
             return match status::list(&store, config, key, Utc::now()).await {
@@ -109,6 +119,7 @@ pub(crate) async fn run(app: &App, command: TenantsCommand, json: bool) -> ExitC
             devo_hostname,
             devo_tag,
             disabled,
+            keep_state,
         } => {
             let entry = Entry {
                 name,
@@ -118,10 +129,25 @@ pub(crate) async fn run(app: &App, command: TenantsCommand, json: bool) -> ExitC
                 devo_tag,
                 reset_before: None,
             };
-            registry::update(&store, key, |d, at| registry::add(d, &entry, at)).await
+            edit::add(&store, &objects, &config.state_key, key, &entry, keep_state).await
         }
-        TenantsCommand::Remove { name } => {
-            registry::update(&store, key, |d, at| registry::remove(d, &name, at)).await
+        TenantsCommand::Remove { name, keep_state } => {
+            let state_key = &config.state_key;
+            let now = Utc::now();
+            edit::remove(&store, &objects, state_key, key, &name, keep_state, now)
+                .await
+                .map(|(registry, moved)| {
+                    if let Some(m) = moved.filter(|m| m.objects > 0) {
+                        eprintln!(
+                            "moved {} objects of {name}'s state from s3://{bucket}/{} to s3://{bucket}/{}",
+                            m.objects,
+                            m.from,
+                            m.to,
+                            bucket = config.state_bucket
+                        );
+                    }
+                    registry
+                })
         }
         TenantsCommand::Pause { name } => {
             registry::update(&store, key, |d, at| {
