@@ -353,4 +353,29 @@ mod tests {
         );
         assert_eq!(doc["Tenant"], json!("contoso"));
     }
+
+    #[test]
+    fn a_dispatch_counts_what_it_could_not_start_and_the_entries_it_could_not_read() {
+        let counts = DispatchCounts {
+            dispatched: 48,
+            failed: 1,
+            registry_errors: 2,
+            duration_ms: 900,
+        };
+        let doc = dispatch_emf(&DIMS, counts, Utc::now());
+        assert_eq!(
+            (
+                &doc["TenantsDispatched"],
+                &doc["DispatchFailed"],
+                &doc["RegistryErrors"]
+            ),
+            (&json!(48), &json!(1), &json!(2))
+        );
+        let directives = doc["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        assert_eq!(directives.len(), 1, "per function only");
+        assert_eq!(
+            directives[0]["Dimensions"],
+            json!([["FunctionName", "Api"]])
+        );
+    }
 }

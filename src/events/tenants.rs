@@ -5,16 +5,24 @@ use chrono::Utc;
 
 use crate::events::Event;
 use crate::metrics::{Dimensions, DispatchCounts};
-use crate::tenants::dispatch::{DispatchSummary, Failure};
-use crate::tenants::registry::{Invalid, UnknownField};
 
 /// A scheduled event started the tenants' ticks: the line, then the EMF document of
 /// `TenantsDispatched`, `DispatchFailed` and `RegistryErrors`.
 pub struct Dispatched<'a> {
     /// `s3://bucket/key` of the registry.
     pub registry: &'a str,
-    /// What the dispatch did.
-    pub summary: &'a DispatchSummary,
+    /// Entries listed, valid or not.
+    pub tenants: usize,
+    /// Ticks started, not started, and invalid entries, with the wall time.
+    pub counts: DispatchCounts,
+    /// Tenants skipped as disabled.
+    pub disabled: usize,
+    /// The invalid entries' names.
+    pub invalid: &'a [&'a str],
+    /// The tenants whose tick could not be started.
+    pub failed: &'a [&'a str],
+    /// Invocations retried.
+    pub retries: u32,
     /// The function and the API (the metrics' dimensions).
     pub dimensions: Dimensions<'a>,
 }
@@ -22,26 +30,15 @@ pub struct Dispatched<'a> {
 impl Event for Dispatched<'_> {
     const NAME: &'static str = "dispatch";
     fn emit(&self) {
-        let s = self.summary;
+        let c = self.counts;
         println!(
             "{}",
-            crate::metrics::dispatch_emf(
-                &self.dimensions,
-                DispatchCounts {
-                    dispatched: s.dispatched.len(),
-                    failed: s.failed.len(),
-                    registry_errors: s.invalid.len(),
-                    duration_ms: s.duration_ms,
-                },
-                Utc::now()
-            )
+            crate::metrics::dispatch_emf(&self.dimensions, c, Utc::now())
         );
-        let failed: Vec<&str> = s.failed.iter().map(|f| f.tenant.as_str()).collect();
-        let invalid: Vec<&str> = s.invalid.iter().map(|i| i.name.as_str()).collect();
-        tracing::info!(event = Self::NAME, registry = self.registry, tenants = s.tenants,
-            dispatched = s.dispatched.len(), disabled = s.disabled.len(),
-            invalid = s.invalid.len(), invalid_entries = ?invalid, failed = s.failed.len(),
-            failed_tenants = ?failed, retries = s.retries, duration_ms = s.duration_ms,
+        tracing::info!(event = Self::NAME, registry = self.registry, tenants = self.tenants,
+            dispatched = c.dispatched, disabled = self.disabled,
+            invalid = c.registry_errors, invalid_entries = ?self.invalid, failed = c.failed,
+            failed_tenants = ?self.failed, retries = self.retries, duration_ms = c.duration_ms,
             "tenant ticks dispatched");
     }
 }
@@ -50,17 +47,25 @@ impl Event for Dispatched<'_> {
 pub struct EntryInvalid<'a> {
     /// `s3://bucket/key` of the registry.
     pub registry: &'a str,
-    /// The entry.
-    pub entry: &'a Invalid,
+    /// Its position in `tenants`, from 0.
+    pub index: usize,
+    /// Its name as written.
+    pub name: &'a str,
+    /// What is wrong.
+    pub problem: &'a str,
 }
 
 impl Event for EntryInvalid<'_> {
     const NAME: &'static str = "registry_entry_invalid";
     fn emit(&self) {
-        let e = self.entry;
-        tracing::error!(event = Self::NAME, registry = self.registry, index = e.index,
-            name = %e.name, problem = %e.problem,
-            "a tenant registry entry cannot run; the other tenants were dispatched");
+        tracing::error!(
+            event = Self::NAME,
+            registry = self.registry,
+            index = self.index,
+            name = self.name,
+            problem = self.problem,
+            "a tenant registry entry cannot run; the other tenants were dispatched"
+        );
     }
 }
 
@@ -68,32 +73,43 @@ impl Event for EntryInvalid<'_> {
 pub struct FieldUnknown<'a> {
     /// `s3://bucket/key` of the registry.
     pub registry: &'a str,
-    /// The field and its entry.
-    pub field: &'a UnknownField,
+    /// The entry's position (`None`: beside `tenants`).
+    pub index: Option<usize>,
+    /// The entry's name.
+    pub name: &'a str,
+    /// The field.
+    pub field: &'a str,
 }
 
 impl Event for FieldUnknown<'_> {
     const NAME: &'static str = "registry_unknown_field";
     fn emit(&self) {
-        let f = self.field;
-        tracing::warn!(event = Self::NAME, registry = self.registry, index = ?f.index,
-            name = %f.name, field = %f.field,
+        tracing::warn!(event = Self::NAME, registry = self.registry, index = ?self.index,
+            name = self.name, field = self.field,
             "the tenant registry has a field this version does not read: ignored (a typo?)");
     }
 }
 
 /// A tenant's tick could not be started after retries.
 pub struct NotStarted<'a> {
-    /// The tenant and why.
-    pub failure: &'a Failure,
+    /// The tenant.
+    pub tenant: &'a str,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last refusal.
+    pub error: &'a str,
 }
 
 impl Event for NotStarted<'_> {
     const NAME: &'static str = "dispatch_not_started";
     fn emit(&self) {
-        let f = self.failure;
-        tracing::error!(event = Self::NAME, tenant = %f.tenant, attempts = f.attempts,
-            error = %f.error, "a tenant's tick could not be started; it is tried again at the next scheduled event");
+        tracing::error!(
+            event = Self::NAME,
+            tenant = self.tenant,
+            attempts = self.attempts,
+            error = self.error,
+            "a tenant's tick could not be started; it is tried again at the next scheduled event"
+        );
     }
 }
 

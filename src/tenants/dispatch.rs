@@ -65,9 +65,9 @@ pub struct DispatchSummary {
 
 impl DispatchSummary {
     /// The summary, or [`TenantsError::Dispatch`] when tenants were to be started and none
-    /// could be (a missing permission, the function gone): then nothing ran, and Lambda's retry
-    /// of the scheduled event starts nobody twice. Some failures among started tenants are
-    /// the summary's `failed` and the `DispatchFailed` metric, not a failed invocation.
+    /// could be (a missing permission, the function gone: nothing ran, the invocation fails).
+    /// Failures beside started tenants are the summary's `failed` and the `DispatchFailed`
+    /// metric, not a failed invocation.
     pub fn into_result(self) -> Result<DispatchSummary, TenantsError> {
         let Some(first) = self.failed.first().filter(|_| self.dispatched.is_empty()) else {
             return Ok(self);

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::events::Event;
 use crate::events::tenants::{Dispatched, EntryInvalid, FieldUnknown, NoTenants, NotStarted};
 use crate::job::Tenant;
-use crate::metrics::Dimensions;
+use crate::metrics::{Dimensions, DispatchCounts};
 use crate::state::{S3Store, StateStore};
 
 pub use error::TenantsError;
@@ -148,27 +148,53 @@ pub async fn run_dispatch<I: dispatch::Invoker>(
         }
         .emit();
     }
-    for field in &registry.unknown_fields {
+    for f in &registry.unknown_fields {
+        let (index, name, field) = (f.index, f.name.as_str(), f.field.as_str());
+        let registry = &location;
         FieldUnknown {
-            registry: &location,
+            registry,
+            index,
+            name,
             field,
         }
         .emit();
     }
-    for entry in &registry.invalid {
+    for e in &registry.invalid {
+        let (index, name, problem) = (e.index, e.name.as_str(), e.problem.as_str());
+        let registry = &location;
         EntryInvalid {
-            registry: &location,
-            entry,
+            registry,
+            index,
+            name,
+            problem,
         }
         .emit();
     }
     let summary = dispatch::dispatch(invoker, registry, pace).await;
-    for failure in &summary.failed {
-        NotStarted { failure }.emit();
+    for f in &summary.failed {
+        let (tenant, attempts, error) = (f.tenant.as_str(), f.attempts, f.error.as_str());
+        NotStarted {
+            tenant,
+            attempts,
+            error,
+        }
+        .emit();
     }
+    let failed: Vec<&str> = summary.failed.iter().map(|f| f.tenant.as_str()).collect();
+    let invalid: Vec<&str> = summary.invalid.iter().map(|i| i.name.as_str()).collect();
     Dispatched {
         registry: &location,
-        summary: &summary,
+        tenants: summary.tenants,
+        counts: DispatchCounts {
+            dispatched: summary.dispatched.len(),
+            failed: failed.len(),
+            registry_errors: invalid.len(),
+            duration_ms: summary.duration_ms,
+        },
+        disabled: summary.disabled.len(),
+        invalid: &invalid,
+        failed: &failed,
+        retries: summary.retries,
         dimensions,
     }
     .emit();
