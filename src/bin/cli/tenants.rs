@@ -6,12 +6,13 @@ use std::process::ExitCode;
 use chrono::Utc;
 use clap::Subcommand;
 use m365_trace_to_devo::app::App;
+use m365_trace_to_devo::config::Config;
 use m365_trace_to_devo::error_chain;
 use m365_trace_to_devo::job::Tenant;
 use m365_trace_to_devo::state::S3Store;
 use m365_trace_to_devo::tenants::registry::{self, Entry, Registry};
 use m365_trace_to_devo::tenants::status::{self, TenantStatus};
-use m365_trace_to_devo::tenants::{self, archive::S3Objects, edit};
+use m365_trace_to_devo::tenants::{self, TenantsError, archive::S3Objects, edit};
 
 use crate::{fail, print_json, z};
 
@@ -132,22 +133,7 @@ pub(crate) async fn run(app: &App, command: TenantsCommand, json: bool) -> ExitC
             edit::add(&store, &objects, &config.state_key, key, &entry, keep_state).await
         }
         TenantsCommand::Remove { name, keep_state } => {
-            let state_key = &config.state_key;
-            let now = Utc::now();
-            edit::remove(&store, &objects, state_key, key, &name, keep_state, now)
-                .await
-                .map(|(registry, moved)| {
-                    if let Some(m) = moved.filter(|m| m.objects > 0) {
-                        eprintln!(
-                            "moved {} objects of {name}'s state from s3://{bucket}/{} to s3://{bucket}/{}",
-                            m.objects,
-                            m.from,
-                            m.to,
-                            bucket = config.state_bucket
-                        );
-                    }
-                    registry
-                })
+            remove(&store, &objects, config, &name, keep_state).await
         }
         TenantsCommand::Pause { name } => {
             registry::update(&store, key, |d, at| {
@@ -179,6 +165,31 @@ pub(crate) async fn run(app: &App, command: TenantsCommand, json: bool) -> ExitC
         }
         Err(e) => fail(json, &error_chain(&e)),
     }
+}
+
+/// `tenants remove`: the entry, then (unless `keep_state`) the tenant's state moved aside,
+/// saying where on stderr.
+async fn remove(
+    store: &S3Store,
+    objects: &S3Objects,
+    config: &Config,
+    name: &str,
+    keep_state: bool,
+) -> Result<Registry, TenantsError> {
+    let key = config.tenants_key.as_deref().unwrap_or_default();
+    let (state_key, now) = (&config.state_key, Utc::now());
+    let (registry, moved) =
+        edit::remove(store, objects, state_key, key, name, keep_state, now).await?;
+    if let Some(m) = moved.filter(|m| m.objects > 0) {
+        eprintln!(
+            "moved {} objects of {name}'s state from s3://{bucket}/{} to s3://{bucket}/{}",
+            m.objects,
+            m.from,
+            m.to,
+            bucket = config.state_bucket
+        );
+    }
+    Ok(registry)
 }
 
 /// Tells the operator, on stderr, what in the registry does not run or is not read.
