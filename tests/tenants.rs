@@ -184,17 +184,17 @@ impl Fleet {
         )
     }
 
-    /// Writes `registry` as the object at `REGISTRY_KEY`.
-    async fn put_registry(&self, registry: &Value) {
+    /// Writes `value` as the object at `key`.
+    async fn put(&self, key: &str, value: &Value) {
         self.clients
             .s3
             .put_object()
             .bucket(&self.bucket)
-            .key(REGISTRY_KEY)
-            .body(ByteStream::from(registry.to_string().into_bytes()))
+            .key(key)
+            .body(ByteStream::from(value.to_string().into_bytes()))
             .send()
             .await
-            .expect("registry");
+            .expect("put object");
     }
 
     /// The registry entry of tenant `i`, with its secret.
@@ -513,17 +513,11 @@ async fn events_for_tenants_that_cannot_run_are_refused_by_name() {
         "{message}"
     );
     fleet
-        .clients
-        .s3
-        .put_object()
-        .bucket(&fleet.bucket)
-        .key("m365-message-trace/bad.json")
-        .body(ByteStream::from_static(
-            b"{\"tenants\": [{\"name\": \"x\"}]}",
-        ))
-        .send()
-        .await
-        .unwrap();
+        .put(
+            "m365-message-trace/bad.json",
+            &json!({"tenants": [{"name": "x"}]}),
+        )
+        .await;
     env.insert("TENANTS_KEY".into(), "m365-message-trace/bad.json".into());
     // An entry without a secret cannot run: reported, not a failed invocation.
     let summary = invoke(&fleet.app(&env), scheduled_event(), "r5")
@@ -535,15 +529,8 @@ async fn events_for_tenants_that_cannot_run_are_refused_by_name() {
     assert!(problem.contains("missing field `secret_id`"), "{problem}");
     // An object that is not {"tenants": [...]} is the registry as a whole.
     fleet
-        .clients
-        .s3
-        .put_object()
-        .bucket(&fleet.bucket)
-        .key("m365-message-trace/bad.json")
-        .body(ByteStream::from_static(b"{\"tenants\": {\"x\": 1}}"))
-        .send()
-        .await
-        .unwrap();
+        .put("m365-message-trace/bad.json", &json!({"tenants": {"x": 1}}))
+        .await;
     let (error_type, message) = invoke(&fleet.app(&env), scheduled_event(), "r5b")
         .await
         .unwrap_err();
@@ -598,7 +585,10 @@ async fn a_bad_entry_fails_alone_and_the_others_run_once() {
     let mut bad = fleet.entry(1);
     bad["name"] = json!("Tenant_01");
     fleet
-        .put_registry(&json!({"tenants": [first, bad, fleet.entry(2)]}))
+        .put(
+            REGISTRY_KEY,
+            &json!({"tenants": [first, bad, fleet.entry(2)]}),
+        )
         .await;
 
     let summary = invoke(&app, scheduled_event(), "dispatcher")
