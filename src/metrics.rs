@@ -87,6 +87,46 @@ pub fn emf(
     document(values, dimensions, now)
 }
 
+/// What a dispatch measured.
+#[derive(Debug, Clone, Copy)]
+pub struct DispatchCounts {
+    /// Tenant ticks started.
+    pub dispatched: usize,
+    /// Tenant ticks that could not be started after retries (`DispatchFailed`).
+    pub failed: usize,
+    /// Registry entries that cannot run (`RegistryErrors`).
+    pub registry_errors: usize,
+    /// Wall time of the fan-out.
+    pub duration_ms: u64,
+}
+
+/// The EMF document of one dispatch, per function and API: what the `DispatchFailed` and
+/// `RegistryErrors` alarms watch.
+pub fn dispatch_emf(
+    dimensions: &Dimensions<'_>,
+    counts: DispatchCounts,
+    now: DateTime<Utc>,
+) -> Value {
+    let values = vec![
+        ("TenantsDispatched", "Count", json!(counts.dispatched)),
+        ("DispatchFailed", "Count", json!(counts.failed)),
+        ("RegistryErrors", "Count", json!(counts.registry_errors)),
+        (
+            "DispatchDuration",
+            "Milliseconds",
+            json!(counts.duration_ms),
+        ),
+    ];
+    document(
+        values,
+        &Dimensions {
+            per_tenant: false,
+            ..*dimensions
+        },
+        now,
+    )
+}
+
 /// The EMF document of `values`: the directives (per function, and per tenant for
 /// [`PER_TENANT`] when asked), the dimensions' values and the metrics' values.
 fn document(
@@ -312,5 +352,30 @@ mod tests {
             1
         );
         assert_eq!(doc["Tenant"], json!("contoso"));
+    }
+
+    #[test]
+    fn a_dispatch_counts_what_it_could_not_start_and_the_entries_it_could_not_read() {
+        let counts = DispatchCounts {
+            dispatched: 48,
+            failed: 1,
+            registry_errors: 2,
+            duration_ms: 900,
+        };
+        let doc = dispatch_emf(&DIMS, counts, Utc::now());
+        assert_eq!(
+            (
+                &doc["TenantsDispatched"],
+                &doc["DispatchFailed"],
+                &doc["RegistryErrors"]
+            ),
+            (&json!(48), &json!(1), &json!(2))
+        );
+        let directives = doc["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        assert_eq!(directives.len(), 1, "per function only");
+        assert_eq!(
+            directives[0]["Dimensions"],
+            json!([["FunctionName", "Api"]])
+        );
     }
 }

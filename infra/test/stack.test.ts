@@ -588,7 +588,35 @@ describe('many tenants (TenantsKey)', () => {
     expect(resources.Function.Properties.ReservedConcurrentExecutions).toBe('50');
     expect(resources.TenantsPolicy.Properties.Roles).toEqual([{ Ref: 'FunctionRole' }]);
     expect(resources.ThrottlesAlarm).toBeUndefined();
-    expect(Object.keys(alarmsOf(resources)).sort()).toEqual(['ErrorsAlarm', 'FreshLagAlarm', 'LagAlarm']);
+    expect(Object.keys(alarmsOf(resources)).sort()).toEqual([
+      'DispatchFailedAlarm',
+      'ErrorsAlarm',
+      'FreshLagAlarm',
+      'LagAlarm',
+      'RegistryErrorsAlarm',
+    ]);
+  });
+
+  test('with a registry: a bad entry and a tenant not started page at the first dispatch', () => {
+    const alarms = alarmsOf(deployed(raw, { TenantsKey: 'm365-message-trace/tenants.json', AlarmTopicArn: TOPIC }));
+    for (const [id, metric, statistic] of [
+      ['RegistryErrorsAlarm', 'RegistryErrors', 'Maximum'],
+      ['DispatchFailedAlarm', 'DispatchFailed', 'Sum'],
+    ]) {
+      expect(alarms[id].Properties).toMatchObject({
+        Namespace: 'M365TraceToDevo',
+        MetricName: metric,
+        Statistic: statistic,
+        Period: 300,
+        EvaluationPeriods: 1,
+        DatapointsToAlarm: 1,
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [TOPIC],
+      });
+      expect(alarms[id].Properties.Dimensions.map((d: Json) => d.Name).sort()).toEqual(['Api', 'FunctionName']);
+    }
   });
 
   test('the registry key stays under the state prefix the role may read', () => {

@@ -51,6 +51,9 @@ const NAMES: &[&str] = &[
     tick::NoDeadline::NAME,
     tenants::Dispatched::NAME,
     tenants::NoTenants::NAME,
+    tenants::EntryInvalid::NAME,
+    tenants::FieldUnknown::NAME,
+    tenants::NotStarted::NAME,
     tenants::DispatchFailed::NAME,
     tenants::LastErrorNotRecorded::NAME,
 ];

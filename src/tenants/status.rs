@@ -145,7 +145,7 @@ mod tests {
     use super::*;
     use crate::checkpoint::Checkpoint;
     use crate::state::{Condition, MemoryStore};
-    use crate::tenants::registry::{Registry, add, update};
+    use crate::tenants::registry::{add, update};
 
     fn entry(name: &str, enabled: bool) -> Entry {
         Entry {
@@ -160,9 +160,9 @@ mod tests {
         let config = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
         let store = MemoryStore::new();
         let key = "m365-message-trace/tenants.json";
-        update(&store, key, |r: &mut Registry| {
-            add(r, entry("ran", true))?;
-            add(r, entry("never", false))
+        update(&store, key, |d, at| {
+            add(d, &entry("ran", true), at)?;
+            add(d, &entry("never", false), at)
         })
         .await
         .unwrap();
