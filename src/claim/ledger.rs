@@ -46,7 +46,7 @@ impl<S: StateStore> Claimed<'_, S> {
     }
 
     /// The ledger of `window`, for the reconciliation pass.
-    pub async fn ledger_for(&self, window: &Window) -> Result<LedgerIndex, StateError> {
+    pub async fn ledger_for(&self, window: &Window) -> LedgerIndex {
         let parts = &self.checkpoint.ledger;
         ledger::store::load(self.store, &self.key, parts, window.start, window.end).await
     }

@@ -73,6 +73,12 @@ impl<'s, S: StateStore> Claimed<'s, S> {
                 let report = LeaseReport::HeldByOther { owner, until };
                 return Ok(Claim::Refused { checkpoint, report });
             }
+            LeaseDecision::Duplicate { until } => {
+                lease::Duplicate { owner, until }.emit();
+                let owner = owner.to_owned();
+                let report = LeaseReport::Duplicate { owner, until };
+                return Ok(Claim::Refused { checkpoint, report });
+            }
             LeaseDecision::Claim => LeaseReport::Acquired {
                 owner: owner.to_owned(),
                 expires_at,

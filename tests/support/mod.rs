@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod s3_faults;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -16,7 +18,9 @@ use m365_trace_devtools::pki::{AppCredential, TestPki};
 use m365_trace_devtools::records::GraphRecord;
 use m365_trace_to_devo::app::{App, Clients, TickOptions};
 use m365_trace_to_devo::config::Config;
+use s3_faults::{FaultInterceptor, S3Fault, S3Faults};
 use serde_json::Value;
+use std::sync::Arc;
 
 pub const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 pub const CLIENT_ID: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
@@ -74,6 +78,8 @@ pub struct Harness {
     pub bucket: String,
     pub secret_id: String,
     pub env: HashMap<String, String>,
+    /// S3's failures, on every S3 request of this harness (its own included).
+    pub s3_faults: Arc<S3Faults>,
 }
 
 impl Harness {
@@ -100,7 +106,16 @@ impl Harness {
         .await
         .expect("graph server");
         let devo = DevoListener::start(&pki).await.expect("devo listener");
-        let clients = moto_clients().await;
+        let mut clients = moto_clients().await;
+        let s3_faults = Arc::new(S3Faults::default());
+        clients.s3 = aws_sdk_s3::Client::from_conf(
+            clients
+                .s3
+                .config()
+                .to_builder()
+                .interceptor(FaultInterceptor(s3_faults.clone()))
+                .build(),
+        );
         let bucket = unique("state");
         clients
             .s3
@@ -167,7 +182,13 @@ impl Harness {
             bucket,
             secret_id,
             env: map,
+            s3_faults,
         }
+    }
+
+    /// Makes S3 answer requests as `fault` says.
+    pub fn s3_fault(&self, fault: S3Fault) {
+        self.s3_faults.add(fault);
     }
 
     /// Replaces the secret's JSON document.
