@@ -215,7 +215,8 @@ pub async fn load(store: &impl StateStore, key: &str) -> Result<Option<Stored>, 
 }
 
 /// Writes `checkpoint` at `key`: creates it when `etag` is `None`, else replaces it only if it
-/// still has that ETag. Returns the new ETag.
+/// still has that ETag (a retried write S3 had applied is recognised as ours). Returns the new
+/// ETag.
 pub async fn write(
     store: &impl StateStore,
     key: &str,
@@ -227,5 +228,5 @@ pub async fn write(
         key: key.to_owned(),
         problem: e.to_string(),
     })?;
-    store.put(key, body, Condition::from_etag(etag)).await
+    crate::state::put_recognising(store, key, body, Condition::from_etag(etag)).await
 }
