@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::ledger::part::{decode_into, encode};
 use crate::events::Event;
 use crate::events::ledger::LedgerMissing;
+use crate::ledger::part::{decode_into, encode};
 use crate::ledger::{Fingerprint, LedgerIndex, LedgerPart};
 use crate::state::{Condition, StateError, StateStore};
 
@@ -72,7 +72,8 @@ pub async fn load(
         .iter()
         .fold(0u64, |sum, p| sum.saturating_add(p.records));
     let mut fingerprints = Vec::new();
-    let _ = fingerprints.try_reserve_exact(usize::try_from(expected.min(MAX_RESERVED)).unwrap_or(0));
+    let _ =
+        fingerprints.try_reserve_exact(usize::try_from(expected.min(MAX_RESERVED)).unwrap_or(0));
     let mut missing = Vec::new();
     for part in overlapping {
         let key = part.key(checkpoint_key);
@@ -141,9 +142,14 @@ mod tests {
 
     async fn stored(store: &MemoryStore) -> (LedgerPart, DateTime<Utc>) {
         let p = part(1);
-        write(store, KEY, &p, vec![Fingerprint::of("a|r", Some("Delivered"))])
-            .await
-            .unwrap();
+        write(
+            store,
+            KEY,
+            &p,
+            vec![Fingerprint::of("a|r", Some("Delivered"))],
+        )
+        .await
+        .unwrap();
         let at = p.start + Duration::minutes(1);
         (p, at)
     }

@@ -105,7 +105,8 @@ mod tests {
 
         // Another invocation's write in between: a real conflict.
         store.overwrite("k", b"theirs".to_vec());
-        let lost = put_recognising(&store, "k", b"mine 2".to_vec(), Condition::Matches(&etag)).await;
+        let lost =
+            put_recognising(&store, "k", b"mine 2".to_vec(), Condition::Matches(&etag)).await;
         assert!(lost.is_err_and(|e| e.is_conflict()));
     }
 }

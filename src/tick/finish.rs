@@ -75,7 +75,10 @@ pub(super) async fn finish<S: StateStore>(
 /// After a failure under the lease (a window, a state write, a source that cannot be built):
 /// records it in the checkpoint and gives the lease back, best effort, so that the next tick
 /// need not wait for its expiry; returns the failure for the tick to report.
-pub(super) async fn fail<S: StateStore>(mut claimed: Claimed<'_, S>, failure: TickError) -> TickError {
+pub(super) async fn fail<S: StateStore>(
+    mut claimed: Claimed<'_, S>,
+    failure: TickError,
+) -> TickError {
     claimed.checkpoint_mut().last_error = Some(LastError {
         at: Utc::now(),
         error_type: failure.error_type().to_owned(),

@@ -42,6 +42,11 @@ impl S3Faults {
         self.rules.lock().unwrap().push((fault, 0));
     }
 
+    /// Removes every fault.
+    pub fn clear(&self) {
+        self.rules.lock().unwrap().clear();
+    }
+
     /// Requests answered with a fault so far.
     pub fn answered(&self) -> usize {
         self.rules
@@ -53,13 +58,17 @@ impl S3Faults {
     }
 
     fn matching(&self, method: &str, uri: &str) -> Option<(u16, &'static str)> {
-        let mut rules = self.rules.lock().unwrap();
-        let (fault, seen) = rules
-            .iter_mut()
-            .find(|(f, _)| f.method == method && uri.contains(&f.key_contains))?;
-        *seen += 1;
-        (*seen > fault.skip && *seen - fault.skip <= fault.times)
-            .then_some((fault.status, fault.code))
+        let mut answer = None;
+        for (fault, seen) in self.rules.lock().unwrap().iter_mut() {
+            if fault.method != method || !uri.contains(&fault.key_contains) {
+                continue;
+            }
+            *seen += 1;
+            if answer.is_none() && *seen > fault.skip && *seen - fault.skip <= fault.times {
+                answer = Some((fault.status, fault.code));
+            }
+        }
+        answer
     }
 }
 
@@ -107,7 +116,12 @@ impl Intercept for FaultInterceptor {
         let response = context.response_mut();
         *response.status_mut() = status.try_into()?;
         let headers = response.headers_mut();
-        for name in ["content-length", "etag", "content-type", "transfer-encoding"] {
+        for name in [
+            "content-length",
+            "etag",
+            "content-type",
+            "transfer-encoding",
+        ] {
             headers.remove(name);
         }
         headers.insert("content-type", "application/xml");
