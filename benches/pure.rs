@@ -177,13 +177,15 @@ fn ledger_memory() {
             .map(|p| 16 + p.records as usize * Fingerprint::BYTES)
             .sum();
         let (index, peak) = peak_heap(|| {
-            runtime.block_on(store::load(
-                &store,
-                "bench/checkpoint.json",
-                &parts,
-                start,
-                end,
-            ))
+            runtime
+                .block_on(store::load(
+                    &store,
+                    "bench/checkpoint.json",
+                    &parts,
+                    start,
+                    end,
+                ))
+                .0
         });
         let held = IN_USE.load(Ordering::Relaxed);
         drop(index);

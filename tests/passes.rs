@@ -18,13 +18,6 @@ fn env() -> Vec<(&'static str, &'static str)> {
     vec![("DELAY_SECONDS", "12"), ("FRESH_DELAY_SECONDS", "2")]
 }
 
-/// Sleeps until `t`.
-async fn until(t: DateTime<Utc>) {
-    if let Ok(d) = (t - Utc::now()).to_std() {
-        tokio::time::sleep(d).await;
-    }
-}
-
 /// Lines received per key, and the statuses they carried.
 fn statuses(h: &Harness) -> HashMap<String, Vec<String>> {
     let mut by_key: HashMap<String, Vec<String>> = HashMap::new();

@@ -20,12 +20,6 @@ fn env() -> Vec<(&'static str, &'static str)> {
     vec![("DELAY_SECONDS", "12"), ("FRESH_DELAY_SECONDS", "2")]
 }
 
-async fn until(t: DateTime<Utc>) {
-    if let Ok(d) = (t - Utc::now()).to_std() {
-        tokio::time::sleep(d).await;
-    }
-}
-
 /// `count` records received 10 to 4 s before `t0`: young enough for a ledger part.
 fn young(seed: u64, t0: DateTime<Utc>, count: usize) -> Vec<GraphRecord> {
     generate(

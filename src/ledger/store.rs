@@ -3,8 +3,6 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::events::Event;
-use crate::events::ledger::LedgerMissing;
 use crate::ledger::part::{decode_into, encode};
 use crate::ledger::{Fingerprint, LedgerIndex, LedgerPart};
 use crate::state::{Condition, StateError, StateStore};
@@ -50,17 +48,32 @@ pub async fn write(
 /// counts are not trusted with more before the objects confirm them.
 const MAX_RESERVED: u64 = 4 << 20;
 
+/// A ledger part that could not be used: its span's records are sent again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unusable {
+    /// The object's key.
+    pub key: String,
+    /// Start of its span.
+    pub start: DateTime<Utc>,
+    /// End of its span.
+    pub end: DateTime<Utc>,
+    /// `absent`, `unreadable` or `corrupt`.
+    pub reason: &'static str,
+    /// S3's answer, or how the bytes disagree with the checkpoint.
+    pub detail: String,
+}
+
 /// Loads the parts of `parts` that overlap `[start, end)` into one index. A part that cannot
 /// be used (absent; unreadable after one retry, whatever S3 answered; or not the part the
-/// checkpoint lists) makes its span's records be sent again, and is logged: a repeat, never a
-/// loss, and never a failed tick.
+/// checkpoint lists) makes its span's records be sent again, and is returned for the log: a
+/// repeat, never a loss, and never a failed tick.
 pub async fn load(
     store: &impl StateStore,
     checkpoint_key: &str,
     parts: &[LedgerPart],
     start: DateTime<Utc>,
     end: DateTime<Utc>,
-) -> LedgerIndex {
+) -> (LedgerIndex, Vec<Unusable>) {
     let overlapping: Vec<&LedgerPart> = parts
         .iter()
         .filter(|p| p.start < end && start < p.end)
@@ -74,22 +87,21 @@ pub async fn load(
     let mut fingerprints = Vec::new();
     let _ =
         fingerprints.try_reserve_exact(usize::try_from(expected.min(MAX_RESERVED)).unwrap_or(0));
-    let mut missing = Vec::new();
+    let mut unusable = Vec::new();
     for part in overlapping {
         let key = part.key(checkpoint_key);
         if let Err((reason, detail)) = read_part(store, &key, part, &mut fingerprints).await {
-            LedgerMissing {
-                key: &key,
+            unusable.push(Unusable {
+                key,
                 start: part.start,
                 end: part.end,
                 reason,
-                detail: &detail,
-            }
-            .emit();
-            missing.push((part.start, part.end));
+                detail,
+            });
         }
     }
-    LedgerIndex::new(fingerprints, missing)
+    let missing = unusable.iter().map(|u| (u.start, u.end)).collect();
+    (LedgerIndex::new(fingerprints, missing), unusable)
 }
 
 /// Appends the fingerprints of `part` (at `key`) to `out`, reading it a second time when the
@@ -155,9 +167,10 @@ mod tests {
     }
 
     async fn verdict(store: &MemoryStore, p: &LedgerPart, at: DateTime<Utc>) -> Verdict {
-        load(store, KEY, std::slice::from_ref(p), p.start, p.end)
-            .await
-            .verdict("a|r", Some("Delivered"), at)
+        let (index, unusable) = load(store, KEY, std::slice::from_ref(p), p.start, p.end).await;
+        let verdict = index.verdict("a|r", Some("Delivered"), at);
+        assert_eq!(verdict == Verdict::LedgerMissing, unusable.len() == 1);
+        verdict
     }
 
     #[tokio::test]

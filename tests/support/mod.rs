@@ -417,6 +417,13 @@ pub fn fast_options() -> TickOptions {
     }
 }
 
+/// Sleeps until `t` (the tests of the two passes wait for a span to age past a delay).
+pub async fn until(t: DateTime<Utc>) {
+    if let Ok(d) = (t - Utc::now()).to_std() {
+        tokio::time::sleep(d).await;
+    }
+}
+
 /// Parses an RFC 3339 time from the summary or checkpoint.
 pub fn time(v: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(v.as_str().expect("time string"))
