@@ -39,8 +39,8 @@ impl<'a> Condition<'a> {
 /// Writes `body` at `key` if `condition` holds, like [`StateStore::put`], and recognises our own
 /// write: when the precondition fails but the object now holds exactly `body`, an earlier
 /// attempt of this very write was applied (an SDK retry after S3's answer was lost, which the
-/// retry then reads as 412). The bytes carry the lease owner and the write's own instant, so
-/// no other invocation writes the same ones: the write is ours, and its ETag is returned.
+/// retry then reads as 412). Only for bytes no other invocation writes (a checkpoint carrying
+/// the lease owner or the write's own instant): the write is ours, and its ETag is returned.
 pub async fn put_recognising(
     store: &impl StateStore,
     key: &str,
