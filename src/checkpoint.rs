@@ -222,10 +222,31 @@ pub async fn write(
     checkpoint: &Checkpoint,
     etag: Option<&str>,
 ) -> Result<String, StateError> {
-    let body = serde_json::to_vec_pretty(checkpoint).map_err(|e| StateError::Invalid {
+    let body = to_bytes(store, key, checkpoint)?;
+    store.put(key, body, Condition::from_etag(etag)).await
+}
+
+/// Writes like [`write`] a checkpoint of a tick under its lease: its bytes carry the lease
+/// owner or the write's own instant, so a retried write that S3 had applied is recognised as
+/// ours ([`crate::state::put_recognising`]) instead of read as a lost lease.
+pub async fn write_leased(
+    store: &impl StateStore,
+    key: &str,
+    checkpoint: &Checkpoint,
+    etag: Option<&str>,
+) -> Result<String, StateError> {
+    let body = to_bytes(store, key, checkpoint)?;
+    crate::state::put_recognising(store, key, body, Condition::from_etag(etag)).await
+}
+
+fn to_bytes(
+    store: &impl StateStore,
+    key: &str,
+    checkpoint: &Checkpoint,
+) -> Result<Vec<u8>, StateError> {
+    serde_json::to_vec_pretty(checkpoint).map_err(|e| StateError::Invalid {
         bucket: store.bucket().to_owned(),
         key: key.to_owned(),
         problem: e.to_string(),
-    })?;
-    store.put(key, body, Condition::from_etag(etag)).await
+    })
 }

@@ -85,7 +85,7 @@ pub async fn deliver<S: StateStore>(
         let mut this = Counts::default();
         let ledger = match run.pass {
             Pass::Fresh => Ledger::Collect(run.young_from),
-            Pass::Reconcile => Ledger::Filter(claimed.ledger_for(window).await?),
+            Pass::Reconcile => Ledger::Filter(claimed.ledger_for(window).await),
             Pass::Single | Pass::Backfill => Ledger::None,
         };
         let mut result = transfer.window(window, ledger, &mut this).await;

@@ -32,6 +32,15 @@ pub enum LeaseReport {
         /// Until when.
         until: DateTime<Utc>,
     },
+    /// A live lease carries this invocation's own request id: a second delivery of the same
+    /// event while the first runs (Lambda's asynchronous invocation is at-least-once). Nothing
+    /// was pulled, sent or written.
+    Duplicate {
+        /// The request id.
+        owner: String,
+        /// Until when the first delivery holds the lease.
+        until: DateTime<Utc>,
+    },
     /// A conditional write failed: another invocation wrote the checkpoint; this one stopped.
     Lost {
         /// The step that found out.

@@ -5,6 +5,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::claim::Claimed;
+use crate::events::Event;
+use crate::events::ledger::LedgerMissing;
 use crate::ledger::{self, Fingerprint, LedgerIndex, LedgerPart};
 use crate::state::{StateError, StateStore};
 use crate::transfer::collect::Delivered;
@@ -46,9 +48,22 @@ impl<S: StateStore> Claimed<'_, S> {
     }
 
     /// The ledger of `window`, for the reconciliation pass.
-    pub async fn ledger_for(&self, window: &Window) -> Result<LedgerIndex, StateError> {
+    /// A part that cannot be used is logged (`ledger_missing`) and its span sent again.
+    pub async fn ledger_for(&self, window: &Window) -> LedgerIndex {
         let parts = &self.checkpoint.ledger;
-        ledger::store::load(self.store, &self.key, parts, window.start, window.end).await
+        let (index, unusable) =
+            ledger::store::load(self.store, &self.key, parts, window.start, window.end).await;
+        for u in &unusable {
+            LedgerMissing {
+                key: &u.key,
+                start: u.start,
+                end: u.end,
+                reason: u.reason,
+                detail: &u.detail,
+            }
+            .emit();
+        }
+        index
     }
 
     /// Takes the parts the reconciliation pass covered up to `end` out of the checkpoint (the

@@ -73,6 +73,12 @@ impl<'s, S: StateStore> Claimed<'s, S> {
                 let report = LeaseReport::HeldByOther { owner, until };
                 return Ok(Claim::Refused { checkpoint, report });
             }
+            LeaseDecision::Duplicate { until } => {
+                lease::Duplicate { owner, until }.emit();
+                let owner = owner.to_owned();
+                let report = LeaseReport::Duplicate { owner, until };
+                return Ok(Claim::Refused { checkpoint, report });
+            }
             LeaseDecision::Claim => LeaseReport::Acquired {
                 owner: owner.to_owned(),
                 expires_at,
@@ -98,8 +104,10 @@ impl<'s, S: StateStore> Claimed<'s, S> {
             owner: owner.to_owned(),
             expires_at,
         });
-        claimed.updated_at = now;
-        match checkpoint::write(store, key, &claimed, found_etag.as_deref()).await {
+        // The write's own instant, to the nanosecond: what tells a retried claim S3 had applied
+        // from a concurrent delivery's claim with the same request id.
+        claimed.updated_at = Utc::now();
+        match checkpoint::write_leased(store, key, &claimed, found_etag.as_deref()).await {
             Ok(etag) => Ok(Claim::Claimed(Claimed {
                 store,
                 key: key.to_owned(),
@@ -136,7 +144,8 @@ impl<'s, S: StateStore> Claimed<'s, S> {
     /// the log and the summary when the lease turns out lost.
     pub async fn save(&mut self, at: &'static str) -> Result<Saved, StateError> {
         self.checkpoint.updated_at = Utc::now();
-        match checkpoint::write(self.store, &self.key, &self.checkpoint, Some(&self.etag)).await {
+        let etag = Some(self.etag.as_str());
+        match checkpoint::write_leased(self.store, &self.key, &self.checkpoint, etag).await {
             Ok(etag) => {
                 self.etag = etag;
                 Ok(Saved::Kept)

@@ -56,13 +56,7 @@ pub(super) async fn finish<S: StateStore>(
             end: window.end,
             source: Box::new(error),
         };
-        claimed.checkpoint_mut().last_error = Some(LastError {
-            at: Utc::now(),
-            error_type: failure.error_type().to_owned(),
-            message: crate::error_chain(&failure),
-        });
-        claimed.abandon().await;
-        return Err(failure);
+        return Err(fail(claimed, failure).await);
     }
     claimed.checkpoint_mut().last_error = None;
     let reconcile_partial = checkpoint
@@ -76,4 +70,20 @@ pub(super) async fn finish<S: StateStore>(
     summary.skipped = skipped;
     summary.split = split;
     Ok(job.annotate(summary, reset))
+}
+
+/// After a failure under the lease (a window, a state write, a source that cannot be built):
+/// records it in the checkpoint and gives the lease back, best effort, so that the next tick
+/// need not wait for its expiry; returns the failure for the tick to report.
+pub(super) async fn fail<S: StateStore>(
+    mut claimed: Claimed<'_, S>,
+    failure: TickError,
+) -> TickError {
+    claimed.checkpoint_mut().last_error = Some(LastError {
+        at: Utc::now(),
+        error_type: failure.error_type().to_owned(),
+        message: crate::error_chain(&failure),
+    });
+    claimed.abandon().await;
+    failure
 }
