@@ -200,3 +200,52 @@ pub async fn write(
     })?;
     store.put(key, body, Condition::from_etag(etag)).await
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::state::MemoryStore;
+
+    #[tokio::test]
+    async fn a_checkpoint_of_the_previous_shape_loads_and_its_ledger_spans_are_due() {
+        // As the version before the due spans wrote it: end, partial, stuck, reconcile and
+        // ledger parts.
+        let old = br#"{"version":1,"end":"2026-11-24T10:00:00Z",
+            "partial":{"start":"2026-11-24T10:00:00Z","end":"2026-11-24T10:05:00Z",
+                "resume":{"until":"2026-11-24T10:03:00Z","sent_at_until":["a|b"]}},
+            "stuck":{"start":"2026-11-24T10:00:00Z","until":"2026-11-24T10:03:00Z","ticks":1},
+            "updated_at":"2026-11-24T10:06:00Z",
+            "reconcile":{"end":"2026-11-23T09:02:00Z"},
+            "ledger":[{"start":"2026-11-23T09:00:00Z","end":"2026-11-23T09:05:00Z","n":0,"records":4},
+                      {"start":"2026-11-23T09:05:00Z","end":"2026-11-23T09:10:00Z","n":0,"records":2}]}"#;
+        let store = MemoryStore::new();
+        store.overwrite("k", old.to_vec());
+        let c = load(&store, "k").await.unwrap().unwrap().checkpoint;
+        let at = |h, m| Utc.with_ymd_and_hms(2026, 11, 24, h, m, 0).unwrap();
+        let day_before = |h, m| at(h, m) - chrono::Duration::days(1);
+        assert_eq!(c.primary.end, Some(at(10, 0)));
+        assert_eq!(
+            c.primary.partial.as_ref().map(|w| w.query_end()),
+            Some(at(10, 3))
+        );
+        assert_eq!(c.primary.stuck.as_ref().map(|s| s.ticks), Some(1));
+        assert_eq!(c.due(), &[(day_before(9, 2), day_before(9, 10))]);
+        assert_eq!(c.complete_until(), Some(day_before(9, 2)));
+        assert_eq!(c.ledger.len(), 2);
+        // Written back, it keeps its old fields where they were, and reads the same.
+        let json: serde_json::Value = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["end"], serde_json::json!("2026-11-24T10:00:00Z"));
+        assert_eq!(
+            json["partial"]["resume"]["sent_at_until"],
+            serde_json::json!(["a|b"])
+        );
+        assert_eq!(
+            json["reconcile"]["end"],
+            serde_json::json!("2026-11-23T09:02:00Z")
+        );
+        let back: Checkpoint = serde_json::from_value(json).unwrap();
+        assert_eq!(back, c);
+    }
+}

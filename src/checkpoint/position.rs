@@ -211,4 +211,173 @@ impl Position {
 }
 
 #[cfg(test)]
-mod tests {}
+mod tests {
+    use chrono::{Duration, TimeZone};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::window::{Resume, Split};
+
+    fn t(m: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap() + Duration::minutes(m)
+    }
+
+    fn window(s: i64, e: i64) -> Window {
+        Window {
+            start: t(s),
+            end: t(e),
+            resume: None,
+        }
+    }
+
+    fn resumed(s: i64, e: i64, until: i64) -> Window {
+        Window {
+            resume: Some(Resume {
+                until: t(until),
+                sent_at_until: vec!["k".into()],
+            }),
+            ..window(s, e)
+        }
+    }
+
+    fn bounds(horizon: i64, span: i64) -> Bounds {
+        Bounds {
+            start: t(0),
+            horizon: t(horizon),
+            earliest: t(-100_000),
+            span: Duration::minutes(span),
+        }
+    }
+
+    /// Whether the position holds the instant `sec` seconds in as delivered.
+    fn claims(p: &Position, sec: i64) -> bool {
+        let at = t(0) + Duration::seconds(sec);
+        p.end.is_some_and(|e| at < e)
+            || p.open().iter().any(|w| {
+                w.resume.as_ref().is_some_and(|r| r.until < at) && at < w.end && at >= w.start
+            })
+    }
+
+    #[test]
+    fn a_carved_piece_left_part_way_keeps_the_resume_point_of_its_window() {
+        let mut p = Position {
+            end: Some(t(0)),
+            partial: Some(resumed(0, 60, 40)),
+            ..Position::default()
+        };
+        p.stuck = Some(Stuck {
+            start: t(0),
+            until: t(40),
+            ticks: 2,
+            error: None,
+        });
+        let mut plan = p.plan(&bounds(120, 60), 100);
+        p.carve(&mut plan, 100);
+        assert_eq!(plan.windows[0], window(0, 20), "{plan:?}");
+        assert_eq!(p.open(), vec![resumed(0, 60, 40)], "planning moves nothing");
+        // The first piece is delivered part-way: it comes first, the window's rest after it.
+        let piece = Resume {
+            until: t(10),
+            sent_at_until: vec!["p".into()],
+        };
+        assert!(p.advance(&plan.windows[0], &Progress::Partial(piece.clone())));
+        assert_eq!(p.end, Some(t(0)));
+        assert_eq!(
+            p.open(),
+            vec![
+                Window {
+                    resume: Some(piece),
+                    ..window(0, 20)
+                },
+                resumed(20, 60, 40)
+            ]
+        );
+        // The next tick plans both, in order, then goes on.
+        let next = p.plan(&bounds(120, 60), 100);
+        assert_eq!(next.windows[1], resumed(20, 60, 40));
+        assert_eq!(next.windows[2].start, t(60));
+        assert!(p.advance(&next.windows[0], &Progress::Complete));
+        assert_eq!((p.end, p.open()), (Some(t(20)), vec![resumed(20, 60, 40)]));
+        assert!(p.advance(&next.windows[1], &Progress::Complete));
+        assert_eq!((p.end, p.open()), (Some(t(60)), vec![]));
+        assert!(!p.advance(&next.windows[2], &Progress::NotStarted));
+    }
+
+    #[test]
+    fn the_lookback_moves_the_position_and_reports_the_skip() {
+        let mut p = Position {
+            end: Some(t(0)),
+            ..Position::default()
+        };
+        let b = Bounds {
+            earliest: t(30),
+            ..bounds(120, 60)
+        };
+        let plan = p.plan(&b, 100);
+        assert_eq!(plan.skipped.map(|s| (s.from, s.to)), Some((t(0), t(30))));
+        assert_eq!(p.end, Some(t(30)));
+    }
+
+    proptest! {
+        /// Ticks of random outcomes (whole, part-way at a random instant, not started; a span
+        /// stuck and carved): the position never holds as delivered what was not, and never
+        /// forgets what was; its windows left part-way tile from its end.
+        #[test]
+        fn outcomes_never_move_the_position_past_what_was_not_delivered_nor_forget_a_resume_point(
+            ticks in prop::collection::vec(
+                (1i64..40, 1i64..30, 0u32..4, prop::collection::vec((0u8..3, 0i64..100), 1..8)),
+                1..12,
+            ),
+        ) {
+            let mut p = Position { end: Some(t(0)), ..Position::default() };
+            let mut delivered = vec![false; 36_000];
+            let mut horizon = 0;
+            for (grow, span, stuck, outcomes) in ticks {
+                horizon = (horizon + grow).min(590);
+                if stuck >= 2 && let Some(first) = p.open().first().cloned().or_else(|| p.end.map(|e| Window { start: e, end: e + Duration::minutes(span), resume: None })) {
+                    p.stuck = Some(Stuck { start: first.start, until: first.query_end().max(first.start + Duration::minutes(1)), ticks: stuck, error: None });
+                }
+                let mut plan = p.plan(&bounds(horizon, span), 100);
+                p.carve(&mut plan, 100);
+                for (w, (kind, at)) in plan.windows.iter().zip(outcomes) {
+                    let secs = |x: DateTime<Utc>| (x - t(0)).num_seconds();
+                    let (s, e) = (secs(w.start), secs(w.end));
+                    // The query's end is inclusive for a resumed window, exclusive otherwise.
+                    let top = if w.resume.is_some() { secs(w.query_end()) + 1 } else { e };
+                    let progress = match kind {
+                        0 => Progress::Complete,
+                        1 => {
+                            let until = s + (at * 60) % (top - 1 - s).max(1);
+                            Progress::Partial(Resume { until: t(0) + Duration::seconds(until), sent_at_until: vec![] })
+                        }
+                        _ => Progress::NotStarted,
+                    };
+                    // What the window delivers: up to its query's end (a resumed window's
+                    // newest part was delivered before); a part-way one, after its resume point.
+                    let from = match &progress {
+                        Progress::Complete => Some(s),
+                        Progress::Partial(r) => Some(secs(r.until) + 1),
+                        Progress::NotStarted => None,
+                    };
+                    if let Some(from) = from {
+                        for x in from..top.min(e) { delivered[x as usize] = true; }
+                    }
+                    p.advance(w, &progress);
+                    let open = p.open();
+                    prop_assert_eq!(open.first().map(|w| w.start).or(p.end), p.end, "tiles from the end");
+                    for pair in open.windows(2) {
+                        prop_assert_eq!(pair[0].end, pair[1].start);
+                    }
+                    for x in (7..35_990).step_by(30) {
+                        prop_assert!(!claims(&p, x) || delivered[x as usize], "claims {} undelivered: {:?}", x, p);
+                        if delivered[x as usize] {
+                            prop_assert!(claims(&p, x), "forgot {}: {:?}", x, p);
+                        }
+                    }
+                    if progress != Progress::Complete { break; }
+                }
+                p.stuck = None;
+            }
+        }
+    }
+}

@@ -238,4 +238,191 @@ pub fn cut(mut delivered: Vec<Delivered>, span: Span, max: usize) -> Vec<(Span, 
 }
 
 #[cfg(test)]
-mod tests {}
+mod tests {
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::transfer::Progress;
+    use crate::window::Resume;
+
+    fn t(m: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 24, 0, 0, 0).unwrap() + Duration::minutes(m)
+    }
+
+    fn part(s: i64, e: i64, records: u64) -> LedgerPart {
+        LedgerPart {
+            start: t(s),
+            end: t(e),
+            n: 0,
+            records,
+        }
+    }
+
+    fn limits(horizon: i64) -> Limits {
+        Limits {
+            horizon: t(horizon),
+            earliest: t(-100_000),
+            span: Duration::minutes(8),
+            max_windows: 100,
+        }
+    }
+
+    fn bounds(plan: &Plan) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+        plan.windows.iter().map(|w| (w.start, w.end)).collect()
+    }
+
+    #[test]
+    fn due_spans_merge_when_they_touch_and_every_one_is_planned_empty_or_not() {
+        let mut p = Position::default();
+        for (s, e) in [(10, 15), (0, 5), (5, 10), (100, 130)] {
+            p.owe((t(s), t(e)));
+        }
+        assert_eq!(p.due, vec![(t(0), t(15)), (t(100), t(130))]);
+        let parts = [part(0, 5, 3)];
+        let (plan, gaps) = p.plan_second_look(&parts, &limits(120));
+        assert!(gaps.is_empty());
+        assert_eq!(
+            bounds(&plan),
+            vec![
+                (t(0), t(8)),
+                (t(8), t(15)),
+                (t(100), t(108)),
+                (t(108), t(116)),
+                (t(116), t(120))
+            ],
+            "15..100 was pulled old: passed over; nothing past the horizon"
+        );
+        assert!(p.advance(&plan.windows[0], &Progress::Complete));
+        assert!(p.advance(&plan.windows[1], &Progress::Complete));
+        assert_eq!(p.due, vec![(t(100), t(130))]);
+        let resume = Resume {
+            until: t(104),
+            sent_at_until: vec![],
+        };
+        assert!(p.advance(&plan.windows[2], &Progress::Partial(resume)));
+        assert_eq!(p.due, vec![(t(100), t(130))], "part-way: still due");
+        assert_eq!(p.end, Some(t(100)));
+    }
+
+    #[test]
+    fn spans_past_the_lookback_and_past_the_cap_are_dropped_as_gaps() {
+        let mut p = Position {
+            end: Some(t(0)),
+            ..Position::default()
+        };
+        p.owe((t(0), t(10)));
+        p.owe((t(20), t(40)));
+        let l = Limits {
+            earliest: t(30),
+            ..limits(60)
+        };
+        let (plan, gaps) = p.plan_second_look(&[], &l);
+        assert_eq!(
+            gaps,
+            vec![
+                Gap {
+                    from: t(0),
+                    to: t(10),
+                    reason: GapReason::Lookback
+                },
+                Gap {
+                    from: t(20),
+                    to: t(30),
+                    reason: GapReason::Lookback
+                }
+            ]
+        );
+        assert_eq!(seconds(&gaps), 20 * 60);
+        assert_eq!(bounds(&plan), vec![(t(30), t(38)), (t(38), t(40))]);
+        assert_eq!(p.end, Some(t(30)));
+
+        let mut p = Position::default();
+        for i in 0..(MAX_DUE_SPANS as i64 + 2) {
+            p.owe((t(2 * i), t(2 * i + 1)));
+        }
+        let (_, gaps) = p.plan_second_look(&[], &limits(100_000));
+        assert_eq!(gaps.len(), 2, "the two oldest");
+        assert!(gaps.iter().all(|g| g.reason == GapReason::LedgerFull));
+        assert_eq!(p.due.len(), MAX_DUE_SPANS);
+    }
+
+    #[test]
+    fn a_window_ends_before_the_part_that_would_pass_the_memory_cap() {
+        let mut p = Position::default();
+        p.owe((t(0), t(8)));
+        let big = MAX_INDEX_RECORDS / 2 + 1;
+        let parts = [part(0, 2, big), part(2, 5, big), part(5, 8, 10)];
+        let (plan, _) = p.plan_second_look(&parts, &limits(60));
+        assert_eq!(bounds(&plan), vec![(t(0), t(2)), (t(2), t(8))]);
+    }
+
+    #[test]
+    fn parts_are_cut_between_distinct_instants() {
+        let f = |k: u64| Fingerprint { key: k, status: 0 };
+        let at = |m: i64| t(m);
+        let delivered = vec![
+            (f(1), at(1)),
+            (f(2), at(1)),
+            (f(3), at(1)),
+            (f(4), at(2)),
+            (f(5), at(3)),
+            (f(6), at(-1)),
+        ];
+        let parts = cut(delivered, (t(0), t(10)), 2);
+        let spans: Vec<Span> = parts.iter().map(|(s, _)| *s).collect();
+        assert_eq!(spans, vec![(t(0), t(2)), (t(2), t(10))]);
+        assert_eq!(parts[0].1.len(), 3, "one instant stays in one part");
+        assert_eq!(parts[1].1, vec![f(4), f(5)]);
+        assert!(cut(Vec::new(), (t(0), t(1)), 2).is_empty());
+    }
+
+    proptest! {
+        /// Whatever spans become due and however windows end, everything owed and not yet
+        /// delivered stays due, at or after the oldest due instant (`complete_until`).
+        #[test]
+        fn a_due_span_is_never_passed_without_its_second_look(
+            owed in prop::collection::vec((0i64..300, 1i64..30), 1..10),
+            outcomes in prop::collection::vec((0u8..3, 0i64..30), 1..40),
+            horizon in 0i64..400,
+        ) {
+            let mut p = Position::default();
+            let mut left = vec![false; 400];
+            for (s, len) in owed {
+                p.owe((t(s), t(s + len)));
+                for m in s..s + len { left[m as usize] = true; }
+            }
+            let mut outcomes = outcomes.into_iter();
+            loop {
+                let (plan, gaps) = p.plan_second_look(&[], &limits(horizon));
+                prop_assert!(gaps.is_empty());
+                let mut stopped = false;
+                for w in &plan.windows {
+                    let Some((kind, at)) = outcomes.next() else { stopped = true; break };
+                    let (s, e) = ((w.start - t(0)).num_minutes(), (w.end - t(0)).num_minutes());
+                    let top = w.resume.as_ref().map_or(e, |r| (r.until - t(0)).num_minutes());
+                    let progress = match kind {
+                        0 => { for m in s..top { left[m as usize] = false; } Progress::Complete }
+                        1 if top > s => {
+                            let until = s + at % (top - s);
+                            for m in until + 1..top { left[m as usize] = false; }
+                            Progress::Partial(Resume { until: t(until), sent_at_until: vec![] })
+                        }
+                        _ => Progress::NotStarted,
+                    };
+                    p.advance(w, &progress);
+                    let first_due = p.due.first().map(|d| d.0);
+                    for (m, owed) in left.iter().enumerate() {
+                        if *owed {
+                            let at = t(m as i64);
+                            prop_assert!(first_due.is_some_and(|f| f <= at), "{} owed before complete_until {:?}", m, p);
+                            prop_assert!(p.due.iter().any(|(s, e)| *s <= at && at < *e), "{} owed, not due: {:?}", m, p);
+                        }
+                    }
+                    if progress != Progress::Complete { stopped = true; break; }
+                }
+                if stopped || plan.windows.is_empty() { break; }
+            }
+        }
+    }
+}
