@@ -109,7 +109,7 @@ impl Checkpoint {
     }
 
     /// The spans due for the reconciliation pass's second look.
-    pub fn due(&self) -> &[second_look::Span] {
+    pub fn due(&self) -> &[position::Span] {
         self.reconcile.as_ref().map_or(&[], |r| r.due.as_slice())
     }
 
@@ -141,7 +141,7 @@ impl Checkpoint {
         if self.ledger.is_empty() {
             return;
         }
-        let parts: Vec<second_look::Span> = self.ledger.iter().map(|p| (p.start, p.end)).collect();
+        let parts: Vec<position::Span> = self.ledger.iter().map(|p| (p.start, p.end)).collect();
         let position = self.position_mut(Track::Reconcile);
         let reconciled = position.end;
         for (start, end) in parts {

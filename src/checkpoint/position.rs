@@ -16,10 +16,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::second_look::Span;
 use crate::split::{self, Ended, Stuck};
-use crate::transfer::Progress;
-use crate::window::{self, Bounds, Plan, Skipped, Window};
+use crate::window::{self, Bounds, Plan, Resume, Skipped, Window};
 
 /// Where one pass stands: the end of its last delivered window, the windows it left part-way,
 /// the span that made no progress, and (the reconciliation pass only) the young spans due for
@@ -205,9 +203,48 @@ impl Position {
     /// Drops the part of the due spans before `end` (reconciled, or reported as a gap).
     fn trim_due(&mut self) {
         if let Some(end) = self.end {
-            self.due = crate::checkpoint::second_look::after(&self.due, end);
+            self.due = after(&self.due, end);
         }
     }
+}
+
+/// A span `[start, end)`.
+pub type Span = (DateTime<Utc>, DateTime<Utc>);
+
+/// How far a window got: what the relay confirmed, never just what was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Every record of the window was delivered.
+    Complete,
+    /// The newest part was delivered; the rest resumes from here.
+    Partial(Resume),
+    /// Nothing new can be recorded as delivered.
+    NotStarted,
+}
+
+/// Adds `span` to the sorted, disjoint `due`, merging what overlaps or touches.
+pub fn add(due: &mut Vec<Span>, span: Span) {
+    if span.0 >= span.1 {
+        return;
+    }
+    due.push(span);
+    due.sort();
+    let mut merged: Vec<Span> = Vec::with_capacity(due.len());
+    for (s, e) in due.drain(..) {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    *due = merged;
+}
+
+/// What of `due` lies at or after `at`.
+pub fn after(due: &[Span], at: DateTime<Utc>) -> Vec<Span> {
+    due.iter()
+        .filter(|(_, e)| *e > at)
+        .map(|&(s, e)| (s.max(at), e))
+        .collect()
 }
 
 #[cfg(test)]
@@ -216,7 +253,6 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::window::{Resume, Split};
 
     fn t(m: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap() + Duration::minutes(m)

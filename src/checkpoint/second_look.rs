@@ -21,13 +21,9 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use crate::checkpoint::position::Position;
+use crate::checkpoint::position::{Position, Span, add};
 use crate::ledger::{Fingerprint, LedgerPart};
-use crate::transfer::collect::Delivered;
 use crate::window::{Plan, Skipped, Window};
-
-/// A span `[start, end)`.
-pub type Span = (DateTime<Utc>, DateTime<Utc>);
 
 /// The most fingerprints in one ledger part: 500 000 (4.5 MB as an object, 8 MB in memory).
 pub const MAX_PART_RECORDS: usize = 500_000;
@@ -83,31 +79,6 @@ pub struct Limits {
     pub span: Duration,
     /// The most windows.
     pub max_windows: usize,
-}
-
-/// Adds `span` to the sorted, disjoint `due`, merging what overlaps or touches.
-pub fn add(due: &mut Vec<Span>, span: Span) {
-    if span.0 >= span.1 {
-        return;
-    }
-    due.push(span);
-    due.sort();
-    let mut merged: Vec<Span> = Vec::with_capacity(due.len());
-    for (s, e) in due.drain(..) {
-        match merged.last_mut() {
-            Some(last) if s <= last.1 => last.1 = last.1.max(e),
-            _ => merged.push((s, e)),
-        }
-    }
-    *due = merged;
-}
-
-/// What of `due` lies at or after `at`.
-pub fn after(due: &[Span], at: DateTime<Utc>) -> Vec<Span> {
-    due.iter()
-        .filter(|(_, e)| *e > at)
-        .map(|&(s, e)| (s.max(at), e))
-        .collect()
 }
 
 /// What of `due` lies before `at`.
@@ -216,7 +187,11 @@ fn fit(parts: &[LedgerPart], start: DateTime<Utc>, end: DateTime<Utc>) -> DateTi
 /// Cuts the fingerprints the fresh pass delivered in the young span `span` into parts of at
 /// most `max` records, at received-time boundaries between distinct instants (records of one
 /// instant stay in one part): each part's span, and its fingerprints. The spans tile `span`.
-pub fn cut(mut delivered: Vec<Delivered>, span: Span, max: usize) -> Vec<(Span, Vec<Fingerprint>)> {
+pub fn cut(
+    mut delivered: Vec<(Fingerprint, DateTime<Utc>)>,
+    span: Span,
+    max: usize,
+) -> Vec<(Span, Vec<Fingerprint>)> {
     delivered.retain(|(_, at)| *at >= span.0 && *at < span.1);
     delivered.sort_by_key(|(_, at)| *at);
     let mut parts: Vec<(Span, Vec<Fingerprint>)> = Vec::new();
@@ -243,7 +218,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::transfer::Progress;
+    use crate::checkpoint::position::Progress;
     use crate::window::Resume;
 
     fn t(m: i64) -> DateTime<Utc> {
