@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use m365_trace_devtools::records::{GraphRecord, generate};
+use m365_trace_to_devo::app::App;
 use serde_json::{Value, json};
 use support::*;
 
@@ -48,6 +49,18 @@ fn pass<'a>(summary: &'a Value, name: &str) -> &'a Value {
         .as_array()
         .and_then(|p| p.iter().find(|p| p["pass"] == json!(name)))
         .unwrap_or_else(|| panic!("no {name} pass in {summary}"))
+}
+
+/// Ticks at `at` and checks that its reconciliation pass sent `late` records exposed late.
+async fn reconcile_at(h: &Harness, app: &App, at: DateTime<Utc>, id: &str, late: u64) -> Value {
+    until(at).await;
+    let summary = h.tick(app, id).await.expect("reconcile tick");
+    assert_eq!(
+        pass(&summary, "reconcile")["late_records"],
+        json!(late),
+        "{summary}"
+    );
+    summary
 }
 
 /// Every key arrived once, and `expected` are all there.
@@ -146,14 +159,7 @@ async fn a_record_exposed_late_in_the_young_part_of_a_straddling_window_arrives_
         json!(1),
         "one window: {first}"
     );
-    until(t0 + TimeDelta::seconds(12)).await;
-    let second = h.tick(&app, "req-reconcile").await.expect("reconcile tick");
-
-    assert_eq!(
-        pass(&second, "reconcile")["late_records"],
-        json!(1),
-        "{second}"
-    );
+    reconcile_at(&h, &app, t0 + TimeDelta::seconds(12), "req-reconcile", 1).await;
     let mut expected: Vec<&GraphRecord> = old.iter().collect();
     expected.push(&late);
     assert_once(&h, &expected);
@@ -180,14 +186,7 @@ async fn a_record_exposed_late_in_a_window_whose_rows_fell_outside_it_arrives_on
     let first = h.tick(&app, "req-fresh").await.expect("fresh tick");
     assert_eq!(first["outside_window"], json!(1), "{first}");
     assert_eq!(first["events_sent"], json!(0), "{first}");
-    until(t1 + TimeDelta::seconds(11)).await;
-    let second = h.tick(&app, "req-reconcile").await.expect("reconcile tick");
-
-    assert_eq!(
-        pass(&second, "reconcile")["late_records"],
-        json!(1),
-        "{second}"
-    );
+    reconcile_at(&h, &app, t1 + TimeDelta::seconds(11), "req-reconcile", 1).await;
     assert_once(&h, &[&boundary, &late]);
 }
 
@@ -278,14 +277,7 @@ async fn a_reconciliation_window_resumes_after_refused_next_links_and_sends_noth
     // Every nextLink is refused: each restart from the rest of the window must count the
     // records the ledger holds as progress.
     h.graph.set_refuse_next_links(true);
-    until(t0 + TimeDelta::seconds(12)).await;
-    let second = h.tick(&app, "req-reconcile").await.expect("reconcile tick");
-
-    assert_eq!(
-        pass(&second, "reconcile")["late_records"],
-        json!(1),
-        "{second}"
-    );
+    reconcile_at(&h, &app, t0 + TimeDelta::seconds(12), "req-reconcile", 1).await;
     let mut expected: Vec<&GraphRecord> = records.iter().collect();
     expected.push(&late);
     assert_once(&h, &expected);
