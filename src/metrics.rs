@@ -60,9 +60,11 @@ pub fn emf(
                 ("Windows", "Count", json!(c.windows)),
             ]);
             if summary.passes.iter().any(|p| p.pass == "reconcile") {
+                let gap = crate::checkpoint::second_look::seconds(&summary.reconcile_gaps);
                 values.extend([
                     ("LateRecords", "Count", json!(c.late_records)),
                     ("StatusChanges", "Count", json!(c.status_changes)),
+                    ("ReconcileGapSeconds", "Seconds", json!(gap)),
                 ]);
             }
             // Lag is the schedule's: a backfill's checkpoint is meant to be far behind. With
@@ -215,6 +217,7 @@ mod tests {
             complete_until: None,
             passes: Vec::new(),
             skipped: None,
+            reconcile_gaps: Vec::new(),
             split: None,
             duration_ms: 900,
             backfill: None,

@@ -265,6 +265,16 @@ async fn spans_pulled_when_already_old_need_no_second_look() {
         checkpoint.get("ledger").is_none(),
         "no ledger for old spans: {checkpoint}"
     );
+    // Only the young part of what the fresh pass pulled (the last DELAY_SECONDS) is due.
+    let due = checkpoint["reconcile"]["due"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(due.len(), 1, "{checkpoint}");
+    assert!(
+        time(&due[0][0]) >= t0 - TimeDelta::seconds(DELAY + 1),
+        "the old span is not due: {checkpoint}"
+    );
     let requests_before = h.trace_requests().len();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let second = h.tick(&app, "req-2").await.expect("tick");
@@ -281,8 +291,8 @@ async fn spans_pulled_when_already_old_need_no_second_look() {
         "{second}"
     );
     assert!(
-        h.trace_requests().len() - requests_before <= 1,
-        "only the fresh pass asked again"
+        h.trace_requests().len() - requests_before <= 2,
+        "the fresh pass, and the second look at its young span only"
     );
 }
 

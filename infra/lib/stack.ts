@@ -580,6 +580,19 @@ export class M365TraceToDevoStack extends Stack {
       });
       (a.node.defaultChild as cloudwatch.CfnAlarm).cfnOptions.condition = hasTenants;
     }
+    // A span the reconciliation pass dropped without its second look: any datapoint above 0.
+    alarm(
+      'ReconcileGapAlarm',
+      tickMetric('ReconcileGapSeconds', 'Maximum', Duration.minutes(5)),
+      'm365-trace-to-devo\'s reconciliation pass dropped a span without its second look (metric ReconcileGapSeconds, log event reconcile_gap with the span and the reason): records Microsoft exposed there late were not sent. The reconciliation was behind by more than the API\'s lookback (a long pause, or a tick that kept failing): see docs/operations.md "Reconciliation falling behind".',
+      {
+        threshold: 0,
+        evaluationPeriods: 1,
+        datapointsToAlarm: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      },
+    );
     // One-minute periods, all of the last NoEventsAlarmMinutes breaching (N out of N): "no event
     // in the last N minutes" without arithmetic on the parameter. No tick, no data, no events:
     // missing data is breaching. Not created when NoEventsAlarmMinutes is 0.

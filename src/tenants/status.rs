@@ -125,10 +125,10 @@ async fn status(
         Ok(Some(stored)) => {
             let c = stored.checkpoint;
             let lag = |t: DateTime<Utc>| (now - t).num_seconds().max(0);
-            row.checkpoint = c.end;
+            row.checkpoint = c.primary.end;
             row.complete_until = c.complete_until();
             row.lag_seconds = row.complete_until.map(lag);
-            row.fresh_lag_seconds = c.end.map(lag);
+            row.fresh_lag_seconds = c.primary.end.map(lag);
             row.lease = c.lease.filter(|l| l.expires_at > now);
             row.last_error = c.last_error;
         }
@@ -168,7 +168,7 @@ mod tests {
         .unwrap();
         let now = Utc::now();
         let mut c = Checkpoint::empty(now);
-        c.end = Some(now - chrono::Duration::hours(26));
+        c.primary.end = Some(now - chrono::Duration::hours(26));
         c.last_error = Some(LastError {
             at: now,
             error_type: "Microsoft".into(),
@@ -206,7 +206,10 @@ mod tests {
         };
         record_failure(&store, key, failure("no such secret"), now).await;
         let stored = checkpoint::load(&store, key).await.unwrap().unwrap();
-        assert_eq!(stored.checkpoint.end, None, "the same as no checkpoint");
+        assert_eq!(
+            stored.checkpoint.primary.end, None,
+            "the same as no checkpoint"
+        );
         assert_eq!(
             stored.checkpoint.last_error.unwrap().message,
             "no such secret"

@@ -30,8 +30,9 @@ pub(super) async fn finish<S: StateStore>(
     let mut reports = Vec::with_capacity(passes.len());
     let mut failure = None;
     let mut all_caught_up = true;
-    let (mut skipped, mut split) = (None, None);
+    let (mut skipped, mut split, mut gaps) = (None, None, Vec::new());
     for ran in passes {
+        gaps.extend(ran.gaps.iter().copied());
         skipped = skipped.or(ran.plan.skipped);
         split = split.or(ran.plan.split);
         counts += ran.delivery.counts;
@@ -62,13 +63,14 @@ pub(super) async fn finish<S: StateStore>(
     let reconcile_partial = checkpoint
         .reconcile
         .as_ref()
-        .is_some_and(|r| r.partial.is_some());
-    let caught_up = all_caught_up && checkpoint.partial.is_none() && !reconcile_partial;
+        .is_some_and(|r| r.partial.is_some() || !r.then.is_empty());
+    let caught_up = all_caught_up && checkpoint.primary.open().is_empty() && !reconcile_partial;
     let lease = claimed.release().await?;
     let mut summary = Summary::finished(api, lease, counts, &checkpoint, caught_up, started);
     summary.passes = reports;
     summary.skipped = skipped;
     summary.split = split;
+    summary.reconcile_gaps = gaps;
     Ok(job.annotate(summary, reset))
 }
 

@@ -21,8 +21,6 @@ use crate::trace::request_budget::{GRAPH_PERIOD, RequestBudget};
 use crate::transfer::Transfer;
 use crate::transfer::forward::ForwardSettings;
 
-pub use pass::stand_at;
-
 /// The invocation a tick runs for.
 #[derive(Debug, Clone)]
 pub struct TickRequest {

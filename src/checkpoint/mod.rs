@@ -1,13 +1,16 @@
-//! The checkpoint object: its format, and typed conditional reads and writes of it.
+//! The checkpoint object: its format, the positions of each pass, and typed conditional reads
+//! and writes of it.
+
+pub mod position;
+pub mod second_look;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::lease::Lease;
 use crate::ledger::LedgerPart;
-use crate::split::Stuck;
 use crate::state::{Condition, StateError, StateStore};
-use crate::window::Window;
+pub use position::Position;
 
 /// Format version written in every checkpoint.
 pub const FORMAT_VERSION: u32 = 1;
@@ -17,12 +20,10 @@ pub const FORMAT_VERSION: u32 = 1;
 pub struct Checkpoint {
     /// Format version.
     pub version: u32,
-    /// End of the last delivered window: every record received before it was sent.
-    #[serde(default)]
-    pub end: Option<DateTime<Utc>>,
-    /// A window whose newest part was delivered when a tick ran out of time.
-    #[serde(default)]
-    pub partial: Option<Window>,
+    /// The primary pass's position (the single, fresh or backfill pass), at the top level:
+    /// `end`, `partial`, `then`, `stuck`.
+    #[serde(flatten)]
+    pub primary: Position,
     /// The running invocation's claim, if any.
     #[serde(default)]
     pub lease: Option<Lease>,
@@ -41,10 +42,7 @@ pub struct Checkpoint {
     /// The range a backfill checkpoint belongs to (backfill checkpoints only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backfill: Option<crate::backfill::Range>,
-    /// The span that made no progress in the last ticks, which the plan splits.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stuck: Option<Stuck>,
-    /// The reconciliation pass's position, inside the spans of `ledger`.
+    /// The reconciliation pass's position, and the spans due for its second look.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconcile: Option<Position>,
     /// Ledger parts the fresh pass wrote that the reconciliation pass has yet to read.
@@ -66,40 +64,14 @@ pub struct LastError {
     pub message: String,
 }
 
-/// Which position a pass moves: the primary one (the single, fresh or backfill pass: `end`,
-/// `partial`, `stuck`) or the reconciliation pass's.
+/// Which position a pass moves: the primary one (the single, fresh or backfill pass) or the
+/// reconciliation pass's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Track {
-    /// `end`, `partial`, `stuck`.
+    /// [`Checkpoint::primary`].
     Primary,
-    /// `reconcile`.
+    /// [`Checkpoint::reconcile`].
     Reconcile,
-}
-
-/// Where a pass stands: the end of its last delivered window, a window left part-way, and a
-/// span that made no progress.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Position {
-    /// Every record received before it was delivered by this pass.
-    #[serde(default)]
-    pub end: Option<DateTime<Utc>>,
-    /// A window whose newest part was delivered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partial: Option<Window>,
-    /// A span that made no progress in the last ticks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stuck: Option<Stuck>,
-}
-
-/// A pass's position in the checkpoint, to move it.
-#[derive(Debug)]
-pub struct PositionMut<'a> {
-    /// See [`Position::end`].
-    pub end: &'a mut Option<DateTime<Utc>>,
-    /// See [`Position::partial`].
-    pub partial: &'a mut Option<Window>,
-    /// See [`Position::stuck`].
-    pub stuck: &'a mut Option<Stuck>,
 }
 
 impl Checkpoint {
@@ -107,15 +79,13 @@ impl Checkpoint {
     pub fn empty(now: DateTime<Utc>) -> Checkpoint {
         Checkpoint {
             version: FORMAT_VERSION,
-            end: None,
-            partial: None,
+            primary: Position::default(),
             lease: None,
             updated_at: now,
             api: None,
             recent_requests: Vec::new(),
             reset_before: None,
             backfill: None,
-            stuck: None,
             reconcile: None,
             ledger: Vec::new(),
             last_error: None,
@@ -123,61 +93,61 @@ impl Checkpoint {
     }
 
     /// The position `track` moves.
-    pub fn position_of(&self, track: Track) -> Position {
+    pub fn position(&self, track: Track) -> Position {
         match track {
-            Track::Primary => Position {
-                end: self.end,
-                partial: self.partial.clone(),
-                stuck: self.stuck.clone(),
-            },
+            Track::Primary => self.primary.clone(),
             Track::Reconcile => self.reconcile.clone().unwrap_or_default(),
         }
     }
 
     /// The position `track` moves, to move it.
-    pub fn position_mut(&mut self, track: Track) -> PositionMut<'_> {
+    pub fn position_mut(&mut self, track: Track) -> &mut Position {
         match track {
-            Track::Primary => PositionMut {
-                end: &mut self.end,
-                partial: &mut self.partial,
-                stuck: &mut self.stuck,
-            },
-            Track::Reconcile => {
-                let p = self.reconcile.get_or_insert_with(Position::default);
-                PositionMut {
-                    end: &mut p.end,
-                    partial: &mut p.partial,
-                    stuck: &mut p.stuck,
-                }
-            }
+            Track::Primary => &mut self.primary,
+            Track::Reconcile => self.reconcile.get_or_insert_with(Position::default),
         }
     }
 
+    /// The spans due for the reconciliation pass's second look.
+    pub fn due(&self) -> &[position::Span] {
+        self.reconcile.as_ref().map_or(&[], |r| r.due.as_slice())
+    }
+
     /// The instant before which every record is in Devo in its complete form: the oldest
-    /// ledger span not yet reconciled, or the primary position when none waits.
+    /// span due for a second look, or the primary position when none waits.
     pub fn complete_until(&self) -> Option<DateTime<Utc>> {
-        let reconciled = self.reconcile.as_ref().and_then(|p| p.end);
-        let waiting = self
-            .ledger
-            .iter()
-            .map(|p| reconciled.map_or(p.start, |r| r.max(p.start)))
-            .min();
-        match (waiting, self.end) {
+        let waiting = self.due().first().map(|d| d.0);
+        match (waiting, self.primary.end) {
             (Some(w), Some(e)) => Some(w.min(e)),
             (w, e) => w.or(e),
         }
     }
 
-    /// Where `track` stands, as compared tick to tick: the end of its last window delivered
-    /// and, within the window left part-way, the instant down to which its newest part was
-    /// delivered.
+    /// Where `track` stands, as compared tick to tick (see [`Position::standing`]).
     pub fn standing(&self, track: Track) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-        let p = self.position_of(track);
-        let until = p
-            .partial
-            .as_ref()
-            .and_then(|w| w.resume.as_ref().map(|r| r.until));
-        (p.end, until)
+        match track {
+            Track::Primary => self.primary.standing(),
+            Track::Reconcile => self
+                .reconcile
+                .as_ref()
+                .map_or((None, None), Position::standing),
+        }
+    }
+
+    /// Brings a checkpoint written before the spans due for a second look were listed up to
+    /// date: the span of every ledger part not yet reconciled is due. (Young spans that such a
+    /// version pulled and found empty wrote no part: they cannot be told from old ones.)
+    pub fn upgrade(&mut self) {
+        if self.ledger.is_empty() {
+            return;
+        }
+        let parts: Vec<position::Span> = self.ledger.iter().map(|p| (p.start, p.end)).collect();
+        let position = self.position_mut(Track::Reconcile);
+        let reconciled = position.end;
+        for (start, end) in parts {
+            let start = reconciled.map_or(start, |r| r.max(start));
+            position.owe((start, end));
+        }
     }
 }
 
@@ -200,7 +170,7 @@ pub async fn load(store: &impl StateStore, key: &str) -> Result<Option<Stored>, 
         key: key.to_owned(),
         problem,
     };
-    let checkpoint: Checkpoint =
+    let mut checkpoint: Checkpoint =
         serde_json::from_slice(&object.body).map_err(|e| invalid(e.to_string()))?;
     if checkpoint.version != FORMAT_VERSION {
         return Err(invalid(format!(
@@ -208,6 +178,7 @@ pub async fn load(store: &impl StateStore, key: &str) -> Result<Option<Stored>, 
             checkpoint.version
         )));
     }
+    checkpoint.upgrade();
     Ok(Some(Stored {
         checkpoint,
         etag: object.etag,
@@ -249,4 +220,53 @@ fn to_bytes(
         key: key.to_owned(),
         problem: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::state::MemoryStore;
+
+    #[tokio::test]
+    async fn a_checkpoint_of_the_previous_shape_loads_and_its_ledger_spans_are_due() {
+        // As the version before the due spans wrote it: end, partial, stuck, reconcile and
+        // ledger parts.
+        let old = br#"{"version":1,"end":"2026-11-24T10:00:00Z",
+            "partial":{"start":"2026-11-24T10:00:00Z","end":"2026-11-24T10:05:00Z",
+                "resume":{"until":"2026-11-24T10:03:00Z","sent_at_until":["a|b"]}},
+            "stuck":{"start":"2026-11-24T10:00:00Z","until":"2026-11-24T10:03:00Z","ticks":1},
+            "updated_at":"2026-11-24T10:06:00Z",
+            "reconcile":{"end":"2026-11-23T09:02:00Z"},
+            "ledger":[{"start":"2026-11-23T09:00:00Z","end":"2026-11-23T09:05:00Z","n":0,"records":4},
+                      {"start":"2026-11-23T09:05:00Z","end":"2026-11-23T09:10:00Z","n":0,"records":2}]}"#;
+        let store = MemoryStore::new();
+        store.overwrite("k", old.to_vec());
+        let c = load(&store, "k").await.unwrap().unwrap().checkpoint;
+        let at = |h, m| Utc.with_ymd_and_hms(2026, 11, 24, h, m, 0).unwrap();
+        let day_before = |h, m| at(h, m) - chrono::Duration::days(1);
+        assert_eq!(c.primary.end, Some(at(10, 0)));
+        assert_eq!(
+            c.primary.partial.as_ref().map(|w| w.query_end()),
+            Some(at(10, 3))
+        );
+        assert_eq!(c.primary.stuck.as_ref().map(|s| s.ticks), Some(1));
+        assert_eq!(c.due(), &[(day_before(9, 2), day_before(9, 10))]);
+        assert_eq!(c.complete_until(), Some(day_before(9, 2)));
+        assert_eq!(c.ledger.len(), 2);
+        // Written back, it keeps its old fields where they were, and reads the same.
+        let json: serde_json::Value = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["end"], serde_json::json!("2026-11-24T10:00:00Z"));
+        assert_eq!(
+            json["partial"]["resume"]["sent_at_until"],
+            serde_json::json!(["a|b"])
+        );
+        assert_eq!(
+            json["reconcile"]["end"],
+            serde_json::json!("2026-11-23T09:02:00Z")
+        );
+        let back: Checkpoint = serde_json::from_value(json).unwrap();
+        assert_eq!(back, c);
+    }
 }
