@@ -172,7 +172,10 @@ fn ledger_memory() {
                 part
             })
             .collect();
-        let stored: usize = parts.iter().map(|p| 16 + p.records as usize * 9).sum();
+        let stored: usize = parts
+            .iter()
+            .map(|p| 16 + p.records as usize * Fingerprint::BYTES)
+            .sum();
         let (index, peak) = peak_heap(|| {
             runtime
                 .block_on(store::load(
@@ -182,7 +185,7 @@ fn ledger_memory() {
                     start,
                     end,
                 ))
-                .expect("load")
+                .0
         });
         let held = IN_USE.load(Ordering::Relaxed);
         drop(index);

@@ -158,6 +158,7 @@ async fn check_state(
             "{object} read: end {}, lease {}",
             stored
                 .checkpoint
+                .primary
                 .end
                 .map_or_else(|| "none".to_owned(), |t| t.to_rfc3339()),
             stored

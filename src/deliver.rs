@@ -85,7 +85,7 @@ pub async fn deliver<S: StateStore>(
         let mut this = Counts::default();
         let ledger = match run.pass {
             Pass::Fresh => Ledger::Collect(run.young_from),
-            Pass::Reconcile => Ledger::Filter(claimed.ledger_for(window).await?),
+            Pass::Reconcile => Ledger::Filter(claimed.ledger_for(window).await),
             Pass::Single | Pass::Backfill => Ledger::None,
         };
         let mut result = transfer.window(window, ledger, &mut this).await;
@@ -158,23 +158,21 @@ async fn commit<S: StateStore>(
 ) -> Result<Saved, StateError> {
     claimed.checkpoint_mut().recent_requests = history;
     let had_parts = claimed.checkpoint().ledger.len();
-    if *progress != Progress::NotStarted {
+    if run.pass == Pass::Fresh && *progress != Progress::NotStarted {
         claimed
             .remember(window, run.young_from, fingerprints)
             .await?;
     }
-    let covered = match (run.pass, progress) {
-        (Pass::Reconcile, Progress::Complete) => claimed.take_covered(window.end),
-        _ => Vec::new(),
-    };
-    let ledger_changed = claimed.checkpoint().ledger.len() != had_parts;
-    let saved = claimed
-        .commit(run.pass.track(), window, progress, ledger_changed)
-        .await?;
-    if saved == Saved::Kept {
-        claimed.forget(&covered).await;
+    let track = run.pass.track();
+    let moved = claimed
+        .checkpoint_mut()
+        .position_mut(track)
+        .advance(window, progress);
+    let covered = run.pass == Pass::Reconcile && claimed.take_covered();
+    if !moved && !covered && claimed.checkpoint().ledger.len() == had_parts {
+        return Ok(Saved::Kept);
     }
-    Ok(saved)
+    claimed.save("commit").await
 }
 
 fn outcome(progress: &Progress) -> &'static str {

@@ -16,6 +16,7 @@ use crate::job::{DEFAULT_TENANT, Target};
 use crate::metrics::Dimensions;
 use crate::state::S3Store;
 use crate::summary::Summary;
+use crate::tenants::dispatch::{DISPATCH_CONCURRENCY, Pace};
 use crate::tenants::invoke::LambdaInvoker;
 use crate::tenants::registry::valid_name;
 use crate::tenants::{self, TenantsError};
@@ -54,7 +55,13 @@ async fn handle_in_span(
         let own = Some(event.context.invoked_function_arn.clone())
             .filter(|arn| !arn.is_empty())
             .or_else(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok());
-        return dispatch(app, &key, own).await;
+        let dimensions = Dimensions {
+            function_name: &function_name,
+            api,
+            tenant: "dispatch",
+            per_tenant: false,
+        };
+        return dispatch(app, &key, own, request.deadline, dimensions).await;
     }
     let (tenant, result) = run(app, &request, invocation).await;
     let metrics = MetricsContext {
@@ -156,19 +163,31 @@ async fn run_tenant(
     result
 }
 
-/// A scheduled event in a deployment with a registry: start every enabled tenant's tick.
+/// Kept free before the deadline for the dispatch to answer: no retry waits into it.
+const DISPATCH_RESERVE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A scheduled event in a deployment with a registry: start every enabled tenant's tick,
+/// retrying throttled invocations until [`DISPATCH_RESERVE`] before `deadline`.
 async fn dispatch(
     app: &App,
     key: &str,
     own: Option<String>,
+    deadline: DateTime<Utc>,
+    dimensions: Dimensions<'_>,
 ) -> Result<serde_json::Value, TickError> {
     let config = app.config()?;
+    let left = (deadline - Utc::now()).to_std().unwrap_or_default();
+    let pace = Pace {
+        concurrency: DISPATCH_CONCURRENCY,
+        retry_min_delay: app.options().retry_min_delay,
+        until: tokio::time::Instant::now() + left.saturating_sub(DISPATCH_RESERVE),
+    };
     let outcome = match own {
         None => Err(TenantsError::NoFunctionName),
         Some(function) => {
             let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
             let invoker = LambdaInvoker::new(app.lambda().clone(), function);
-            tenants::run_dispatch(&store, key, &invoker).await
+            tenants::run_dispatch(&store, key, &invoker, pace, dimensions).await
         }
     };
     match outcome {

@@ -4,14 +4,13 @@
 use chrono::{DateTime, Utc};
 
 use crate::backfill::{self, BackfillError, Range};
+use crate::checkpoint::second_look::{self, Gap};
 use crate::checkpoint::{Checkpoint, Track};
 use crate::config::Config;
 use crate::event::BackfillRequest;
-use crate::ledger;
 use crate::reset::{self, Reset};
-use crate::split;
 use crate::summary::Summary;
-use crate::window::{self, Bounds, Plan, Skipped};
+use crate::window::{Bounds, Plan, Skipped};
 
 /// Windows planned at most per tick (a 90-day catch-up of 6-hour windows is 360).
 pub const MAX_WINDOWS_PER_TICK: usize = 1000;
@@ -106,6 +105,15 @@ impl Pass {
     }
 }
 
+/// A pass's plan, and the due spans it dropped without a second look.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The windows to pull.
+    pub plan: Plan,
+    /// The spans the reconciliation pass dropped (past the lookback, past the ledger's cap).
+    pub gaps: Vec<Gap>,
+}
+
 /// One job: one tenant's records under one checkpoint, in one or two passes.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -152,7 +160,7 @@ impl Job {
         match (&self.kind, config.fresh_delay.is_zero()) {
             (Kind::Backfill(_), _) => vec![Pass::Backfill],
             (Kind::Scheduled, false) => vec![Pass::Fresh, Pass::Reconcile],
-            (Kind::Scheduled, true) if checkpoint.ledger.is_empty() => vec![Pass::Single],
+            (Kind::Scheduled, true) if checkpoint.due().is_empty() => vec![Pass::Single],
             (Kind::Scheduled, true) => vec![Pass::Single, Pass::Reconcile],
         }
     }
@@ -191,49 +199,46 @@ impl Job {
         }
     }
 
-    /// The windows `pass` pulls from `checkpoint` at `now`: planned by the window rules (the
-    /// span a reset skipped reported, a stuck span cut into pieces), or over the ledger's
-    /// spans for the reconciliation pass.
+    /// Plans the windows `pass` pulls from `checkpoint` at `now` and moves the pass's position
+    /// to the plan's start: planned by the window rules (the span a reset skipped reported, a
+    /// stuck span cut into pieces), or over the spans due for a second look for the
+    /// reconciliation pass (the spans it drops returned as gaps).
     pub fn plan(
         &self,
         pass: Pass,
-        checkpoint: &Checkpoint,
+        checkpoint: &mut Checkpoint,
         reset: Option<&Reset>,
         now: DateTime<Utc>,
         config: &Config,
-    ) -> Plan {
+    ) -> Planned {
         let bounds = self.bounds(pass, now, config);
-        let position = checkpoint.position_of(pass.track());
-        let mut plan = match pass {
-            Pass::Reconcile => ledger::plan::plan(
-                &checkpoint.ledger,
-                position.end,
-                position.partial.as_ref(),
-                bounds.horizon,
-                bounds.span,
-                MAX_WINDOWS_PER_TICK,
-            ),
-            _ => {
-                let progress = window::Progress {
-                    end: position.end,
-                    partial: position.partial.as_ref(),
+        let primary_end = checkpoint.primary.end;
+        let parts = std::mem::take(&mut checkpoint.ledger);
+        let position = checkpoint.position_mut(pass.track());
+        let (mut plan, gaps) = match pass {
+            Pass::Reconcile => {
+                let limits = second_look::Limits {
+                    horizon: primary_end.map_or(bounds.horizon, |e| e.min(bounds.horizon)),
+                    earliest: bounds.earliest,
+                    span: bounds.span,
+                    max_windows: MAX_WINDOWS_PER_TICK,
                 };
-                let mut plan = window::plan_within(progress, &bounds, MAX_WINDOWS_PER_TICK);
+                position.plan_second_look(&parts, &limits)
+            }
+            _ => {
+                let mut plan = position.plan(&bounds, MAX_WINDOWS_PER_TICK);
                 if let Some(skipped) = reset.and_then(|r| reset_skip(r, bounds.start)) {
                     plan.skipped = Some(plan.skipped.map_or(skipped, |s| Skipped {
                         from: s.from.min(skipped.from),
                         to: s.to.max(skipped.to),
                     }));
                 }
-                plan
+                (plan, Vec::new())
             }
         };
-        if let Some(split) = position.stuck.as_ref().and_then(split::Stuck::split) {
-            plan.windows = split::carve(std::mem::take(&mut plan.windows), &split);
-            plan.windows.truncate(MAX_WINDOWS_PER_TICK);
-            plan.split = Some(split);
-        }
-        plan
+        position.carve(&mut plan, MAX_WINDOWS_PER_TICK);
+        checkpoint.ledger = parts;
+        Planned { plan, gaps }
     }
 
     /// Adds the job's own part of the summary.
@@ -283,17 +288,15 @@ mod tests {
             ..config()
         };
         assert_eq!(job().passes(&c, &single), vec![Pass::Single]);
-        c.ledger.push(crate::ledger::LedgerPart {
-            start: now(),
-            end: now(),
-            n: 0,
-            records: 0,
-        });
+        c.position_mut(Track::Reconcile)
+            .owe((now() - Duration::hours(1), now()));
         assert_eq!(
             job().passes(&c, &single),
             vec![Pass::Single, Pass::Reconcile]
         );
-        let fresh = job().plan(Pass::Fresh, &c, None, now(), &config());
+        let fresh = job()
+            .plan(Pass::Fresh, &mut c.clone(), None, now(), &config())
+            .plan;
         assert_eq!(fresh.horizon, now() - Duration::seconds(600));
     }
 
@@ -316,13 +319,15 @@ mod tests {
     fn a_reset_that_moves_the_schedule_forward_reports_the_span_it_skips() {
         let mut c = Checkpoint::empty(now());
         let old = now() - Duration::days(20);
-        c.end = None;
+        c.primary.end = None;
         let reset = Reset {
             reset_before: now(),
             previous_value: None,
             previous_checkpoint: Some(old),
         };
-        let plan = job().plan(Pass::Single, &c, Some(&reset), now(), &config());
+        let plan = job()
+            .plan(Pass::Single, &mut c.clone(), Some(&reset), now(), &config())
+            .plan;
         assert_eq!(
             plan.skipped,
             Some(Skipped {
@@ -336,7 +341,14 @@ mod tests {
         };
         assert_eq!(
             job()
-                .plan(Pass::Single, &c, Some(&recent), now(), &config())
+                .plan(
+                    Pass::Single,
+                    &mut c.clone(),
+                    Some(&recent),
+                    now(),
+                    &config()
+                )
+                .plan
                 .skipped,
             None,
             "moved back: nothing skipped"
@@ -347,14 +359,16 @@ mod tests {
     fn a_stuck_span_is_planned_in_pieces() {
         let mut c = Checkpoint::empty(now());
         let start = now() - Duration::days(2);
-        c.end = Some(start);
-        c.stuck = Some(split::Stuck {
+        c.primary.end = Some(start);
+        c.primary.stuck = Some(crate::split::Stuck {
             start,
             until: start + Duration::hours(6),
             ticks: 2,
             error: None,
         });
-        let plan = job().plan(Pass::Single, &c, None, now(), &config());
+        let plan = job()
+            .plan(Pass::Single, &mut c.clone(), None, now(), &config())
+            .plan;
         assert_eq!(
             plan.windows[0].end - plan.windows[0].start,
             Duration::hours(3)

@@ -61,9 +61,11 @@ pub fn emf(
                 ("Windows", "Count", json!(c.windows)),
             ]);
             if summary.passes.iter().any(|p| p.pass == "reconcile") {
+                let gap = crate::checkpoint::second_look::seconds(&summary.reconcile_gaps);
                 values.extend([
                     ("LateRecords", "Count", json!(c.late_records)),
                     ("StatusChanges", "Count", json!(c.status_changes)),
+                    ("ReconcileGapSeconds", "Seconds", json!(gap)),
                 ]);
             }
             // Lag is the schedule's: a backfill's checkpoint is meant to be far behind. With
@@ -86,6 +88,46 @@ pub fn emf(
     }
     values.push(("TickDuration", "Milliseconds", json!(duration_ms)));
     document(values, dimensions, now)
+}
+
+/// What a dispatch measured.
+#[derive(Debug, Clone, Copy)]
+pub struct DispatchCounts {
+    /// Tenant ticks started.
+    pub dispatched: usize,
+    /// Tenant ticks that could not be started after retries (`DispatchFailed`).
+    pub failed: usize,
+    /// Registry entries that cannot run (`RegistryErrors`).
+    pub registry_errors: usize,
+    /// Wall time of the fan-out.
+    pub duration_ms: u64,
+}
+
+/// The EMF document of one dispatch, per function and API: what the `DispatchFailed` and
+/// `RegistryErrors` alarms watch.
+pub fn dispatch_emf(
+    dimensions: &Dimensions<'_>,
+    counts: DispatchCounts,
+    now: DateTime<Utc>,
+) -> Value {
+    let values = vec![
+        ("TenantsDispatched", "Count", json!(counts.dispatched)),
+        ("DispatchFailed", "Count", json!(counts.failed)),
+        ("RegistryErrors", "Count", json!(counts.registry_errors)),
+        (
+            "DispatchDuration",
+            "Milliseconds",
+            json!(counts.duration_ms),
+        ),
+    ];
+    document(
+        values,
+        &Dimensions {
+            per_tenant: false,
+            ..*dimensions
+        },
+        now,
+    )
 }
 
 /// The EMF document of `values`: the directives (per function, and per tenant for
@@ -177,6 +219,7 @@ mod tests {
             complete_until: None,
             passes: Vec::new(),
             skipped: None,
+            reconcile_gaps: Vec::new(),
             split: None,
             duration_ms: 900,
             backfill: None,
@@ -315,5 +358,30 @@ mod tests {
             1
         );
         assert_eq!(doc["Tenant"], json!("contoso"));
+    }
+
+    #[test]
+    fn a_dispatch_counts_what_it_could_not_start_and_the_entries_it_could_not_read() {
+        let counts = DispatchCounts {
+            dispatched: 48,
+            failed: 1,
+            registry_errors: 2,
+            duration_ms: 900,
+        };
+        let doc = dispatch_emf(&DIMS, counts, Utc::now());
+        assert_eq!(
+            (
+                &doc["TenantsDispatched"],
+                &doc["DispatchFailed"],
+                &doc["RegistryErrors"]
+            ),
+            (&json!(48), &json!(1), &json!(2))
+        );
+        let directives = doc["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        assert_eq!(directives.len(), 1, "per function only");
+        assert_eq!(
+            directives[0]["Dimensions"],
+            json!([["FunctionName", "Api"]])
+        );
     }
 }

@@ -55,19 +55,24 @@ pub async fn preview_for(app: &App, tenant: Tenant, target: &Target) -> Result<P
     let reset = job.prepare(&mut checkpoint, config);
     let passes = job.passes(&checkpoint, config);
     let first = passes.first().copied().unwrap_or(Pass::Single);
-    let plan = job.plan(first, &checkpoint, reset.as_ref(), now, config);
-    let reconcile = passes
-        .contains(&Pass::Reconcile)
-        .then(|| job.plan(Pass::Reconcile, &checkpoint, None, now, config));
+    let end = checkpoint.primary.end;
+    let partial = checkpoint.primary.partial.is_some();
+    let plan = job
+        .plan(first, &mut checkpoint, reset.as_ref(), now, config)
+        .plan;
+    let reconcile = passes.contains(&Pass::Reconcile).then(|| {
+        job.plan(Pass::Reconcile, &mut checkpoint, None, now, config)
+            .plan
+    });
     Ok(Preview {
         checkpoint_object: format!("s3://{}/{}", config.state_bucket, job.key),
         checkpoint_found,
-        checkpoint: checkpoint.end,
+        checkpoint: end,
         lease: checkpoint.lease.clone(),
         reset,
         backfill: job
             .range()
-            .map(|r| backfill::report(r, &job.key, checkpoint.end, checkpoint.partial.is_some())),
+            .map(|r| backfill::report(r, &job.key, end, partial)),
         plan,
         reconcile,
     })

@@ -28,10 +28,11 @@ pub fn apply(checkpoint: &mut Checkpoint, wanted: Option<DateTime<Utc>>) -> Opti
     let reset = Reset {
         reset_before: wanted,
         previous_value: checkpoint.reset_before,
-        previous_checkpoint: checkpoint.end,
+        previous_checkpoint: checkpoint.primary.end,
     };
-    checkpoint.end = None;
-    checkpoint.partial = None;
+    checkpoint.primary.end = None;
+    checkpoint.primary.partial = None;
+    checkpoint.primary.then.clear();
     checkpoint.reset_before = Some(wanted);
     Some(reset)
 }
@@ -46,25 +47,25 @@ mod tests {
     fn a_new_value_restarts_once_and_is_recorded() {
         let now = Utc::now();
         let mut c = Checkpoint::empty(now);
-        c.end = Some(now - Duration::hours(30));
+        c.primary.end = Some(now - Duration::hours(30));
         assert_eq!(apply(&mut c, None), None, "unset: nothing");
-        assert_eq!(c.end, Some(now - Duration::hours(30)));
+        assert_eq!(c.primary.end, Some(now - Duration::hours(30)));
 
         let value = now - Duration::days(3);
         let reset = apply(&mut c, Some(value)).expect("new value");
         assert_eq!(reset.previous_checkpoint, Some(now - Duration::hours(30)));
         assert_eq!(reset.previous_value, None);
-        assert_eq!((c.end, c.reset_before), (None, Some(value)));
+        assert_eq!((c.primary.end, c.reset_before), (None, Some(value)));
 
-        c.end = Some(now - Duration::hours(26));
+        c.primary.end = Some(now - Duration::hours(26));
         assert_eq!(apply(&mut c, Some(value)), None, "same value: nothing");
-        assert_eq!(c.end, Some(now - Duration::hours(26)));
+        assert_eq!(c.primary.end, Some(now - Duration::hours(26)));
 
         let other = value + Duration::seconds(1);
         assert_eq!(
             apply(&mut c, Some(other)).map(|r| r.previous_value),
             Some(Some(value))
         );
-        assert_eq!(c.end, None);
+        assert_eq!(c.primary.end, None);
     }
 }

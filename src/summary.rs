@@ -32,6 +32,15 @@ pub enum LeaseReport {
         /// Until when.
         until: DateTime<Utc>,
     },
+    /// A live lease carries this invocation's own request id: a second delivery of the same
+    /// event while the first runs (Lambda's asynchronous invocation is at-least-once). Nothing
+    /// was pulled, sent or written.
+    Duplicate {
+        /// The request id.
+        owner: String,
+        /// Until when the first delivery holds the lease.
+        until: DateTime<Utc>,
+    },
     /// A conditional write failed: another invocation wrote the checkpoint; this one stopped.
     Lost {
         /// The step that found out.
@@ -154,6 +163,10 @@ pub struct Summary {
     /// A span that can no longer be pulled: lost to the API's lookback limit, or passed over
     /// by a `RESET_BEFORE` restart.
     pub skipped: Option<Skipped>,
+    /// Spans due for a second look that the reconciliation pass dropped without it (past the
+    /// API's lookback, or past the ledger's cap): late records there are not sent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reconcile_gaps: Vec<crate::checkpoint::second_look::Gap>,
     /// A span that made no progress in earlier ticks, pulled in pieces by this one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub split: Option<Split>,
@@ -191,12 +204,13 @@ impl Summary {
             api,
             lease,
             counts,
-            checkpoint: checkpoint.end,
-            partial: checkpoint.partial.clone(),
+            checkpoint: checkpoint.primary.end,
+            partial: checkpoint.primary.partial.clone(),
             caught_up,
             complete_until: checkpoint.complete_until(),
             passes: Vec::new(),
             skipped: None,
+            reconcile_gaps: Vec::new(),
             split: None,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             backfill: None,

@@ -26,14 +26,16 @@ fn records(seed: u64) -> Vec<GraphRecord> {
     )
 }
 
-/// One tick from a fresh start delivers every record in `[now − 2 days, now − 25 h)` exactly
-/// once, commits that end as the checkpoint and releases the lease; a second tick sends nothing.
+/// One tick from a fresh start (two passes, the default) delivers every record in
+/// `[now − 2 days, now − FRESH_DELAY_SECONDS)` exactly once, commits that end as the checkpoint
+/// and releases the lease; a second tick sends nothing (every record was older than
+/// `DELAY_SECONDS` when pulled, so nothing waits for reconciliation).
 async fn assert_exactly_once_and_checkpoint(h: &Harness, records: &[GraphRecord]) -> Value {
     let app = h.app(fast_options());
     let summary = h.tick(&app, "req-1").await.expect("tick");
 
     let end = time(&summary["checkpoint"]);
-    let start = end + TimeDelta::hours(25) - TimeDelta::days(2);
+    let start = end + TimeDelta::seconds(FRESH_DELAY_SECONDS) - TimeDelta::days(2);
     let expected = expected_keys(records, start, end);
     assert!(expected.len() > 250, "the data set covers the range");
     assert_eq!(

@@ -222,7 +222,7 @@ async fn a_new_reset_before_restarts_the_schedule_once_and_records_the_value() {
     );
     assert_eq!(time(&summary["reset"]["previous_checkpoint"]), caught_up);
     let end = time(&summary["checkpoint"]);
-    let start = end + TimeDelta::hours(25) - TimeDelta::days(2);
+    let start = end + TimeDelta::seconds(FRESH_DELAY_SECONDS) - TimeDelta::days(2);
     assert_eq!(
         sorted(h.received_keys()),
         expected_keys(&records, start, end),
@@ -246,7 +246,7 @@ async fn a_new_reset_before_restarts_the_schedule_once_and_records_the_value() {
         json!("2026-11-01T00:00:00Z")
     );
     let end = time(&third["checkpoint"]);
-    let start = end + TimeDelta::hours(25) - TimeDelta::days(2);
+    let start = end + TimeDelta::seconds(FRESH_DELAY_SECONDS) - TimeDelta::days(2);
     assert_eq!(
         sorted(h.received_keys()[sent..].to_vec()),
         expected_keys(&records, start, end),

@@ -51,7 +51,7 @@ async fn the_binary_runs_one_tick_per_scheduled_event_and_logs_json_without_secr
     assert_eq!(summary["caught_up"], json!(true), "{summary}");
     assert_eq!(summary["lease"]["owner"], json!(outcome.request_id));
     let end = time(&summary["checkpoint"]);
-    let start = end + TimeDelta::hours(25) - TimeDelta::days(2);
+    let start = end + TimeDelta::seconds(FRESH_DELAY_SECONDS) - TimeDelta::days(2);
     assert_eq!(
         sorted(h.received_keys()),
         expected_keys(&records, start, end)

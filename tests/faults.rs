@@ -30,7 +30,7 @@ async fn setup(seed: u64, count: usize, env: &[(&str, &str)]) -> (Harness, Vec<G
 /// Asserts every record of [start, checkpoint) arrived exactly once.
 fn assert_exactly_once(h: &Harness, records: &[GraphRecord], summary: &serde_json::Value) {
     let end = time(&summary["checkpoint"]);
-    let start = end + TimeDelta::hours(25) - TimeDelta::days(2);
+    let start = end + TimeDelta::seconds(FRESH_DELAY_SECONDS) - TimeDelta::days(2);
     assert_same_keys(
         h.received_keys(),
         expected_keys(records, start, end),
@@ -202,7 +202,7 @@ async fn refused_and_cut_relay_connections_are_retried_with_duplicates_only_in_t
         .await
         .expect("tick");
     let end = time(&summary["checkpoint"]);
-    let start = end + TimeDelta::hours(25) - TimeDelta::days(2);
+    let start = end + TimeDelta::seconds(FRESH_DELAY_SECONDS) - TimeDelta::days(2);
     let got = h.received_keys();
     let mut unique = got.clone();
     unique.sort();

@@ -18,13 +18,6 @@ fn env() -> Vec<(&'static str, &'static str)> {
     vec![("DELAY_SECONDS", "12"), ("FRESH_DELAY_SECONDS", "2")]
 }
 
-/// Sleeps until `t`.
-async fn until(t: DateTime<Utc>) {
-    if let Ok(d) = (t - Utc::now()).to_std() {
-        tokio::time::sleep(d).await;
-    }
-}
-
 /// Lines received per key, and the statuses they carried.
 fn statuses(h: &Harness) -> HashMap<String, Vec<String>> {
     let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
@@ -272,6 +265,16 @@ async fn spans_pulled_when_already_old_need_no_second_look() {
         checkpoint.get("ledger").is_none(),
         "no ledger for old spans: {checkpoint}"
     );
+    // Only the young part of what the fresh pass pulled (the last DELAY_SECONDS) is due.
+    let due = checkpoint["reconcile"]["due"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(due.len(), 1, "{checkpoint}");
+    assert!(
+        time(&due[0][0]) >= t0 - TimeDelta::seconds(DELAY + 1),
+        "the old span is not due: {checkpoint}"
+    );
     let requests_before = h.trace_requests().len();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let second = h.tick(&app, "req-2").await.expect("tick");
@@ -288,8 +291,8 @@ async fn spans_pulled_when_already_old_need_no_second_look() {
         "{second}"
     );
     assert!(
-        h.trace_requests().len() - requests_before <= 1,
-        "only the fresh pass asked again"
+        h.trace_requests().len() - requests_before <= 2,
+        "the fresh pass, and the second look at its young span only"
     );
 }
 
@@ -408,4 +411,46 @@ async fn the_reporting_web_service_gets_the_same_two_passes() {
         1,
         "nothing else twice"
     );
+}
+
+/// This test is about the single pass (`FRESH_DELAY_SECONDS=0`), the mode the harness no longer
+/// runs by default: it waits `DELAY_SECONDS`, and ledger parts a fresh pass left are still
+/// reconciled first.
+#[tokio::test]
+async fn with_the_fresh_pass_off_one_pass_waits_the_delay_and_still_reconciles_the_ledger() {
+    let t0 = Utc::now();
+    let records = generate(
+        212,
+        t0 - TimeDelta::seconds(10),
+        t0 - TimeDelta::seconds(4),
+        10,
+    );
+    let h = Harness::start(records.clone(), &env()).await;
+    let late = late_record(&h, 213, t0, "late-single");
+    let app = h.app(fast_options());
+    h.tick(&app, "req-fresh").await.expect("tick");
+    let (checkpoint, _) = h.checkpoint().await.unwrap();
+    assert_eq!(checkpoint["ledger"].as_array().map(Vec::len), Some(1));
+    let fresh_end = time(&checkpoint["end"]);
+
+    // The operator turns the fresh pass off; the span is not yet DELAY_SECONDS old.
+    let single = h.app_with("FRESH_DELAY_SECONDS", "0", fast_options());
+    let early = h.tick(&single, "req-single-1").await.expect("tick");
+    assert_eq!(early["events_sent"], json!(0), "{early}");
+    assert_eq!(pass(&early, "single")["caught_up"], json!(true), "{early}");
+    assert_eq!(time(&early["checkpoint"]), fresh_end, "never moves back");
+
+    until(t0 + TimeDelta::seconds(DELAY)).await;
+    let later = h.tick(&single, "req-single-2").await.expect("tick");
+    assert_eq!(
+        pass(&later, "reconcile")["late_records"],
+        json!(1),
+        "{later}"
+    );
+    let mut expected: Vec<String> = records.iter().map(record_key).collect();
+    expected.push(record_key(&late));
+    assert_same_keys(h.received_keys(), expected, "each once");
+    let (checkpoint, _) = h.checkpoint().await.unwrap();
+    assert!(checkpoint.get("ledger").is_none(), "{checkpoint}");
+    assert!(time(&later["checkpoint"]) <= Utc::now() - TimeDelta::seconds(DELAY));
 }

@@ -40,13 +40,12 @@ async fn fresh_start_delivers_every_record_once_across_windows_and_pages() {
 
     let summary = h.tick(&app, "req-fresh-1").await.expect("tick");
 
-    // The checkpoint's end is now − delay; the start was now − HISTORIC_DAYS.
+    // Two passes (the default): the checkpoint's end is now − FRESH_DELAY_SECONDS; the start
+    // was now − HISTORIC_DAYS.
     let end = time(&summary["checkpoint"]);
-    let start = end + TimeDelta::hours(25) - TimeDelta::days(2);
-    assert!(
-        end <= Utc::now() - TimeDelta::hours(25)
-            && end >= now.trunc_subsecs(0) - TimeDelta::hours(25)
-    );
+    let fresh_delay = TimeDelta::seconds(FRESH_DELAY_SECONDS);
+    let start = end + fresh_delay - TimeDelta::days(2);
+    assert!(end <= Utc::now() - fresh_delay && end >= now.trunc_subsecs(0) - fresh_delay);
     let got = h.received_keys();
     let expected = expected_keys(&records, start, end);
     assert!(expected.len() > 400, "the data set covers the range");
@@ -56,7 +55,7 @@ async fn fresh_start_delivers_every_record_once_across_windows_and_pages() {
         "every record in [start, end) exactly once"
     );
     assert_eq!(summary["events_sent"], json!(got.len()));
-    assert_eq!(summary["windows"], json!(4), "23 h in 6 h windows");
+    assert_eq!(summary["windows"], json!(8), "47 h 50 min in 6 h windows");
     assert!(
         summary["pages"].as_u64().unwrap() >= 12,
         "≥ 3 pages a window: {summary}"
@@ -450,7 +449,7 @@ async fn a_deadline_inside_a_window_resumes_there_without_loss_or_repeat() {
     }
     assert_eq!(last["caught_up"], json!(true));
     let end = time(&last["checkpoint"]);
-    let start = end + TimeDelta::hours(25) - TimeDelta::days(2);
+    let start = end + TimeDelta::seconds(FRESH_DELAY_SECONDS) - TimeDelta::days(2);
     assert_eq!(
         sorted(h.received_keys()),
         expected_keys(&records, start, end),

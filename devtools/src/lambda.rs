@@ -37,6 +37,18 @@ pub struct RecordedInvoke {
 struct State {
     accepted: Mutex<Vec<RecordedInvoke>>,
     refuse: Mutex<Option<String>>,
+    faults: Mutex<Faults>,
+}
+
+/// The faults a real Lambda `Invoke` has, set by the test.
+#[derive(Default)]
+struct Faults {
+    /// Each distinct payload is answered 429 this many times before it is accepted.
+    throttle_first: usize,
+    /// Payloads containing the text are answered with the status (a 5xx), always.
+    failing: Option<(String, u16)>,
+    /// Attempts seen per payload.
+    attempts: std::collections::HashMap<String, usize>,
 }
 
 /// The running stand-in.
@@ -101,6 +113,27 @@ impl InvokeServer {
         *self.state.refuse.lock().unwrap_or_else(|e| e.into_inner()) = needle.map(str::to_owned);
     }
 
+    /// Answers 429 TooManyRequestsException to the first `n` attempts of each distinct payload
+    /// (then accepts it), as a Lambda whose `Invoke` rate is exceeded for a moment.
+    pub fn throttle_first(&self, n: usize) {
+        self.faults().throttle_first = n;
+    }
+
+    /// Answers `status` (a 5xx, as Lambda's `ServiceException`) to every payload containing
+    /// `needle`, for as long as it is set (`None`: no failure).
+    pub fn fail_containing(&self, needle: Option<(&str, u16)>) {
+        self.faults().failing = needle.map(|(n, s)| (n.to_owned(), s));
+    }
+
+    /// Every request received, accepted or not, per payload (as its JSON text).
+    pub fn attempts(&self) -> std::collections::HashMap<String, usize> {
+        self.faults().attempts.clone()
+    }
+
+    fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.state.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn accepted(&self) -> std::sync::MutexGuard<'_, Vec<RecordedInvoke>> {
         self.state
             .accepted
@@ -160,8 +193,12 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<RespBody> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    let text = payload.to_string();
+    if let Some(status) = fault(state, &text) {
+        return status;
+    }
     let mut accepted = state.accepted.lock().unwrap_or_else(|e| e.into_inner());
-    let throttled = refused.is_some_and(|needle| payload.to_string().contains(&needle));
+    let throttled = refused.is_some_and(|needle| text.contains(&needle));
     if throttled || accepted.len() >= MAX_RECORDED {
         return error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -173,4 +210,31 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<RespBody> {
     let mut resp = Response::new(full(""));
     *resp.status_mut() = StatusCode::ACCEPTED;
     resp
+}
+
+/// Counts the attempt and answers the fault set for `text`, if any.
+fn fault(state: &State, text: &str) -> Option<Response<RespBody>> {
+    let mut faults = state.faults.lock().unwrap_or_else(|e| e.into_inner());
+    let attempt = {
+        let n = faults.attempts.entry(text.to_owned()).or_default();
+        *n += 1;
+        *n
+    };
+    if let Some((needle, status)) = &faults.failing
+        && text.contains(needle.as_str())
+    {
+        let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Some(error(
+            status,
+            "ServiceException",
+            "Lambda was unable to process the request.",
+        ));
+    }
+    (attempt <= faults.throttle_first).then(|| {
+        error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequestsException",
+            "Rate Exceeded.",
+        )
+    })
 }

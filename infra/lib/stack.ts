@@ -556,6 +556,43 @@ export class M365TraceToDevoStack extends Stack {
         treatMissingData: cloudwatch.TreatMissingData.MISSING,
       },
     );
+    // With a registry, the dispatch's own metrics (as template.yaml): a registry entry that
+    // cannot run, or a tenant Lambda would not start after retries, is not a failed invocation
+    // (the other tenants ran), so ErrorsAlarm does not see it. Each pages at the first dispatch
+    // that has one.
+    for (const [id, metricName, statistic, description] of [
+      [
+        'RegistryErrorsAlarm',
+        'RegistryErrors',
+        'Maximum',
+        "m365-trace-to-devo's tenant registry has entries that cannot run (RegistryErrors) - each is skipped while the other tenants run. The dispatch's result and its registry_entry_invalid log lines name the entry (index, name) and the problem; fix the entry in the registry object.",
+      ],
+      [
+        'DispatchFailedAlarm',
+        'DispatchFailed',
+        'Sum',
+        "m365-trace-to-devo could not start some tenants' ticks (DispatchFailed) - Lambda Invoke refused them after retries within the dispatch's deadline. The dispatch's result and its dispatch_not_started log lines name the tenants and the error; they are tried again at the next scheduled event.",
+      ],
+    ]) {
+      const a = alarm(id, tickMetric(metricName, statistic, Duration.minutes(5)), description, {
+        evaluationPeriods: 1,
+        datapointsToAlarm: 1,
+      });
+      (a.node.defaultChild as cloudwatch.CfnAlarm).cfnOptions.condition = hasTenants;
+    }
+    // A span the reconciliation pass dropped without its second look: any datapoint above 0.
+    alarm(
+      'ReconcileGapAlarm',
+      tickMetric('ReconcileGapSeconds', 'Maximum', Duration.minutes(5)),
+      'm365-trace-to-devo\'s reconciliation pass dropped a span without its second look (metric ReconcileGapSeconds, log event reconcile_gap with the span and the reason): records Microsoft exposed there late were not sent. The reconciliation was behind by more than the API\'s lookback (a long pause, or a tick that kept failing): see docs/operations.md "Reconciliation falling behind".',
+      {
+        threshold: 0,
+        evaluationPeriods: 1,
+        datapointsToAlarm: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      },
+    );
     // One-minute periods, all of the last NoEventsAlarmMinutes breaching (N out of N): "no event
     // in the last N minutes" without arithmetic on the parameter. No tick, no data, no events:
     // missing data is breaching. Not created when NoEventsAlarmMinutes is 0.

@@ -484,6 +484,24 @@ describe('alarms on the tick metrics (Embedded Metric Format)', () => {
     expect(synth({ freshLagAlarmThresholdSeconds: 7200 }).Parameters.FreshLagAlarmThresholdSeconds.Default).toBe(7200);
   });
 
+  test('ReconcileGapAlarm: any ReconcileGapSeconds above 0 in 5 minutes, missing data not breaching', () => {
+    const gap = raw.Resources.ReconcileGapAlarm;
+    expect(gap.Type).toBe('AWS::CloudWatch::Alarm');
+    expect(gap.Condition).toBeUndefined();
+    expect(gap.Properties).toMatchObject({
+      Namespace: 'M365TraceToDevo',
+      MetricName: 'ReconcileGapSeconds',
+      Statistic: 'Maximum',
+      Period: 300,
+      EvaluationPeriods: 1,
+      DatapointsToAlarm: 1,
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      TreatMissingData: 'notBreaching',
+    });
+    expect(sortedDimensions(gap.Properties.Dimensions)).toEqual(TICK_DIMENSIONS);
+  });
+
   test('NoEventsAlarm is off by default: NoEventsAlarmMinutes = 0 and the alarm is not deployed', () => {
     expect(raw.Parameters.NoEventsAlarmMinutes).toMatchObject({ Type: 'Number', Default: 0, MinValue: 0, MaxValue: 1440 });
     expect(raw.Resources.NoEventsAlarm.Condition).toBe('CreateNoEventsAlarm');
@@ -491,7 +509,7 @@ describe('alarms on the tick metrics (Embedded Metric Format)', () => {
       'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'NoEventsAlarmMinutes' }, '0'] }],
     });
     const alarms = alarmsOf(deployed(raw));
-    expect(Object.keys(alarms).sort()).toEqual(['ErrorsAlarm', 'FreshLagAlarm', 'LagAlarm', 'ThrottlesAlarm']);
+    expect(Object.keys(alarms).sort()).toEqual(['ErrorsAlarm', 'FreshLagAlarm', 'LagAlarm', 'ReconcileGapAlarm', 'ThrottlesAlarm']);
   });
 
   test('NoEventsAlarm with the parameter set: EventsSent Sum < 1 in every minute of the period, missing = breaching', () => {
@@ -539,7 +557,7 @@ describe('alarm notifications (AlarmTopicArn)', () => {
   test('without a topic (default) no alarm has an action', () => {
     expect(raw.Parameters.AlarmTopicArn.Default).toBe('');
     const alarms = alarmsOf(deployed(raw, { NoEventsAlarmMinutes: '60' }));
-    expect(Object.keys(alarms).sort()).toEqual(['ErrorsAlarm', 'FreshLagAlarm', 'LagAlarm', 'NoEventsAlarm', 'ThrottlesAlarm']);
+    expect(Object.keys(alarms).sort()).toEqual(['ErrorsAlarm', 'FreshLagAlarm', 'LagAlarm', 'NoEventsAlarm', 'ReconcileGapAlarm', 'ThrottlesAlarm']);
     for (const [, a] of Object.entries(alarms)) {
       expect(a.Properties.AlarmActions).toBeUndefined();
       expect(a.Properties.OKActions).toBeUndefined();
@@ -553,7 +571,7 @@ describe('alarm notifications (AlarmTopicArn)', () => {
       [synth({ alarmTopicArn: TOPIC, noEventsAlarmMinutes: 60 }), {}],
     ] as [Json, Record<string, string>][]) {
       const alarms = alarmsOf(deployed(tpl, overrides));
-      expect(Object.keys(alarms).sort()).toEqual(['ErrorsAlarm', 'FreshLagAlarm', 'LagAlarm', 'NoEventsAlarm', 'ThrottlesAlarm']);
+      expect(Object.keys(alarms).sort()).toEqual(['ErrorsAlarm', 'FreshLagAlarm', 'LagAlarm', 'NoEventsAlarm', 'ReconcileGapAlarm', 'ThrottlesAlarm']);
       for (const [, a] of Object.entries(alarms)) {
         expect(a.Properties.AlarmActions).toEqual([TOPIC]);
         expect(a.Properties.OKActions).toEqual([TOPIC]);
@@ -588,7 +606,36 @@ describe('many tenants (TenantsKey)', () => {
     expect(resources.Function.Properties.ReservedConcurrentExecutions).toBe('50');
     expect(resources.TenantsPolicy.Properties.Roles).toEqual([{ Ref: 'FunctionRole' }]);
     expect(resources.ThrottlesAlarm).toBeUndefined();
-    expect(Object.keys(alarmsOf(resources)).sort()).toEqual(['ErrorsAlarm', 'FreshLagAlarm', 'LagAlarm']);
+    expect(Object.keys(alarmsOf(resources)).sort()).toEqual([
+      'DispatchFailedAlarm',
+      'ErrorsAlarm',
+      'FreshLagAlarm',
+      'LagAlarm',
+      'ReconcileGapAlarm',
+      'RegistryErrorsAlarm',
+    ]);
+  });
+
+  test('with a registry: a bad entry and a tenant not started page at the first dispatch', () => {
+    const alarms = alarmsOf(deployed(raw, { TenantsKey: 'm365-message-trace/tenants.json', AlarmTopicArn: TOPIC }));
+    for (const [id, metric, statistic] of [
+      ['RegistryErrorsAlarm', 'RegistryErrors', 'Maximum'],
+      ['DispatchFailedAlarm', 'DispatchFailed', 'Sum'],
+    ]) {
+      expect(alarms[id].Properties).toMatchObject({
+        Namespace: 'M365TraceToDevo',
+        MetricName: metric,
+        Statistic: statistic,
+        Period: 300,
+        EvaluationPeriods: 1,
+        DatapointsToAlarm: 1,
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [TOPIC],
+      });
+      expect(alarms[id].Properties.Dimensions.map((d: Json) => d.Name).sort()).toEqual(['Api', 'FunctionName']);
+    }
   });
 
   test('the registry key stays under the state prefix the role may read', () => {

@@ -206,9 +206,9 @@ async fn pull(
         Ok(summary) => {
             print_summary(&summary, json);
             match summary.lease {
-                LeaseReport::HeldByOther { .. } | LeaseReport::Lost { .. } => {
-                    ExitCode::from(EXIT_LEASE)
-                }
+                LeaseReport::HeldByOther { .. }
+                | LeaseReport::Duplicate { .. }
+                | LeaseReport::Lost { .. } => ExitCode::from(EXIT_LEASE),
                 _ => ExitCode::SUCCESS,
             }
         }
@@ -264,6 +264,10 @@ fn print_summary(s: &Summary, json: bool) {
         } => println!("lease: taken over from {previous_owner} (expired) as {owner}"),
         LeaseReport::HeldByOther { owner, until } => println!(
             "lease: held by {owner} until {}: nothing pulled; run again later",
+            z(*until)
+        ),
+        LeaseReport::Duplicate { owner, until } => println!(
+            "lease: held by this request id ({owner}) until {}: a second delivery of the same run; nothing pulled",
             z(*until)
         ),
         LeaseReport::Lost { at } => {

@@ -7,13 +7,11 @@ mod ledger;
 
 use chrono::{DateTime, Utc};
 
-use crate::checkpoint::{self, Checkpoint, Stored, Track};
+use crate::checkpoint::{self, Checkpoint, Stored};
 use crate::events::{Event, lease};
 use crate::lease::{self as lease_rules, Lease, LeaseDecision};
 use crate::state::{StateError, StateStore};
 use crate::summary::LeaseReport;
-use crate::transfer::Progress;
-use crate::window::Window;
 
 /// The result of trying to claim the state.
 #[derive(Debug)]
@@ -46,6 +44,8 @@ pub struct Claimed<'s, S: StateStore> {
     checkpoint: Checkpoint,
     etag: String,
     report: LeaseReport,
+    /// Ledger parts taken out of the checkpoint, deleted once a write commits that.
+    covered: Vec<crate::ledger::LedgerPart>,
 }
 
 impl<'s, S: StateStore> Claimed<'s, S> {
@@ -73,6 +73,12 @@ impl<'s, S: StateStore> Claimed<'s, S> {
                 let report = LeaseReport::HeldByOther { owner, until };
                 return Ok(Claim::Refused { checkpoint, report });
             }
+            LeaseDecision::Duplicate { until } => {
+                lease::Duplicate { owner, until }.emit();
+                let owner = owner.to_owned();
+                let report = LeaseReport::Duplicate { owner, until };
+                return Ok(Claim::Refused { checkpoint, report });
+            }
             LeaseDecision::Claim => LeaseReport::Acquired {
                 owner: owner.to_owned(),
                 expires_at,
@@ -98,14 +104,17 @@ impl<'s, S: StateStore> Claimed<'s, S> {
             owner: owner.to_owned(),
             expires_at,
         });
-        claimed.updated_at = now;
-        match checkpoint::write(store, key, &claimed, found_etag.as_deref()).await {
+        // The write's own instant, to the nanosecond: what tells a retried claim S3 had applied
+        // from a concurrent delivery's claim with the same request id.
+        claimed.updated_at = Utc::now();
+        match checkpoint::write_leased(store, key, &claimed, found_etag.as_deref()).await {
             Ok(etag) => Ok(Claim::Claimed(Claimed {
                 store,
                 key: key.to_owned(),
                 checkpoint: claimed,
                 etag,
                 report,
+                covered: Vec::new(),
             })),
             Err(e) if e.is_conflict() => {
                 lease::Lost { at: "claim" }.emit();
@@ -136,9 +145,11 @@ impl<'s, S: StateStore> Claimed<'s, S> {
     /// the log and the summary when the lease turns out lost.
     pub async fn save(&mut self, at: &'static str) -> Result<Saved, StateError> {
         self.checkpoint.updated_at = Utc::now();
-        match checkpoint::write(self.store, &self.key, &self.checkpoint, Some(&self.etag)).await {
+        let etag = Some(self.etag.as_str());
+        match checkpoint::write_leased(self.store, &self.key, &self.checkpoint, etag).await {
             Ok(etag) => {
                 self.etag = etag;
+                self.forget_covered().await;
                 Ok(Saved::Kept)
             }
             Err(e) if e.is_conflict() => {
@@ -148,22 +159,6 @@ impl<'s, S: StateStore> Claimed<'s, S> {
             }
             Err(e) => Err(e),
         }
-    }
-
-    /// Records how far `window` got on `track` and writes it: a complete window moves the end
-    /// past it; a partial one keeps its resume point. Nothing is written for a window not
-    /// started, unless `force` (the ledger changed).
-    pub async fn commit(
-        &mut self,
-        track: Track,
-        window: &Window,
-        progress: &Progress,
-        force: bool,
-    ) -> Result<Saved, StateError> {
-        if !record(&mut self.checkpoint, track, window, progress) && !force {
-            return Ok(Saved::Kept);
-        }
-        self.save("commit").await
     }
 
     /// Gives the lease back with the final checkpoint.
@@ -189,47 +184,15 @@ impl<'s, S: StateStore> Claimed<'s, S> {
     }
 }
 
-/// What `progress` in `window` does to the `track` position of `checkpoint`; whether anything
-/// changed. Pure.
-pub fn record(
-    checkpoint: &mut Checkpoint,
-    track: Track,
-    window: &Window,
-    progress: &Progress,
-) -> bool {
-    let position = checkpoint.position_mut(track);
-    match progress {
-        Progress::Complete => {
-            *position.end = Some(window.end);
-            // A piece carved out of a window left part-way: the rest keeps its resume point.
-            *position.partial = position
-                .partial
-                .take()
-                .filter(|p| p.end > window.end && p.resume.is_some() && p.start < window.end)
-                .map(|p| Window {
-                    start: window.end,
-                    ..p
-                });
-        }
-        Progress::Partial(resume) => {
-            *position.end = Some(window.start);
-            *position.partial = Some(Window {
-                resume: Some(resume.clone()),
-                ..window.clone()
-            });
-        }
-        Progress::NotStarted => return false,
-    }
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::Duration;
 
     use super::*;
+    use crate::checkpoint::Track;
     use crate::state::MemoryStore;
-    use crate::window::Resume;
+    use crate::transfer::Progress;
+    use crate::window::Window;
 
     const KEY: &str = "dir/checkpoint.json";
 
@@ -260,16 +223,19 @@ mod tests {
         assert_eq!(stored.checkpoint.lease.unwrap().owner, "a");
         let w = window(30);
         assert_eq!(
-            c.commit(Track::Primary, &w, &Progress::Complete, false)
-                .await
-                .unwrap(),
+            {
+                c.checkpoint_mut()
+                    .position_mut(Track::Primary)
+                    .advance(&w, &Progress::Complete);
+                c.save("commit").await.unwrap()
+            },
             Saved::Kept
         );
         let report = c.release().await.unwrap();
         assert!(matches!(report, LeaseReport::Acquired { .. }));
         let stored = checkpoint::load(&store, KEY).await.unwrap().unwrap();
         assert_eq!(
-            (stored.checkpoint.end, stored.checkpoint.lease),
+            (stored.checkpoint.primary.end, stored.checkpoint.lease),
             (Some(w.end), None)
         );
     }
@@ -306,9 +272,12 @@ mod tests {
             br#"{"version":1,"end":"2026-11-01T00:00:00Z","updated_at":"2026-11-01T00:00:00Z"}"#;
         store.overwrite(KEY, theirs.to_vec());
         assert_eq!(
-            c.commit(Track::Primary, &window(30), &Progress::Complete, false)
-                .await
-                .unwrap(),
+            {
+                c.checkpoint_mut()
+                    .position_mut(Track::Primary)
+                    .advance(&window(30), &Progress::Complete);
+                c.save("commit").await.unwrap()
+            },
             Saved::Lost
         );
         assert_eq!(c.report(), &LeaseReport::Lost { at: "commit" });
@@ -333,43 +302,6 @@ mod tests {
                 report: LeaseReport::Lost { at: "claim" },
                 ..
             }
-        ));
-    }
-
-    #[test]
-    fn a_carved_piece_of_a_partial_window_keeps_the_rest_of_it() {
-        let mut c = Checkpoint::empty(Utc::now());
-        let w = window(30);
-        let partial = Window {
-            end: w.start + Duration::hours(6),
-            resume: Some(Resume {
-                until: w.start + Duration::hours(4),
-                sent_at_until: vec!["k".into()],
-            }),
-            ..w.clone()
-        };
-        c.partial = Some(partial.clone());
-        assert!(record(&mut c, Track::Primary, &w, &Progress::Complete));
-        assert_eq!(c.end, Some(w.end));
-        assert_eq!(
-            c.partial,
-            Some(Window {
-                start: w.end,
-                ..partial
-            })
-        );
-        let next = Window {
-            start: w.end,
-            end: w.start + Duration::hours(6),
-            resume: None,
-        };
-        assert!(record(&mut c, Track::Primary, &next, &Progress::Complete));
-        assert_eq!((c.end, c.partial.clone()), (Some(next.end), None));
-        assert!(!record(
-            &mut c,
-            Track::Primary,
-            &next,
-            &Progress::NotStarted
         ));
     }
 }

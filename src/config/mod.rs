@@ -184,7 +184,7 @@ impl Config {
         let fresh_delay = rules::fresh_delay(&env, &rules)?;
         let limits = limits::Limits::read(&env)?;
         let reset_before = reset_before(&env)?;
-        let tenants_key = tenants_key(&env)?;
+        let tenants_key = tenants_key(&env, &state_key)?;
         let tenant_metrics = tenant_metrics(&env)?;
         Ok(Config {
             secret_id,
@@ -229,21 +229,54 @@ fn state_key(env: &Env<'_>) -> Result<String, ConfigError> {
     Ok(state_key)
 }
 
-/// `TENANTS_KEY`: a relative S3 key of a JSON object, or unset (one tenant).
-fn tenants_key(env: &Env<'_>) -> Result<Option<String>, ConfigError> {
+/// `TENANTS_KEY`: a relative S3 key of a JSON object, or unset (one tenant); never an object
+/// the state writes (`STATE_KEY`, or a key under a state prefix beside it: the checkpoints
+/// would overwrite the registry, or the registry a checkpoint).
+fn tenants_key(env: &Env<'_>, state_key: &str) -> Result<Option<String>, ConfigError> {
     let Some(key) = env.get("TENANTS_KEY") else {
         return Ok(None);
     };
+    let accepted =
+        "a relative key such as m365-message-trace/tenants.json, or unset for one tenant";
     if key.starts_with('/') || key.ends_with('/') || key.len() > 900 {
         return Err(invalid(
             "TENANTS_KEY",
             &key,
             "an S3 key of an object must not start or end with '/' and must be short",
-            "a relative key such as m365-message-trace/tenants.json, or unset for one tenant",
+            accepted,
         ));
     }
-    Ok(Some(key))
+    let dir = state_key.rsplit_once('/').map_or("", |(dir, _)| dir);
+    let prefix = |p: &str| {
+        if dir.is_empty() {
+            format!("{p}/")
+        } else {
+            format!("{dir}/{p}/")
+        }
+    };
+    let problem = if key == state_key {
+        Some(format!(
+            "it is STATE_KEY={state_key:?}, the checkpoint's object"
+        ))
+    } else {
+        STATE_PREFIXES.iter().map(|p| prefix(p)).find(|p| key.starts_with(p.as_str())).map(|p| {
+            format!("it lies under {p}, where the state of STATE_KEY={state_key:?} is kept (the tenants' checkpoints, backfills and ledgers)")
+        })
+    };
+    match problem {
+        Some(problem) => {
+            let beside = format!(
+                "a key outside STATE_KEY and its state prefixes, such as {dir}{}tenants.json",
+                if dir.is_empty() { "" } else { "/" }
+            );
+            Err(invalid("TENANTS_KEY", &key, &problem, &beside))
+        }
+        None => Ok(Some(key)),
+    }
 }
+
+/// The prefixes beside `STATE_KEY` that the state writes under.
+const STATE_PREFIXES: [&str; 4] = ["tenants", "tenants-removed", "backfill", "ledger"];
 
 /// `TENANT_METRICS`: `on` (default) or `off`.
 fn tenant_metrics(env: &Env<'_>) -> Result<bool, ConfigError> {
@@ -375,6 +408,38 @@ mod tests {
             "{err}"
         );
         assert_eq!(config(&[]).unwrap().tenants_key, None);
+        for (tenants, state) in [
+            (
+                "m365-message-trace/checkpoint.json",
+                "m365-message-trace/checkpoint.json",
+            ),
+            (
+                "m365-message-trace/tenants/a/checkpoint.json",
+                "m365-message-trace/checkpoint.json",
+            ),
+            (
+                "m365-message-trace/tenants/tenants.json",
+                "m365-message-trace/checkpoint.json",
+            ),
+            (
+                "m365-message-trace/backfill/x.json",
+                "m365-message-trace/checkpoint.json",
+            ),
+            ("tenants-removed/r.json", "checkpoint.json"),
+        ] {
+            let err = config(&[("TENANTS_KEY", tenants), ("STATE_KEY", state)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("TENANTS_KEY={tenants:?} is invalid"))
+                    && err.contains("STATE_KEY"),
+                "{err}"
+            );
+        }
+        assert!(
+            config(&[("TENANTS_KEY", "m365-message-trace/tenants.json")]).is_ok(),
+            "beside the checkpoint"
+        );
         assert!(config(&[]).unwrap().tenant_metrics);
         assert!(!config(&[("TENANT_METRICS", "off")]).unwrap().tenant_metrics);
         let err = config(&[("TENANT_METRICS", "no")]).unwrap_err().to_string();

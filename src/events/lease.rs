@@ -19,6 +19,22 @@ impl Event for Held<'_> {
     }
 }
 
+/// A live lease carries this invocation's own request id: a second delivery of the same event
+/// while the first runs. This one leaves without pulling or writing.
+pub struct Duplicate<'a> {
+    /// The request id.
+    pub owner: &'a str,
+    /// Until when the first delivery holds the lease.
+    pub until: DateTime<Utc>,
+}
+
+impl Event for Duplicate<'_> {
+    const NAME: &'static str = "lease_duplicate";
+    fn emit(&self) {
+        tracing::warn!(event = Self::NAME, owner = %self.owner, until = %self.until.to_rfc3339(), "a second delivery of the same event while the first holds the lease; nothing pulled");
+    }
+}
+
 /// An expired lease was taken over (its owner crashed or timed out).
 pub struct TakenOver<'a> {
     /// The owner whose lease expired.

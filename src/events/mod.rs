@@ -3,6 +3,7 @@
 //! and, for the tick's last line, the metrics. The names are defined here and nowhere else.
 
 pub mod lease;
+pub mod ledger;
 pub mod microsoft;
 pub mod plan;
 pub mod relay;
@@ -28,9 +29,11 @@ pub(crate) fn ms(d: std::time::Duration) -> u64 {
 #[cfg(test)]
 const NAMES: &[&str] = &[
     lease::Held::NAME,
+    lease::Duplicate::NAME,
     lease::TakenOver::NAME,
     lease::Lost::NAME,
     lease::ReleaseFailed::NAME,
+    ledger::LedgerMissing::NAME,
     plan::ResetApplied::NAME,
     plan::Skipped::NAME,
     plan::WindowSplit::NAME,
@@ -53,6 +56,9 @@ const NAMES: &[&str] = &[
     tick::NoDeadline::NAME,
     tenants::Dispatched::NAME,
     tenants::NoTenants::NAME,
+    tenants::EntryInvalid::NAME,
+    tenants::FieldUnknown::NAME,
+    tenants::NotStarted::NAME,
     tenants::DispatchFailed::NAME,
     tenants::LastErrorNotRecorded::NAME,
 ];

@@ -1,5 +1,6 @@
 //! What a tick's plan does besides pulling: a reset, a skipped span, a split.
 
+use crate::checkpoint::second_look::Gap;
 use crate::events::Event;
 use crate::reset::Reset;
 use crate::window::{Skipped as SkippedSpan, Split};
@@ -37,5 +38,19 @@ impl Event for WindowSplit {
         tracing::warn!(event = Self::NAME, start = %s.start.to_rfc3339(), until = %s.until.to_rfc3339(),
             piece_seconds = s.piece_seconds, stuck_ticks = s.stuck_ticks,
             "this span made no progress in the last ticks; it is pulled in smaller pieces, older first");
+    }
+}
+
+/// A span due for the reconciliation pass's second look is dropped without it: older than the
+/// API's lookback, or the oldest past the ledger's cap. Late records there are not sent.
+pub struct ReconcileGap<'a>(pub &'a Gap);
+
+impl Event for ReconcileGap<'_> {
+    const NAME: &'static str = "reconcile_gap";
+    fn emit(&self) {
+        let g = self.0;
+        tracing::warn!(event = Self::NAME, from = %g.from.to_rfc3339(), to = %g.to.to_rfc3339(),
+            seconds = (g.to - g.from).num_seconds(), reason = g.reason.as_str(),
+            "this span gets no second look: records Microsoft exposed there late are not sent; the reconciliation moves on");
     }
 }

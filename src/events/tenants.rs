@@ -1,30 +1,115 @@
 //! The lines of a many-tenant deployment: the dispatch of the tenants' ticks, and a failure
 //! that could not be recorded in a tenant's checkpoint.
 
-use crate::events::Event;
+use chrono::Utc;
 
-/// A scheduled event started the tenants' ticks.
+use crate::events::Event;
+use crate::metrics::{Dimensions, DispatchCounts};
+
+/// A scheduled event started the tenants' ticks: the line, then the EMF document of
+/// `TenantsDispatched`, `DispatchFailed` and `RegistryErrors`.
 pub struct Dispatched<'a> {
     /// `s3://bucket/key` of the registry.
     pub registry: &'a str,
-    /// Tenants listed.
+    /// Entries listed, valid or not.
     pub tenants: usize,
-    /// Ticks started.
-    pub dispatched: usize,
+    /// Ticks started, not started, and invalid entries, with the wall time.
+    pub counts: DispatchCounts,
     /// Tenants skipped as disabled.
     pub disabled: usize,
+    /// The invalid entries' names.
+    pub invalid: &'a [&'a str],
     /// The tenants whose tick could not be started.
     pub failed: &'a [&'a str],
-    /// Wall time of the fan-out.
-    pub duration_ms: u64,
+    /// Invocations retried.
+    pub retries: u32,
+    /// The function and the API (the metrics' dimensions).
+    pub dimensions: Dimensions<'a>,
 }
 
 impl Event for Dispatched<'_> {
     const NAME: &'static str = "dispatch";
     fn emit(&self) {
+        let c = self.counts;
+        println!(
+            "{}",
+            crate::metrics::dispatch_emf(&self.dimensions, c, Utc::now())
+        );
         tracing::info!(event = Self::NAME, registry = self.registry, tenants = self.tenants,
-            dispatched = self.dispatched, disabled = self.disabled, failed = self.failed.len(),
-            failed_tenants = ?self.failed, duration_ms = self.duration_ms, "tenant ticks dispatched");
+            dispatched = c.dispatched, disabled = self.disabled,
+            invalid = c.registry_errors, invalid_entries = ?self.invalid, failed = c.failed,
+            failed_tenants = ?self.failed, retries = self.retries, duration_ms = c.duration_ms,
+            "tenant ticks dispatched");
+    }
+}
+
+/// A registry entry cannot run (it is not dispatched; the others are).
+pub struct EntryInvalid<'a> {
+    /// `s3://bucket/key` of the registry.
+    pub registry: &'a str,
+    /// Its position in `tenants`, from 0.
+    pub index: usize,
+    /// Its name as written.
+    pub name: &'a str,
+    /// What is wrong.
+    pub problem: &'a str,
+}
+
+impl Event for EntryInvalid<'_> {
+    const NAME: &'static str = "registry_entry_invalid";
+    fn emit(&self) {
+        tracing::error!(
+            event = Self::NAME,
+            registry = self.registry,
+            index = self.index,
+            name = self.name,
+            problem = self.problem,
+            "a tenant registry entry cannot run; the other tenants were dispatched"
+        );
+    }
+}
+
+/// A registry field this version does not read: accepted, not used.
+pub struct FieldUnknown<'a> {
+    /// `s3://bucket/key` of the registry.
+    pub registry: &'a str,
+    /// The entry's position (`None`: beside `tenants`).
+    pub index: Option<usize>,
+    /// The entry's name.
+    pub name: &'a str,
+    /// The field.
+    pub field: &'a str,
+}
+
+impl Event for FieldUnknown<'_> {
+    const NAME: &'static str = "registry_unknown_field";
+    fn emit(&self) {
+        tracing::warn!(event = Self::NAME, registry = self.registry, index = ?self.index,
+            name = self.name, field = self.field,
+            "the tenant registry has a field this version does not read: ignored (a typo?)");
+    }
+}
+
+/// A tenant's tick could not be started after retries.
+pub struct NotStarted<'a> {
+    /// The tenant.
+    pub tenant: &'a str,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last refusal.
+    pub error: &'a str,
+}
+
+impl Event for NotStarted<'_> {
+    const NAME: &'static str = "dispatch_not_started";
+    fn emit(&self) {
+        tracing::error!(
+            event = Self::NAME,
+            tenant = self.tenant,
+            attempts = self.attempts,
+            error = self.error,
+            "a tenant's tick could not be started; it is tried again at the next scheduled event"
+        );
     }
 }
 

@@ -123,6 +123,7 @@ fn lease_outcome(report: &LeaseReport) -> &'static str {
         LeaseReport::Acquired { .. } => "acquired",
         LeaseReport::TakenOver { .. } => "taken_over",
         LeaseReport::HeldByOther { .. } => "held_by_other",
+        LeaseReport::Duplicate { .. } => "duplicate",
         LeaseReport::Lost { .. } => "lost",
     }
 }

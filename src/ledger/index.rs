@@ -4,6 +4,13 @@
 use chrono::{DateTime, Utc};
 
 use crate::ledger::Fingerprint;
+use crate::ledger::fingerprint::{HASHED_FROM, legacy_code};
+
+/// Whether `code` is a hashed status of a part of the first format (7 bits: compared with the
+/// record's status hashed the same way).
+fn is_legacy(code: u32) -> bool {
+    (0x80..HASHED_FROM).contains(&code)
+}
 
 /// What the reconciliation pass does with a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +71,7 @@ impl LedgerIndex {
             .take_while(|x| x.key == f.key);
         let mut seen = false;
         for x in same_key {
-            if x.status == f.status {
+            if x.status == f.status || (is_legacy(x.status) && x.status == legacy_code(status)) {
                 return Verdict::Known;
             }
             seen = true;
@@ -99,6 +106,19 @@ mod tests {
             Verdict::StatusChanged
         );
         assert_eq!(index.verdict("c|r", Some("Delivered"), t), Verdict::Late);
+        // A part of the first format: an undocumented status hashed into 7 bits.
+        let old = LedgerIndex::new(
+            vec![Fingerprint {
+                key: Fingerprint::key_of("d|r"),
+                status: legacy_code(Some("Custom")),
+            }],
+            Vec::new(),
+        );
+        assert_eq!(old.verdict("d|r", Some("custom"), t), Verdict::Known);
+        assert_eq!(
+            old.verdict("d|r", Some("Delivered"), t),
+            Verdict::StatusChanged
+        );
         assert_eq!(
             index.verdict("a|r", Some("delivered"), t + Duration::minutes(90)),
             Verdict::LedgerMissing

@@ -5,7 +5,6 @@
 pub mod fingerprint;
 pub mod index;
 pub mod part;
-pub mod plan;
 pub mod store;
 
 pub use fingerprint::Fingerprint;

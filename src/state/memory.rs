@@ -11,6 +11,28 @@ use crate::state::{Condition, Object, StateError, StateStore};
 pub struct MemoryStore {
     objects: Mutex<HashMap<String, Object>>,
     versions: Mutex<u64>,
+    faults: Mutex<Faults>,
+}
+
+/// The failures S3 has that a unit test asks for.
+#[derive(Debug, Default)]
+struct Faults {
+    /// Reads of a key that fail (403), how many times.
+    failing_reads: HashMap<String, usize>,
+    /// Writes of a key that are applied and then answered 412, as an SDK retry of a PUT
+    /// whose first answer was lost sees it, how many times.
+    applied_then_conflict: HashMap<String, usize>,
+}
+
+/// Takes one from the count of `key` in `map`; whether there was one.
+fn take_one(map: &mut HashMap<String, usize>, key: &str) -> bool {
+    match map.get_mut(key) {
+        Some(n) if *n > 0 => {
+            *n -= 1;
+            true
+        }
+        _ => false,
+    }
 }
 
 impl MemoryStore {
@@ -36,6 +58,32 @@ impl MemoryStore {
         etag
     }
 
+    /// Makes the next `times` reads of `key` fail with 403, as S3 does for a denied or
+    /// undecryptable (KMS) object.
+    pub fn fail_reads(&self, key: &str, times: usize) {
+        self.faults().failing_reads.insert(key.to_owned(), times);
+    }
+
+    /// Makes the next `times` conditional writes of `key` take effect and then fail with 412:
+    /// what an SDK retry of a PUT that S3 applied (its answer lost) reads.
+    pub fn apply_then_conflict(&self, key: &str, times: usize) {
+        self.faults()
+            .applied_then_conflict
+            .insert(key.to_owned(), times);
+    }
+
+    fn faults(&self) -> MutexGuard<'_, Faults> {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn conflict(key: &str) -> StateError {
+        StateError::Conflict {
+            bucket: "memory".into(),
+            key: key.to_owned(),
+            status: 412,
+        }
+    }
+
     fn next_etag(&self) -> String {
         let mut v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
         *v += 1;
@@ -45,6 +93,14 @@ impl MemoryStore {
 
 impl StateStore for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Object>, StateError> {
+        if take_one(&mut self.faults().failing_reads, key) {
+            return Err(StateError::Denied {
+                bucket: "memory".into(),
+                key: key.to_owned(),
+                operation: "GetObject",
+                status: 403,
+            });
+        }
         Ok(self.objects().get(key).cloned())
     }
 
@@ -62,11 +118,7 @@ impl StateStore for MemoryStore {
             _ => false,
         };
         if !holds {
-            return Err(StateError::Conflict {
-                bucket: "memory".into(),
-                key: key.to_owned(),
-                status: 412,
-            });
+            return Err(MemoryStore::conflict(key));
         }
         objects.insert(
             key.to_owned(),
@@ -75,6 +127,9 @@ impl StateStore for MemoryStore {
                 etag: etag.clone(),
             },
         );
+        if take_one(&mut self.faults().applied_then_conflict, key) {
+            return Err(MemoryStore::conflict(key));
+        }
         Ok(etag)
     }
 

@@ -36,6 +36,26 @@ impl<'a> Condition<'a> {
     }
 }
 
+/// Writes `body` at `key` if `condition` holds, like [`StateStore::put`], and recognises our own
+/// write: when the precondition fails but the object now holds exactly `body`, an earlier
+/// attempt of this very write was applied (an SDK retry after S3's answer was lost, which the
+/// retry then reads as 412). Only for bytes no other invocation writes (a checkpoint carrying
+/// the lease owner or the write's own instant): the write is ours, and its ETag is returned.
+pub async fn put_recognising(
+    store: &impl StateStore,
+    key: &str,
+    body: Vec<u8>,
+    condition: Condition<'_>,
+) -> Result<String, StateError> {
+    match store.put(key, body.clone(), condition).await {
+        Err(e) if e.is_conflict() => match store.get(key).await {
+            Ok(Some(found)) if found.body == body => Ok(found.etag),
+            _ => Err(e),
+        },
+        written => written,
+    }
+}
+
 /// Objects by key in one bucket: read, conditionally write, delete.
 pub trait StateStore: Send + Sync {
     /// Reads `key`; `None` when there is no such object.
@@ -68,4 +88,25 @@ pub trait StateStore: Send + Sync {
 
     /// The bucket, for messages.
     fn bucket(&self) -> &str;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_write_applied_before_its_412_is_ours_and_anothers_is_not() {
+        let store = MemoryStore::new();
+        store.apply_then_conflict("k", 1);
+        let etag = put_recognising(&store, "k", b"mine".to_vec(), Condition::Absent)
+            .await
+            .expect("recognised as ours");
+        assert_eq!(store.get("k").await.unwrap().unwrap().etag, etag);
+
+        // Another invocation's write in between: a real conflict.
+        store.overwrite("k", b"theirs".to_vec());
+        let lost =
+            put_recognising(&store, "k", b"mine 2".to_vec(), Condition::Matches(&etag)).await;
+        assert!(lost.is_err_and(|e| e.is_conflict()));
+    }
 }

@@ -4,23 +4,30 @@
 //! in its own invocation. The invocations go through [`Invoker`], so the planning and the
 //! bookkeeping are unit-tested without Lambda.
 
-use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::task::JoinSet;
 
 use crate::tenants::TenantsError;
-use crate::tenants::registry::Registry;
+use crate::tenants::registry::{Invalid, Registry, UnknownField};
+pub use crate::tenants::retry::{Invoker, Refused};
+use crate::tenants::retry::{Started, start};
 
 /// Invocations in flight at once: an asynchronous `Invoke` answers in tens of milliseconds, so
 /// 32 at a time start 1,000 tenants in about a second without a burst of connections.
 pub const DISPATCH_CONCURRENCY: usize = 32;
 
-/// Starts one tenant's tick: an asynchronous invocation of the function with `payload`.
-pub trait Invoker: Clone + Send + Sync + 'static {
-    /// Queues the invocation; `Err` says why it was not accepted.
-    fn invoke(&self, payload: Vec<u8>) -> impl Future<Output = Result<(), String>> + Send;
+/// How the dispatch paces itself: how many at once, the first wait before a retry, and when
+/// it must stop retrying (the invocation's deadline minus what answering needs).
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Invocations in flight at once.
+    pub concurrency: usize,
+    /// First wait before retrying a throttled invocation (then doubling, with jitter).
+    pub retry_min_delay: Duration,
+    /// No retry waits past this instant.
+    pub until: tokio::time::Instant,
 }
 
 /// A tenant whose tick could not be started.
@@ -28,29 +35,41 @@ pub trait Invoker: Clone + Send + Sync + 'static {
 pub struct Failure {
     /// The tenant.
     pub tenant: String,
-    /// Why.
+    /// Why (the last refusal).
     pub error: String,
+    /// Attempts made.
+    pub attempts: u32,
 }
 
 /// What a scheduled event in a deployment with a registry did: the handler's answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DispatchSummary {
-    /// Tenants in the registry.
+    /// Entries in the registry, valid or not.
     pub tenants: usize,
     /// Tenants whose tick was started, in registry order.
     pub dispatched: Vec<String>,
     /// Tenants skipped because they are disabled.
     pub disabled: Vec<String>,
-    /// Tenants whose tick could not be started.
+    /// Entries that cannot run, each with its position, name and problem (not started; the
+    /// others were).
+    pub invalid: Vec<Invalid>,
+    /// Fields this version does not read (accepted; a typo shows here).
+    pub unknown_fields: Vec<UnknownField>,
+    /// Tenants whose tick could not be started, after retries.
     pub failed: Vec<Failure>,
+    /// Invocations tried again after throttling or a server error.
+    pub retries: u32,
     /// Wall time of the fan-out.
     pub duration_ms: u64,
 }
 
 impl DispatchSummary {
-    /// The summary, or [`TenantsError::Dispatch`] when any tick could not be started.
+    /// The summary, or [`TenantsError::Dispatch`] when tenants were to be started and none
+    /// could be (a missing permission, the function gone: nothing ran, the invocation fails).
+    /// Failures beside started tenants are the summary's `failed` and the `DispatchFailed`
+    /// metric, not a failed invocation.
     pub fn into_result(self) -> Result<DispatchSummary, TenantsError> {
-        let Some(first) = self.failed.first() else {
+        let Some(first) = self.failed.first().filter(|_| self.dispatched.is_empty()) else {
             return Ok(self);
         };
         let mut names: Vec<&str> = self
@@ -78,47 +97,52 @@ pub fn payload(name: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-/// Starts the tick of every enabled tenant of `registry` through `invoker`, at most
-/// `concurrency` invocations in flight.
-pub async fn dispatch<I: Invoker>(
-    invoker: &I,
-    registry: &Registry,
-    concurrency: usize,
-) -> DispatchSummary {
+type Outcome = (usize, String, Started);
+
+/// Starts the tick of every enabled valid tenant of `registry` through `invoker`, at most
+/// `pace.concurrency` invocations in flight, each retried on throttling within the pace.
+pub async fn dispatch<I: Invoker>(invoker: &I, registry: &Registry, pace: Pace) -> DispatchSummary {
     let started = Instant::now();
     let mut summary = DispatchSummary {
-        tenants: registry.tenants.len(),
+        tenants: registry.tenants.len() + registry.invalid.len(),
         disabled: registry
             .tenants
             .iter()
             .filter(|e| !e.enabled)
             .map(|e| e.name.clone())
             .collect(),
+        invalid: registry.invalid.clone(),
+        unknown_fields: registry.unknown_fields.clone(),
         ..DispatchSummary::default()
     };
-    let mut outcomes: Vec<(usize, String, Result<(), String>)> = Vec::new();
+    let mut outcomes: Vec<Outcome> = Vec::new();
     let mut in_flight = JoinSet::new();
     let names: Vec<String> = registry.enabled().map(|e| e.name.clone()).collect();
     for (index, name) in names.into_iter().enumerate() {
-        if in_flight.len() >= concurrency.max(1)
+        if in_flight.len() >= pace.concurrency.max(1)
             && let Some(done) = in_flight.join_next().await
         {
             outcomes.push(joined(done));
         }
         let invoker = invoker.clone();
         in_flight.spawn(async move {
-            let result = invoker.invoke(payload(&name)).await;
-            (index, name, result)
+            let outcome = start(&invoker, payload(&name), pace.retry_min_delay, pace.until).await;
+            (index, name, outcome)
         });
     }
     while let Some(done) = in_flight.join_next().await {
         outcomes.push(joined(done));
     }
     outcomes.sort_by_key(|(index, _, _)| *index);
-    for (_, tenant, result) in outcomes {
-        match result {
-            Ok(()) => summary.dispatched.push(tenant),
-            Err(error) => summary.failed.push(Failure { tenant, error }),
+    for (_, tenant, outcome) in outcomes {
+        summary.retries += outcome.attempts.saturating_sub(1);
+        match outcome.refused {
+            None => summary.dispatched.push(tenant),
+            Some(refused) => summary.failed.push(Failure {
+                tenant,
+                error: refused.message,
+                attempts: outcome.attempts,
+            }),
         }
     }
     summary.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -127,36 +151,48 @@ pub async fn dispatch<I: Invoker>(
 
 /// A finished invocation task; one that panicked counts as failed (its name is lost, so it is
 /// reported as such).
-fn joined(
-    done: Result<(usize, String, Result<(), String>), tokio::task::JoinError>,
-) -> (usize, String, Result<(), String>) {
+fn joined(done: Result<Outcome, tokio::task::JoinError>) -> Outcome {
     done.unwrap_or_else(|e| {
-        (
-            usize::MAX,
-            "(unknown)".to_owned(),
-            Err(format!("the invocation task failed: {e}")),
-        )
+        let refused = Refused {
+            status: None,
+            code: None,
+            message: format!("the invocation task failed: {e}"),
+        };
+        let outcome = Started {
+            attempts: 1,
+            refused: Some(refused),
+        };
+        (usize::MAX, "(unknown)".to_owned(), outcome)
     })
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
-    use std::time::Duration;
 
     use super::*;
     use crate::tenants::registry::{Entry, Location};
 
+    /// Counts attempts per payload; refuses those containing `refuse` with `status`, the first
+    /// `throttle_first` attempts of each payload with 429.
     #[derive(Clone, Default)]
     struct Recorder {
         payloads: Arc<Mutex<Vec<String>>>,
+        attempts: Arc<Mutex<std::collections::HashMap<String, u32>>>,
         in_flight: Arc<Mutex<(usize, usize)>>,
-        refuse: Option<&'static str>,
+        refuse: Option<(&'static str, u16)>,
+        throttle_first: u32,
     }
 
     impl Invoker for Recorder {
-        async fn invoke(&self, payload: Vec<u8>) -> Result<(), String> {
+        async fn invoke(&self, payload: Vec<u8>) -> Result<(), Refused> {
             let text = String::from_utf8(payload).unwrap();
+            let attempt = {
+                let mut a = self.attempts.lock().unwrap();
+                let n = a.entry(text.clone()).or_default();
+                *n += 1;
+                *n
+            };
             {
                 let mut f = self.in_flight.lock().unwrap();
                 f.0 += 1;
@@ -164,8 +200,17 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
             self.in_flight.lock().unwrap().0 -= 1;
-            if self.refuse.is_some_and(|r| text.contains(r)) {
-                return Err("TooManyRequestsException: Rate exceeded".into());
+            let status = match self.refuse {
+                Some((needle, status)) if text.contains(needle) => Some(status),
+                _ if attempt <= self.throttle_first => Some(429),
+                _ => None,
+            };
+            if let Some(status) = status {
+                return Err(Refused {
+                    status: Some(status),
+                    code: None,
+                    message: format!("HTTP {status}"),
+                });
             }
             self.payloads.lock().unwrap().push(text);
             Ok(())
@@ -176,21 +221,26 @@ mod tests {
         Registry {
             tenants: (0..n)
                 .map(|i| Entry {
-                    name: format!("t{i:03}"),
-                    secret_id: format!("s/{i}"),
                     enabled: i % 10 != 3,
-                    devo_hostname: None,
-                    devo_tag: None,
-                    reset_before: None,
+                    ..Entry::named(&format!("t{i:03}"))
                 })
                 .collect(),
+            ..Registry::default()
+        }
+    }
+
+    fn pace(concurrency: usize) -> Pace {
+        Pace {
+            concurrency,
+            retry_min_delay: Duration::from_millis(1),
+            until: tokio::time::Instant::now() + Duration::from_secs(60),
         }
     }
 
     #[tokio::test]
     async fn every_enabled_tenant_is_started_once_and_disabled_ones_are_skipped() {
         let invoker = Recorder::default();
-        let summary = dispatch(&invoker, &registry(100), 8).await;
+        let summary = dispatch(&invoker, &registry(100), pace(8)).await;
         assert_eq!(summary.tenants, 100);
         assert_eq!(summary.disabled.len(), 10);
         assert!(summary.disabled.contains(&"t003".to_owned()));
@@ -209,30 +259,77 @@ mod tests {
 
     #[tokio::test]
     async fn an_empty_registry_dispatches_nothing() {
-        let summary = dispatch(&Recorder::default(), &Registry::default(), 8).await;
+        let summary = dispatch(&Recorder::default(), &Registry::default(), pace(8)).await;
         assert_eq!((summary.tenants, summary.dispatched.len()), (0, 0));
         assert!(summary.into_result().is_ok());
     }
 
     #[tokio::test]
-    async fn a_refused_invocation_is_reported_by_name_and_the_others_still_start() {
+    async fn throttled_invocations_are_retried_and_each_tenant_starts_once() {
         let invoker = Recorder {
-            refuse: Some("t005"),
+            throttle_first: 2,
             ..Recorder::default()
         };
-        let summary = dispatch(&invoker, &registry(10), 4).await;
+        let summary = dispatch(&invoker, &registry(10), pace(4)).await;
+        assert_eq!(summary.dispatched.len(), 9);
+        assert_eq!(summary.failed, vec![]);
+        assert_eq!(summary.retries, 18);
+        assert_eq!(invoker.payloads.lock().unwrap().len(), 9, "each once");
+    }
+
+    #[tokio::test]
+    async fn a_tenant_that_cannot_be_started_is_named_and_the_others_still_start() {
+        let invoker = Recorder {
+            refuse: Some(("t005", 503)),
+            ..Recorder::default()
+        };
+        let summary = dispatch(&invoker, &registry(10), pace(4)).await;
         assert_eq!(summary.dispatched.len(), 8);
+        let attempts = 1 + crate::tenants::retry::MAX_RETRIES as u32;
         assert_eq!(
             summary.failed,
             vec![Failure {
                 tenant: "t005".into(),
-                error: "TooManyRequestsException: Rate exceeded".into()
+                error: "HTTP 503".into(),
+                attempts,
             }]
         );
+        assert!(
+            summary.into_result().is_ok(),
+            "the others run: not a failed dispatch"
+        );
+        // Refused for good (no permission): one attempt each, and the dispatch fails.
+        let invoker = Recorder {
+            refuse: Some(("t", 403)),
+            ..Recorder::default()
+        };
+        let summary = dispatch(&invoker, &registry(3), pace(4)).await;
+        assert!(summary.failed.iter().all(|f| f.attempts == 1));
         let err = summary.into_result().unwrap_err();
         assert_eq!(err.error_type(), "Dispatch");
         let text = err.to_string();
-        assert!(text.contains("1 of 9") && text.contains("(t005)"), "{text}");
+        assert!(
+            text.contains("none of the 3") && text.contains("(t000, t001, t002)"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn retries_stop_at_the_deadline() {
+        let invoker = Recorder {
+            refuse: Some(("t000", 429)),
+            ..Recorder::default()
+        };
+        let pace = Pace {
+            concurrency: 1,
+            retry_min_delay: Duration::from_secs(30),
+            until: tokio::time::Instant::now() + Duration::from_secs(5),
+        };
+        let summary = dispatch(&invoker, &registry(1), pace).await;
+        assert_eq!(
+            summary.failed[0].attempts, 1,
+            "a 30 s wait does not fit in 5 s"
+        );
     }
 
     #[test]

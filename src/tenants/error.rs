@@ -103,6 +103,34 @@ pub enum TenantsError {
         /// The name.
         name: String,
     },
+    /// `tenants add` of a name whose state is still in the bucket.
+    #[error(
+        "tenant {name:?} has state under s3://{bucket}/{prefix} ({objects} objects: checkpoint, backfills, ledger) from an earlier tenant of that name: add it with --keep-state to continue from that position, or move or delete that prefix to start fresh from HISTORIC_DAYS back"
+    )]
+    StateExists {
+        /// The name.
+        name: String,
+        /// `STATE_BUCKET`.
+        bucket: String,
+        /// The tenant's state prefix.
+        prefix: String,
+        /// Objects found there.
+        objects: usize,
+    },
+    /// `tenants remove` edited the registry but could not move all of the tenant's state.
+    #[error(
+        "tenant {name:?} was removed from the registry, but its state under s3://{bucket}/{prefix} could not all be moved aside: {error}; until that prefix is moved or deleted, `tenants add {name}` refuses the name (or continues from it with --keep-state)"
+    )]
+    NotMoved {
+        /// The name.
+        name: String,
+        /// `STATE_BUCKET`.
+        bucket: String,
+        /// The tenant's state prefix.
+        prefix: String,
+        /// The S3 failure.
+        error: String,
+    },
     /// The registry kept changing under a conditional update.
     #[error(
         "the tenant registry s3://{bucket}/{key} changed under each of {attempts} conditional writes: another edit is in progress; try again"
@@ -115,9 +143,9 @@ pub enum TenantsError {
         /// Writes tried.
         attempts: u32,
     },
-    /// The dispatcher could not start some tenants' ticks.
+    /// The dispatcher could not start any tenant's tick.
     #[error(
-        "dispatch: {failed} of {total} tenant ticks could not be started ({names}): {first_error}; the others were started, and the failed ones run at the next scheduled event"
+        "dispatch: none of the {total} tenant ticks could be started ({names}): {first_error}; they are tried again at the next scheduled event"
     )]
     Dispatch {
         /// How many invocations failed.
@@ -137,21 +165,24 @@ pub enum TenantsError {
 }
 
 impl TenantsError {
-    /// The stable `errorType`: `Tenant` for an event's tenant, `Dispatch` for the fan-out,
-    /// `Registry` for the registry object itself.
+    /// The stable `errorType`: `Tenant` for an event's tenant (its own entry included),
+    /// `Dispatch` for a fan-out that started nobody, `Registry` for the registry object as a
+    /// whole (missing, unreadable, not `{"tenants": [...]}`).
     pub fn error_type(&self) -> &'static str {
         match self {
             TenantsError::Unknown { .. }
             | TenantsError::Disabled { .. }
             | TenantsError::NoRegistry { .. }
             | TenantsError::BackfillNeedsTenant { .. }
+            | TenantsError::Entry { .. }
+            | TenantsError::StateExists { .. }
             | TenantsError::Exists { .. } => "Tenant",
             TenantsError::Dispatch { .. } | TenantsError::NoFunctionName => "Dispatch",
             TenantsError::Config(_) => "Config",
             TenantsError::Missing { .. }
             | TenantsError::Malformed { .. }
-            | TenantsError::Entry { .. }
             | TenantsError::State(_)
+            | TenantsError::NotMoved { .. }
             | TenantsError::Contended { .. } => "Registry",
         }
     }

@@ -6,7 +6,9 @@ use aws_sdk_lambda::error::ProvideErrorMetadata;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 
-use crate::tenants::dispatch::Invoker;
+use aws_sdk_lambda::config::retry::RetryConfig;
+
+use crate::tenants::retry::{Invoker, Refused};
 
 /// Invokes one function asynchronously.
 #[derive(Debug, Clone)]
@@ -23,32 +25,52 @@ impl LambdaInvoker {
 }
 
 impl Invoker for LambdaInvoker {
-    async fn invoke(&self, payload: Vec<u8>) -> Result<(), String> {
+    async fn invoke(&self, payload: Vec<u8>) -> Result<(), Refused> {
+        // The dispatch retries throttling itself, within its deadline ([`crate::tenants::retry`]).
+        let once = aws_sdk_lambda::config::Builder::default().retry_config(RetryConfig::disabled());
         let out = self
             .client
             .invoke()
             .function_name(&self.function)
             .invocation_type(InvocationType::Event)
             .payload(Blob::new(payload))
+            .customize()
+            .config_override(once)
             .send()
             .await
             .map_err(|e| {
-                let code = e.code().unwrap_or("request failed");
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                let code = e.code().map(str::to_owned);
                 let message = e
                     .message()
                     .map(str::to_owned)
                     .unwrap_or_else(|| crate::error_chain(&e));
-                format!(
-                    "Invoke {}: {code}: {message} (the role needs lambda:InvokeFunction on its own function)",
-                    self.function
-                )
+                let shown = code.as_deref().unwrap_or("request failed");
+                let status_text = status.map_or_else(String::new, |s| format!(" (HTTP {s})"));
+                let hint = if status == Some(403) {
+                    " (the role needs lambda:InvokeFunction on its own function)"
+                } else {
+                    ""
+                };
+                Refused {
+                    message: format!(
+                        "Invoke {}: {shown}{status_text}: {message}{hint}",
+                        self.function
+                    ),
+                    status,
+                    code,
+                }
             })?;
         match out.status_code() {
             202 => Ok(()),
-            status => Err(format!(
-                "Invoke {} answered HTTP {status}, not 202 Accepted",
-                self.function
-            )),
+            status => Err(Refused {
+                status: u16::try_from(status).ok(),
+                code: None,
+                message: format!(
+                    "Invoke {} answered HTTP {status}, not 202 Accepted",
+                    self.function
+                ),
+            }),
         }
     }
 }
@@ -89,7 +111,16 @@ mod tests {
             .invoke(br#"{"tenant":"fabrikam"}"#.to_vec())
             .await
             .unwrap_err();
-        assert!(err.contains("TooManyRequestsException"), "{err}");
-        assert!(err.contains("lambda:InvokeFunction"), "{err}");
+        assert_eq!(err.status, Some(429));
+        assert_eq!(err.code.as_deref(), Some("TooManyRequestsException"));
+        assert!(
+            err.message.contains("TooManyRequestsException (HTTP 429)"),
+            "{err:?}"
+        );
+        assert_eq!(
+            server.attempts()[r#"{"tenant":"fabrikam"}"#],
+            1,
+            "the SDK does not retry on its own"
+        );
     }
 }

@@ -2,17 +2,22 @@
 //! a [`Tenant`] with its own secret, state and Devo identity, and the dispatcher that starts
 //! one invocation per tenant. Without `TENANTS_KEY` none of this runs: one tenant, as always.
 
+pub mod archive;
 pub mod dispatch;
+pub mod edit;
+pub mod entry;
 pub mod error;
 pub(crate) mod invoke;
 pub mod registry;
+pub mod retry;
 pub mod status;
 
 use crate::app::App;
 use crate::config::Config;
 use crate::events::Event;
-use crate::events::tenants::{Dispatched, NoTenants};
+use crate::events::tenants::{Dispatched, EntryInvalid, FieldUnknown, NoTenants, NotStarted};
 use crate::job::Tenant;
+use crate::metrics::{Dimensions, DispatchCounts};
 use crate::state::{S3Store, StateStore};
 
 pub use error::TenantsError;
@@ -51,14 +56,26 @@ pub fn state_dir(state_key: &str, name: &str) -> String {
     }
 }
 
-/// The entry an event's tenant runs as: refused when it is not listed or disabled.
+/// The entry an event's tenant runs as: refused when it is not listed, disabled or invalid
+/// (only its own entry counts: a bad neighbour does not stop it). `paused_ok` accepts a
+/// disabled one (the operator's `check` and `plan` of a tenant not yet enabled).
 pub fn resolve<'r>(
     registry: &'r Registry,
     name: &str,
     at: Location<'_>,
+    paused_ok: bool,
 ) -> Result<&'r Entry, TenantsError> {
+    if let Some(invalid) = registry.find_invalid(name) {
+        return Err(TenantsError::Entry {
+            bucket: at.bucket.to_owned(),
+            key: at.key.to_owned(),
+            index: invalid.index,
+            name: invalid.name.clone(),
+            problem: invalid.problem.clone(),
+        });
+    }
     match registry.find(name) {
-        Some(entry) if entry.enabled => Ok(entry),
+        Some(entry) if entry.enabled || paused_ok => Ok(entry),
         Some(_) => Err(TenantsError::Disabled {
             name: name.to_owned(),
             bucket: at.bucket.to_owned(),
@@ -93,10 +110,7 @@ pub async fn tenant(app: &App, name: &str, paused_ok: bool) -> Result<Tenant, Te
         bucket: &config.state_bucket,
         key,
     };
-    let entry = match loaded.registry.find(name) {
-        Some(entry) if paused_ok => entry,
-        _ => resolve(&loaded.registry, name, at)?,
-    };
+    let entry = resolve(&loaded.registry, name, at, paused_ok)?;
     Ok(Tenant::from_entry(entry, config))
 }
 
@@ -115,30 +129,73 @@ pub async fn note_failure(app: &App, key: &str, error_type: &str, message: Strin
     status::record_failure(&store, key, last, now).await;
 }
 
-/// Reads the registry at `key` and starts every enabled tenant's tick through `invoker`.
+/// Reads the registry at `key` and starts every enabled valid tenant's tick through `invoker`;
+/// each invalid entry, unknown field and tenant not started is logged, and the counts are
+/// metrics with `dimensions`.
 pub async fn run_dispatch<I: dispatch::Invoker>(
     store: &impl StateStore,
     key: &str,
     invoker: &I,
+    pace: dispatch::Pace,
+    dimensions: Dimensions<'_>,
 ) -> Result<dispatch::DispatchSummary, TenantsError> {
     let loaded = registry::load(store, key).await?;
+    let registry = &loaded.registry;
     let location = format!("s3://{}/{key}", store.bucket());
-    if loaded.registry.tenants.is_empty() {
+    if registry.tenants.is_empty() && registry.invalid.is_empty() {
         NoTenants {
             registry: &location,
         }
         .emit();
     }
-    let summary =
-        dispatch::dispatch(invoker, &loaded.registry, dispatch::DISPATCH_CONCURRENCY).await;
+    for f in &registry.unknown_fields {
+        let (index, name, field) = (f.index, f.name.as_str(), f.field.as_str());
+        let registry = &location;
+        FieldUnknown {
+            registry,
+            index,
+            name,
+            field,
+        }
+        .emit();
+    }
+    for e in &registry.invalid {
+        let (index, name, problem) = (e.index, e.name.as_str(), e.problem.as_str());
+        let registry = &location;
+        EntryInvalid {
+            registry,
+            index,
+            name,
+            problem,
+        }
+        .emit();
+    }
+    let summary = dispatch::dispatch(invoker, registry, pace).await;
+    for f in &summary.failed {
+        let (tenant, attempts, error) = (f.tenant.as_str(), f.attempts, f.error.as_str());
+        NotStarted {
+            tenant,
+            attempts,
+            error,
+        }
+        .emit();
+    }
     let failed: Vec<&str> = summary.failed.iter().map(|f| f.tenant.as_str()).collect();
+    let invalid: Vec<&str> = summary.invalid.iter().map(|i| i.name.as_str()).collect();
     Dispatched {
         registry: &location,
         tenants: summary.tenants,
-        dispatched: summary.dispatched.len(),
+        counts: DispatchCounts {
+            dispatched: summary.dispatched.len(),
+            failed: failed.len(),
+            registry_errors: invalid.len(),
+            duration_ms: summary.duration_ms,
+        },
         disabled: summary.disabled.len(),
+        invalid: &invalid,
         failed: &failed,
-        duration_ms: summary.duration_ms,
+        retries: summary.retries,
+        dimensions,
     }
     .emit();
     summary.into_result()
@@ -199,21 +256,33 @@ mod tests {
 
     #[test]
     fn an_unknown_or_disabled_tenant_is_refused_by_name() {
-        let registry = Registry {
-            tenants: vec![entry("on", true), entry("off", false)],
-        };
+        let registry = Registry::parse(
+            Location { bucket: "b", key: "k" },
+            br#"{"tenants": [{"name": "on", "secret_id": "s"}, {"name": "off", "secret_id": "s", "enabled": false},
+                {"name": "bad", "secret_id": ""}, {"name": "Nope", "secret_id": "s"}]}"#,
+        )
+        .unwrap();
         let at = Location {
             bucket: "b",
             key: "k",
         };
-        assert_eq!(resolve(&registry, "on", at).unwrap().name, "on");
-        let err = resolve(&registry, "off", at).unwrap_err();
+        assert_eq!(resolve(&registry, "on", at, false).unwrap().name, "on");
+        assert_eq!(resolve(&registry, "off", at, true).unwrap().name, "off");
+        // Its own entry is what counts: "on" runs beside two bad entries.
+        let err = resolve(&registry, "bad", at, false).unwrap_err();
+        assert_eq!(err.error_type(), "Tenant");
+        assert!(
+            err.to_string()
+                .contains("entry 2 (\"bad\"): \"secret_id\" is empty"),
+            "{err}"
+        );
+        let err = resolve(&registry, "off", at, false).unwrap_err();
         assert_eq!(err.error_type(), "Tenant");
         assert!(
             err.to_string().starts_with("tenant \"off\" is disabled"),
             "{err}"
         );
-        let err = resolve(&registry, "ghost", at).unwrap_err();
+        let err = resolve(&registry, "ghost", at, false).unwrap_err();
         assert_eq!(err.error_type(), "Tenant");
         assert!(
             err.to_string()
@@ -226,7 +295,7 @@ mod tests {
     struct Count(std::sync::Arc<std::sync::atomic::AtomicUsize>);
 
     impl dispatch::Invoker for Count {
-        async fn invoke(&self, _payload: Vec<u8>) -> Result<(), String> {
+        async fn invoke(&self, _payload: Vec<u8>) -> Result<(), dispatch::Refused> {
             self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Ok(())
         }
@@ -238,7 +307,20 @@ mod tests {
         let store = MemoryStore::new();
         let key = "m365-message-trace/tenants.json";
         let invoker = Count::default();
-        let err = run_dispatch(&store, key, &invoker).await.unwrap_err();
+        let pace = dispatch::Pace {
+            concurrency: 4,
+            retry_min_delay: std::time::Duration::from_millis(1),
+            until: tokio::time::Instant::now() + std::time::Duration::from_secs(60),
+        };
+        let dims = Dimensions {
+            function_name: "f",
+            api: "graph",
+            tenant: "dispatch",
+            per_tenant: false,
+        };
+        let err = run_dispatch(&store, key, &invoker, pace, dims)
+            .await
+            .unwrap_err();
         assert_eq!(err.error_type(), "Registry");
         assert!(
             err.to_string()
@@ -249,26 +331,34 @@ mod tests {
             .put(key, b"{\"tenants\": 7}".to_vec(), Condition::Absent)
             .await
             .unwrap();
-        let err = run_dispatch(&store, key, &invoker).await.unwrap_err();
+        let err = run_dispatch(&store, key, &invoker, pace, dims)
+            .await
+            .unwrap_err();
         assert!(
             err.to_string()
                 .contains("tenants.json (TENANTS_KEY) is not valid"),
             "{err}"
         );
         store.overwrite(key, b"{\"tenants\": []}".to_vec());
-        let summary = run_dispatch(&store, key, &invoker).await.unwrap();
+        let summary = run_dispatch(&store, key, &invoker, pace, dims)
+            .await
+            .unwrap();
         assert_eq!((summary.tenants, summary.dispatched.len()), (0, 0));
-        let registry = r#"{"tenants": [{"name": "a", "secret_id": "s/a"}, {"name": "b", "secret_id": "s/b", "enabled": false}]}"#;
+        let registry = r#"{"tenants": [{"name": "a", "secret_id": "s/a", "comment": "x"}, {"name": "b", "secret_id": "s/b", "enabled": false}, {"name": "C"}]}"#;
         store.overwrite(key, registry.as_bytes().to_vec());
-        let summary = run_dispatch(&store, key, &invoker).await.unwrap();
+        let summary = run_dispatch(&store, key, &invoker, pace, dims)
+            .await
+            .unwrap();
         assert_eq!(
             (summary.dispatched, summary.disabled),
             (vec!["a".to_owned()], vec!["b".to_owned()])
         );
+        assert_eq!((summary.tenants, summary.invalid.len()), (3, 1));
+        assert_eq!(summary.unknown_fields[0].field, "comment");
         assert_eq!(
             invoker.0.load(std::sync::atomic::Ordering::SeqCst),
             1,
-            "the disabled one is skipped"
+            "the disabled and the invalid one are skipped"
         );
     }
 

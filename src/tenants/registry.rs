@@ -1,51 +1,43 @@
 //! The tenant registry: one JSON object in `STATE_BUCKET` at `TENANTS_KEY` that lists the
 //! tenants, read at every scheduled event (so an edit takes effect at the next tick, without a
-//! deploy) and edited by the command line with conditional writes.
+//! deploy) and edited by the command line with conditional writes. The object is kept as
+//! written ([`Document`]): an edit never drops a field or an entry this version cannot read.
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::state::{Condition, StateError, StateStore};
 use crate::tenants::TenantsError;
-
-/// Longest tenant name: it is a path segment of S3 keys and a metric dimension value.
-pub const MAX_NAME_LEN: usize = 63;
+pub use crate::tenants::entry::{
+    Entries, Entry, Invalid, MAX_NAME_LEN, UnknownField, entry_problem, valid_name,
+};
+use crate::tenants::entry::{name_of, read_entries};
 
 /// Conditional writes tried by [`update`] before it gives up.
 pub const UPDATE_ATTEMPTS: u32 = 5;
 
-/// The registry object: `{"tenants": [...]}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The registry object as written: `{"tenants": [...]}`, each entry as its JSON, and any field
+/// beside `tenants` kept.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    /// The entries, in the order written.
+    pub tenants: Vec<Value>,
+    /// Fields beside `tenants` (a newer version's), kept and reported.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// The registry as this version reads it: the entries that can run, and what it cannot use.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Registry {
-    /// The tenants, in the order written.
+    /// The valid entries, in the order written.
     pub tenants: Vec<Entry>,
-}
-
-/// One tenant of the registry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Entry {
-    /// `[a-z0-9][a-z0-9-]{0,62}`: its state prefix, event payload and metric dimension.
-    pub name: String,
-    /// The Secrets Manager secret with its Microsoft credentials (and maybe Devo material).
-    pub secret_id: String,
-    /// A disabled tenant is not dispatched and its events are refused; its state is kept.
-    #[serde(default = "enabled_by_default")]
-    pub enabled: bool,
-    /// Host field of its lines; default: the name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub devo_hostname: Option<String>,
-    /// Devo tag of its lines; default: `DEVO_TAG`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub devo_tag: Option<String>,
-    /// Its own `RESET_BEFORE`; default: the deployment's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reset_before: Option<DateTime<Utc>>,
-}
-
-fn enabled_by_default() -> bool {
-    true
+    /// Entries that cannot run (refused alone: the others run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub invalid: Vec<Invalid>,
+    /// Fields not read (accepted with a warning).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown_fields: Vec<UnknownField>,
 }
 
 /// Where the registry lives, for messages.
@@ -57,86 +49,34 @@ pub struct Location<'a> {
     pub key: &'a str,
 }
 
-/// Whether `name` can be a tenant's name: `[a-z0-9][a-z0-9-]{0,62}`.
-pub fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name.len() <= MAX_NAME_LEN
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
-/// What is wrong with `entry`, if anything.
-pub fn entry_problem(entry: &Entry) -> Option<String> {
-    if !valid_name(&entry.name) {
-        return Some(format!(
-            "\"name\" must match [a-z0-9][a-z0-9-]{{0,{}}} (lowercase letters, digits and '-', starting with a letter or digit, at most {MAX_NAME_LEN} characters)",
-            MAX_NAME_LEN - 1
-        ));
-    }
-    if entry.secret_id.trim().is_empty() {
-        return Some("\"secret_id\" is empty: give the name or ARN of the tenant's secret".into());
-    }
-    if let Some(host) = &entry.devo_hostname
-        && (host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()))
-    {
-        return Some(
-            "\"devo_hostname\" must be one word without spaces or control characters".into(),
-        );
-    }
-    if let Some(tag) = &entry.devo_tag
-        && !crate::config::is_tag(tag)
-    {
-        return Some(
-            "\"devo_tag\" must be dot-separated words of letters, digits, '_' or '-', such as cloud.office365.messagetracing".into(),
-        );
-    }
-    None
-}
-
-impl Registry {
-    /// Parses and validates the object's bytes: valid JSON of the expected shape, every entry
-    /// valid, names unique.
-    pub fn parse(at: Location<'_>, bytes: &[u8]) -> Result<Registry, TenantsError> {
-        let registry: Registry =
-            serde_json::from_slice(bytes).map_err(|e| TenantsError::Malformed {
-                bucket: at.bucket.to_owned(),
-                key: at.key.to_owned(),
-                problem: e.to_string(),
-            })?;
-        registry.validate(at)?;
-        Ok(registry)
-    }
-
-    /// Checks every entry and that no name appears twice.
-    pub fn validate(&self, at: Location<'_>) -> Result<(), TenantsError> {
-        let entry_error = |index: usize, name: &str, problem: String| TenantsError::Entry {
+impl Document {
+    /// Parses the object's bytes; only an object that is not `{"tenants": [...]}` is refused.
+    pub fn parse(at: Location<'_>, bytes: &[u8]) -> Result<Document, TenantsError> {
+        serde_json::from_slice(bytes).map_err(|e| TenantsError::Malformed {
             bucket: at.bucket.to_owned(),
             key: at.key.to_owned(),
-            index,
-            name: name.to_owned(),
-            problem,
-        };
-        let mut seen = std::collections::HashMap::new();
-        for (index, entry) in self.tenants.iter().enumerate() {
-            if let Some(problem) = entry_problem(entry) {
-                return Err(entry_error(index, &entry.name, problem));
-            }
-            if let Some(first) = seen.insert(entry.name.as_str(), index) {
-                let problem = format!("the name is used by entry {first} too: names are unique");
-                return Err(entry_error(index, &entry.name, problem));
-            }
+            problem: e.to_string(),
+        })
+    }
+
+    /// Reads each entry on its own.
+    pub fn registry(&self) -> Registry {
+        let Entries {
+            valid,
+            invalid,
+            mut unknown_fields,
+        } = read_entries(&self.tenants);
+        let beside = self.other.keys().map(|field| UnknownField {
+            index: None,
+            name: String::new(),
+            field: field.clone(),
+        });
+        unknown_fields.splice(0..0, beside);
+        Registry {
+            tenants: valid,
+            invalid,
+            unknown_fields,
         }
-        Ok(())
-    }
-
-    /// The entry named `name`.
-    pub fn find(&self, name: &str) -> Option<&Entry> {
-        self.tenants.iter().find(|e| e.name == name)
-    }
-
-    /// The enabled tenants, in order.
-    pub fn enabled(&self) -> impl Iterator<Item = &Entry> {
-        self.tenants.iter().filter(|e| e.enabled)
     }
 
     /// The JSON written back by the command line (pretty, entries in order).
@@ -147,26 +87,55 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Parses the object's bytes: [`TenantsError::Malformed`] only when the object as a whole
+    /// is not the registry's JSON; a bad entry is listed in [`Registry::invalid`].
+    pub fn parse(at: Location<'_>, bytes: &[u8]) -> Result<Registry, TenantsError> {
+        Ok(Document::parse(at, bytes)?.registry())
+    }
+
+    /// The valid entry named `name`.
+    pub fn find(&self, name: &str) -> Option<&Entry> {
+        self.tenants.iter().find(|e| e.name == name)
+    }
+
+    /// The invalid entry named `name` (the first, for a duplicated name).
+    pub fn find_invalid(&self, name: &str) -> Option<&Invalid> {
+        self.invalid.iter().find(|i| i.name == name)
+    }
+
+    /// The enabled valid tenants, in order.
+    pub fn enabled(&self) -> impl Iterator<Item = &Entry> {
+        self.tenants.iter().filter(|e| e.enabled)
+    }
+}
+
 /// The registry as read, with the ETag a replacement must match.
 #[derive(Debug, Clone)]
 pub struct Loaded {
-    /// The content.
+    /// The object as written.
+    pub document: Document,
+    /// The content as this version reads it.
     pub registry: Registry,
     /// The object's ETag.
     pub etag: String,
 }
 
-/// Reads and validates the registry at `key`; a missing object is [`TenantsError::Missing`].
+/// Reads the registry at `key`; a missing object is [`TenantsError::Missing`].
 pub async fn load(store: &impl StateStore, key: &str) -> Result<Loaded, TenantsError> {
     let at = Location {
         bucket: store.bucket(),
         key,
     };
     match store.get(key).await? {
-        Some(object) => Ok(Loaded {
-            registry: Registry::parse(at, &object.body)?,
-            etag: object.etag,
-        }),
+        Some(object) => {
+            let document = Document::parse(at, &object.body)?;
+            Ok(Loaded {
+                registry: document.registry(),
+                document,
+                etag: object.etag,
+            })
+        }
         None => Err(TenantsError::Missing {
             bucket: at.bucket.to_owned(),
             key: key.to_owned(),
@@ -176,35 +145,35 @@ pub async fn load(store: &impl StateStore, key: &str) -> Result<Loaded, TenantsE
 
 /// Applies `change` to the registry at `key` and writes it back only if nobody wrote it in
 /// between (`If-Match`, or `If-None-Match` when it does not exist yet); on a conflict it reads
-/// again and retries, up to [`UPDATE_ATTEMPTS`] writes. Returns the registry written.
+/// again and retries, up to [`UPDATE_ATTEMPTS`] writes. Entries and fields the change does not
+/// touch are written back as they were. Returns the registry written.
 pub async fn update<F>(
     store: &impl StateStore,
     key: &str,
     change: F,
 ) -> Result<Registry, TenantsError>
 where
-    F: Fn(&mut Registry) -> Result<(), TenantsError>,
+    F: Fn(&mut Document, Location<'_>) -> Result<(), TenantsError>,
 {
     let at = Location {
         bucket: store.bucket(),
         key,
     };
     for _ in 0..UPDATE_ATTEMPTS {
-        let (mut registry, etag) = match load(store, key).await {
-            Ok(loaded) => (loaded.registry, Some(loaded.etag)),
-            Err(TenantsError::Missing { .. }) => (Registry::default(), None),
+        let (mut document, etag) = match load(store, key).await {
+            Ok(loaded) => (loaded.document, Some(loaded.etag)),
+            Err(TenantsError::Missing { .. }) => (Document::default(), None),
             Err(e) => return Err(e),
         };
-        change(&mut registry)?;
-        registry.validate(at)?;
+        change(&mut document, at)?;
         let condition = Condition::from_etag(etag.as_deref());
-        let body = registry.to_bytes().map_err(|e| TenantsError::Malformed {
+        let body = document.to_bytes().map_err(|e| TenantsError::Malformed {
             bucket: at.bucket.to_owned(),
             key: key.to_owned(),
             problem: format!("the edited registry cannot be written as JSON: {e}"),
         })?;
         match store.put(key, body, condition).await {
-            Ok(_) => return Ok(registry),
+            Ok(_) => return Ok(document.registry()),
             Err(StateError::Conflict { .. }) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -216,41 +185,67 @@ where
     })
 }
 
-/// Adds `entry`; refuses a name already listed.
-pub fn add(registry: &mut Registry, entry: Entry) -> Result<(), TenantsError> {
-    if registry.find(&entry.name).is_some() {
-        return Err(TenantsError::Exists { name: entry.name });
-    }
-    registry.tenants.push(entry);
-    Ok(())
-}
-
-/// Removes the entry named `name`; refuses a name not listed.
-pub fn remove(registry: &mut Registry, name: &str, at: Location<'_>) -> Result<(), TenantsError> {
-    let before = registry.tenants.len();
-    registry.tenants.retain(|e| e.name != name);
-    if registry.tenants.len() == before {
-        return Err(TenantsError::Unknown {
-            name: name.to_owned(),
-            bucket: at.bucket.to_owned(),
-            key: at.key.to_owned(),
+/// Adds `entry`, valid, after the others; refuses a name already written (valid or not).
+pub fn add(document: &mut Document, entry: &Entry, at: Location<'_>) -> Result<(), TenantsError> {
+    if document.tenants.iter().any(|v| name_of(v) == entry.name) {
+        return Err(TenantsError::Exists {
+            name: entry.name.clone(),
         });
     }
+    if let Some(problem) = entry_problem(entry) {
+        return Err(TenantsError::Entry {
+            bucket: at.bucket.to_owned(),
+            key: at.key.to_owned(),
+            index: document.tenants.len(),
+            name: entry.name.clone(),
+            problem,
+        });
+    }
+    let value = serde_json::to_value(entry).map_err(|e| TenantsError::Malformed {
+        bucket: at.bucket.to_owned(),
+        key: at.key.to_owned(),
+        problem: format!("the new entry cannot be written as JSON: {e}"),
+    })?;
+    document.tenants.push(value);
     Ok(())
 }
 
-#[cfg(test)]
-impl Entry {
-    /// An enabled entry with secret `s/NAME` and nothing overridden, for tests.
-    pub(crate) fn named(name: &str) -> Entry {
-        Entry {
-            name: name.into(),
-            secret_id: format!("s/{name}"),
-            enabled: true,
-            devo_hostname: None,
-            devo_tag: None,
-            reset_before: None,
+/// Removes every entry named `name` (a duplicated name too); refuses a name not written.
+pub fn remove(document: &mut Document, name: &str, at: Location<'_>) -> Result<(), TenantsError> {
+    let before = document.tenants.len();
+    document.tenants.retain(|v| name_of(v) != name);
+    if document.tenants.len() == before {
+        return Err(unknown(name, at));
+    }
+    Ok(())
+}
+
+/// Sets `enabled` on every entry named `name`, keeping its other fields.
+pub fn set_enabled(
+    document: &mut Document,
+    name: &str,
+    enabled: bool,
+    at: Location<'_>,
+) -> Result<(), TenantsError> {
+    let mut found = false;
+    for object in document.tenants.iter_mut().filter_map(Value::as_object_mut) {
+        if object.get("name").and_then(Value::as_str) == Some(name) {
+            object.insert("enabled".into(), Value::Bool(enabled));
+            found = true;
         }
+    }
+    if found {
+        Ok(())
+    } else {
+        Err(unknown(name, at))
+    }
+}
+
+fn unknown(name: &str, at: Location<'_>) -> TenantsError {
+    TenantsError::Unknown {
+        name: name.to_owned(),
+        bucket: at.bucket.to_owned(),
+        key: at.key.to_owned(),
     }
 }
 
@@ -266,13 +261,13 @@ mod tests {
 
     fn entry(name: &str) -> Entry {
         Entry {
-            name: name.into(),
             secret_id: format!("m365-trace-to-devo/{name}"),
-            enabled: true,
-            devo_hostname: None,
-            devo_tag: None,
-            reset_before: None,
+            ..Entry::named(name)
         }
+    }
+
+    fn names(r: &Registry) -> Vec<&str> {
+        r.tenants.iter().map(|e| e.name.as_str()).collect()
     }
 
     #[test]
@@ -289,70 +284,11 @@ mod tests {
             r.enabled().map(|e| e.name.as_str()).collect::<Vec<_>>(),
             ["contoso"]
         );
-        let again = Registry::parse(AT, &r.to_bytes().unwrap()).unwrap();
-        assert_eq!(again, r, "round trip");
+        assert!(r.invalid.is_empty() && r.unknown_fields.is_empty());
     }
 
     #[test]
-    fn names_follow_the_rule() {
-        for ok in ["a", "contoso", "0day", "a-b-c", &"x".repeat(63)] {
-            assert!(valid_name(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "-a",
-            "Contoso",
-            "a_b",
-            "a.b",
-            "a/b",
-            &"x".repeat(64),
-            "é",
-        ] {
-            assert!(!valid_name(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn a_bad_entry_is_named_with_the_key_and_its_position() {
-        let err = Registry::parse(
-            AT,
-            br#"{"tenants":[{"name":"ok","secret_id":"s"},{"name":"Bad Name","secret_id":"s"}]}"#,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("s3://b/m365-message-trace/tenants.json"),
-            "{err}"
-        );
-        assert!(
-            err.contains("entry 1 (\"Bad Name\")") && err.contains("[a-z0-9]"),
-            "{err}"
-        );
-        let err = Registry::parse(
-            AT,
-            br#"{"tenants":[{"name":"a","secret_id":"s"},{"name":"a","secret_id":"t"}]}"#,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("entry 1 (\"a\")") && err.contains("entry 0 too"),
-            "{err}"
-        );
-        let err = Registry::parse(AT, br#"{"tenants":[{"name":"a","secret_id":" "}]}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("secret_id"), "{err}");
-        let err = Registry::parse(
-            AT,
-            br#"{"tenants":[{"name":"a","secret_id":"s","devo_tag":"one"}]}"#,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("devo_tag"), "{err}");
-    }
-
-    #[test]
-    fn malformed_json_and_unknown_fields_name_the_key_and_the_problem() {
+    fn only_an_object_that_is_not_a_registry_is_refused_whole() {
         let err = Registry::parse(AT, b"{\"tenants\": [").unwrap_err();
         assert_eq!(err.error_type(), "Registry");
         let text = err.to_string();
@@ -361,20 +297,25 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("line 1"), "{text}");
-        let err = Registry::parse(
+        for bad in [&br#"[{"name":"a"}]"#[..], br#"{"tenants": 7}"#, b"{}"] {
+            let err = Registry::parse(AT, bad).unwrap_err().to_string();
+            assert!(err.contains("expected {\"tenants\""), "{err}");
+        }
+        // A bad entry, an unknown field, a field beside "tenants": read, reported, not fatal.
+        let r = Registry::parse(
             AT,
-            br#"{"tenants":[{"name":"a","secret_id":"s","enable":false}]}"#,
+            br#"{"version": 2, "tenants":[{"name":"a","secret_id":"s","enable":false},{"name":"B","secret_id":"s"}]}"#,
         )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("unknown field `enable`"),
-            "a typo is not silently ignored: {err}"
-        );
-        let err = Registry::parse(AT, br#"[{"name":"a"}]"#)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("expected {\"tenants\""), "{err}");
+        .unwrap();
+        assert_eq!(names(&r), ["a"]);
+        assert!(r.tenants[0].enabled, "the typo `enable` is not read");
+        assert_eq!((r.invalid[0].index, r.invalid[0].name.as_str()), (1, "B"));
+        let fields: Vec<(Option<usize>, &str)> = r
+            .unknown_fields
+            .iter()
+            .map(|u| (u.index, u.field.as_str()))
+            .collect();
+        assert_eq!(fields, [(None, "version"), (Some(0), "enable")]);
     }
 
     #[tokio::test]
@@ -390,24 +331,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn updates_create_add_and_remove_with_conditional_writes() {
+    async fn updates_create_add_pause_and_remove_with_conditional_writes() {
         let store = MemoryStore::new();
-        update(&store, AT.key, |r| add(r, entry("contoso")))
+        update(&store, AT.key, |d, at| add(d, &entry("contoso"), at))
             .await
             .unwrap();
-        update(&store, AT.key, |r| add(r, entry("fabrikam")))
+        update(&store, AT.key, |d, at| add(d, &entry("fabrikam"), at))
             .await
             .unwrap();
-        let err = update(&store, AT.key, |r| add(r, entry("contoso")))
+        let err = update(&store, AT.key, |d, at| add(d, &entry("contoso"), at))
             .await
             .unwrap_err();
         assert_eq!(err.error_type(), "Tenant");
-        let at = AT;
-        let r = update(&store, AT.key, |r| remove(r, "contoso", at))
+        let r = update(&store, AT.key, |d, at| {
+            set_enabled(d, "fabrikam", false, at)
+        })
+        .await
+        .unwrap();
+        assert!(!r.tenants[1].enabled);
+        let r = update(&store, AT.key, |d, at| remove(d, "contoso", at))
             .await
             .unwrap();
-        assert_eq!(r.tenants, vec![entry("fabrikam")]);
-        let err = update(&store, AT.key, |r| remove(r, "nobody", at))
+        assert_eq!(
+            r.tenants,
+            vec![Entry {
+                enabled: false,
+                ..entry("fabrikam")
+            }]
+        );
+        let err = update(&store, AT.key, |d, at| remove(d, "nobody", at))
             .await
             .unwrap_err();
         assert!(
@@ -415,7 +367,7 @@ mod tests {
                 .contains("\"nobody\" is not in the registry"),
             "{err}"
         );
-        let err = update(&store, AT.key, |r| add(r, entry("Bad")))
+        let err = update(&store, AT.key, |d, at| add(d, &entry("Bad"), at))
             .await
             .unwrap_err();
         assert!(err.to_string().contains("entry 1 (\"Bad\")"), "{err}");
@@ -427,24 +379,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_edit_keeps_what_this_version_does_not_read() {
+        let store = MemoryStore::new();
+        let written = br#"{"version": 2, "tenants": [{"name": "a", "secret_id": "s", "comment": "onboarded 2026-11"}, {"name": "Broken"}]}"#;
+        store.overwrite(AT.key, written.to_vec());
+        let r = update(&store, AT.key, |d, at| add(d, &entry("b"), at))
+            .await
+            .unwrap();
+        assert_eq!(names(&r), ["a", "b"]);
+        assert_eq!(r.invalid[0].name, "Broken");
+        let document = load(&store, AT.key).await.unwrap().document;
+        assert_eq!(document.other["version"], 2);
+        assert_eq!(document.tenants[0]["comment"], "onboarded 2026-11");
+        assert_eq!(document.tenants[1], serde_json::json!({"name": "Broken"}));
+        update(&store, AT.key, |d, at| set_enabled(d, "a", false, at))
+            .await
+            .unwrap();
+        let document = load(&store, AT.key).await.unwrap().document;
+        assert_eq!(document.tenants[0]["comment"], "onboarded 2026-11");
+        assert_eq!(document.tenants[0]["enabled"], false);
+    }
+
+    #[tokio::test]
     async fn an_update_racing_another_edit_reads_again_and_keeps_both() {
         let store = MemoryStore::new();
-        update(&store, AT.key, |r| add(r, entry("a")))
+        update(&store, AT.key, |d, at| add(d, &entry("a"), at))
             .await
             .unwrap();
         let raced = std::sync::atomic::AtomicBool::new(false);
-        let r = update(&store, AT.key, |r| {
+        let r = update(&store, AT.key, |d, at| {
             if !raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
                 // Another operator's edit lands between our read and our write.
-                let mut theirs = r.clone();
-                theirs.tenants.push(entry("theirs"));
+                let mut theirs = d.clone();
+                add(&mut theirs, &entry("theirs"), at)?;
                 store.overwrite(AT.key, theirs.to_bytes().unwrap());
             }
-            add(r, entry("ours"))
+            add(d, &entry("ours"), at)
         })
         .await
         .unwrap();
-        let names: Vec<&str> = r.tenants.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(names, ["a", "theirs", "ours"]);
+        assert_eq!(names(&r), ["a", "theirs", "ours"]);
     }
 }

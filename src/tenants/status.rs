@@ -1,6 +1,7 @@
 //! `tenants list`: every tenant of the registry with where its checkpoint stands, its lag, a
 //! lease in force and how its last tick failed, so an operator sees which tenant needs a look
-//! without reading logs. Reads only.
+//! without reading logs. The list only reads; [`record_failure`] writes what it shows of a tick
+//! that failed before it held the lease (the checkpoint's last error, by a conditional write).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -125,10 +126,10 @@ async fn status(
         Ok(Some(stored)) => {
             let c = stored.checkpoint;
             let lag = |t: DateTime<Utc>| (now - t).num_seconds().max(0);
-            row.checkpoint = c.end;
+            row.checkpoint = c.primary.end;
             row.complete_until = c.complete_until();
             row.lag_seconds = row.complete_until.map(lag);
-            row.fresh_lag_seconds = c.end.map(lag);
+            row.fresh_lag_seconds = c.primary.end.map(lag);
             row.lease = c.lease.filter(|l| l.expires_at > now);
             row.last_error = c.last_error;
         }
@@ -145,7 +146,7 @@ mod tests {
     use super::*;
     use crate::checkpoint::Checkpoint;
     use crate::state::{Condition, MemoryStore};
-    use crate::tenants::registry::{Registry, add, update};
+    use crate::tenants::registry::{add, update};
 
     fn entry(name: &str, enabled: bool) -> Entry {
         Entry {
@@ -160,15 +161,15 @@ mod tests {
         let config = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
         let store = MemoryStore::new();
         let key = "m365-message-trace/tenants.json";
-        update(&store, key, |r: &mut Registry| {
-            add(r, entry("ran", true))?;
-            add(r, entry("never", false))
+        update(&store, key, |d, at| {
+            add(d, &entry("ran", true), at)?;
+            add(d, &entry("never", false), at)
         })
         .await
         .unwrap();
         let now = Utc::now();
         let mut c = Checkpoint::empty(now);
-        c.end = Some(now - chrono::Duration::hours(26));
+        c.primary.end = Some(now - chrono::Duration::hours(26));
         c.last_error = Some(LastError {
             at: now,
             error_type: "Microsoft".into(),
@@ -206,7 +207,10 @@ mod tests {
         };
         record_failure(&store, key, failure("no such secret"), now).await;
         let stored = checkpoint::load(&store, key).await.unwrap().unwrap();
-        assert_eq!(stored.checkpoint.end, None, "the same as no checkpoint");
+        assert_eq!(
+            stored.checkpoint.primary.end, None,
+            "the same as no checkpoint"
+        );
         assert_eq!(
             stored.checkpoint.last_error.unwrap().message,
             "no such secret"

@@ -30,8 +30,9 @@ pub(super) async fn finish<S: StateStore>(
     let mut reports = Vec::with_capacity(passes.len());
     let mut failure = None;
     let mut all_caught_up = true;
-    let (mut skipped, mut split) = (None, None);
+    let (mut skipped, mut split, mut gaps) = (None, None, Vec::new());
     for ran in passes {
+        gaps.extend(ran.gaps.iter().copied());
         skipped = skipped.or(ran.plan.skipped);
         split = split.or(ran.plan.split);
         counts += ran.delivery.counts;
@@ -56,24 +57,35 @@ pub(super) async fn finish<S: StateStore>(
             end: window.end,
             source: Box::new(error),
         };
-        claimed.checkpoint_mut().last_error = Some(LastError {
-            at: Utc::now(),
-            error_type: failure.error_type().to_owned(),
-            message: crate::error_chain(&failure),
-        });
-        claimed.abandon().await;
-        return Err(failure);
+        return Err(fail(claimed, failure).await);
     }
     claimed.checkpoint_mut().last_error = None;
     let reconcile_partial = checkpoint
         .reconcile
         .as_ref()
-        .is_some_and(|r| r.partial.is_some());
-    let caught_up = all_caught_up && checkpoint.partial.is_none() && !reconcile_partial;
+        .is_some_and(|r| r.partial.is_some() || !r.then.is_empty());
+    let caught_up = all_caught_up && checkpoint.primary.open().is_empty() && !reconcile_partial;
     let lease = claimed.release().await?;
     let mut summary = Summary::finished(api, lease, counts, &checkpoint, caught_up, started);
     summary.passes = reports;
     summary.skipped = skipped;
     summary.split = split;
+    summary.reconcile_gaps = gaps;
     Ok(job.annotate(summary, reset))
+}
+
+/// After a failure under the lease (a window, a state write, a source that cannot be built):
+/// records it in the checkpoint and gives the lease back, best effort, so that the next tick
+/// need not wait for its expiry; returns the failure for the tick to report.
+pub(super) async fn fail<S: StateStore>(
+    mut claimed: Claimed<'_, S>,
+    failure: TickError,
+) -> TickError {
+    claimed.checkpoint_mut().last_error = Some(LastError {
+        at: Utc::now(),
+        error_type: failure.error_type().to_owned(),
+        message: crate::error_chain(&failure),
+    });
+    claimed.abandon().await;
+    failure
 }

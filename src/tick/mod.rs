@@ -21,8 +21,6 @@ use crate::trace::request_budget::{GRAPH_PERIOD, RequestBudget};
 use crate::transfer::Transfer;
 use crate::transfer::forward::ForwardSettings;
 
-pub use pass::stand_at;
-
 /// The invocation a tick runs for.
 #[derive(Debug, Clone)]
 pub struct TickRequest {
@@ -88,22 +86,31 @@ pub async fn run_for(
     let reset = job.prepare(claimed.checkpoint_mut(), config);
 
     // 4–6. window, pull, forward: each pass plans its windows and delivers them, each committed
-    let mut session = Session::open(app, config, &secret, claimed.checkpoint())?;
-    let mut transfer = session.transfer(app, config, &job, &secret, &devo, &clock)?;
     let context = pass::Context {
         job: &job,
         reset: reset.as_ref(),
         clock: &clock,
         config,
     };
-    let mut passes: Vec<pass::Ran> = Vec::new();
-    for p in job.passes(claimed.checkpoint(), config) {
-        if passes.last().is_some_and(|r| !r.caught_up()) {
-            break;
+    let ran = async {
+        let mut session = Session::open(app, config, &secret, claimed.checkpoint())?;
+        let mut transfer = session.transfer(app, config, &job, &secret, &devo, &clock)?;
+        let mut passes: Vec<pass::Ran> = Vec::new();
+        for p in job.passes(claimed.checkpoint(), config) {
+            if passes.last().is_some_and(|r| !r.caught_up()) {
+                break;
+            }
+            passes.push(pass::run(&mut transfer, &context, p, &mut claimed, on_window).await?);
         }
-        passes.push(pass::run(&mut transfer, &context, p, &mut claimed, on_window).await?);
+        claimed.checkpoint_mut().recent_requests = transfer.throttle.history(Utc::now());
+        Ok::<_, TickError>(passes)
     }
-    claimed.checkpoint_mut().recent_requests = transfer.throttle.history(Utc::now());
+    .await;
+    // Any failure after the claim gives the lease back (best effort).
+    let passes = match ran {
+        Ok(passes) => passes,
+        Err(failure) => return Err(finish::fail(claimed, failure).await),
+    };
 
     // 7. commit: the lease goes back
     finish::finish(claimed, &job, api, passes, reset, started).await

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::checkpoint::second_look::Gap;
 use crate::checkpoint::{Checkpoint, Track};
 use crate::claim::Claimed;
 use crate::clock::Clock;
@@ -10,10 +11,10 @@ use crate::config::Config;
 use crate::deliver::{Delivery, End, PassRun, WindowDone, deliver};
 use crate::error::TickError;
 use crate::events::Event;
-use crate::events::plan::{ResetApplied, Skipped, WindowSplit};
-use crate::job::{Job, Pass};
+use crate::events::plan::{ReconcileGap, ResetApplied, Skipped, WindowSplit};
+use crate::job::{Job, Pass, Planned};
 use crate::reset::Reset;
-use crate::split::{self, Ended};
+use crate::split::Ended;
 use crate::state::StateStore;
 use crate::transfer::Transfer;
 use crate::window::Plan;
@@ -29,6 +30,8 @@ pub(super) struct Ran {
     pub pass: Pass,
     /// Its plan.
     pub plan: Plan,
+    /// The due spans it dropped without a second look.
+    pub gaps: Vec<Gap>,
     /// Its delivery.
     pub delivery: Delivery,
 }
@@ -70,9 +73,12 @@ pub(super) async fn run<S: StateStore>(
     // 4. window
     let track = pass.track();
     let reset = reset.filter(|_| track == Track::Primary);
-    let plan = job.plan(pass, claimed.checkpoint(), reset, clock.now, config);
-    announce(&plan, reset);
-    stand_at(claimed.checkpoint_mut(), track, &plan);
+    let Planned { plan, gaps } = job.plan(pass, claimed.checkpoint_mut(), reset, clock.now, config);
+    announce(&plan, reset, &gaps);
+    if pass == Pass::Reconcile {
+        // Parts of spans dropped as gaps: gone with the next write.
+        claimed.take_covered();
+    }
     let before = claimed.checkpoint().standing(track);
 
     // 5 + 6. pull and forward, window after window, each committed
@@ -88,12 +94,16 @@ pub(super) async fn run<S: StateStore>(
     Ok(Ran {
         pass,
         plan,
+        gaps,
         delivery,
     })
 }
 
-/// Logs what the plan skips and splits, and the reset it follows.
-fn announce(plan: &Plan, reset: Option<&Reset>) {
+/// Logs what the plan skips, drops and splits, and the reset it follows.
+fn announce(plan: &Plan, reset: Option<&Reset>, gaps: &[Gap]) {
+    for gap in gaps {
+        ReconcileGap(gap).emit();
+    }
     if let Some(r) = reset {
         ResetApplied(r).emit();
     }
@@ -102,29 +112,6 @@ fn announce(plan: &Plan, reset: Option<&Reset>) {
     }
     if let Some(split) = plan.split {
         WindowSplit(split).emit();
-    }
-}
-
-/// Records where `track` stands before its first window: a fresh start or a skip moves the
-/// end; a window left part-way stays until it is delivered (its pieces may come first).
-pub fn stand_at(checkpoint: &mut Checkpoint, track: Track, plan: &Plan) {
-    let position = checkpoint.position_mut(track);
-    match plan.windows.first() {
-        Some(first) => {
-            *position.end = Some(first.start);
-            *position.partial = match position.partial.take() {
-                Some(p)
-                    if first.resume.is_none() && p.start == first.start && p.end > first.end =>
-                {
-                    Some(p)
-                }
-                _ => first.resume.is_some().then(|| first.clone()),
-            };
-        }
-        None => {
-            *position.end = Some(position.end.map_or(plan.start, |e| e.max(plan.start)));
-            *position.partial = None;
-        }
     }
 }
 
@@ -144,13 +131,7 @@ fn note_stuck(
         End::Failed { error, .. } if error.may_depend_on_data() => Ended::Failed(error.to_string()),
         End::Failed { .. } => Ended::Normally,
     };
-    let after = checkpoint.standing(track);
-    let position = checkpoint.position_mut(track);
-    *position.stuck = split::after_tick(
-        position.stuck.take(),
-        plan.windows.first(),
-        before,
-        after,
-        ended,
-    );
+    checkpoint
+        .position_mut(track)
+        .after_tick(plan.windows.first(), before, ended);
 }

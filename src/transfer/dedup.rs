@@ -57,18 +57,25 @@ impl Dedup {
     pub fn check(&mut self, key: &str, received: DateTime<Utc>) -> Seen {
         let hash = key_hash(key);
         if self.kept.contains_key(&hash) {
+            // A repeat is on this page too, so the next page may repeat it again: it raises
+            // the page's ceiling like a new record.
+            self.note_on_page(received);
             return Seen::Repeat;
         }
         if self.forgotten_from.is_some_and(|f| received >= f) {
             return Seen::AssumedDelivered;
         }
         self.kept.insert(hash, received);
-        self.page_newest = Some(self.page_newest.map_or(received, |t| t.max(received)));
+        self.note_on_page(received);
         Seen::New
     }
 
-    /// Ends a page: lets go of the keys newer than every record delivered on it (no later page
-    /// can hold them). A page that delivered nothing changes nothing.
+    fn note_on_page(&mut self, received: DateTime<Utc>) {
+        self.page_newest = Some(self.page_newest.map_or(received, |t| t.max(received)));
+    }
+
+    /// Ends a page: lets go of the keys newer than every record delivered or repeated on it (no
+    /// later page can hold them). A page that delivered and repeated nothing changes nothing.
     pub fn end_page(&mut self) {
         let Some(ceiling) = self.page_newest.take() else {
             return;
@@ -133,6 +140,24 @@ mod tests {
         ]);
         assert_eq!(sent, ["a", "b", "c", "d", "e"]);
         assert_eq!(verdicts.iter().filter(|v| **v == Seen::Repeat).count(), 3);
+    }
+
+    #[test]
+    fn a_record_repeated_on_two_pages_in_a_row_is_still_a_repeat() {
+        // Two records became visible while the window was pulled: c shifts onto page 2, then
+        // onto page 3. Page 2 delivered only d (7), but it repeated b and c: the keys of b and
+        // c must survive the end of page 2.
+        let (sent, verdicts, _) = run(&[
+            vec![("a", 10), ("b", 9), ("c", 8)],
+            vec![("b", 9), ("c", 8), ("d", 7)],
+            vec![("c", 8), ("d", 7), ("e", 6)],
+        ]);
+        assert_eq!(sent, ["a", "b", "c", "d", "e"]);
+        assert!(
+            !verdicts.contains(&Seen::AssumedDelivered),
+            "c is known, not assumed (which sends it again): {verdicts:?}"
+        );
+        assert_eq!(verdicts.iter().filter(|v| **v == Seen::Repeat).count(), 4);
     }
 
     #[test]

@@ -189,6 +189,11 @@ impl<'a> Forward<'a> {
         std::mem::take(&mut self.confirmed_before)
     }
 
+    /// Whether a stream is open (its lines wait for the relay's confirmation).
+    pub fn streaming(&self) -> bool {
+        self.sender.is_some()
+    }
+
     /// Drops the current page's framed lines (a record could not be framed, or the window
     /// starts over).
     pub fn discard_page(&mut self) {

@@ -23,7 +23,7 @@ use crate::trace::auth::TokenSource;
 use crate::trace::http::Budget;
 use crate::trace::request_budget::RequestBudget;
 use crate::trace::source::TraceSource;
-use crate::window::{Resume, Window};
+use crate::window::Window;
 use forward::ForwardSettings;
 
 /// Why a window could not be delivered.
@@ -66,16 +66,7 @@ impl TransferError {
     }
 }
 
-/// How far a window got: what the relay confirmed, never just what was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Progress {
-    /// Every record of the window was delivered.
-    Complete,
-    /// The newest part was delivered; the rest resumes from here.
-    Partial(Resume),
-    /// Nothing new can be recorded as delivered.
-    NotStarted,
-}
+pub use crate::checkpoint::position::Progress;
 
 /// A window's transfer: how far it got, and why it stopped short if it failed. A failed
 /// window's progress is committed before the failure is reported.

@@ -51,7 +51,8 @@ pub(super) struct Run<'r> {
     forward: Forward<'r>,
     tally: Counts,
     index: u64,
-    admitted: u64,
+    /// Records sent or found in the ledger: what a restart after a refused nextLink must add to.
+    passed: u64,
     retry_min_delay: Duration,
     devo_attempts: u32,
     devo_failures: u32,
@@ -85,7 +86,7 @@ impl<'r> Run<'r> {
             window,
             tally: Counts::default(),
             index: 0,
-            admitted: 0,
+            passed: 0,
             retry_min_delay: t.retry_min_delay,
             devo_attempts: t.devo_attempts,
             devo_failures: 0,
@@ -146,6 +147,11 @@ impl<'r> Run<'r> {
             if let Some(stop) = self.forward_page().await {
                 return stop;
             }
+            if !self.forward.streaming() {
+                // Nothing waits for the relay: what the page passed (records the ledger
+                // holds) is as good as confirmed.
+                self.confirm();
+            }
             PagePulled {
                 records: page.records.len(),
                 bytes: page.bytes,
@@ -198,7 +204,7 @@ impl<'r> Run<'r> {
                 let rest = self.frontier.rest_of(self.window);
                 if !self
                     .paging
-                    .restart_after_refusal(self.source, &rest, self.admitted)
+                    .restart_after_refusal(self.source, &rest, self.passed)
                 {
                     NextLinkRefused {
                         code,
@@ -254,8 +260,19 @@ impl<'r> Run<'r> {
                     self.tally.outside_window += 1;
                     continue;
                 }
-                Verdict::Repeat | Verdict::Known => {
+                Verdict::Repeat => {
                     self.tally.duplicates_skipped += 1;
+                    continue;
+                }
+                Verdict::Known => {
+                    // Delivered by the fresh pass: progress like a line sent.
+                    self.tally.duplicates_skipped += 1;
+                    self.passed += 1;
+                    if let Some(at) = timed
+                        && !self.frontier.note(at, &key)
+                    {
+                        self.admission.order_broken();
+                    }
                     continue;
                 }
                 Verdict::Reconciled(why) => self.tally_reconciled(why),
@@ -280,7 +297,7 @@ impl<'r> Run<'r> {
                 .frame(received, &json)
                 .map_err(|e| (key.clone(), e.to_string()))?;
             self.index += 1;
-            self.admitted += 1;
+            self.passed += 1;
         }
         self.admission.end_page();
         Ok(())

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod s3_faults;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -16,11 +18,17 @@ use m365_trace_devtools::pki::{AppCredential, TestPki};
 use m365_trace_devtools::records::GraphRecord;
 use m365_trace_to_devo::app::{App, Clients, TickOptions};
 use m365_trace_to_devo::config::Config;
+use s3_faults::{FaultInterceptor, S3Fault, S3Faults};
 use serde_json::Value;
+use std::sync::Arc;
 
 pub const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 pub const CLIENT_ID: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
 pub const CLIENT_SECRET: &str = "test-client-secret-value-Zx9~";
+
+/// `FRESH_DELAY_SECONDS` as a user gets it: the harness runs the default two passes, and a
+/// fresh start pulls up to now − this many seconds.
+pub const FRESH_DELAY_SECONDS: i64 = 600;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -70,11 +78,14 @@ pub struct Harness {
     pub bucket: String,
     pub secret_id: String,
     pub env: HashMap<String, String>,
+    /// S3's failures, on every S3 request of this harness (its own included).
+    pub s3_faults: Arc<S3Faults>,
 }
 
 impl Harness {
     /// Starts everything with `records` on the Graph side and the default test settings
-    /// (HISTORIC_DAYS=2, PAGE_SIZE=50, 100 requests/s), overridden by `env`.
+    /// (HISTORIC_DAYS=2, PAGE_SIZE=50, 100 requests/s; the user's default two passes, so a
+    /// test about the single pass sets `FRESH_DELAY_SECONDS=0` itself), overridden by `env`.
     pub async fn start(records: Vec<GraphRecord>, env: &[(&str, &str)]) -> Harness {
         Harness::start_with(records, env, Auth::Secret).await
     }
@@ -95,7 +106,16 @@ impl Harness {
         .await
         .expect("graph server");
         let devo = DevoListener::start(&pki).await.expect("devo listener");
-        let clients = moto_clients().await;
+        let mut clients = moto_clients().await;
+        let s3_faults = Arc::new(S3Faults::default());
+        clients.s3 = aws_sdk_s3::Client::from_conf(
+            clients
+                .s3
+                .config()
+                .to_builder()
+                .interceptor(FaultInterceptor(s3_faults.clone()))
+                .build(),
+        );
         let bucket = unique("state");
         clients
             .s3
@@ -144,9 +164,6 @@ impl Harness {
             ("DEVO_SERVER_NAME", "localhost"),
             ("DEVO_HOSTNAME", "test-collector"),
             ("HISTORIC_DAYS", "2"),
-            // One pass, as the tests written before the fresh pass expect; tests/passes.rs
-            // sets its own.
-            ("FRESH_DELAY_SECONDS", "0"),
             ("PAGE_SIZE", "50"),
             ("REQUESTS_PER_SECOND", "100"),
             ("REQUEST_TIMEOUT_SECONDS", "10"),
@@ -165,7 +182,13 @@ impl Harness {
             bucket,
             secret_id,
             env: map,
+            s3_faults,
         }
+    }
+
+    /// Makes S3 answer requests as `fault` says.
+    pub fn s3_fault(&self, fault: S3Fault) {
+        self.s3_faults.add(fault);
     }
 
     /// Replaces the secret's JSON document.
@@ -391,6 +414,13 @@ pub fn fast_options() -> TickOptions {
         lease_slack: Duration::from_secs(60),
         retry_min_delay: Duration::from_millis(20),
         devo_attempts: 3,
+    }
+}
+
+/// Sleeps until `t` (the tests of the two passes wait for a span to age past a delay).
+pub async fn until(t: DateTime<Utc>) {
+    if let Ok(d) = (t - Utc::now()).to_std() {
+        tokio::time::sleep(d).await;
     }
 }
 

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use super::assertion::AppCert;
 use super::faults::Fault;
 use super::rendered::Rendered;
-use super::reporting::ReportingFormat;
+use super::reporting_state::ReportingFormat;
 use super::state::{Shared, State, TenantState};
 use super::{MESSAGE_TRACES_PATH, RecordedRequest};
 use crate::records::GraphRecord;

@@ -6,12 +6,13 @@ use std::process::ExitCode;
 use chrono::Utc;
 use clap::Subcommand;
 use m365_trace_to_devo::app::App;
+use m365_trace_to_devo::config::Config;
 use m365_trace_to_devo::error_chain;
 use m365_trace_to_devo::job::Tenant;
 use m365_trace_to_devo::state::S3Store;
-use m365_trace_to_devo::tenants::registry::{self, Entry, Location, Registry};
+use m365_trace_to_devo::tenants::registry::{self, Entry, Registry};
 use m365_trace_to_devo::tenants::status::{self, TenantStatus};
-use m365_trace_to_devo::tenants::{self, TenantsError};
+use m365_trace_to_devo::tenants::{self, TenantsError, archive::S3Objects, edit};
 
 use crate::{fail, print_json, z};
 
@@ -37,11 +38,20 @@ pub(crate) enum TenantsCommand {
         /// Add it paused: listed, checked with `check --tenant`, not dispatched.
         #[arg(long)]
         disabled: bool,
+        /// Continue from the state an earlier tenant of this name left under
+        /// {dir}/tenants/NAME/ (without it, such state refuses the add).
+        #[arg(long)]
+        keep_state: bool,
     },
-    /// Remove a tenant from the registry (its checkpoint stays in the bucket).
+    /// Remove a tenant from the registry and move its state (checkpoint, backfills, ledger) to
+    /// {dir}/tenants-removed/NAME-{time}/, so that a tenant added again under the name starts
+    /// fresh.
     Remove {
         /// Its name.
         name: String,
+        /// Leave its state where it is (a later `add NAME --keep-state` continues from it).
+        #[arg(long)]
+        keep_state: bool,
     },
     /// Stop dispatching a tenant; its state is kept.
     Pause {
@@ -93,10 +103,7 @@ pub(crate) async fn run(app: &App, command: TenantsCommand, json: bool) -> ExitC
         );
     };
     let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
-    let at = Location {
-        bucket: &config.state_bucket,
-        key,
-    };
+    let objects = S3Objects::new(app.s3().clone(), config.state_bucket.clone());
     let edited = match command {
         TenantsCommand::List => {
             return match status::list(&store, config, key, Utc::now()).await {
@@ -113,6 +120,7 @@ pub(crate) async fn run(app: &App, command: TenantsCommand, json: bool) -> ExitC
             devo_hostname,
             devo_tag,
             disabled,
+            keep_state,
         } => {
             let entry = Entry {
                 name,
@@ -122,16 +130,27 @@ pub(crate) async fn run(app: &App, command: TenantsCommand, json: bool) -> ExitC
                 devo_tag,
                 reset_before: None,
             };
-            registry::update(&store, key, |r| registry::add(r, entry.clone())).await
+            edit::add(&store, &objects, &config.state_key, key, &entry, keep_state).await
         }
-        TenantsCommand::Remove { name } => {
-            registry::update(&store, key, |r| registry::remove(r, &name, at)).await
+        TenantsCommand::Remove { name, keep_state } => {
+            remove(&store, &objects, config, &name, keep_state).await
         }
-        TenantsCommand::Pause { name } => set_enabled(&store, key, &name, false, at).await,
-        TenantsCommand::Resume { name } => set_enabled(&store, key, &name, true, at).await,
+        TenantsCommand::Pause { name } => {
+            registry::update(&store, key, |d, at| {
+                registry::set_enabled(d, &name, false, at)
+            })
+            .await
+        }
+        TenantsCommand::Resume { name } => {
+            registry::update(&store, key, |d, at| {
+                registry::set_enabled(d, &name, true, at)
+            })
+            .await
+        }
     };
     match edited {
         Ok(registry) => {
+            warn_unreadable(&registry);
             if json {
                 print_json(&registry);
             } else {
@@ -148,27 +167,51 @@ pub(crate) async fn run(app: &App, command: TenantsCommand, json: bool) -> ExitC
     }
 }
 
-async fn set_enabled(
+/// `tenants remove`: the entry, then (unless `keep_state`) the tenant's state moved aside,
+/// saying where on stderr.
+async fn remove(
     store: &S3Store,
-    key: &str,
+    objects: &S3Objects,
+    config: &Config,
     name: &str,
-    enabled: bool,
-    at: Location<'_>,
+    keep_state: bool,
 ) -> Result<Registry, TenantsError> {
-    registry::update(store, key, |r| {
-        match r.tenants.iter_mut().find(|e| e.name == name) {
-            Some(entry) => {
-                entry.enabled = enabled;
-                Ok(())
-            }
-            None => Err(TenantsError::Unknown {
-                name: name.to_owned(),
-                bucket: at.bucket.to_owned(),
-                key: at.key.to_owned(),
-            }),
+    let key = config.tenants_key.as_deref().unwrap_or_default();
+    let (state_key, now) = (&config.state_key, Utc::now());
+    let (registry, moved) =
+        edit::remove(store, objects, state_key, key, name, keep_state, now).await?;
+    if let Some(m) = moved.filter(|m| m.objects > 0) {
+        eprintln!(
+            "moved {} objects of {name}'s state from s3://{bucket}/{} to s3://{bucket}/{}",
+            m.objects,
+            m.from,
+            m.to,
+            bucket = config.state_bucket
+        );
+    }
+    Ok(registry)
+}
+
+/// Tells the operator, on stderr, what in the registry does not run or is not read.
+fn warn_unreadable(registry: &Registry) {
+    for e in &registry.invalid {
+        eprintln!(
+            "warning: entry {} ({:?}) cannot run: {}",
+            e.index, e.name, e.problem
+        );
+    }
+    for f in &registry.unknown_fields {
+        match f.index {
+            Some(index) => eprintln!(
+                "warning: entry {index} ({:?}) has the field {:?}, which this version does not read",
+                f.name, f.field
+            ),
+            None => eprintln!(
+                "warning: the registry has the field {:?} beside \"tenants\", which this version does not read",
+                f.field
+            ),
         }
-    })
-    .await
+    }
 }
 
 /// `25h 3m`, `4m 10s`: a lag an operator reads at a glance.
