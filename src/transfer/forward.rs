@@ -96,7 +96,7 @@ impl<'a> Forward<'a> {
     }
 
     /// Gets a stream ready for the page's lines, on every page (lines or none): the current
-    /// stream is tended ([`Forward::tend`]); for a page with lines, a stream that could not be
+    /// stream is tended (see `Forward::tend`); for a page with lines, a stream that could not be
     /// confirmed in time with them is confirmed now, and a new one is opened if there is none.
     /// `false` when not even a new stream with the page alone could be confirmed in time: the
     /// page is dropped and writing stops.
