@@ -244,6 +244,11 @@ impl GraphServer {
         self.first_tenant().set_double_encoded_skip_tokens(on);
     }
 
+    /// The first tenant's [`TenantHandle::set_page_latency`].
+    pub fn set_page_latency(&self, latency: Duration) {
+        self.first_tenant().set_page_latency(latency);
+    }
+
     /// The first tenant's [`TenantHandle::set_throttle`].
     pub fn set_throttle(&self, throttle: Option<(usize, Duration)>) {
         self.first_tenant().set_throttle(throttle);

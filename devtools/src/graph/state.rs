@@ -43,14 +43,17 @@ impl Shared {
 
     /// Takes the tenant's next fault for a message trace or report request (an expired skip
     /// token only applies to a request that carries one, and then expires every token issued so
-    /// far). The lock is released before the fault is returned.
+    /// far); without one, the tenant's page latency as a delay. The lock is released before the
+    /// fault is returned.
     pub fn take_trace_fault(&self, tenant: usize, has_skiptoken: bool) -> Option<Fault> {
         let mut st = self.lock();
         let tenant = &mut st.tenants[tenant];
         let pos = tenant.faults.iter().position(|f| {
             f.targets_trace() && (has_skiptoken || !matches!(f, Fault::ExpireSkipToken))
         });
-        let fault = pos.and_then(|i| tenant.faults.remove(i));
+        let fault = pos
+            .and_then(|i| tenant.faults.remove(i))
+            .or_else(|| (!tenant.latency.is_zero()).then_some(Fault::Delay(tenant.latency)));
         if matches!(fault, Some(Fault::ExpireSkipToken)) {
             tenant.cursors.clear();
             tenant.reporting.expire_skip_tokens();
@@ -129,6 +132,8 @@ pub(super) struct TenantState {
     pub next_links: NextLinkFaults,
     /// Graph's throttling: at most `limit` messageTraces requests per `window`.
     pub throttle: Option<(usize, Duration)>,
+    /// How long every messageTraces or report request waits before its answer (a slow API).
+    pub latency: Duration,
     /// When the messageTraces requests inside the throttle window arrived.
     pub trace_times: VecDeque<Instant>,
     /// The skip tokens issued and still valid (as decoded cursors: a repaired token that
@@ -150,6 +155,7 @@ impl TenantState {
             faults: VecDeque::new(),
             next_links: NextLinkFaults::default(),
             throttle: None,
+            latency: Duration::ZERO,
             trace_times: VecDeque::new(),
             cursors: HashSet::new(),
             reporting: ReportingState::default(),

@@ -142,6 +142,13 @@ impl<'a> TenantHandle<'a> {
         self.lock().next_links.double_encode = on;
     }
 
+    /// Persistent (until set to zero): every messageTraces or report request of this tenant
+    /// waits `latency` before its answer, like a slow page of the real API. A one-shot
+    /// [`Fault`] queued for a request applies instead.
+    pub fn set_page_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
     /// Enforces Graph's throttling for this tenant: more than `limit` messageTraces requests
     /// within `window` answer 429 with Retry-After (the real limit is 100 per 5 minutes per
     /// tenant). `None` turns throttling off (the default).
