@@ -1,13 +1,17 @@
 //! The checkpoint object: its format, the positions of each pass, and typed conditional reads
 //! and writes of it.
 
+pub mod backfill;
+pub mod lease;
 pub mod position;
+pub mod reset;
 pub mod second_look;
+pub mod split;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::lease::Lease;
+use crate::checkpoint::lease::Lease;
 use crate::ledger::LedgerPart;
 use crate::state::{Condition, StateError, StateStore};
 pub use position::Position;
@@ -41,7 +45,7 @@ pub struct Checkpoint {
     pub reset_before: Option<DateTime<Utc>>,
     /// The range a backfill checkpoint belongs to (backfill checkpoints only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backfill: Option<crate::backfill::Range>,
+    pub backfill: Option<crate::checkpoint::backfill::Range>,
     /// The reconciliation pass's position, and the spans due for its second look.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconcile: Option<Position>,

@@ -16,7 +16,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::split::{self, Ended, Stuck};
+use crate::checkpoint::split::{self, Ended, Stuck};
 use crate::window::{self, Bounds, Plan, Resume, Skipped, Window};
 
 /// Where one pass stands: the end of its last delivered window, the windows it left part-way,
@@ -75,7 +75,7 @@ impl Position {
             Some((first, rest)) if !rest.is_empty() && first.start >= bounds.earliest => {
                 // Several windows left part-way: they come first, as they are.
                 let after = rest.last().map_or(first.end, |w| w.end);
-                let progress = window::Progress {
+                let progress = window::Standing {
                     end: Some(after),
                     partial: None,
                 };
@@ -89,7 +89,7 @@ impl Position {
             first => {
                 // One window left part-way (or several reaching past the lookback: only the
                 // first is kept, the rest of the span is pulled again, a repeat, never a loss).
-                let progress = window::Progress {
+                let progress = window::Standing {
                     end: self.end,
                     partial: first.map(|(w, _)| w),
                 };

@@ -4,7 +4,7 @@
 use chrono::Utc;
 
 use crate::events::Event;
-use crate::metrics::{Dimensions, DispatchCounts};
+use crate::events::metrics::{Dimensions, DispatchCounts};
 
 /// A scheduled event started the tenants' ticks: the line, then the EMF document of
 /// `TenantsDispatched`, `DispatchFailed` and `RegistryErrors`.
@@ -33,7 +33,7 @@ impl Event for Dispatched<'_> {
         let c = self.counts;
         println!(
             "{}",
-            crate::metrics::dispatch_emf(&self.dimensions, c, Utc::now())
+            crate::events::metrics::dispatch_emf(&self.dimensions, c, Utc::now())
         );
         tracing::info!(event = Self::NAME, registry = self.registry, tenants = self.tenants,
             dispatched = c.dispatched, disabled = self.disabled,

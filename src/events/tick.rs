@@ -3,7 +3,7 @@
 use chrono::Utc;
 
 use crate::events::Event;
-use crate::metrics::{Dimensions, TickMetrics, emf};
+use crate::events::metrics::{Dimensions, TickMetrics, emf};
 use crate::summary::{LeaseReport, Summary};
 
 /// Where a tick's metrics belong.

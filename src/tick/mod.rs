@@ -1,21 +1,25 @@
 //! One tick, top to bottom: config, secret, lease, window, pull, forward, commit.
 
+pub mod claim;
+pub mod deliver;
 mod finish;
+pub mod job;
 mod pass;
 
 use chrono::{DateTime, Utc};
 
 use crate::app::App;
 use crate::checkpoint;
-use crate::claim::{Claim, Claimed};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::deliver::WindowDone;
 use crate::devo::DevoTls;
 use crate::error::TickError;
-use crate::job::{Job, Target, Tenant};
 use crate::state::S3Store;
 use crate::summary::Summary;
+use crate::tenants::Tenant;
+use crate::tick::claim::{Claim, Claimed};
+use crate::tick::deliver::WindowDone;
+use crate::tick::job::{Job, Target};
 use crate::trace::auth::TokenSource;
 use crate::trace::request_budget::{GRAPH_PERIOD, RequestBudget};
 use crate::transfer::Transfer;

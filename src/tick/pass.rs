@@ -3,19 +3,19 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::checkpoint::reset::Reset;
 use crate::checkpoint::second_look::Gap;
+use crate::checkpoint::split::Ended;
 use crate::checkpoint::{Checkpoint, Track};
-use crate::claim::Claimed;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::deliver::{Delivery, End, PassRun, WindowDone, deliver};
 use crate::error::TickError;
 use crate::events::Event;
-use crate::events::plan::{ReconcileGap, ResetApplied, Skipped, WindowSplit};
-use crate::job::{Job, Pass, Planned};
-use crate::reset::Reset;
-use crate::split::Ended;
+use crate::events::plan::{ReconcileGap, ResetApplied, SpanSkipped, WindowSplit};
 use crate::state::StateStore;
+use crate::tick::claim::Claimed;
+use crate::tick::deliver::{Delivery, End, PassRun, WindowDone, deliver};
+use crate::tick::job::{Job, Pass, Planned};
 use crate::transfer::Transfer;
 use crate::window::Plan;
 
@@ -108,7 +108,7 @@ fn announce(plan: &Plan, reset: Option<&Reset>, gaps: &[Gap]) {
         ResetApplied(r).emit();
     }
     if let Some(span) = plan.skipped {
-        Skipped(span).emit();
+        SpanSkipped(span).emit();
     }
     if let Some(split) = plan.split {
         WindowSplit(split).emit();

@@ -78,7 +78,7 @@ pub struct WindowResult {
     pub failure: Option<TransferError>,
     /// The fingerprints of the lines the relay confirmed, with their records' received times
     /// ([`Ledger::Collect`] only).
-    pub fingerprints: Vec<collect::Delivered>,
+    pub fingerprints: Vec<collect::Fingerprinted>,
 }
 
 /// What a window's transfer does with the fresh pass's ledger.

@@ -17,7 +17,7 @@ use crate::trace::page::{SourcePage, TraceRecord};
 use crate::trace::record::MappingContext;
 use crate::trace::request_budget::RequestBudget;
 use crate::trace::source::TraceSource;
-use crate::transfer::admission::{Admission, Verdict};
+use crate::transfer::admission::{Admission, Fate};
 use crate::transfer::collect::Collected;
 use crate::transfer::forward::Forward;
 use crate::transfer::frontier::Frontier;
@@ -256,15 +256,15 @@ impl<'r> Run<'r> {
             let timed = record.received();
             let received = timed.unwrap_or(self.window.start);
             match self.admission.admit(&key, record.status(), received) {
-                Verdict::Outside => {
+                Fate::Outside => {
                     self.tally.outside_window += 1;
                     continue;
                 }
-                Verdict::Repeat => {
+                Fate::Repeat => {
                     self.tally.duplicates_skipped += 1;
                     continue;
                 }
-                Verdict::Known => {
+                Fate::Known => {
                     // Delivered by the fresh pass: progress like a line sent.
                     self.tally.duplicates_skipped += 1;
                     self.passed += 1;
@@ -275,8 +275,8 @@ impl<'r> Run<'r> {
                     }
                     continue;
                 }
-                Verdict::Reconciled(why) => self.tally_reconciled(why),
-                Verdict::Send => {}
+                Fate::Reconciled(why) => self.tally_reconciled(why),
+                Fate::Send => {}
             }
             if let Some(c) = &mut self.collected {
                 c.push(Fingerprint::of(&key, record.status()), received);

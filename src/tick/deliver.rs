@@ -3,12 +3,12 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::claim::{Claimed, Saved};
 use crate::events::Event;
 use crate::events::window::WindowFinished;
-use crate::job::{MAX_WINDOWS_PER_TICK, Pass};
 use crate::state::{StateError, StateStore};
 use crate::summary::Counts;
+use crate::tick::claim::{Claimed, Saved};
+use crate::tick::job::{MAX_WINDOWS_PER_TICK, Pass};
 use crate::transfer::{Ledger, Progress, Transfer, TransferError};
 use crate::window::{Plan, Window};
 
@@ -153,7 +153,7 @@ async fn commit<S: StateStore>(
     run: PassRun,
     window: &Window,
     progress: &Progress,
-    fingerprints: Vec<crate::transfer::collect::Delivered>,
+    fingerprints: Vec<crate::transfer::collect::Fingerprinted>,
     history: Vec<DateTime<Utc>>,
 ) -> Result<Saved, StateError> {
     claimed.checkpoint_mut().recent_requests = history;
