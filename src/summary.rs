@@ -27,7 +27,6 @@ pub enum LeaseReport {
     },
     /// Another invocation holds the state: nothing was pulled or sent.
     HeldByOther {
-        /// The holder.
         owner: String,
         /// Until when.
         until: DateTime<Utc>,
@@ -145,7 +144,6 @@ pub struct Summary {
     pub api: &'static str,
     /// The lease outcome.
     pub lease: LeaseReport,
-    /// Counters.
     #[serde(flatten)]
     pub counts: Counts,
     /// The checkpoint's end after the tick: everything received before it was sent.

@@ -14,7 +14,7 @@ use m365_trace_to_devo::checkpoint;
 use m365_trace_to_devo::state::S3Store;
 use m365_trace_to_devo::summary::LeaseReport;
 use m365_trace_to_devo::tick::TickRequest;
-use m365_trace_to_devo::tick::claim::{Claim, Claimed};
+use m365_trace_to_devo::tick::{Claim, Claimed};
 use serde_json::json;
 use support::*;
 

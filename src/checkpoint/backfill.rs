@@ -55,7 +55,6 @@ pub enum BackfillError {
     Future {
         /// Requested end.
         end: String,
-        /// The clock.
         now: String,
         /// now − delay.
         horizon: String,
@@ -79,9 +78,7 @@ pub enum BackfillError {
     Lookback {
         /// Requested start.
         start: String,
-        /// The API.
         api: &'static str,
-        /// Its lookback.
         lookback_days: i64,
         /// The oldest accepted start.
         earliest: String,
@@ -99,7 +96,6 @@ pub enum BackfillError {
         "backfill {name:?} already exists for {start}..{end}: repeat that range to resume it, or choose another name"
     )]
     Mismatch {
-        /// The name.
         name: String,
         /// The stored range's start.
         start: String,
@@ -207,7 +203,6 @@ pub fn bounds(range: &Range, now: DateTime<Utc>, rules: &WindowRules) -> Bounds 
 /// How much of a backfill is done, for the summary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
-    /// The name.
     pub name: String,
     /// The checkpoint object's key.
     pub key: String,

@@ -2,11 +2,11 @@
 //! and writes of it.
 
 pub mod backfill;
-pub mod lease;
-pub mod position;
-pub mod reset;
-pub mod second_look;
-pub mod split;
+pub(crate) mod lease;
+mod position;
+pub(crate) mod reset;
+pub(crate) mod second_look;
+pub(crate) mod split;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::lease::Lease;
 use crate::ledger::LedgerPart;
 use crate::state::{Condition, StateError, StateStore};
-pub use position::Position;
+pub use position::{Position, Progress, Span};
 
 /// Format version written in every checkpoint.
 pub const FORMAT_VERSION: u32 = 1;
@@ -158,7 +158,6 @@ impl Checkpoint {
 /// A checkpoint as read, with the ETag that a replacement must match.
 #[derive(Debug, Clone)]
 pub struct Stored {
-    /// The content.
     pub checkpoint: Checkpoint,
     /// The object's ETag.
     pub etag: String,

@@ -49,7 +49,6 @@ pub enum ConfigError {
     NeverPulls {
         /// The variable to change.
         var: &'static str,
-        /// Its value.
         value: String,
         /// The variable it conflicts with.
         other: &'static str,

@@ -83,7 +83,6 @@ impl Event for TickFinished<'_> {
 pub struct TickFailed<'a> {
     /// The failure's stable `errorType`.
     pub error_type: &'a str,
-    /// The failure.
     pub error: &'a dyn std::fmt::Display,
     /// The metrics' dimensions and duration.
     pub metrics: MetricsContext<'a>,

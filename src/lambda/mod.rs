@@ -2,4 +2,4 @@
 //! that runs it and reports.
 
 pub mod handler;
-pub mod invocation;
+mod invocation;

@@ -36,7 +36,6 @@ pub enum Status {
 pub struct CheckResult {
     /// `config`, `secret`, `token`, `api`, `s3_read`, `s3_write` or `devo`.
     pub check: &'static str,
-    /// The outcome.
     pub status: Status,
     /// What was found, or the error.
     pub detail: String,

@@ -63,7 +63,6 @@ pub struct TenantStatus {
     pub name: String,
     /// Whether the dispatcher starts it.
     pub enabled: bool,
-    /// Its secret.
     pub secret_id: String,
     /// Its scheduled checkpoint's key.
     pub checkpoint_key: String,

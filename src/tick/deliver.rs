@@ -15,7 +15,6 @@ use crate::window::{Plan, Window};
 /// A window just finished, for progress displays (the JSON log line is written anyway).
 #[derive(Debug)]
 pub struct WindowDone<'a> {
-    /// The window.
     pub window: &'a Window,
     /// Its position in the plan, from 1.
     pub number: usize,
@@ -38,9 +37,7 @@ pub enum End {
     LeaseLost,
     /// A window failed after its delivered part was committed.
     Failed {
-        /// The window.
         window: Window,
-        /// Why.
         error: TransferError,
     },
 }
@@ -48,7 +45,6 @@ pub enum End {
 /// What a plan's delivery did.
 #[derive(Debug)]
 pub struct Delivery {
-    /// Totals.
     pub counts: Counts,
     /// How it ended.
     pub end: End,
@@ -58,7 +54,6 @@ pub struct Delivery {
 /// no second look (now − `DELAY_SECONDS`).
 #[derive(Debug, Clone, Copy)]
 pub struct PassRun {
-    /// The pass.
     pub pass: Pass,
     /// now − `DELAY_SECONDS` at the tick's start.
     pub young_from: DateTime<Utc>,
@@ -74,7 +69,7 @@ pub async fn deliver<S: StateStore>(
 ) -> Result<Delivery, StateError> {
     let mut counts = Counts::default();
     for (number, window) in plan.windows.iter().enumerate() {
-        if transfer.budget.exhausted() {
+        if transfer.out_of_time() {
             return Ok(Delivery {
                 counts,
                 end: End::OutOfTime,
@@ -111,7 +106,7 @@ pub async fn deliver<S: StateStore>(
         });
         // commit: what the relay confirmed, even when the window then failed
         let fingerprints = std::mem::take(&mut result.fingerprints);
-        let history = transfer.throttle.history(Utc::now());
+        let history = transfer.request_history(Utc::now());
         if commit(
             claimed,
             run,
@@ -153,7 +148,7 @@ async fn commit<S: StateStore>(
     run: PassRun,
     window: &Window,
     progress: &Progress,
-    fingerprints: Vec<crate::transfer::collect::Fingerprinted>,
+    fingerprints: Vec<crate::transfer::Fingerprinted>,
     history: Vec<DateTime<Utc>>,
 ) -> Result<Saved, StateError> {
     claimed.checkpoint_mut().recent_requests = history;

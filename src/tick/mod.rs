@@ -1,10 +1,14 @@
 //! One tick, top to bottom: config, secret, lease, window, pull, forward, commit.
 
-pub mod claim;
-pub mod deliver;
+mod claim;
+mod deliver;
 mod finish;
-pub mod job;
+pub(crate) mod job;
 mod pass;
+
+pub use claim::{Claim, Claimed};
+pub use deliver::WindowDone;
+pub use job::Target;
 
 use chrono::{DateTime, Utc};
 
@@ -17,13 +21,11 @@ use crate::error::TickError;
 use crate::state::S3Store;
 use crate::summary::Summary;
 use crate::tenants::Tenant;
-use crate::tick::claim::{Claim, Claimed};
-use crate::tick::deliver::WindowDone;
-use crate::tick::job::{Job, Target};
+
+use crate::tick::job::Job;
 use crate::trace::auth::TokenSource;
 use crate::trace::request_budget::{GRAPH_PERIOD, RequestBudget};
-use crate::transfer::Transfer;
-use crate::transfer::forward::ForwardSettings;
+use crate::transfer::{ForwardSettings, Retry, Transfer};
 
 /// The invocation a tick runs for.
 #[derive(Debug, Clone)]
@@ -106,7 +108,7 @@ pub async fn run_for(
             }
             passes.push(pass::run(&mut transfer, &context, p, &mut claimed, on_window).await?);
         }
-        claimed.checkpoint_mut().recent_requests = transfer.throttle.history(Utc::now());
+        claimed.checkpoint_mut().recent_requests = transfer.request_history(Utc::now());
         Ok::<_, TickError>(passes)
     }
     .await;
@@ -151,16 +153,19 @@ impl Session {
         devo: &'a DevoTls,
         clock: &'a Clock,
     ) -> Result<Transfer<'a>, TickError> {
-        Ok(Transfer {
-            source: app.source()?,
-            tokens: &mut self.tokens,
-            throttle: &mut self.throttle,
-            budget: clock.pull_budget(config.request_timeout, app.options().retry_min_delay),
-            forward: forward_settings(config, job, devo, clock),
-            organization: &secret.tenant_id,
-            retry_min_delay: app.options().retry_min_delay,
+        let retry = Retry {
+            min_delay: app.options().retry_min_delay,
             devo_attempts: app.options().devo_attempts,
-        })
+        };
+        Ok(Transfer::new(
+            app.source()?,
+            &mut self.tokens,
+            &mut self.throttle,
+            clock.pull_budget(config.request_timeout, retry.min_delay),
+            forward_settings(config, job, devo, clock),
+            &secret.tenant_id,
+            retry,
+        ))
     }
 }
 

@@ -26,13 +26,10 @@ const RECONCILE_SHARE: (usize, usize) = (3, 4);
 /// What one pass did.
 #[derive(Debug)]
 pub(super) struct Ran {
-    /// The pass.
     pub pass: Pass,
-    /// Its plan.
     pub plan: Plan,
     /// The due spans it dropped without a second look.
     pub gaps: Vec<Gap>,
-    /// Its delivery.
     pub delivery: Delivery,
 }
 
@@ -46,13 +43,11 @@ impl Ran {
 /// What every pass of a tick shares.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Context<'a> {
-    /// The job.
     pub job: &'a Job,
     /// The reset the job's checkpoint just applied, if any.
     pub reset: Option<&'a Reset>,
     /// The tick's clock.
     pub clock: &'a Clock,
-    /// The configuration.
     pub config: &'a Config,
 }
 
@@ -83,12 +78,12 @@ pub(super) async fn run<S: StateStore>(
 
     // 5 + 6. pull and forward, window after window, each committed
     if pass == Pass::Reconcile {
-        transfer.throttle.lend(RECONCILE_SHARE.0, RECONCILE_SHARE.1);
+        transfer.lend_budget(RECONCILE_SHARE.0, RECONCILE_SHARE.1);
     }
     let young_from = clock.now - config.rules.delay;
     let run = PassRun { pass, young_from };
     let delivery = deliver(transfer, run, &plan, claimed, on_window).await;
-    transfer.throttle.restore();
+    transfer.restore_budget();
     let delivery = delivery?;
     note_stuck(claimed.checkpoint_mut(), track, &plan, before, &delivery);
     Ok(Ran {

@@ -87,8 +87,8 @@ impl<'r> Run<'r> {
             tally: Counts::default(),
             index: 0,
             passed: 0,
-            retry_min_delay: t.retry_min_delay,
-            devo_attempts: t.devo_attempts,
+            retry_min_delay: t.retry.min_delay,
+            devo_attempts: t.retry.devo_attempts,
             devo_failures: 0,
             confirmed_at_failure: 0,
         }

@@ -47,22 +47,15 @@ pub(crate) enum TenantsCommand {
     /// {dir}/tenants-removed/NAME-{time}/, so that a tenant added again under the name starts
     /// fresh.
     Remove {
-        /// Its name.
         name: String,
         /// Leave its state where it is (a later `add NAME --keep-state` continues from it).
         #[arg(long)]
         keep_state: bool,
     },
     /// Stop dispatching a tenant; its state is kept.
-    Pause {
-        /// Its name.
-        name: String,
-    },
+    Pause { name: String },
     /// Dispatch a paused tenant again from the next scheduled event.
-    Resume {
-        /// Its name.
-        name: String,
-    },
+    Resume { name: String },
 }
 
 /// The tenant `--tenant NAME` names for tick, backfill, check or plan (`paused_ok`: a paused

@@ -11,7 +11,7 @@ use crate::events::ledger::LedgerMissing;
 use crate::ledger::{self, LedgerIndex, LedgerPart};
 use crate::state::{StateError, StateStore};
 use crate::tick::claim::Claimed;
-use crate::transfer::collect::Fingerprinted;
+use crate::transfer::Fingerprinted;
 use crate::window::Window;
 
 impl<S: StateStore> Claimed<'_, S> {

@@ -22,7 +22,6 @@ pub enum Claim<'s, S: StateStore> {
     Refused {
         /// The checkpoint as found.
         checkpoint: Checkpoint,
-        /// Why.
         report: LeaseReport,
     },
 }
