@@ -8,8 +8,6 @@ use crate::window::Window;
 
 /// A window ended: how far it got and what it cost.
 pub struct WindowFinished<'a> {
-    /// The pass that pulled it (`single`, `fresh`, `reconcile`, `backfill`).
-    pub pass: &'static str,
     pub window: &'a Window,
     /// `complete`, `partial` or `not_started`.
     pub outcome: &'static str,
@@ -25,7 +23,6 @@ impl Event for WindowFinished<'_> {
         let c = self.counts;
         tracing::info!(
             event = Self::NAME,
-            pass = self.pass,
             start = %self.window.start.to_rfc3339(),
             end = %self.window.end.to_rfc3339(),
             resumed = self.window.resume.is_some(),

@@ -29,7 +29,11 @@ pub async fn handle(
     app: &App,
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, TickError> {
-    let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
+    let span = tracing::info_span!(
+        "invocation",
+        request_id = %event.context.request_id,
+        tenant = tracing::field::Empty
+    );
     // Boxed: the tick's and the dispatch's futures are deep; unboxed, the binary's future
     // would exceed the compiler's type-layout depth limit.
     Box::pin(handle_in_span(app, event)).instrument(span).await
@@ -50,6 +54,9 @@ async fn handle_in_span(
         .unwrap_or_else(|| "m365-trace-to-devo".to_owned());
     let api = app.config().map_or("unknown", |c| c.trace_api.as_str());
     let (tenant, resolved) = invocation::resolve(app, &event.payload).await;
+    if !matches!(resolved, Ok(Run::Dispatch { .. })) {
+        tracing::Span::current().record("tenant", tenant.as_str());
+    }
     let result = match resolved {
         Ok(Run::Dispatch { registry }) => {
             let own = Some(event.context.invoked_function_arn.clone())

@@ -11,6 +11,7 @@ pub use deliver::WindowDone;
 pub use job::Target;
 
 use chrono::{DateTime, Utc};
+use tracing::Instrument;
 
 use crate::app::App;
 use crate::checkpoint;
@@ -53,8 +54,26 @@ pub async fn run_target(
     run_for(app, request, tenant, target, on_window).await
 }
 
-/// Runs the seven steps for `target` of `tenant` (a registry's tenant, or the one tenant).
+/// Runs the seven steps for `target` of `tenant` (a registry's tenant, or the one tenant),
+/// in a `tick` span that puts the request id and the tenant on every line it writes.
 pub async fn run_for(
+    app: &App,
+    request: &TickRequest,
+    tenant: Tenant,
+    target: &Target,
+    on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
+) -> Result<Summary, TickError> {
+    let span = tracing::info_span!(
+        "tick",
+        request_id = %request.request_id,
+        tenant = tenant.label()
+    );
+    Box::pin(run_in_span(app, request, tenant, target, on_window))
+        .instrument(span)
+        .await
+}
+
+async fn run_in_span(
     app: &App,
     request: &TickRequest,
     tenant: Tenant,
@@ -106,7 +125,17 @@ pub async fn run_for(
             if passes.last().is_some_and(|r| !r.caught_up()) {
                 break;
             }
-            passes.push(pass::run(&mut transfer, &context, p, &mut claimed, on_window).await?);
+            // The request id, the tenant and the pass on every line the pass writes.
+            let span = tracing::info_span!(
+                "pass",
+                request_id = %request.request_id,
+                tenant = job.tenant.label(),
+                pass = p.as_str()
+            );
+            let ran = pass::run(&mut transfer, &context, p, &mut claimed, on_window)
+                .instrument(span)
+                .await?;
+            passes.push(ran);
         }
         claimed.checkpoint_mut().recent_requests = transfer.request_history(Utc::now());
         Ok::<_, TickError>(passes)
