@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use crate::claim::{Claimed, Saved};
 use crate::events::Event;
 use crate::events::window::WindowFinished;
+use crate::cut::Measured;
 use crate::job::{MAX_WINDOWS_PER_TICK, Pass};
+use crate::ledger::Fingerprint;
 use crate::state::{StateError, StateStore};
 use crate::summary::Counts;
 use crate::transfer::{Ledger, Progress, Transfer, TransferError};
@@ -52,6 +54,20 @@ pub struct Delivery {
     pub counts: Counts,
     /// How it ended.
     pub end: End,
+    /// A window of an unordered source cut by the deadline: it has no resume point.
+    pub cut: Option<Cut>,
+}
+
+/// A window of an unordered source (the Reporting Web Service) cut by the deadline, and what
+/// its tick measured and delivered of it.
+#[derive(Debug)]
+pub struct Cut {
+    /// The window.
+    pub window: Window,
+    /// Rows pulled, time pulling, time the tick had.
+    pub measured: Measured,
+    /// The fingerprints of the lines the relay confirmed.
+    pub confirmed: Vec<Fingerprint>,
 }
 
 /// Which pass a plan belongs to, and the instant before which the fresh pass's windows need
@@ -73,11 +89,13 @@ pub async fn deliver<S: StateStore>(
     on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
 ) -> Result<Delivery, StateError> {
     let mut counts = Counts::default();
+    let delivery_started = std::time::Instant::now();
     for (number, window) in plan.windows.iter().enumerate() {
         if transfer.budget.exhausted() {
             return Ok(Delivery {
                 counts,
                 end: End::OutOfTime,
+                cut: None,
             });
         }
         // transfer: pull and forward the window
@@ -88,7 +106,8 @@ pub async fn deliver<S: StateStore>(
             Pass::Reconcile => Ledger::Filter(claimed.ledger_for(window).await),
             Pass::Single | Pass::Backfill => Ledger::None,
         };
-        let mut result = transfer.window(window, ledger, &mut this).await;
+        let sent = claimed.checkpoint().position(run.pass.track()).sent_in(window);
+        let mut result = transfer.window(window, ledger, sent, &mut this).await;
         if result.progress == Progress::Complete {
             this.windows += 1;
         }
@@ -126,24 +145,44 @@ pub async fn deliver<S: StateStore>(
             return Ok(Delivery {
                 counts,
                 end: End::LeaseLost,
+                cut: None,
             });
         }
-        let end = match (result.failure, result.progress) {
-            (Some(error), _) => End::Failed {
-                window: window.clone(),
-                error,
-            },
+        let (end, cut) = match (result.failure, result.progress) {
+            (Some(error), _) => (
+                End::Failed {
+                    window: window.clone(),
+                    error,
+                },
+                None,
+            ),
             (None, Progress::Complete) => continue,
-            (None, _) => End::OutOfTime,
+            (None, Progress::NotStarted) if !transfer.source.newest_first() => {
+                let cut = Cut {
+                    window: window.clone(),
+                    measured: Measured {
+                        rows: this.records_pulled,
+                        pulling: started.elapsed(),
+                        tick: delivery_started.elapsed() + transfer.budget.remaining(),
+                    },
+                    confirmed: std::mem::take(&mut result.sent),
+                };
+                (End::OutOfTime, Some(cut))
+            }
+            (None, _) => (End::OutOfTime, None),
         };
-        return Ok(Delivery { counts, end });
+        return Ok(Delivery { counts, end, cut });
     }
     let end = if plan.windows.len() < MAX_WINDOWS_PER_TICK {
         End::CaughtUp
     } else {
         End::OutOfTime
     };
-    Ok(Delivery { counts, end })
+    Ok(Delivery {
+        counts,
+        end,
+        cut: None,
+    })
 }
 
 /// Commits how far `window` got: the fresh pass's ledger part is written first; the parts a

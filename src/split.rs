@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::window::{Split, Window};
+use crate::window::{Split, SplitReason, Window};
 
 /// Stuck ticks after which the span is split (the first failure may be transient).
 pub const SPLIT_AFTER: u32 = 2;
@@ -26,22 +26,54 @@ pub struct Stuck {
     /// The last failure, for the operator (`None` when the time budget ran out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The piece length of a window of an unordered source cut by the deadline
+    /// ([`crate::cut::piece_seconds`]): the span is split at once, without waiting for
+    /// [`SPLIT_AFTER`] ticks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_piece_seconds: Option<i64>,
 }
 
 impl Stuck {
-    /// The split it calls for, once it has been stuck [`SPLIT_AFTER`] ticks.
+    /// The split it calls for: at once in the pieces of a cut, once it has been stuck
+    /// [`SPLIT_AFTER`] ticks in halves (then quarters…); the shorter when both apply.
     pub fn split(&self) -> Option<Split> {
-        if self.ticks < SPLIT_AFTER {
-            return None;
-        }
-        let halvings = (self.ticks - SPLIT_AFTER + 1).min(MAX_HALVINGS);
-        let piece = (self.until - self.start) / (1i32 << halvings);
+        let halved = (self.ticks >= SPLIT_AFTER).then(|| {
+            let halvings = (self.ticks - SPLIT_AFTER + 1).min(MAX_HALVINGS);
+            let piece = (self.until - self.start) / (1i32 << halvings);
+            piece.num_seconds().max(MIN_PIECE.num_seconds())
+        });
+        let (piece_seconds, reason) = match (self.cut_piece_seconds, halved) {
+            (Some(cut), Some(halved)) if halved < cut => (halved, SplitReason::Stuck),
+            (Some(cut), _) => (cut.max(MIN_PIECE.num_seconds()), SplitReason::ReportingCut),
+            (None, Some(halved)) => (halved, SplitReason::Stuck),
+            (None, None) => return None,
+        };
         Some(Split {
             start: self.start,
             until: self.until,
-            piece_seconds: piece.num_seconds().max(MIN_PIECE.num_seconds()),
+            piece_seconds,
             stuck_ticks: self.ticks,
+            reason,
         })
+    }
+
+    /// The span of a window `[start, until]` of an unordered source cut by the deadline, to be
+    /// split at once in pieces of `piece_seconds`. A cut piece of a span already split keeps
+    /// the span's end, so that its later pieces stay split too.
+    pub fn cut(
+        stuck: Option<Stuck>,
+        start: DateTime<Utc>,
+        until: DateTime<Utc>,
+        piece_seconds: i64,
+    ) -> Stuck {
+        let within = stuck.filter(|s| start >= s.start && start < s.until);
+        Stuck {
+            start,
+            until: within.as_ref().map_or(until, |s| s.until.max(until)),
+            ticks: within.as_ref().map_or(1, |s| s.ticks.max(1)),
+            error: None,
+            cut_piece_seconds: Some(piece_seconds),
+        }
     }
 }
 
@@ -86,6 +118,7 @@ pub fn after_tick(
             until: first.query_end(),
             ticks: 1,
             error,
+            cut_piece_seconds: None,
         }),
     }
 }
@@ -160,6 +193,7 @@ mod tests {
             until: t(6),
             ticks: 3,
             error: None,
+            cut_piece_seconds: None,
         };
         let moved = after_tick(
             Some(s.clone()),
@@ -198,6 +232,7 @@ mod tests {
             until: t(4),
             piece_seconds: 3600,
             stuck_ticks: 2,
+            reason: SplitReason::Stuck,
         };
         let pieces = carve(vec![partial.clone(), window(6, 12)], &split);
         assert_eq!(pieces[0], window(0, 1));
@@ -218,7 +253,7 @@ mod tests {
             starts in 0i64..20, len in 1i64..30, span_start in 0i64..30, span_len in 1i64..40, piece in 1i64..50_000,
         ) {
             let windows = vec![window(starts, starts + len), window(starts + len, starts + 2 * len)];
-            let split = Split { start: t(span_start), until: t(span_start + span_len), piece_seconds: piece, stuck_ticks: 2 };
+            let split = Split { start: t(span_start), until: t(span_start + span_len), piece_seconds: piece, stuck_ticks: 2, reason: SplitReason::Stuck };
             let pieces = carve(windows.clone(), &split);
             prop_assert_eq!(pieces.first().map(|w| w.start), Some(t(starts)));
             prop_assert_eq!(pieces.last().map(|w| w.end), Some(t(starts + 2 * len)));

@@ -16,8 +16,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::sent::Sent;
+use crate::cut::{self, Measured};
+use crate::ledger::Fingerprint;
 use crate::split::{self, Ended, Stuck};
-use crate::window::{self, Bounds, Plan, Resume, Skipped, Window};
+use crate::window::{self, Bounds, Plan, Resume, Skipped, Split, Window};
 
 /// Where one pass stands: the end of its last delivered window, the windows it left part-way,
 /// the span that made no progress, and (the reconciliation pass only) the young spans due for
@@ -41,6 +44,10 @@ pub struct Position {
     /// than `DELAY_SECONDS`, sorted, disjoint, none before `end` — each is pulled again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub due: Vec<Span>,
+    /// What the relay confirmed of a window of an unordered source cut by the deadline: its
+    /// pieces skip those lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<Sent>,
 }
 
 impl Position {
@@ -183,6 +190,27 @@ impl Position {
         self.stuck = split::after_tick(self.stuck.take(), first, before, after, ended);
     }
 
+    /// A window of an unordered source (no resume point) was cut by the deadline after
+    /// `measured`, its relay having confirmed `confirmed`: it is split at once, in pieces one
+    /// tick pulls at the measured rate, and its pieces skip what was confirmed. Call after
+    /// [`Position::after_tick`]. Returns the split the next tick plans.
+    pub fn cut(&mut self, window: &Window, measured: &Measured, confirmed: Vec<Fingerprint>) -> Option<Split> {
+        let until = window.query_end();
+        let piece = cut::piece_seconds((until - window.start).num_seconds(), measured);
+        self.stuck = Some(Stuck::cut(self.stuck.take(), window.start, until, piece));
+        self.sent = Sent::after_cut(self.sent.take(), window, confirmed);
+        self.stuck.as_ref().and_then(Stuck::split)
+    }
+
+    /// The fingerprints `window` skips: confirmed by a tick that cut it.
+    pub fn sent_in(&self, window: &Window) -> Vec<Fingerprint> {
+        self.sent
+            .as_ref()
+            .and_then(|s| s.within(window))
+            .map(<[Fingerprint]>::to_vec)
+            .unwrap_or_default()
+    }
+
     /// Moves past `skipped`: nothing before its end is pulled any more.
     pub fn skip(&mut self, skipped: &Skipped) {
         self.end = Some(self.end.map_or(skipped.to, |e| e.max(skipped.to)));
@@ -200,10 +228,12 @@ impl Position {
         self.trim_due();
     }
 
-    /// Drops the part of the due spans before `end` (reconciled, or reported as a gap).
+    /// Drops the part of the due spans before `end` (reconciled, or reported as a gap), and
+    /// the lines confirmed in a cut window once `end` passed it.
     fn trim_due(&mut self) {
         if let Some(end) = self.end {
             self.due = after(&self.due, end);
+            self.sent = self.sent.take().filter(|s| s.end > end);
         }
     }
 }
@@ -306,6 +336,7 @@ mod tests {
             until: t(40),
             ticks: 2,
             error: None,
+            cut_piece_seconds: None,
         });
         let mut plan = p.plan(&bounds(120, 60), 100);
         p.carve(&mut plan, 100);
@@ -371,7 +402,7 @@ mod tests {
             for (grow, span, stuck, outcomes) in ticks {
                 horizon = (horizon + grow).min(590);
                 if stuck >= 2 && let Some(first) = p.open().first().cloned().or_else(|| p.end.map(|e| Window { start: e, end: e + Duration::minutes(span), resume: None })) {
-                    p.stuck = Some(Stuck { start: first.start, until: first.query_end().max(first.start + Duration::minutes(1)), ticks: stuck, error: None });
+                    p.stuck = Some(Stuck { start: first.start, until: first.query_end().max(first.start + Duration::minutes(1)), ticks: stuck, error: None, cut_piece_seconds: None });
                 }
                 let mut plan = p.plan(&bounds(horizon, span), 100);
                 p.carve(&mut plan, 100);
