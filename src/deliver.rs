@@ -64,7 +64,7 @@ pub struct Delivery {
 pub struct Cut {
     /// The window.
     pub window: Window,
-    /// Rows pulled, time pulling, time the tick had.
+    /// Rows pulled, time pulling, time the tick had, when the lines delivered were received.
     pub measured: Measured,
     /// The fingerprints of the lines the relay confirmed.
     pub confirmed: Vec<Fingerprint>,
@@ -158,14 +158,16 @@ pub async fn deliver<S: StateStore>(
             ),
             (None, Progress::Complete) => continue,
             (None, Progress::NotStarted) if !transfer.source.newest_first() => {
+                let (confirmed, received) = std::mem::take(&mut result.sent).into_iter().unzip();
                 let cut = Cut {
                     window: window.clone(),
                     measured: Measured {
                         rows: this.records_pulled,
                         pulling: started.elapsed(),
                         tick: delivery_started.elapsed() + transfer.budget.remaining(),
+                        received,
                     },
-                    confirmed: std::mem::take(&mut result.sent),
+                    confirmed,
                 };
                 (End::OutOfTime, Some(cut))
             }

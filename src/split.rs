@@ -26,11 +26,11 @@ pub struct Stuck {
     /// The last failure, for the operator (`None` when the time budget ran out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// The piece length of a window of an unordered source cut by the deadline
-    /// ([`crate::cut::piece_seconds`]): the span is split at once, without waiting for
+    /// Where a window of an unordered source cut by the deadline is cut
+    /// ([`crate::cut::boundaries`]): the span is split at once, without waiting for
     /// [`SPLIT_AFTER`] ticks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cut_piece_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cut_at: Vec<DateTime<Utc>>,
 }
 
 impl Stuck {
@@ -42,9 +42,11 @@ impl Stuck {
             let piece = (self.until - self.start) / (1i32 << halvings);
             piece.num_seconds().max(MIN_PIECE.num_seconds())
         });
-        let (piece_seconds, reason) = match (self.cut_piece_seconds, halved) {
+        let cut = (!self.cut_at.is_empty())
+            .then(|| crate::cut::longest(self.start, self.until, &self.cut_at));
+        let (piece_seconds, reason) = match (cut, halved) {
             (Some(cut), Some(halved)) if halved < cut => (halved, SplitReason::Stuck),
-            (Some(cut), _) => (cut.max(MIN_PIECE.num_seconds()), SplitReason::ReportingCut),
+            (Some(cut), _) => (cut, SplitReason::ReportingCut),
             (None, Some(halved)) => (halved, SplitReason::Stuck),
             (None, None) => return None,
         };
@@ -58,21 +60,26 @@ impl Stuck {
     }
 
     /// The span of a window `[start, until]` of an unordered source cut by the deadline, to be
-    /// split at once in pieces of `piece_seconds`. A cut piece of a span already split keeps
-    /// the span's end, so that its later pieces stay split too.
+    /// split at once at `cuts`. A cut piece of a span already cut keeps the span's end and
+    /// its later cuts, so that its later pieces stay as they were.
     pub fn cut(
         stuck: Option<Stuck>,
         start: DateTime<Utc>,
         until: DateTime<Utc>,
-        piece_seconds: i64,
+        mut cuts: Vec<DateTime<Utc>>,
     ) -> Stuck {
         let within = stuck.filter(|s| start >= s.start && start < s.until);
+        if let Some(s) = &within {
+            cuts.extend(s.cut_at.iter().copied().filter(|c| *c >= until));
+            cuts.sort_unstable();
+            cuts.dedup();
+        }
         Stuck {
             start,
             until: within.as_ref().map_or(until, |s| s.until.max(until)),
             ticks: within.as_ref().map_or(1, |s| s.ticks.max(1)),
             error: None,
-            cut_piece_seconds: Some(piece_seconds),
+            cut_at: cuts,
         }
     }
 }
@@ -118,9 +125,39 @@ pub fn after_tick(
             until: first.query_end(),
             ticks: 1,
             error,
-            cut_piece_seconds: None,
+            cut_at: Vec::new(),
         }),
     }
+}
+
+/// Cuts the windows that start inside `[start, until)` at `cuts` (ascending), older first; a
+/// window left part-way keeps its resume point on its last piece.
+pub fn carve_at(
+    windows: Vec<Window>,
+    start: DateTime<Utc>,
+    until: DateTime<Utc>,
+    cuts: &[DateTime<Utc>],
+) -> Vec<Window> {
+    let mut out = Vec::with_capacity(windows.len() + cuts.len());
+    for window in windows {
+        let stop = window.query_end().min(until);
+        let mut from = window.start;
+        if from >= start && from < until {
+            for &cut in cuts.iter().filter(|c| **c > window.start && **c < stop) {
+                out.push(Window {
+                    start: from,
+                    end: cut,
+                    resume: None,
+                });
+                from = cut;
+            }
+        }
+        out.push(Window {
+            start: from,
+            ..window
+        });
+    }
+    out
 }
 
 /// Cuts the windows that start inside the split span into pieces of the split's length, older
@@ -193,7 +230,7 @@ mod tests {
             until: t(6),
             ticks: 3,
             error: None,
-            cut_piece_seconds: None,
+            cut_at: Vec::new(),
         };
         let moved = after_tick(
             Some(s.clone()),

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::collections::HashMap;
+use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use m365_trace_devtools::graph::{
@@ -191,53 +191,84 @@ async fn a_certificate_with_the_wrong_key_is_refused_with_aadsts700027() {
     assert!(h.devo.lines().is_empty());
 }
 
-#[tokio::test]
-async fn a_reporting_window_cut_by_the_deadline_is_pulled_again_whole() {
-    let now = Utc::now();
-    let records = generate(
-        27,
-        now - TimeDelta::days(2),
-        now - TimeDelta::days(2) + TimeDelta::hours(6),
-        300,
-    );
-    let h = Harness::start(records.clone(), &REPORTING).await;
+/// Ticks of `deadline` until one catches up (at most `max`): their summaries.
+async fn ticks_until_caught_up(h: &Harness, max: usize, deadline: Duration) -> Vec<Value> {
     let app = h.app(fast_options());
+    let mut summaries = Vec::new();
+    for i in 0..max {
+        let summary = h
+            .invoke(&app, scheduled_event(), &format!("req-cut-{i}"), deadline)
+            .await
+            .expect("tick");
+        let done = summary["caught_up"] == json!(true);
+        summaries.push(summary);
+        if done {
+            break;
+        }
+    }
+    summaries
+}
 
-    let first = h.short_tick(&app, "req-short").await.expect("first tick");
-
-    assert_eq!(first["caught_up"], json!(false), "{first}");
-    assert_eq!(
-        first["partial"],
-        Value::Null,
-        "no partial resume without newest-first order"
-    );
-    let (checkpoint, _) = h.checkpoint().await.unwrap();
-    let start = time(&checkpoint["end"]);
-    assert!(start <= now - TimeDelta::days(2) + TimeDelta::minutes(1));
-    let cut = h.received_keys().len();
-    assert!(cut > 0, "part of the window was sent before the deadline");
-
-    let last = h.tick(&app, "req-again").await.expect("next tick");
-    assert_eq!(last["caught_up"], json!(true), "{last}");
-    let end = time(&last["checkpoint"]);
+/// How many lines Devo received of each key: (lines, distinct keys).
+fn lines_and_keys(h: &Harness) -> (usize, Vec<String>) {
     let got = h.received_keys();
     let mut unique = got.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique, expected_keys(&records, start, end), "nothing lost");
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for key in &got {
-        *seen.entry(key.clone()).or_default() += 1;
-    }
-    assert!(
-        seen.values().all(|n| *n <= 2),
-        "at most the cut window again"
-    );
+    (got.len(), unique)
+}
+
+#[tokio::test]
+async fn a_reporting_window_cut_by_the_deadline_is_split_at_once_and_its_pieces_skip_what_was_sent()
+{
+    // The report has no order, so a window cut by the deadline has no resume point. 400 rows
+    // in pages of 40, 300 ms a page (3 s for the window), ticks of 3.5 s (2 s of pulling).
+    let now = Utc::now();
+    let start = now - TimeDelta::days(2) + TimeDelta::minutes(1);
+    let records = generate(28, start, start + TimeDelta::hours(6), 400);
+    let h = Harness::start(
+        records.clone(),
+        &[("TRACE_API", "reporting"), ("MAX_WINDOW_SECONDS", "86400")],
+    )
+    .await;
+    h.graph.set_reporting_page_size(40);
+    h.graph.set_reporting_latency(Duration::from_millis(300));
+
+    let summaries = ticks_until_caught_up(&h, 8, Duration::from_millis(3500)).await;
+
+    let first = &summaries[0];
+    assert_eq!(first["caught_up"], json!(false), "{first}");
+    assert_eq!(first["partial"], Value::Null, "no resume point without order");
     assert_eq!(
-        got.len() - unique.len(),
-        cut,
-        "only what the cut tick sent repeats"
+        first["split"]["reason"],
+        json!("reporting_cut"),
+        "the cut tick reports the split at once: {first}"
     );
+    let piece = first["split"]["piece_seconds"].as_i64().expect("piece");
+    assert!(piece > 0 && piece < 86_400, "{first}");
+    let last = summaries.last().unwrap();
+    assert_eq!(last["caught_up"], json!(true), "finished: {summaries:?}");
+    assert!(
+        summaries.len() <= 4,
+        "pieces from the next tick on, not two ticks of the whole window first: {} ticks",
+        summaries.len()
+    );
+    let (lines, unique) = lines_and_keys(&h);
+    assert_eq!(
+        unique,
+        expected_keys(&records, start, now),
+        "every row arrived"
+    );
+    let again = lines - unique.len();
+    eprintln!("{} ticks, {again} rows sent twice", summaries.len());
+    assert!(
+        again * 2 <= records.len(),
+        "{again} of {} rows sent twice (at most 50 %)",
+        records.len()
+    );
+    let (checkpoint, _) = h.checkpoint().await.unwrap();
+    assert_eq!(checkpoint.get("stuck"), None, "{checkpoint}");
+    assert_eq!(checkpoint.get("sent"), None, "dropped once passed: {checkpoint}");
 }
 
 /// The product's client assertion, checked by the local token server the way Entra checks it:

@@ -20,7 +20,7 @@ use crate::checkpoint::sent::Sent;
 use crate::cut::{self, Measured};
 use crate::ledger::Fingerprint;
 use crate::split::{self, Ended, Stuck};
-use crate::window::{self, Bounds, Plan, Resume, Skipped, Split, Window};
+use crate::window::{self, Bounds, Plan, Resume, Skipped, Split, SplitReason, Window};
 
 /// Where one pass stands: the end of its last delivered window, the windows it left part-way,
 /// the span that made no progress, and (the reconciliation pass only) the young spans due for
@@ -136,8 +136,14 @@ impl Position {
     /// Cuts the plan's windows inside the stuck span into pieces, once it has been stuck long
     /// enough; each window left part-way keeps its resume point on its last piece.
     pub fn carve(&self, plan: &mut Plan, max_windows: usize) {
-        if let Some(split) = self.stuck.as_ref().and_then(Stuck::split) {
-            plan.windows = split::carve(std::mem::take(&mut plan.windows), &split);
+        if let Some((stuck, split)) = self.stuck.as_ref().and_then(|s| Some((s, s.split()?))) {
+            let windows = std::mem::take(&mut plan.windows);
+            plan.windows = match split.reason {
+                SplitReason::ReportingCut => {
+                    split::carve_at(windows, stuck.start, stuck.until, &stuck.cut_at)
+                }
+                SplitReason::Stuck => split::carve(windows, &split),
+            };
             plan.windows.truncate(max_windows);
             plan.split = Some(split);
         }
@@ -196,8 +202,8 @@ impl Position {
     /// [`Position::after_tick`]. Returns the split the next tick plans.
     pub fn cut(&mut self, window: &Window, measured: &Measured, confirmed: Vec<Fingerprint>) -> Option<Split> {
         let until = window.query_end();
-        let piece = cut::piece_seconds((until - window.start).num_seconds(), measured);
-        self.stuck = Some(Stuck::cut(self.stuck.take(), window.start, until, piece));
+        let cuts = cut::boundaries(window.start, until, measured);
+        self.stuck = Some(Stuck::cut(self.stuck.take(), window.start, until, cuts));
         self.sent = Sent::after_cut(self.sent.take(), window, confirmed);
         self.stuck.as_ref().and_then(Stuck::split)
     }
@@ -336,7 +342,7 @@ mod tests {
             until: t(40),
             ticks: 2,
             error: None,
-            cut_piece_seconds: None,
+            cut_at: Vec::new(),
         });
         let mut plan = p.plan(&bounds(120, 60), 100);
         p.carve(&mut plan, 100);
@@ -402,7 +408,7 @@ mod tests {
             for (grow, span, stuck, outcomes) in ticks {
                 horizon = (horizon + grow).min(590);
                 if stuck >= 2 && let Some(first) = p.open().first().cloned().or_else(|| p.end.map(|e| Window { start: e, end: e + Duration::minutes(span), resume: None })) {
-                    p.stuck = Some(Stuck { start: first.start, until: first.query_end().max(first.start + Duration::minutes(1)), ticks: stuck, error: None, cut_piece_seconds: None });
+                    p.stuck = Some(Stuck { start: first.start, until: first.query_end().max(first.start + Duration::minutes(1)), ticks: stuck, error: None, cut_at: Vec::new() });
                 }
                 let mut plan = p.plan(&bounds(horizon, span), 100);
                 p.carve(&mut plan, 100);

@@ -81,7 +81,7 @@ pub struct WindowResult {
     pub fingerprints: Vec<collect::Delivered>,
     /// An unordered source only: the fingerprints of every line the relay confirmed, which the
     /// pieces of a window cut by the deadline skip.
-    pub sent: Vec<crate::ledger::Fingerprint>,
+    pub sent: Vec<collect::Delivered>,
 }
 
 /// What a window's transfer does with the fresh pass's ledger.

@@ -260,7 +260,7 @@ impl<'r> Run<'r> {
                 Verdict::SentBefore => {
                     // Confirmed by a tick cut in this window: delivered, so in the ledger.
                     self.tally.duplicates_skipped += 1;
-                    if let Some(c) = &mut self.collected {
+                    for c in self.collected.iter_mut().chain(&mut self.sent) {
                         c.push(Fingerprint::of(&key, record.status()), received);
                     }
                     continue;
@@ -378,7 +378,7 @@ impl<'r> Run<'r> {
             progress,
             failure,
             fingerprints,
-            sent: sent.into_iter().map(|(f, _)| f).collect(),
+            sent,
         }
     }
 }

@@ -286,4 +286,9 @@ impl GraphServer {
     pub fn set_reporting_page_size(&self, rows: usize) {
         self.first_tenant().set_reporting_page_size(rows);
     }
+
+    /// The first tenant's [`TenantHandle::set_reporting_latency`].
+    pub fn set_reporting_latency(&self, latency: std::time::Duration) {
+        self.first_tenant().set_reporting_latency(latency);
+    }
 }

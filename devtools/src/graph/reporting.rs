@@ -58,6 +58,8 @@ struct Skip {
 pub(super) struct ReportingState {
     pub format: ReportingFormat,
     pub page_size: usize,
+    /// How long every page takes before it is answered.
+    pub latency: std::time::Duration,
     /// Opaque skip tokens issued and still valid.
     skips: HashMap<String, Skip>,
 }
@@ -67,6 +69,7 @@ impl Default for ReportingState {
         ReportingState {
             format: ReportingFormat::Light,
             page_size: 50,
+            latency: std::time::Duration::ZERO,
             skips: HashMap::new(),
         }
     }
@@ -255,18 +258,28 @@ pub(super) async fn message_trace(call: &mut Call<'_>) -> Resp {
         Ok(bounds) => bounds,
         Err(message) => return error(400, &message),
     };
-    let mut st = call.shared.lock();
-    let t = &mut st.tenants[tenant];
-    let offset = match &skiptoken {
-        None => 0,
-        Some(tok) => match t.reporting.skips.get(tok) {
-            Some(s) if s.start == start && s.end == end => s.offset,
-            _ => return error(400, "The skip token is invalid or expired."),
-        },
+    let page = {
+        let mut st = call.shared.lock();
+        let t = &mut st.tenants[tenant];
+        let offset = match &skiptoken {
+            None => 0,
+            Some(tok) => match t.reporting.skips.get(tok) {
+                Some(s) if s.start == start && s.end == end => Some(s.offset),
+                _ => None,
+            }
+            .unwrap_or(usize::MAX),
+        };
+        (offset != usize::MAX).then(|| {
+            let (rows, next) = page_rows(t, start, end, offset, &filter, &call.shared.url);
+            (rows, next, t.reporting.format, t.reporting.latency)
+        })
     };
-    let (rows, next) = page_rows(t, start, end, offset, &filter, &call.shared.url);
-    let format = t.reporting.format;
-    drop(st);
+    let Some((rows, next, format, latency)) = page else {
+        return error(400, "The skip token is invalid or expired.");
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     answer(format, rows, next, &call.shared.url)
 }
 

@@ -171,6 +171,12 @@ impl<'a> TenantHandle<'a> {
         self.lock().reporting.page_size = rows.max(1);
     }
 
+    /// How long every Reporting Web Service page takes before it is answered (none by
+    /// default): the report is slow, seconds a page of 1,000 rows.
+    pub fn set_reporting_latency(&self, latency: std::time::Duration) {
+        self.lock().reporting.latency = latency;
+    }
+
     /// Every request made for this tenant (token requests to its path, API requests with a
     /// token issued for it), in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
