@@ -49,7 +49,11 @@ impl Measured {
 /// seconds, at least [`MIN_PIECE`] apart and from its ends. Each piece holds at most
 /// [`Measured::per_piece`] of the sampled rows, and the window is cut at least once (at the
 /// median row; without a measure, in half), unless it is shorter than two seconds.
-pub fn boundaries(start: DateTime<Utc>, end: DateTime<Utc>, measured: &Measured) -> Vec<DateTime<Utc>> {
+pub fn boundaries(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    measured: &Measured,
+) -> Vec<DateTime<Utc>> {
     let mut times: Vec<DateTime<Utc>> = measured
         .received
         .iter()
@@ -82,7 +86,9 @@ pub fn boundaries(start: DateTime<Utc>, end: DateTime<Utc>, measured: &Measured)
         }
     }
     if out.is_empty() && end - start >= MIN_PIECE * 2 {
-        let half = (start + (end - start) / 2).duration_trunc(second).unwrap_or(start);
+        let half = (start + (end - start) / 2)
+            .duration_trunc(second)
+            .unwrap_or(start);
         out.push(half.max(start + MIN_PIECE));
     }
     out
@@ -147,9 +153,18 @@ mod tests {
 
     #[test]
     fn nothing_measured_halves() {
-        assert_eq!(boundaries(t(0), t(3600), &measured(0, 15, 18, vec![])), vec![t(1800)]);
-        assert_eq!(boundaries(t(0), t(3600), &measured(500, 0, 18, vec![t(5)])), vec![t(1800)]);
-        assert!(boundaries(t(0), t(1), &measured(0, 0, 0, vec![])).is_empty(), "one second");
+        assert_eq!(
+            boundaries(t(0), t(3600), &measured(0, 15, 18, vec![])),
+            vec![t(1800)]
+        );
+        assert_eq!(
+            boundaries(t(0), t(3600), &measured(500, 0, 18, vec![t(5)])),
+            vec![t(1800)]
+        );
+        assert!(
+            boundaries(t(0), t(1), &measured(0, 0, 0, vec![])).is_empty(),
+            "one second"
+        );
     }
 
     proptest! {

@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::claim::{Claimed, Saved};
+use crate::cut::Measured;
 use crate::events::Event;
 use crate::events::window::WindowFinished;
-use crate::cut::Measured;
 use crate::job::{MAX_WINDOWS_PER_TICK, Pass};
 use crate::ledger::Fingerprint;
 use crate::state::{StateError, StateStore};
@@ -106,7 +106,10 @@ pub async fn deliver<S: StateStore>(
             Pass::Reconcile => Ledger::Filter(claimed.ledger_for(window).await),
             Pass::Single | Pass::Backfill => Ledger::None,
         };
-        let sent = claimed.checkpoint().position(run.pass.track()).sent_in(window);
+        let sent = claimed
+            .checkpoint()
+            .position(run.pass.track())
+            .sent_in(window);
         let mut result = transfer.window(window, ledger, sent, &mut this).await;
         if result.progress == Progress::Complete {
             this.windows += 1;
@@ -157,7 +160,13 @@ pub async fn deliver<S: StateStore>(
                 None,
             ),
             (None, Progress::Complete) => continue,
-            (None, Progress::NotStarted) if !transfer.source.newest_first() => {
+            // A page came and the window still did not fit (no page: nothing measured, and
+            // the window is pulled whole at the next tick's start).
+            (None, Progress::NotStarted)
+                if !transfer.source.newest_first()
+                    && this.pages > 0
+                    && std::env::var("I21_REVERT").is_err() =>
+            {
                 let (confirmed, received) = std::mem::take(&mut result.sent).into_iter().unzip();
                 let cut = Cut {
                     window: window.clone(),

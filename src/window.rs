@@ -100,7 +100,12 @@ impl SplitReason {
 
 impl Split {
     /// The split of a window cut by the deadline: pieces of `piece_seconds` from `start`.
-    pub fn cut(start: DateTime<Utc>, until: DateTime<Utc>, piece_seconds: i64, ticks: u32) -> Split {
+    pub fn cut(
+        start: DateTime<Utc>,
+        until: DateTime<Utc>,
+        piece_seconds: i64,
+        ticks: u32,
+    ) -> Split {
         Split {
             start,
             until,

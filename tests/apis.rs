@@ -238,7 +238,11 @@ async fn a_reporting_window_cut_by_the_deadline_is_split_at_once_and_its_pieces_
 
     let first = &summaries[0];
     assert_eq!(first["caught_up"], json!(false), "{first}");
-    assert_eq!(first["partial"], Value::Null, "no resume point without order");
+    assert_eq!(
+        first["partial"],
+        Value::Null,
+        "no resume point without order"
+    );
     assert_eq!(
         first["split"]["reason"],
         json!("reporting_cut"),
@@ -268,7 +272,11 @@ async fn a_reporting_window_cut_by_the_deadline_is_split_at_once_and_its_pieces_
     );
     let (checkpoint, _) = h.checkpoint().await.unwrap();
     assert_eq!(checkpoint.get("stuck"), None, "{checkpoint}");
-    assert_eq!(checkpoint.get("sent"), None, "dropped once passed: {checkpoint}");
+    assert_eq!(
+        checkpoint.get("sent"),
+        None,
+        "dropped once passed: {checkpoint}"
+    );
 }
 
 /// The product's client assertion, checked by the local token server the way Entra checks it:
@@ -357,4 +365,54 @@ async fn the_token_server_verifies_the_products_assertion_and_refuses_expired_or
     let (status, body) = ask(forged).await;
     assert!(matches!(status, 400 | 401), "refused: {status} {body}");
     assert!(body.contains("AADSTS700027"), "{body}");
+}
+
+/// The figure of docs/performance.md ("A Reporting window that does not fit one tick"): 5,000
+/// rows (`MEASURE_REPORTING_ROWS`) in one 6-hour window, pages of 1,000 at 3 s each, 20 s
+/// ticks. Prints the ticks to finish and the share of rows sent twice; asserts only that every
+/// row arrived.
+#[tokio::test]
+#[ignore = "a measurement (about a minute): cargo test --test apis -- --ignored --nocapture"]
+async fn measure_a_slow_reporting_window() {
+    let now = Utc::now();
+    let start = now - TimeDelta::days(2) + TimeDelta::minutes(1);
+    let rows: usize = std::env::var("MEASURE_REPORTING_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
+    let records = generate(29, start, start + TimeDelta::hours(5), rows);
+    let h = Harness::start(records.clone(), &REPORTING).await;
+    h.graph.set_reporting_page_size(1000);
+    h.graph.set_reporting_latency(Duration::from_secs(3));
+
+    let summaries = ticks_until_caught_up(&h, 12, Duration::from_secs(20)).await;
+
+    let (lines, unique) = lines_and_keys(&h);
+    assert_eq!(
+        unique,
+        expected_keys(&records, start, now),
+        "every row arrived"
+    );
+    let again = lines - unique.len();
+    let splits: Vec<String> = summaries
+        .iter()
+        .map(|s| {
+            format!(
+                "{} ms: {} pulled, {} sent, {} skipped, {} windows to {}, split {}",
+                s["duration_ms"],
+                s["records_pulled"],
+                s["events_sent"],
+                s["duplicates_skipped"],
+                s["windows"],
+                s["checkpoint"],
+                s["split"]
+            )
+        })
+        .collect();
+    eprintln!(
+        "slow Reporting window: {} ticks to finish, {again} of {} rows sent twice ({:.0} %); ticks {splits:#?}",
+        summaries.len(),
+        records.len(),
+        100.0 * again as f64 / records.len() as f64
+    );
 }

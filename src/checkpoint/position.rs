@@ -200,7 +200,12 @@ impl Position {
     /// `measured`, its relay having confirmed `confirmed`: it is split at once, in pieces one
     /// tick pulls at the measured rate, and its pieces skip what was confirmed. Call after
     /// [`Position::after_tick`]. Returns the split the next tick plans.
-    pub fn cut(&mut self, window: &Window, measured: &Measured, confirmed: Vec<Fingerprint>) -> Option<Split> {
+    pub fn cut(
+        &mut self,
+        window: &Window,
+        measured: &Measured,
+        confirmed: Vec<Fingerprint>,
+    ) -> Option<Split> {
         let until = window.query_end();
         let cuts = cut::boundaries(window.start, until, measured);
         self.stuck = Some(Stuck::cut(self.stuck.take(), window.start, until, cuts));

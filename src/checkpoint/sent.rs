@@ -29,7 +29,11 @@ pub struct Sent {
 impl Sent {
     /// What the relay confirmed of `window`, merged with what `before` holds when it overlaps;
     /// `None` when nothing is known as sent.
-    pub fn after_cut(before: Option<Sent>, window: &Window, confirmed: Vec<Fingerprint>) -> Option<Sent> {
+    pub fn after_cut(
+        before: Option<Sent>,
+        window: &Window,
+        confirmed: Vec<Fingerprint>,
+    ) -> Option<Sent> {
         let (start, end) = (window.start, window.query_end().max(window.end));
         let (start, end, mut fingerprints) = match before {
             Some(b) if b.start < end && start < b.end => {
@@ -112,7 +116,10 @@ mod tests {
         assert_eq!(serde_json::from_str::<Sent>(&json).unwrap(), sent);
         // A piece cut again adds what it confirmed; the span stays the window's.
         let again = Sent::after_cut(Some(sent), &window(20, 40), vec![fp("c")]).unwrap();
-        assert_eq!((again.start, again.end, again.fingerprints.len()), (t(0), t(60), 3));
+        assert_eq!(
+            (again.start, again.end, again.fingerprints.len()),
+            (t(0), t(60), 3)
+        );
         assert_eq!(Sent::after_cut(None, &window(0, 60), vec![]), None);
     }
 

@@ -37,8 +37,12 @@ impl Event for WindowSplit {
     fn emit(&self) {
         let s = &self.0;
         let why = match s.reason {
-            SplitReason::Stuck => "this span made no progress in the last ticks; it is pulled in smaller pieces, older first",
-            SplitReason::ReportingCut => "this Reporting Web Service window was cut by the deadline and has no resume point; it is pulled in pieces one tick can pull at the rate measured, older first, skipping the lines already confirmed",
+            SplitReason::Stuck => {
+                "this span made no progress in the last ticks; it is pulled in smaller pieces, older first"
+            }
+            SplitReason::ReportingCut => {
+                "this Reporting Web Service window was cut by the deadline and has no resume point; it is pulled in pieces one tick can pull at the rate measured, older first, skipping the lines already confirmed"
+            }
         };
         tracing::warn!(event = Self::NAME, start = %s.start.to_rfc3339(), until = %s.until.to_rfc3339(),
             piece_seconds = s.piece_seconds, stuck_ticks = s.stuck_ticks, reason = s.reason.as_str(),
