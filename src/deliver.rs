@@ -163,9 +163,7 @@ pub async fn deliver<S: StateStore>(
             // A page came and the window still did not fit (no page: nothing measured, and
             // the window is pulled whole at the next tick's start).
             (None, Progress::NotStarted)
-                if !transfer.source.newest_first()
-                    && this.pages > 0
-                    && std::env::var("I21_REVERT").is_err() =>
+                if !transfer.source.newest_first() && this.pages > 0 =>
             {
                 let (confirmed, received) = std::mem::take(&mut result.sent).into_iter().unzip();
                 let cut = Cut {

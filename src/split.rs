@@ -130,8 +130,9 @@ pub fn after_tick(
     }
 }
 
-/// Cuts the windows that start inside `[start, until)` at `cuts` (ascending), older first; a
-/// window left part-way keeps its resume point on its last piece.
+/// Cuts the windows that start inside `[start, until)` at `cuts` (ascending) and at `until`
+/// (the pieces were sized for the span's rows only), older first; a window left part-way
+/// keeps its resume point on its last piece.
 pub fn carve_at(
     windows: Vec<Window>,
     start: DateTime<Utc>,
@@ -140,10 +141,14 @@ pub fn carve_at(
 ) -> Vec<Window> {
     let mut out = Vec::with_capacity(windows.len() + cuts.len());
     for window in windows {
-        let stop = window.query_end().min(until);
+        let stop = window.query_end();
         let mut from = window.start;
         if from >= start && from < until {
-            for &cut in cuts.iter().filter(|c| **c > window.start && **c < stop) {
+            let at_until = std::iter::once(&until);
+            for &cut in cuts.iter().chain(at_until) {
+                if cut <= from || cut >= stop {
+                    continue;
+                }
                 out.push(Window {
                     start: from,
                     end: cut,
@@ -284,7 +289,35 @@ mod tests {
         assert_eq!(pieces[4], window(6, 12), "past the span: unchanged");
     }
 
+    #[test]
+    fn a_cut_window_is_carved_at_its_cuts_and_at_the_end_of_its_span() {
+        let cuts = [t(1), t(3)];
+        let pieces = carve_at(vec![window(0, 6), window(6, 12)], t(0), t(4), &cuts);
+        assert_eq!(
+            pieces,
+            vec![window(0, 1), window(1, 3), window(3, 4), window(4, 6), window(6, 12)]
+        );
+    }
+
     proptest! {
+        #[test]
+        fn carving_at_cuts_keeps_the_windows_contiguous(
+            len in 1i64..30, span_start in 0i64..30, span_len in 1i64..40,
+            mut cuts in prop::collection::vec(0i64..70, 0..8),
+        ) {
+            cuts.sort_unstable();
+            cuts.dedup();
+            let cuts: Vec<_> = cuts.into_iter().map(t).collect();
+            let windows = vec![window(0, len), window(len, 2 * len)];
+            let pieces = carve_at(windows, t(span_start), t(span_start + span_len), &cuts);
+            prop_assert_eq!(pieces.first().map(|w| w.start), Some(t(0)));
+            prop_assert_eq!(pieces.last().map(|w| w.end), Some(t(2 * len)));
+            for pair in pieces.windows(2) {
+                prop_assert_eq!(pair[0].end, pair[1].start);
+                prop_assert!(pair[0].start < pair[0].end);
+            }
+        }
+
         #[test]
         fn carving_keeps_the_windows_contiguous_and_never_longer(
             starts in 0i64..20, len in 1i64..30, span_start in 0i64..30, span_len in 1i64..40, piece in 1i64..50_000,

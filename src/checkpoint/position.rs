@@ -382,6 +382,46 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_window_is_planned_in_pieces_at_once_and_a_cut_piece_keeps_the_later_cuts() {
+        let mut p = Position {
+            end: Some(t(0)),
+            ..Position::default()
+        };
+        let plan = p.plan(&bounds(240, 120), 100);
+        let whole = plan.windows[0].clone();
+        // Cut after 40 rows spread over the window's two hours, 2 of the tick's 4 s pulling.
+        let measured = Measured {
+            rows: 40,
+            pulling: std::time::Duration::from_secs(2),
+            tick: std::time::Duration::from_secs(4),
+            received: (0..40).map(|i| t(3 * i)).collect(),
+        };
+        let sent = vec![Fingerprint::of("a", None)];
+        p.after_tick(Some(&whole), p.standing(), Ended::OutOfTime);
+        let split = p.cut(&whole, &measured, sent.clone()).expect("split at once");
+        assert_eq!(split.reason, SplitReason::ReportingCut);
+        assert_eq!(split.stuck_ticks, 1, "no waiting for the stuck rule");
+        let mut next = p.plan(&bounds(240, 120), 100);
+        p.carve(&mut next, 100);
+        let starts: Vec<_> = next.windows.iter().map(|w| w.start).collect();
+        // 20 rows/s, 64 fit a tick, 32 sampled a piece: two pieces of 20 rows.
+        assert_eq!(&starts[..3], &[t(0), t(60), t(120)], "{next:?}");
+        assert_eq!(p.sent_in(&next.windows[1]), sent);
+        // The first piece is delivered; the second is cut again: the span keeps its end.
+        assert!(p.advance(&next.windows[0], &Progress::Complete));
+        assert_eq!(p.sent_in(&next.windows[1]), sent, "kept until the window is passed");
+        let again = Measured {
+            received: (20..40).map(|i| t(3 * i)).collect(),
+            ..measured
+        };
+        p.cut(&next.windows[1], &again, vec![]).unwrap();
+        let stuck = p.stuck.clone().unwrap();
+        assert_eq!((stuck.start, stuck.until), (t(60), t(120)));
+        assert!(p.advance(&Window { start: t(60), end: t(120), resume: None }, &Progress::Complete));
+        assert_eq!(p.sent, None, "passed: dropped");
+    }
+
+    #[test]
     fn the_lookback_moves_the_position_and_reports_the_skip() {
         let mut p = Position {
             end: Some(t(0)),
