@@ -94,25 +94,13 @@ pub fn boundaries(
     out
 }
 
-/// The longest piece of `[start, end)` cut at `cuts`, in seconds (for the summary).
-pub fn longest(start: DateTime<Utc>, end: DateTime<Utc>, cuts: &[DateTime<Utc>]) -> i64 {
-    let mut edges = vec![start];
-    edges.extend(cuts.iter().copied());
-    edges.push(end);
-    edges
-        .windows(2)
-        .map(|p| (p[1] - p[0]).num_seconds())
-        .max()
-        .unwrap_or(0)
-        .max(MIN_PIECE.num_seconds())
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
     use proptest::prelude::*;
 
     use super::*;
+    use crate::split::longest;
 
     fn t(s: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap() + chrono::Duration::seconds(s)

@@ -58,6 +58,16 @@ pub struct Delivery {
     pub cut: Option<Cut>,
 }
 
+impl Delivery {
+    fn ended(counts: Counts, end: End) -> Delivery {
+        Delivery {
+            counts,
+            end,
+            cut: None,
+        }
+    }
+}
+
 /// A window of an unordered source (the Reporting Web Service) cut by the deadline, and what
 /// its tick measured and delivered of it.
 #[derive(Debug)]
@@ -92,24 +102,12 @@ pub async fn deliver<S: StateStore>(
     let delivery_started = std::time::Instant::now();
     for (number, window) in plan.windows.iter().enumerate() {
         if transfer.budget.exhausted() {
-            return Ok(Delivery {
-                counts,
-                end: End::OutOfTime,
-                cut: None,
-            });
+            return Ok(Delivery::ended(counts, End::OutOfTime));
         }
         // transfer: pull and forward the window
         let started = std::time::Instant::now();
         let mut this = Counts::default();
-        let ledger = match run.pass {
-            Pass::Fresh => Ledger::Collect(run.young_from),
-            Pass::Reconcile => Ledger::Filter(claimed.ledger_for(window).await),
-            Pass::Single | Pass::Backfill => Ledger::None,
-        };
-        let sent = claimed
-            .checkpoint()
-            .position(run.pass.track())
-            .sent_in(window);
+        let (ledger, sent) = ledger(claimed, run, window).await;
         let mut result = transfer.window(window, ledger, sent, &mut this).await;
         if result.progress == Progress::Complete {
             this.windows += 1;
@@ -145,11 +143,7 @@ pub async fn deliver<S: StateStore>(
         .await?
             == Saved::Lost
         {
-            return Ok(Delivery {
-                counts,
-                end: End::LeaseLost,
-                cut: None,
-            });
+            return Ok(Delivery::ended(counts, End::LeaseLost));
         }
         let (end, cut) = match (result.failure, result.progress) {
             (Some(error), _) => (
@@ -160,23 +154,10 @@ pub async fn deliver<S: StateStore>(
                 None,
             ),
             (None, Progress::Complete) => continue,
-            // A page came and the window still did not fit (no page: nothing measured, and
-            // the window is pulled whole at the next tick's start).
-            (None, Progress::NotStarted)
-                if !transfer.source.newest_first() && this.pages > 0 =>
-            {
-                let (confirmed, received) = std::mem::take(&mut result.sent).into_iter().unzip();
-                let cut = Cut {
-                    window: window.clone(),
-                    measured: Measured {
-                        rows: this.records_pulled,
-                        pulling: started.elapsed(),
-                        tick: delivery_started.elapsed() + transfer.budget.remaining(),
-                        received,
-                    },
-                    confirmed,
-                };
-                (End::OutOfTime, Some(cut))
+            (None, Progress::NotStarted) if !transfer.source.newest_first() => {
+                let tick = delivery_started.elapsed() + transfer.budget.remaining();
+                let cut = cut(window, &this, started.elapsed(), tick, result.sent);
+                (End::OutOfTime, cut)
             }
             (None, _) => (End::OutOfTime, None),
         };
@@ -187,10 +168,47 @@ pub async fn deliver<S: StateStore>(
     } else {
         End::OutOfTime
     };
-    Ok(Delivery {
-        counts,
-        end,
-        cut: None,
+    Ok(Delivery::ended(counts, end))
+}
+
+/// What `window` is filtered with: the fresh pass's ledger or its part for the reconciliation
+/// pass, and the lines a tick that cut it confirmed.
+async fn ledger<S: StateStore>(
+    claimed: &mut Claimed<'_, S>,
+    run: PassRun,
+    window: &Window,
+) -> (Ledger, Vec<Fingerprint>) {
+    let ledger = match run.pass {
+        Pass::Fresh => Ledger::Collect(run.young_from),
+        Pass::Reconcile => Ledger::Filter(claimed.ledger_for(window).await),
+        Pass::Single | Pass::Backfill => Ledger::None,
+    };
+    let position = claimed.checkpoint().position(run.pass.track());
+    (ledger, position.sent_in(window))
+}
+
+/// A window of an unordered source the deadline cut, once a page came (no page: nothing
+/// measured, and the window is pulled whole at the next tick's start).
+fn cut(
+    window: &Window,
+    this: &Counts,
+    pulling: std::time::Duration,
+    tick: std::time::Duration,
+    sent: Vec<crate::transfer::collect::Delivered>,
+) -> Option<Cut> {
+    if this.pages == 0 {
+        return None;
+    }
+    let (confirmed, received) = sent.into_iter().unzip();
+    Some(Cut {
+        window: window.clone(),
+        measured: Measured {
+            rows: this.records_pulled,
+            pulling,
+            tick,
+            received,
+        },
+        confirmed,
     })
 }
 

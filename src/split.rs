@@ -27,7 +27,7 @@ pub struct Stuck {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Where a window of an unordered source cut by the deadline is cut
-    /// ([`crate::cut::boundaries`]): the span is split at once, without waiting for
+    /// (`crate::cut::boundaries`): the span is split at once, without waiting for
     /// [`SPLIT_AFTER`] ticks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cut_at: Vec<DateTime<Utc>>,
@@ -42,8 +42,7 @@ impl Stuck {
             let piece = (self.until - self.start) / (1i32 << halvings);
             piece.num_seconds().max(MIN_PIECE.num_seconds())
         });
-        let cut = (!self.cut_at.is_empty())
-            .then(|| crate::cut::longest(self.start, self.until, &self.cut_at));
+        let cut = (!self.cut_at.is_empty()).then(|| longest(self.start, self.until, &self.cut_at));
         let (piece_seconds, reason) = match (cut, halved) {
             (Some(cut), Some(halved)) if halved < cut => (halved, SplitReason::Stuck),
             (Some(cut), _) => (cut, SplitReason::ReportingCut),
@@ -82,6 +81,19 @@ impl Stuck {
             cut_at: cuts,
         }
     }
+}
+
+/// The longest piece of `[start, end)` cut at `cuts`, in seconds (for the summary).
+pub fn longest(start: DateTime<Utc>, end: DateTime<Utc>, cuts: &[DateTime<Utc>]) -> i64 {
+    let mut edges = vec![start];
+    edges.extend(cuts.iter().copied());
+    edges.push(end);
+    edges
+        .windows(2)
+        .map(|p| (p[1] - p[0]).num_seconds())
+        .max()
+        .unwrap_or(0)
+        .max(MIN_PIECE.num_seconds())
 }
 
 /// How a tick ended, as far as getting stuck is concerned.
@@ -295,7 +307,13 @@ mod tests {
         let pieces = carve_at(vec![window(0, 6), window(6, 12)], t(0), t(4), &cuts);
         assert_eq!(
             pieces,
-            vec![window(0, 1), window(1, 3), window(3, 4), window(4, 6), window(6, 12)]
+            vec![
+                window(0, 1),
+                window(1, 3),
+                window(3, 4),
+                window(4, 6),
+                window(6, 12)
+            ]
         );
     }
 

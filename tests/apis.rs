@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use m365_trace_devtools::graph::{
     Fault, REPORTING_ORGANIZATION, REPORTING_PATH, ReportingFormat, reporting_error_body,
 };
@@ -209,13 +209,19 @@ async fn ticks_until_caught_up(h: &Harness, max: usize, deadline: Duration) -> V
     summaries
 }
 
-/// How many lines Devo received of each key: (lines, distinct keys).
-fn lines_and_keys(h: &Harness) -> (usize, Vec<String>) {
+/// Asserts every row of `records` received since `start` reached Devo; returns how many lines
+/// Devo received twice.
+fn rows_sent_twice(h: &Harness, records: &[GraphRecord], start: DateTime<Utc>) -> usize {
     let got = h.received_keys();
     let mut unique = got.clone();
     unique.sort();
     unique.dedup();
-    (got.len(), unique)
+    assert_eq!(
+        unique,
+        expected_keys(records, start, Utc::now()),
+        "every row arrived"
+    );
+    got.len() - unique.len()
 }
 
 #[tokio::test]
@@ -257,13 +263,7 @@ async fn a_reporting_window_cut_by_the_deadline_is_split_at_once_and_its_pieces_
         "pieces from the next tick on, not two ticks of the whole window first: {} ticks",
         summaries.len()
     );
-    let (lines, unique) = lines_and_keys(&h);
-    assert_eq!(
-        unique,
-        expected_keys(&records, start, now),
-        "every row arrived"
-    );
-    let again = lines - unique.len();
+    let again = rows_sent_twice(&h, &records, start);
     eprintln!("{} ticks, {again} rows sent twice", summaries.len());
     assert!(
         again * 2 <= records.len(),
@@ -387,13 +387,7 @@ async fn measure_a_slow_reporting_window() {
 
     let summaries = ticks_until_caught_up(&h, 12, Duration::from_secs(20)).await;
 
-    let (lines, unique) = lines_and_keys(&h);
-    assert_eq!(
-        unique,
-        expected_keys(&records, start, now),
-        "every row arrived"
-    );
-    let again = lines - unique.len();
+    let again = rows_sent_twice(&h, &records, start);
     let splits: Vec<String> = summaries
         .iter()
         .map(|s| {

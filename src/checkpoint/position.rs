@@ -398,7 +398,9 @@ mod tests {
         };
         let sent = vec![Fingerprint::of("a", None)];
         p.after_tick(Some(&whole), p.standing(), Ended::OutOfTime);
-        let split = p.cut(&whole, &measured, sent.clone()).expect("split at once");
+        let split = p
+            .cut(&whole, &measured, sent.clone())
+            .expect("split at once");
         assert_eq!(split.reason, SplitReason::ReportingCut);
         assert_eq!(split.stuck_ticks, 1, "no waiting for the stuck rule");
         let mut next = p.plan(&bounds(240, 120), 100);
@@ -409,7 +411,11 @@ mod tests {
         assert_eq!(p.sent_in(&next.windows[1]), sent);
         // The first piece is delivered; the second is cut again: the span keeps its end.
         assert!(p.advance(&next.windows[0], &Progress::Complete));
-        assert_eq!(p.sent_in(&next.windows[1]), sent, "kept until the window is passed");
+        assert_eq!(
+            p.sent_in(&next.windows[1]),
+            sent,
+            "kept until the window is passed"
+        );
         let again = Measured {
             received: (20..40).map(|i| t(3 * i)).collect(),
             ..measured
@@ -417,7 +423,14 @@ mod tests {
         p.cut(&next.windows[1], &again, vec![]).unwrap();
         let stuck = p.stuck.clone().unwrap();
         assert_eq!((stuck.start, stuck.until), (t(60), t(120)));
-        assert!(p.advance(&Window { start: t(60), end: t(120), resume: None }, &Progress::Complete));
+        assert!(p.advance(
+            &Window {
+                start: t(60),
+                end: t(120),
+                resume: None
+            },
+            &Progress::Complete
+        ));
         assert_eq!(p.sent, None, "passed: dropped");
     }
 
