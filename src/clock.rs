@@ -72,6 +72,12 @@ impl Clock {
             .max(Duration::from_millis(50))
     }
 
+    /// The time left for relay streams: a stream is written only if it can be confirmed
+    /// within it.
+    pub fn delivery_left(&self) -> Duration {
+        self.deliver_until.saturating_duration_since(Instant::now())
+    }
+
     /// When the lease of this tick expires: the deadline plus `slack`.
     pub fn lease_expiry(&self, slack: Duration) -> DateTime<Utc> {
         self.deadline + chrono::Duration::from_std(slack).unwrap_or_default()

@@ -109,7 +109,7 @@ pub enum Ended {
 }
 
 /// The checkpoint's new [`Stuck`] after a tick that planned `first` and moved delivery from
-/// `before` to `after` (positions as [`crate::checkpoint::Checkpoint::position`]).
+/// `before` to `after` (positions as [`crate::checkpoint::Checkpoint::standing`]).
 pub fn after_tick(
     stuck: Option<Stuck>,
     first: Option<&Window>,

@@ -67,6 +67,9 @@ pub struct Counts {
     pub events_sent: u64,
     /// Bytes delivered to Devo.
     pub bytes_sent: u64,
+    /// Lines written on streams that broke or were cut before the relay confirmed them: sent
+    /// again, so at most this many lines may arrive in Devo twice.
+    pub unconfirmed_lines: u64,
     /// Records skipped as already sent (repeated across pages or at a boundary).
     pub duplicates_skipped: u64,
     /// Records the API returned outside the window asked for (left to their own window).
@@ -91,6 +94,7 @@ impl std::ops::AddAssign for Counts {
         self.records_pulled += part.records_pulled;
         self.events_sent += part.events_sent;
         self.bytes_sent += part.bytes_sent;
+        self.unconfirmed_lines += part.unconfirmed_lines;
         self.duplicates_skipped += part.duplicates_skipped;
         self.outside_window += part.outside_window;
         self.missing_key += part.missing_key;

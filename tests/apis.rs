@@ -238,7 +238,7 @@ async fn a_reporting_window_cut_by_the_deadline_is_split_at_once_and_its_pieces_
     )
     .await;
     h.graph.set_reporting_page_size(40);
-    h.graph.set_reporting_latency(Duration::from_millis(300));
+    h.graph.set_page_latency(Duration::from_millis(300));
 
     let summaries = ticks_until_caught_up(&h, 8, Duration::from_millis(3500)).await;
 
@@ -383,7 +383,7 @@ async fn measure_a_slow_reporting_window() {
     let records = generate(29, start, start + TimeDelta::hours(5), rows);
     let h = Harness::start(records.clone(), &REPORTING).await;
     h.graph.set_reporting_page_size(1000);
-    h.graph.set_reporting_latency(Duration::from_secs(3));
+    h.graph.set_page_latency(Duration::from_secs(3));
 
     let summaries = ticks_until_caught_up(&h, 12, Duration::from_secs(20)).await;
 

@@ -1,16 +1,18 @@
-//! Streams the relay ends while they sit idle (issue 11 §1): an end of stream from the relay
-//! before our close never counts as delivered; a stream the relay ended while idle confirms
-//! what it carried before the pause and is replaced, and the window goes on; the product also
-//! closes its own idle streams after `DEVO_IDLE_SECONDS`.
+//! Streams the relay ends while they sit idle (issue 11 §1, issue 17): a stream the relay ended
+//! cleanly while idle, with nothing written since, confirms what it carried — between pages and
+//! at the close alike — and is replaced; a line written as it closed (a reset behind the end)
+//! is never counted; the product also closes its own idle streams after `DEVO_IDLE_SECONDS`.
 
 mod support;
 
 use std::time::Duration;
 
+use chrono::{TimeDelta, Utc};
 use m365_trace_devtools::devo::DevoListener;
 use m365_trace_devtools::graph::Fault;
 use m365_trace_devtools::pki::TestPki;
-use m365_trace_to_devo::devo::{DevoError, DevoSender, DevoTls, Peer};
+use m365_trace_devtools::records::{GraphRecord, generate};
+use m365_trace_to_devo::devo::{DevoSender, DevoTls, Peer};
 use m365_trace_to_devo::secret::DevoCredentials;
 use serde_json::json;
 use support::*;
@@ -88,6 +90,97 @@ async fn the_product_closes_a_stream_idle_for_devo_idle_seconds_and_opens_a_new_
     );
 }
 
+/// A reconciliation window of 404 records in pages of 100 taking 1.5 s, the 4 late ones on
+/// its third page: the two pages after it send no line. The relay ends streams idle for
+/// `relay_idle`; `env` adds settings. Returns the reconciliation tick's summary (or its error)
+/// and the expected keys, each once.
+async fn reconcile_with_idle_pages(
+    seed: u64,
+    relay_idle: Duration,
+    extra: &[(&'static str, &'static str)],
+) -> (Harness, Result<serde_json::Value, String>, Vec<String>) {
+    let t0 = Utc::now();
+    let records = generate(
+        seed,
+        t0 - TimeDelta::seconds(10),
+        t0 - TimeDelta::seconds(4),
+        400,
+    );
+    let mut env = vec![
+        ("DELAY_SECONDS", "12"),
+        ("FRESH_DELAY_SECONDS", "2"),
+        ("PAGE_SIZE", "100"),
+    ];
+    env.extend_from_slice(extra);
+    let h = Harness::start(records.clone(), &env).await;
+    // Received inside the span, exposed only after the fresh pass looked at it.
+    let late: Vec<GraphRecord> = generate(
+        seed + 1,
+        t0 - TimeDelta::seconds(8),
+        t0 - TimeDelta::seconds(7),
+        4,
+    );
+    for r in &late {
+        h.graph
+            .add_late_record(r.clone(), t0 + TimeDelta::seconds(2));
+    }
+    let app = h.app(fast_options());
+    h.tick(&app, "req-fresh").await.expect("fresh tick");
+    assert_eq!(h.devo.line_count(), 400);
+
+    h.graph.set_page_latency(Duration::from_millis(1500));
+    h.devo.close_idle_after(Some(relay_idle));
+    if let Ok(d) = (t0 + TimeDelta::seconds(12) - Utc::now()).to_std() {
+        tokio::time::sleep(d).await;
+    }
+    let summary = h.tick(&app, "req-reconcile").await;
+    let mut expected: Vec<String> = records.iter().map(record_key).collect();
+    expected.extend(late.iter().map(record_key));
+    (h, summary, expected)
+}
+
+/// The reconciliation pass behind a relay that ends streams idle for 1 s (issue 17, bullet 3):
+/// the relay ends the stream during the pages without lines. That end confirms what the stream
+/// carried: the window completes in one tick and each late record arrives once (before: every
+/// tick failed with `Devo` after three attempts, each late record re-sent each time).
+#[tokio::test]
+async fn reconciliation_behind_a_relay_that_ends_idle_streams_sends_each_late_record_once() {
+    let (h, summary, expected) = reconcile_with_idle_pages(203, Duration::from_secs(1), &[]).await;
+
+    let summary = summary.expect("the relay's idle close lost nothing: the tick succeeds");
+    let reconcile = summary["passes"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["pass"] == json!("reconcile")))
+        .unwrap_or_else(|| panic!("no reconcile pass in {summary}"));
+    assert_eq!(reconcile["late_records"], json!(4), "{summary}");
+    assert_eq!(reconcile["caught_up"], json!(true), "{summary}");
+    assert_same_keys(
+        h.received_keys(),
+        expected,
+        "every record once, the late ones included: never re-sent for an idle close",
+    );
+}
+
+/// `DEVO_IDLE_SECONDS` applies between pages without lines too: the product closes its idle
+/// stream itself before the relay (idle limit 2.5 s) ends it.
+#[tokio::test]
+async fn reconciliation_closes_its_idle_stream_itself_between_pages_without_lines() {
+    let (h, summary, expected) = reconcile_with_idle_pages(
+        205,
+        Duration::from_millis(2500),
+        &[("DEVO_IDLE_SECONDS", "1")],
+    )
+    .await;
+
+    summary.expect("tick");
+    assert_same_keys(h.received_keys(), expected, "every record once");
+    let sessions = h.devo.sessions();
+    assert!(
+        sessions.iter().all(|s| s.clean_close && !s.idle_closed),
+        "every stream closed by us, none left for the relay to end: {sessions:?}"
+    );
+}
+
 /// A listener and a sender's TLS settings for it.
 async fn relay() -> (DevoListener, DevoTls) {
     let pki = TestPki::generate(&["localhost", "127.0.0.1"]).expect("pki");
@@ -105,19 +198,22 @@ const LINES: &[u8] = b"<14>one\n<14>two\n<14>three\n";
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 #[tokio::test]
-async fn finish_after_the_relay_ended_the_stream_is_not_a_delivery() {
+async fn finish_after_the_relay_ended_an_idle_stream_confirms_what_it_carried() {
+    // The same state means the same at the close as between pages (issue 17): the relay read
+    // every line before its idle close, and nothing was written since.
     let (listener, tls) = relay().await;
     listener.close_idle_after(Some(Duration::from_millis(500)));
     let mut sender = DevoSender::connect(&tls, TIMEOUT).await.expect("connect");
     sender.send(LINES, 3, TIMEOUT).await.expect("send");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
 
-    let result = sender.finish(TIMEOUT).await;
+    let delivered = sender
+        .finish(TIMEOUT)
+        .await
+        .expect("confirmed by the idle close");
 
-    match result {
-        Err(DevoError::EndedEarly { lines: 3, .. }) => {}
-        other => panic!("an end of stream before our close confirms nothing: {other:?}"),
-    }
+    assert_eq!(delivered.lines, 3);
+    assert_eq!(listener.line_count(), 3);
     assert!(listener.sessions()[0].idle_closed);
 }
 

@@ -100,6 +100,12 @@ struct ListenerArgs {
     /// real relays do.
     #[arg(long)]
     close_idle_after: Option<f64>,
+    /// Read at most this many bytes per second from each session, like a congested relay.
+    #[arg(long)]
+    read_bytes_per_second: Option<u64>,
+    /// Cut the next session (TCP reset, no close_notify) after it received this many lines.
+    #[arg(long)]
+    cut_after_lines: Option<usize>,
     /// Stop after this many seconds.
     #[arg(long, default_value_t = 900)]
     max_seconds: u64,
@@ -232,6 +238,10 @@ async fn listener(args: ListenerArgs) -> std::io::Result<ExitCode> {
             format!("--close-idle-after: {e}"),
         )
     })?);
+    listener.read_slowly(args.read_bytes_per_second);
+    if let Some(n) = args.cut_after_lines {
+        listener.cut_next_connection_after(n);
+    }
     println!("{}", json!({"address": listener.address()}));
     if args.count_only {
         tokio::select! {

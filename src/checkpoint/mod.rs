@@ -198,7 +198,7 @@ pub async fn write(
     store.put(key, body, Condition::from_etag(etag)).await
 }
 
-/// Writes like [`write`] a checkpoint of a tick under its lease: its bytes carry the lease
+/// Writes like [`write()`] a checkpoint of a tick under its lease: its bytes carry the lease
 /// owner or the write's own instant, so a retried write that S3 had applied is recognised as
 /// ours ([`crate::state::put_recognising`]) instead of read as a lost lease.
 pub async fn write_leased(

@@ -28,3 +28,12 @@ pub const REQUEST_BUDGET_PER_5_MINUTES: usize = 90;
 pub const REQUEST_TIMEOUT_SECONDS: u64 = 60;
 /// `DEVO_IDLE_SECONDS`: devo-sdk reconnects after 30 s idle.
 pub const DEVO_IDLE_SECONDS: u64 = 30;
+/// `DEVO_CONFIRM_BYTES`: 4 MiB, about 7,000 lines of 600 B. A healthy relay reads it in well
+/// under a second, so a step costs one close and one handshake per 4 MiB; a congested one
+/// (32 KB/s) in two minutes, still inside the default 240 s tick. It is also about what
+/// Linux lets a socket queue unread (tcp_wmem's maximum): writing further without a
+/// confirmation mostly fills buffers.
+pub const DEVO_CONFIRM_BYTES: u64 = 4 * 1024 * 1024;
+/// `DEVO_CONFIRM_SECONDS`: a step at least every 20 s, a twelfth of the default tick, so that
+/// a slow trickle of pages is confirmed as it goes, not only at the window's end.
+pub const DEVO_CONFIRM_SECONDS: u64 = 20;

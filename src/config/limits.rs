@@ -1,4 +1,5 @@
-//! Request and stream limits: page size, request rate and budget, timeouts, Devo idle time.
+//! Request and stream limits: page size, request rate and budget, timeouts, Devo idle time and
+//! confirmation steps.
 
 use std::time::Duration;
 
@@ -17,10 +18,14 @@ pub(crate) struct Limits {
     pub(crate) request_timeout: Duration,
     /// `DEVO_IDLE_SECONDS`.
     pub(crate) devo_idle: Duration,
+    /// `DEVO_CONFIRM_BYTES`.
+    pub(crate) devo_confirm_bytes: u64,
+    /// `DEVO_CONFIRM_SECONDS`.
+    pub(crate) devo_confirm_after: Duration,
 }
 
 impl Limits {
-    /// Reads the five variables, each within its range.
+    /// Reads the seven variables, each within its range.
     pub(crate) fn read(env: &Env<'_>) -> Result<Limits, ConfigError> {
         let page_size = env.int("PAGE_SIZE", i64::from(defaults::PAGE_SIZE), 1, 5000)?;
         let rps = env.int(
@@ -47,6 +52,18 @@ impl Limits {
             1,
             3_600,
         )?;
+        let confirm_bytes = env.int(
+            "DEVO_CONFIRM_BYTES",
+            i64::try_from(defaults::DEVO_CONFIRM_BYTES).unwrap_or(4_194_304),
+            65_536,
+            268_435_456,
+        )?;
+        let confirm_seconds = env.int(
+            "DEVO_CONFIRM_SECONDS",
+            i64::try_from(defaults::DEVO_CONFIRM_SECONDS).unwrap_or(20),
+            1,
+            900,
+        )?;
         // The casts are within the ranges checked above.
         Ok(Limits {
             page_size: u32::try_from(page_size).unwrap_or(defaults::PAGE_SIZE),
@@ -55,6 +72,56 @@ impl Limits {
                 .unwrap_or(defaults::REQUEST_BUDGET_PER_5_MINUTES),
             request_timeout: Duration::from_secs(u64::try_from(timeout).unwrap_or(60)),
             devo_idle: Duration::from_secs(u64::try_from(devo_idle).unwrap_or(30)),
+            devo_confirm_bytes: u64::try_from(confirm_bytes)
+                .unwrap_or(defaults::DEVO_CONFIRM_BYTES),
+            devo_confirm_after: Duration::from_secs(
+                u64::try_from(confirm_seconds).unwrap_or(defaults::DEVO_CONFIRM_SECONDS),
+            ),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(pairs: &[(&str, &str)]) -> Result<Limits, ConfigError> {
+        let lookup = |k: &str| {
+            pairs
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        Limits::read(&Env::new(&lookup))
+    }
+
+    #[test]
+    fn confirmation_steps_default_to_4_mib_and_20_s() {
+        let l = limits(&[]).unwrap();
+        assert_eq!(l.devo_confirm_bytes, 4 * 1024 * 1024);
+        assert_eq!(l.devo_confirm_after, Duration::from_secs(20));
+        let l = limits(&[
+            ("DEVO_CONFIRM_BYTES", "65536"),
+            ("DEVO_CONFIRM_SECONDS", "900"),
+        ])
+        .unwrap();
+        assert_eq!(l.devo_confirm_bytes, 65_536);
+        assert_eq!(l.devo_confirm_after, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn confirmation_steps_out_of_range_name_the_variable_and_the_range() {
+        let Err(e) = limits(&[("DEVO_CONFIRM_BYTES", "1000")]) else {
+            panic!("1000 bytes accepted");
+        };
+        let text = e.to_string();
+        assert!(text.contains("DEVO_CONFIRM_BYTES"), "{text}");
+        assert!(text.contains("65536 to 268435456"), "{text}");
+        let Err(e) = limits(&[("DEVO_CONFIRM_SECONDS", "0")]) else {
+            panic!("0 s accepted");
+        };
+        let text = e.to_string();
+        assert!(text.contains("DEVO_CONFIRM_SECONDS"), "{text}");
+        assert!(text.contains("1 to 900"), "{text}");
     }
 }

@@ -148,6 +148,11 @@ pub struct Config {
     /// A relay stream idle this long is closed (confirming what it carried) and replaced
     /// before the next write, as devo-sdk does: relays end idle streams on their own.
     pub devo_idle: Duration,
+    /// A relay stream that carried this many bytes is closed and confirmed, and the next page
+    /// goes on a new one: what may arrive twice after a cut is bounded.
+    pub devo_confirm_bytes: u64,
+    /// A relay stream first written this long ago is closed and confirmed likewise.
+    pub devo_confirm_after: Duration,
     /// `RESET_BEFORE`: a new value restarts the scheduled checkpoint from `HISTORIC_DAYS` back.
     pub reset_before: Option<chrono::DateTime<chrono::Utc>>,
     /// `TENANTS_KEY`: the tenant registry's key in `STATE_BUCKET`; unset = one tenant.
@@ -199,6 +204,8 @@ impl Config {
             request_budget: limits.request_budget,
             request_timeout: limits.request_timeout,
             devo_idle: limits.devo_idle,
+            devo_confirm_bytes: limits.devo_confirm_bytes,
+            devo_confirm_after: limits.devo_confirm_after,
             reset_before,
             tenants_key,
             tenant_metrics,

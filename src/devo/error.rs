@@ -66,13 +66,15 @@ pub enum DevoError {
     },
     /// The relay did not end the stream in time after we closed ours.
     #[error(
-        "the Devo relay {address} did not close the stream within {seconds} s after the last line; the lines are not counted as delivered"
+        "the Devo relay {address} did not close the stream within {seconds} s after the last line; its {lines} lines are not counted as delivered and are sent again (at most {lines} may arrive twice)"
     )]
     CloseTimeout {
         /// `DEVO_ADDRESS`.
         address: String,
         /// The wait.
         seconds: u64,
+        /// Lines the stream carried: not confirmed.
+        lines: u64,
     },
 }
 

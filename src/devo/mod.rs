@@ -2,10 +2,14 @@
 
 pub mod error;
 pub mod framing;
+pub mod look;
+pub mod pace;
 pub mod sender;
 pub mod tls;
 
 pub use error::DevoError;
 pub use framing::frame_line;
-pub use sender::{Delivered, DevoSender, Peer};
+pub use look::{Meaning, Peer};
+pub use pace::Pace;
+pub use sender::{Delivered, DevoSender};
 pub use tls::DevoTls;

@@ -1,10 +1,9 @@
 //! The TLS stream to the Devo relay, and a close that proves the relay read everything.
 //!
-//! Devo sends no acknowledgements. A stream's lines count as delivered only when the relay ends
-//! the stream *after* our close_notify; an end of stream, a reset or a byte from the relay
-//! before that means the stream broke. Relays end idle streams on their own: before writing
-//! after a pause, [`DevoSender::peer`] tells whether the relay already ended the stream, in
-//! which case everything written before the pause was read and a new stream is needed.
+//! Devo sends no acknowledgements. A stream's lines count as delivered when the relay ends the
+//! stream after our close_notify, or when it ended the stream on its own while idle with
+//! nothing written since ([`crate::devo::look`]); a reset or a byte from the relay means the
+//! stream broke. [`DevoSender::look`] gives the stream's meaning wherever the sender looks.
 
 use std::fmt;
 use std::time::Duration;
@@ -15,6 +14,7 @@ use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
 use crate::devo::error::{DevoError, hint};
+use crate::devo::look::{Look, Meaning, Peer, meaning};
 use crate::devo::tls::DevoTls;
 
 /// An open stream of lines to the relay.
@@ -23,6 +23,7 @@ pub struct DevoSender {
     address: String,
     lines: u64,
     bytes: u64,
+    first_write: Option<Instant>,
     last_write: Instant,
 }
 
@@ -42,17 +43,6 @@ pub struct Delivered {
     pub lines: u64,
     /// Bytes.
     pub bytes: u64,
-}
-
-/// What the relay did to a stream while we were not writing to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Peer {
-    /// Nothing: the stream is open.
-    Open,
-    /// It ended the stream cleanly (TLS close_notify): it read everything written before.
-    Ended,
-    /// It reset the stream, ended it without close_notify, or wrote to it: nothing is confirmed.
-    Broken(String),
 }
 
 impl DevoSender {
@@ -96,6 +86,7 @@ impl DevoSender {
             address,
             lines: 0,
             bytes: 0,
+            first_write: None,
             last_write: Instant::now(),
         })
     }
@@ -119,6 +110,23 @@ impl DevoSender {
         self.lines
     }
 
+    /// Bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// How long since the first write (zero before it).
+    pub fn since_first_write(&self) -> Duration {
+        self.first_write.map_or(Duration::ZERO, |t| t.elapsed())
+    }
+
+    /// From the first write to the last.
+    pub fn writing_span(&self) -> Duration {
+        self.first_write.map_or(Duration::ZERO, |t| {
+            self.last_write.saturating_duration_since(t)
+        })
+    }
+
     /// Whether the relay ended or broke the stream, without waiting.
     pub async fn peer(&mut self) -> Peer {
         let mut probe = [0u8; 64];
@@ -139,6 +147,18 @@ impl DevoSender {
         }
     }
 
+    /// What the stream's state means now, for streams closed after `idle_limit` without a
+    /// write; waits (at most [`crate::devo::look::SETTLE`]) when the relay ended the stream
+    /// right after a write.
+    pub async fn look(&mut self, idle_limit: Duration) -> Meaning {
+        loop {
+            match meaning(self.peer().await, self.idle_for(), idle_limit) {
+                Look::Now(m) => return m,
+                Look::Again(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+
     /// Writes `lines` framed lines held in `buf`, and pushes them onto the network: a stream
     /// may then wait idle between pages without holding lines back.
     pub async fn send(
@@ -147,6 +167,7 @@ impl DevoSender {
         lines: u64,
         timeout: Duration,
     ) -> Result<(), DevoError> {
+        let started = Instant::now();
         let write = async {
             self.stream.write_all(buf).await?;
             self.stream.flush().await
@@ -156,6 +177,7 @@ impl DevoSender {
                 self.lines += lines;
                 self.bytes += buf.len() as u64;
                 self.last_write = Instant::now();
+                self.first_write.get_or_insert(started);
                 Ok(())
             }
             Ok(Err(e)) => Err(self.broken(e.to_string())),
@@ -163,13 +185,14 @@ impl DevoSender {
         }
     }
 
-    /// Closes our side (TLS close_notify) and waits for the relay's end of stream: only then are
-    /// the lines delivered. A relay that ended the stream before our close confirms nothing.
+    /// Closes our side (TLS close_notify) and waits for the relay's end of stream: then the
+    /// lines are delivered. A stream the relay ended while idle, with nothing written since,
+    /// delivered them too ([`crate::devo::look`]); a broken one delivered nothing.
     pub async fn finish(mut self, timeout: Duration) -> Result<Delivered, DevoError> {
-        match self.peer().await {
-            Peer::Open => {}
-            Peer::Ended => return Err(self.ended_early("an end of stream".into())),
-            Peer::Broken(seen) => return Err(self.ended_early(seen)),
+        match self.look(Duration::MAX).await {
+            Meaning::Keep | Meaning::CloseIdle => {}
+            Meaning::Confirmed => return Ok(self.ended_while_idle()),
+            Meaning::Broken(seen) => return Err(self.ended_early(seen)),
         }
         let close = async {
             self.stream.flush().await?;
@@ -194,6 +217,7 @@ impl DevoSender {
             Err(_) => Err(DevoError::CloseTimeout {
                 address: self.address.clone(),
                 seconds: timeout.as_secs(),
+                lines: self.lines,
             }),
         }
     }
@@ -206,7 +230,8 @@ impl DevoSender {
         }
     }
 
-    fn ended_early(&self, seen: String) -> DevoError {
+    /// The error for a stream found broken: its lines are not confirmed.
+    pub fn ended_early(&self, seen: String) -> DevoError {
         DevoError::EndedEarly {
             address: self.address.clone(),
             seen,

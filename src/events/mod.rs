@@ -46,6 +46,8 @@ const NAMES: &[&str] = &[
     relay::DevoRetry::NAME,
     relay::IdleClosed::NAME,
     relay::EndedWhileIdle::NAME,
+    relay::ConfirmStep::NAME,
+    relay::StopWriting::NAME,
     microsoft::Retry::NAME,
     microsoft::BudgetWait::NAME,
     microsoft::SkipTokenRepaired::NAME,

@@ -1,6 +1,7 @@
 //! `tenants list`: every tenant of the registry with where its checkpoint stands, its lag, a
 //! lease in force and how its last tick failed, so an operator sees which tenant needs a look
-//! without reading logs. Reads only.
+//! without reading logs. The list only reads; [`record_failure`] writes what it shows of a tick
+//! that failed before it held the lease (the checkpoint's last error, by a conditional write).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

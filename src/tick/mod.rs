@@ -175,6 +175,9 @@ fn forward_settings<'a>(
         close_timeout: config
             .request_timeout
             .min(std::time::Duration::from_secs(10)),
+        confirm_bytes: config.devo_confirm_bytes,
+        confirm_after: config.devo_confirm_after,
+        pace: std::cell::Cell::default(),
         clock,
     }
 }

@@ -154,19 +154,8 @@ impl<'r> Run<'r> {
                 self.forward.discard_page();
                 return Stop::Failed(TransferError::Encode { key, detail });
             }
-            let ready = self.forward.ready().await;
-            if self.forward.take_confirmed() {
-                self.confirm();
-            }
-            if let Err(e) = ready {
-                return Stop::Failed(TransferError::Devo(e));
-            }
-            if let Err(e) = self.forward.write().await {
-                return Stop::Failed(TransferError::Devo(e));
-            }
-            self.frontier.page_sent();
-            for c in self.collected.iter_mut().chain(&mut self.sent) {
-                c.page_sent();
+            if let Some(stop) = self.forward_page().await {
+                return stop;
             }
             if !self.forward.streaming() {
                 // Nothing waits for the relay: what the page passed (records the ledger
@@ -183,6 +172,34 @@ impl<'r> Run<'r> {
                 return Stop::Done;
             }
         }
+    }
+
+    /// Forwards the page's lines (none: the stream is tended all the same) and confirms the
+    /// stream when it is due; a stop when writing must stop (no time left to confirm the page)
+    /// or the relay failed.
+    async fn forward_page(&mut self) -> Option<Stop> {
+        let ready = self.forward.ready().await;
+        if self.forward.take_confirmed() {
+            self.confirm();
+        }
+        match ready {
+            Ok(true) => {}
+            Ok(false) => return Some(Stop::OutOfTime),
+            Err(e) => return Some(Stop::Failed(TransferError::Devo(e))),
+        }
+        if let Err(e) = self.forward.write().await {
+            return Some(Stop::Failed(TransferError::Devo(e)));
+        }
+        self.frontier.page_sent();
+        for c in self.collected.iter_mut().chain(&mut self.sent) {
+            c.page_sent();
+        }
+        match self.forward.step().await {
+            Ok(true) => self.confirm(),
+            Ok(false) => {}
+            Err(e) => return Some(Stop::Failed(TransferError::Devo(e))),
+        }
+        None
     }
 
     /// A refused nextLink restarts the rest of the window while restarts make progress; a
@@ -248,21 +265,14 @@ impl<'r> Run<'r> {
             // window's start; it takes no part in the resume point.
             let timed = record.received();
             let received = timed.unwrap_or(self.window.start);
-            match self.admission.admit(&key, record.status(), received) {
+            let verdict = self.admission.admit(&key, record.status(), received);
+            match verdict {
                 Verdict::Outside => {
                     self.tally.outside_window += 1;
                     continue;
                 }
                 Verdict::Repeat => {
                     self.tally.duplicates_skipped += 1;
-                    continue;
-                }
-                Verdict::SentBefore => {
-                    // Confirmed by a tick cut in this window: delivered, so in the ledger.
-                    self.tally.duplicates_skipped += 1;
-                    for c in self.collected.iter_mut().chain(&mut self.sent) {
-                        c.push(Fingerprint::of(&key, record.status()), received);
-                    }
                     continue;
                 }
                 Verdict::Known => {
@@ -276,11 +286,16 @@ impl<'r> Run<'r> {
                     }
                     continue;
                 }
+                Verdict::SentBefore => self.tally.duplicates_skipped += 1,
                 Verdict::Reconciled(why) => self.tally_reconciled(why),
                 Verdict::Send => {}
             }
             for c in self.collected.iter_mut().chain(&mut self.sent) {
                 c.push(Fingerprint::of(&key, record.status()), received);
+            }
+            if verdict == Verdict::SentBefore {
+                // Confirmed by a tick that cut this window: delivered, held as such.
+                continue;
             }
             if record.missing_key() {
                 self.tally.missing_key += 1;
@@ -348,6 +363,7 @@ impl<'r> Run<'r> {
     fn finish(mut self, stop: Stop, counts: &mut Counts) -> WindowResult {
         self.tally.events_sent = self.forward.delivered.lines;
         self.tally.bytes_sent = self.forward.delivered.bytes;
+        self.tally.unconfirmed_lines = self.forward.unconfirmed;
         if self.tally.outside_window > 0 || self.tally.missing_key > 0 {
             OddRecords {
                 window: self.window,

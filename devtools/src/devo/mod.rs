@@ -3,7 +3,8 @@
 //! Exists so the product's forwarding path (mutual TLS, line framing, flush, half-close and
 //! waiting for the relay's end of stream) can be tested, demonstrated and benchmarked locally,
 //! including the failures that matter: refused connections, rejected certificates,
-//! connections cut mid-stream and idle sessions the relay ends cleanly.
+//! connections cut mid-stream, idle sessions the relay ends cleanly and a relay that reads
+//! slowly.
 //!
 //! `mod.rs` holds the listener and its controls; `session.rs` what happens on one session.
 
@@ -62,6 +63,7 @@ struct Shared {
     refuse_next: AtomicUsize,
     cut_next: Mutex<Option<usize>>,
     idle_limit: Mutex<Option<Duration>>,
+    read_rate: Mutex<Option<u64>>,
     out: Option<Mutex<std::fs::File>>,
     changed: Notify,
 }
@@ -122,6 +124,7 @@ impl DevoListener {
             refuse_next: AtomicUsize::new(0),
             cut_next: Mutex::new(None),
             idle_limit: Mutex::new(None),
+            read_rate: Mutex::new(None),
             out,
             changed: Notify::new(),
         });
@@ -238,6 +241,14 @@ impl DevoListener {
     /// [`SessionInfo::idle_closed`] is set.
     pub fn close_idle_after(&self, idle: Option<Duration>) {
         *lock(&self.shared.idle_limit) = idle;
+    }
+
+    /// fault (persistent until set to `None`): a congested relay that reads at most
+    /// `bytes_per_second` from each session (in reads of a tenth of a second's worth), so that
+    /// what a client writes queues up in the socket buffers. Applies to open sessions too, from
+    /// their next read on.
+    pub fn read_slowly(&self, bytes_per_second: Option<u64>) {
+        *lock(&self.shared.read_rate) = bytes_per_second.map(|r| r.max(1));
     }
 
     /// Waits until at least `n` lines arrived or `timeout` passed; returns whether they did.

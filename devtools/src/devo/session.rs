@@ -48,8 +48,26 @@ enum Read {
     Idle,
 }
 
-/// Reads once, giving up after the listener's idle limit (read anew before each read).
+/// Reads once, giving up after the listener's idle limit (read anew before each read); a
+/// slow reader ([`super::DevoListener::read_slowly`]) reads a tenth of a second's worth at most
+/// and then waits as long as the bytes it read take at its rate.
 async fn read(tls: &mut TlsStream<TcpStream>, buf: &mut [u8], shared: &Shared) -> Read {
+    let rate = *lock(&shared.read_rate);
+    let Some(rate) = rate else {
+        return read_once(tls, buf, shared).await;
+    };
+    let most = usize::try_from(rate / 10)
+        .unwrap_or(usize::MAX)
+        .clamp(1, buf.len());
+    let got = read_once(tls, &mut buf[..most], shared).await;
+    if let Read::Data(n) = got {
+        tokio::time::sleep(Duration::from_secs_f64(n as f64 / rate as f64)).await;
+    }
+    got
+}
+
+/// One read, giving up after the listener's idle limit.
+async fn read_once(tls: &mut TlsStream<TcpStream>, buf: &mut [u8], shared: &Shared) -> Read {
     let idle = *lock(&shared.idle_limit);
     let result = match idle {
         Some(limit) => match tokio::time::timeout(limit, tls.read(buf)).await {

@@ -12,8 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::Utc;
 use serde_json::Value;
 
-use super::identity::aadsts;
-use super::server::Resp;
+use super::respond::{Resp, aadsts};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 

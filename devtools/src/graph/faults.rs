@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use hyper::header::HeaderValue;
 
-use super::server::{Resp, graph_error, raw_response};
-use super::state::{Shared, TenantState};
+use super::respond::{Resp, graph_error, raw_response};
 
 /// A fault to inject; each one applies to exactly one upcoming request of its target (of the
 /// tenant it was injected for: token requests to that tenant's path, messageTraces and report
@@ -45,7 +44,8 @@ pub enum Fault {
 }
 
 impl Fault {
-    fn targets_trace(&self) -> bool {
+    /// Whether it applies to a message trace or report request (not to a token request).
+    pub(super) fn targets_trace(&self) -> bool {
         !matches!(self, Fault::TokenStatus { .. })
     }
 }
@@ -68,36 +68,6 @@ pub const INVALID_STARTING_RECIPIENT: &str =
 /// The answer to a nextLink while [`NextLinkFaults::refuse`] is on.
 pub(super) fn refused_next_link(crid: &str) -> Resp {
     graph_error(400, "BadRequest", INVALID_STARTING_RECIPIENT, crid)
-}
-
-/// Takes the tenant's next fault for a message trace or report request (an expired skip token
-/// only applies to a request that carries one, and then expires every token issued so far).
-pub(super) fn take_trace_fault(
-    shared: &Shared,
-    tenant: usize,
-    has_skiptoken: bool,
-) -> Option<Fault> {
-    let mut st = shared.lock();
-    let tenant = &mut st.tenants[tenant];
-    let pos = tenant
-        .faults
-        .iter()
-        .position(|f| f.targets_trace() && (has_skiptoken || !matches!(f, Fault::ExpireSkipToken)));
-    let fault = pos.and_then(|i| tenant.faults.remove(i));
-    if matches!(fault, Some(Fault::ExpireSkipToken)) {
-        tenant.cursors.clear();
-        tenant.reporting.expire_skip_tokens();
-    }
-    fault
-}
-
-/// The next [`Fault::TokenStatus`] of the tenant: its status and body.
-pub(super) fn take_token_fault(tenant: &mut TenantState) -> Option<(u16, String)> {
-    let i = tenant.faults.iter().position(|f| !f.targets_trace())?;
-    match tenant.faults.remove(i) {
-        Some(Fault::TokenStatus { status, body }) => Some((status, body)),
-        _ => None,
-    }
 }
 
 /// The answer of a [`Fault::TraceStatus`]: the status, the raw body and `Retry-After`.

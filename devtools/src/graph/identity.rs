@@ -8,37 +8,14 @@
 
 use std::collections::HashMap;
 
-use chrono::Utc;
 use hyper::Method;
 use serde_json::json;
 
 use super::assertion::check_assertion;
-use super::faults::take_token_fault;
-use super::server::{Call, Resp, json_response, raw_response};
+use super::call::Call;
+use super::respond::{Resp, aadsts, json_response, raw_response};
 use super::state::{IssuedToken, State};
-use crate::util::{parse_pairs, random_hex, uuid};
-
-/// An AADSTS error body as Entra ID writes it.
-pub(super) fn aadsts(status: u16, error: &str, code: u32, description: &str) -> Resp {
-    let now = Utc::now();
-    let trace_id = uuid();
-    let correlation_id = uuid();
-    let timestamp = now.format("%Y-%m-%d %H:%M:%SZ").to_string();
-    json_response(
-        status,
-        &json!({
-            "error": error,
-            "error_description": format!(
-                "AADSTS{code}: {description} Trace ID: {trace_id} Correlation ID: {correlation_id} Timestamp: {timestamp}"
-            ),
-            "error_codes": [code],
-            "timestamp": timestamp,
-            "trace_id": trace_id,
-            "correlation_id": correlation_id,
-            "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
-        }),
-    )
-}
+use crate::util::{parse_pairs, random_hex};
 
 fn missing(name: &str) -> Resp {
     aadsts(
@@ -63,7 +40,7 @@ pub(super) fn token(call: &mut Call<'_>, tenant_id: &str) -> Resp {
         );
     };
     call.tenant = Some(index);
-    if let Some((status, body)) = take_token_fault(&mut st.tenants[index]) {
+    if let Some((status, body)) = st.tenants[index].take_token_fault() {
         return raw_response(status, body, "application/json; charset=utf-8");
     }
     if call.method != Method::POST {

@@ -8,15 +8,19 @@
 //! first, `@odata.nextLink`), records every request and can inject the faults real services
 //! have, on demand.
 //!
-//! The code is split by concern:
-//! - `identity.rs` and `assertion.rs`: the token endpoint, AADSTS errors,
-//!   client secrets and certificate client assertions, and which tenant a bearer token is for;
-//! - `paging.rs`, `filter.rs`, `skiptoken.rs`, `rendered.rs`: the message trace API (`$filter`,
-//!   `$top`, newest-first pages, the 10-day and 90-day limits, Microsoft-shaped skip tokens);
-//! - `faults.rs`: the [`Fault`] queue and the persistent nextLink faults;
-//! - `state.rs`: what the server knows (tenants, records, tokens, the request log);
-//! - `tenant.rs`: [`TenantHandle`], the per-tenant controls;
-//! - `server.rs`: the accept loop and the router; `reporting.rs`: the Reporting Web Service.
+//! The code is split by concern, each file using only the ones listed before it:
+//! - `respond.rs`: the response shapes (Graph errors, AADSTS errors);
+//!   `stored.rs`: a stored record and the page order; `filter.rs`: the `$filter` grammar;
+//! - `skiptoken.rs`, `rendered.rs`: Microsoft-shaped skip tokens and prerendered pages;
+//! - `faults.rs`: the [`Fault`]s and the persistent nextLink faults; `assertion.rs`:
+//!   certificate client assertions; `reporting_state.rs`: a tenant's report settings;
+//! - `state.rs`: what the server knows (tenants, records, the fault queue, tokens, the request
+//!   log); `call.rs`: one request as an endpoint sees it;
+//! - `identity.rs`: the token endpoint, client secrets, and which tenant a bearer token is for;
+//!   `paging.rs`: the message trace API (`$filter`, `$top`, newest-first pages, the 10-day and
+//!   90-day limits); `reporting.rs`: the Reporting Web Service;
+//! - `server.rs`: the accept loop and the router; `tenant.rs`: [`TenantHandle`], the
+//!   per-tenant controls.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,21 +31,26 @@ use tokio::net::TcpListener;
 use tokio::task::AbortHandle;
 
 mod assertion;
+mod call;
 mod faults;
 mod filter;
 mod identity;
 mod paging;
 mod rendered;
 mod reporting;
+mod reporting_state;
+mod respond;
 mod server;
 mod skiptoken;
 mod state;
+mod stored;
 mod tenant;
 
 pub use faults::{Fault, INVALID_STARTING_RECIPIENT};
 pub use reporting::{
-    REPORTING_ORGANIZATION, REPORTING_PATH, REPORTING_SCOPE, ReportingFormat, reporting_error_body,
+    REPORTING_ORGANIZATION, REPORTING_PATH, REPORTING_SCOPE, reporting_error_body,
 };
+pub use reporting_state::ReportingFormat;
 pub use skiptoken::SKIPTOKEN_FIELDS;
 pub use tenant::TenantHandle;
 
@@ -235,6 +244,11 @@ impl GraphServer {
         self.first_tenant().set_double_encoded_skip_tokens(on);
     }
 
+    /// The first tenant's [`TenantHandle::set_page_latency`].
+    pub fn set_page_latency(&self, latency: Duration) {
+        self.first_tenant().set_page_latency(latency);
+    }
+
     /// The first tenant's [`TenantHandle::set_throttle`].
     pub fn set_throttle(&self, throttle: Option<(usize, Duration)>) {
         self.first_tenant().set_throttle(throttle);
@@ -285,10 +299,5 @@ impl GraphServer {
     /// The first tenant's [`TenantHandle::set_reporting_page_size`].
     pub fn set_reporting_page_size(&self, rows: usize) {
         self.first_tenant().set_reporting_page_size(rows);
-    }
-
-    /// The first tenant's [`TenantHandle::set_reporting_latency`].
-    pub fn set_reporting_latency(&self, latency: std::time::Duration) {
-        self.first_tenant().set_reporting_latency(latency);
     }
 }

@@ -13,12 +13,14 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Response};
 use serde_json::json;
 
-use super::faults::{Fault, refused_next_link, status_fault, take_trace_fault};
+use super::call::Call;
+use super::faults::{Fault, refused_next_link, status_fault};
 use super::filter::parse_filter;
 use super::identity::{BearerError, bearer_tenant};
-use super::server::{Call, Resp, bad_request, graph_error};
+use super::respond::{Resp, bad_request, graph_error};
 use super::skiptoken::{self, Cursor};
-use super::state::{TenantState, tick};
+use super::state::TenantState;
+use super::stored::tick;
 use super::{DEFAULT_TOP, LOOKBACK, MAX_TOP, MAX_WINDOW, MESSAGE_TRACES_PATH};
 use crate::util::{cut_body, full, percent_encode};
 
@@ -47,7 +49,7 @@ enum FaultOutcome {
 
 /// Takes and applies the tenant's next fault for a messageTraces request.
 async fn apply_fault(call: &Call<'_>, tenant: usize, has_skiptoken: bool) -> FaultOutcome {
-    match take_trace_fault(call.shared, tenant, has_skiptoken) {
+    match call.shared.take_trace_fault(tenant, has_skiptoken) {
         Some(Fault::TraceStatus {
             status,
             body,

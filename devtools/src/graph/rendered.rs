@@ -10,7 +10,7 @@ use std::cmp::Reverse;
 use chrono::{DateTime, Utc};
 
 use super::skiptoken::Cursor;
-use super::state::{Stored, order_key, tick};
+use super::stored::{Stored, order_key, tick};
 use crate::records::GraphRecord;
 
 /// Every record rendered once as JSON, in page order.

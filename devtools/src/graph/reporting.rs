@@ -8,18 +8,18 @@
 //! no particular order; `null` fields; the 10-day lookback; tokens only for the Exchange Online
 //! scope; OData error bodies (e.g. 403 "No permission to access the report").
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use hyper::Method;
 use serde_json::{Value, json};
 
-use super::faults::{Fault, status_fault, take_trace_fault};
+use super::call::Call;
+use super::faults::{Fault, status_fault};
 use super::identity::{BearerError, bearer_tenant};
-use super::server::{Call, Resp, raw_response};
+use super::reporting_state::ReportingFormat;
+use super::respond::{Resp, raw_response};
 use super::state::TenantState;
 use crate::records::GraphRecord;
-use crate::util::{percent_encode, random_hex};
+use crate::util::percent_encode;
 
 /// Path of the report.
 pub const REPORTING_PATH: &str = "/ecp/reportingwebservice/reporting.svc/MessageTrace";
@@ -32,62 +32,6 @@ pub const REPORTING_LOOKBACK: TimeDelta = TimeDelta::days(10);
 
 const JSON_LIGHT: &str = "application/json;odata=minimalmetadata;streaming=true;charset=utf-8";
 const JSON_VERBOSE: &str = "application/json;odata=verbose;charset=utf-8";
-
-/// Which JSON the report answers with.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ReportingFormat {
-    /// `{"value":[…],"odata.nextLink":"reportingwebservice/…"}`, dates `2026-11-24T10:15:30.1234567`.
-    #[default]
-    Light,
-    /// `{"d":{"results":[…],"__next":"http://…"}}`, dates `/Date(ms)/`, rows with `__metadata`.
-    Verbose,
-    /// `{"d":[…]}`: every row in one answer, dates `/Date(ms)/`.
-    VerboseBare,
-}
-
-/// Where a report page starts: the query it belongs to and the offset into its rows.
-#[derive(Clone, Debug)]
-struct Skip {
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    offset: usize,
-}
-
-/// One tenant's report settings and the skip tokens it issued.
-#[derive(Debug)]
-pub(super) struct ReportingState {
-    pub format: ReportingFormat,
-    pub page_size: usize,
-    /// How long every page takes before it is answered.
-    pub latency: std::time::Duration,
-    /// Opaque skip tokens issued and still valid.
-    skips: HashMap<String, Skip>,
-}
-
-impl Default for ReportingState {
-    fn default() -> Self {
-        ReportingState {
-            format: ReportingFormat::Light,
-            page_size: 50,
-            latency: std::time::Duration::ZERO,
-            skips: HashMap::new(),
-        }
-    }
-}
-
-impl ReportingState {
-    /// Makes every skip token issued so far invalid.
-    pub fn expire_skip_tokens(&mut self) {
-        self.skips.clear();
-    }
-
-    fn issue(&mut self, start: DateTime<Utc>, end: DateTime<Utc>, offset: usize) -> String {
-        let token = random_hex(16);
-        self.skips
-            .insert(token.clone(), Skip { start, end, offset });
-        token
-    }
-}
 
 /// An OData error body as the Reporting Web Service writes it, e.g. for a 403
 /// `reporting_error_body("No permission to access the report for the organization.")`.
@@ -207,7 +151,7 @@ async fn admit(call: &mut Call<'_>, has_skiptoken: bool) -> Result<usize, Resp> 
             ));
         }
     };
-    match take_trace_fault(call.shared, tenant, has_skiptoken) {
+    match call.shared.take_trace_fault(tenant, has_skiptoken) {
         Some(Fault::TraceStatus {
             status,
             body,
@@ -258,28 +202,18 @@ pub(super) async fn message_trace(call: &mut Call<'_>) -> Resp {
         Ok(bounds) => bounds,
         Err(message) => return error(400, &message),
     };
-    let page = {
-        let mut st = call.shared.lock();
-        let t = &mut st.tenants[tenant];
-        let offset = match &skiptoken {
-            None => 0,
-            Some(tok) => match t.reporting.skips.get(tok) {
-                Some(s) if s.start == start && s.end == end => Some(s.offset),
-                _ => None,
-            }
-            .unwrap_or(usize::MAX),
-        };
-        (offset != usize::MAX).then(|| {
-            let (rows, next) = page_rows(t, start, end, offset, &filter, &call.shared.url);
-            (rows, next, t.reporting.format, t.reporting.latency)
-        })
+    let mut st = call.shared.lock();
+    let t = &mut st.tenants[tenant];
+    let offset = match &skiptoken {
+        None => 0,
+        Some(tok) => match t.reporting.offset(tok, start, end) {
+            Some(offset) => offset,
+            None => return error(400, "The skip token is invalid or expired."),
+        },
     };
-    let Some((rows, next, format, latency)) = page else {
-        return error(400, "The skip token is invalid or expired.");
-    };
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
+    let (rows, next) = page_rows(t, start, end, offset, &filter, &call.shared.url);
+    let format = t.reporting.format;
+    drop(st);
     answer(format, rows, next, &call.shared.url)
 }
 

@@ -1,5 +1,4 @@
-//! The HTTP side of the Graph stand-in: the accept loop, the router, the request log and the
-//! response helpers every endpoint uses.
+//! The HTTP side of the Graph stand-in: the accept loop, the router and the request log.
 //!
 //! Exists so the endpoints (identity, message traces, report) only decide what to answer, and
 //! every request is recorded and logged the same way.
@@ -11,55 +10,19 @@ use bytes::Bytes;
 use chrono::Utc;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
-use serde_json::{Value, json};
+use hyper::header::{AUTHORIZATION, HeaderValue};
+use hyper::{Method, Request};
 use tokio::net::TcpListener;
 
+use super::call::Call;
+use super::respond::{Resp, graph_error};
 use super::state::Shared;
 use super::{MESSAGE_TRACES_PATH, REPORTING_PATH, RecordedRequest, identity, paging, reporting};
-use crate::util::{RespBody, full, parse_pairs, percent_decode, serve_http, uuid};
-
-/// A response of the stand-in.
-pub(super) type Resp = Response<RespBody>;
+use crate::util::{percent_decode, serve_http, uuid};
 
 /// Accepts connections until the server is dropped (the task is aborted).
 pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     serve_http(listener, move |req| handle(req, shared.clone())).await;
-}
-
-/// One request, as the endpoints see it.
-pub(super) struct Call<'a> {
-    pub shared: &'a Shared,
-    pub method: Method,
-    /// The raw (still percent-encoded) query.
-    pub raw_query: String,
-    /// The `Authorization` header.
-    pub auth: Option<String>,
-    /// The `client-request-id` header, or a new id.
-    pub crid: String,
-    pub body: Bytes,
-    /// Set by the endpoint: the tenant (index) the request was for.
-    pub tenant: Option<usize>,
-}
-
-impl Call<'_> {
-    /// The decoded value of query parameter `name`.
-    pub fn param(&self, name: &str) -> Option<String> {
-        parse_pairs(&self.raw_query)
-            .into_iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
-    }
-
-    /// The bearer token, if the request carries a non-empty one.
-    pub fn bearer(&self) -> Option<&str> {
-        self.auth
-            .as_deref()
-            .and_then(|a| a.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-    }
 }
 
 fn header(req: &Request<Incoming>, name: impl hyper::header::AsHeaderName) -> Option<String> {
@@ -155,42 +118,4 @@ fn finish_request(call: &Call<'_>, index: usize, path: &str, status: u16) {
             percent_decode(&call.raw_query)
         );
     }
-}
-
-/// A JSON response.
-pub(super) fn json_response(status: u16, body: &Value) -> Resp {
-    raw_response(status, body.to_string(), "application/json; charset=utf-8")
-}
-
-/// A response with this status, body and content type.
-pub(super) fn raw_response(status: u16, body: String, content_type: &str) -> Resp {
-    let mut resp = Response::new(full(body));
-    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if let Ok(v) = HeaderValue::from_str(content_type) {
-        resp.headers_mut().insert(CONTENT_TYPE, v);
-    }
-    resp
-}
-
-/// A Graph error body: `{"error":{"code","message","innerError":{date,request-id,client-request-id}}}`.
-pub(super) fn graph_error(status: u16, code: &str, message: &str, client_request_id: &str) -> Resp {
-    json_response(
-        status,
-        &json!({
-            "error": {
-                "code": code,
-                "message": message,
-                "innerError": {
-                    "date": Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string(),
-                    "request-id": uuid(),
-                    "client-request-id": client_request_id,
-                }
-            }
-        }),
-    )
-}
-
-/// A Graph 400 with code `BadRequest`.
-pub(super) fn bad_request(message: &str, crid: &str) -> Resp {
-    graph_error(400, "BadRequest", message, crid)
 }

@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::state::tick;
+use super::stored::tick;
 use crate::records::{GraphRecord, graph_time};
 
 /// The fields of a skip token's JSON object, in the order the server writes them. The first
@@ -58,7 +58,7 @@ impl Cursor {
         }
     }
 
-    /// Its position in the page order of [`super::state::order_key`]: a record belongs to this
+    /// Its position in the page order of [`super::stored::order_key`]: a record belongs to this
     /// page or a later one when its key is not less than this.
     pub fn key(&self) -> (Reverse<DateTime<Utc>>, &str, &str) {
         (Reverse(self.at), self.id.as_str(), self.recipient.as_str())

@@ -10,13 +10,14 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 use super::assertion::AppCert;
 use super::faults::{Fault, NextLinkFaults};
 use super::rendered::Rendered;
-use super::reporting::ReportingState;
+use super::reporting_state::ReportingState;
 use super::skiptoken::Cursor;
+use super::stored::{Stored, order_key, tick};
 use super::{GraphServerConfig, RecordedRequest};
 use crate::records::GraphRecord;
 
@@ -38,6 +39,26 @@ impl Shared {
     /// The state; a panic elsewhere while it was held does not make it unusable.
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the tenant's next fault for a message trace or report request (an expired skip
+    /// token only applies to a request that carries one, and then expires every token issued so
+    /// far); without one, the tenant's page latency as a delay. The lock is released before the
+    /// fault is returned.
+    pub fn take_trace_fault(&self, tenant: usize, has_skiptoken: bool) -> Option<Fault> {
+        let mut st = self.lock();
+        let tenant = &mut st.tenants[tenant];
+        let pos = tenant.faults.iter().position(|f| {
+            f.targets_trace() && (has_skiptoken || !matches!(f, Fault::ExpireSkipToken))
+        });
+        let fault = pos
+            .and_then(|i| tenant.faults.remove(i))
+            .or_else(|| (!tenant.latency.is_zero()).then_some(Fault::Delay(tenant.latency)));
+        if matches!(fault, Some(Fault::ExpireSkipToken)) {
+            tenant.cursors.clear();
+            tenant.reporting.expire_skip_tokens();
+        }
+        fault
     }
 }
 
@@ -94,20 +115,6 @@ impl State {
     }
 }
 
-/// One message trace record and when Microsoft exposes it.
-pub(super) struct Stored {
-    pub record: GraphRecord,
-    /// `None`: visible from the start; otherwise hidden from every query before this instant.
-    pub visible_from: Option<DateTime<Utc>>,
-}
-
-impl Stored {
-    /// Whether a query made at `now` sees the record.
-    pub fn visible(&self, now: DateTime<Utc>) -> bool {
-        self.visible_from.is_none_or(|t| t <= now)
-    }
-}
-
 /// One tenant: its application, its records, its faults.
 pub(super) struct TenantState {
     pub tenant_id: String,
@@ -125,6 +132,8 @@ pub(super) struct TenantState {
     pub next_links: NextLinkFaults,
     /// Graph's throttling: at most `limit` messageTraces requests per `window`.
     pub throttle: Option<(usize, Duration)>,
+    /// How long every messageTraces or report request waits before its answer (a slow API).
+    pub latency: Duration,
     /// When the messageTraces requests inside the throttle window arrived.
     pub trace_times: VecDeque<Instant>,
     /// The skip tokens issued and still valid (as decoded cursors: a repaired token that
@@ -146,12 +155,22 @@ impl TenantState {
             faults: VecDeque::new(),
             next_links: NextLinkFaults::default(),
             throttle: None,
+            latency: Duration::ZERO,
             trace_times: VecDeque::new(),
             cursors: HashSet::new(),
             reporting: ReportingState::default(),
         };
         tenant.set_records(config.records);
         tenant
+    }
+
+    /// The next [`Fault::TokenStatus`] of the tenant: its status and body.
+    pub fn take_token_fault(&mut self) -> Option<(u16, String)> {
+        let i = self.faults.iter().position(|f| !f.targets_trace())?;
+        match self.faults.remove(i) {
+            Some(Fault::TokenStatus { status, body }) => Some((status, body)),
+            _ => None,
+        }
     }
 
     /// Replaces the records (all visible at once) and drops any prerendered form.
@@ -210,19 +229,4 @@ impl TenantState {
             })
             .map(|s| &s.record)
     }
-}
-
-/// Truncates to Graph's 100 ns resolution (what a client sees of `receivedDateTime`).
-pub(super) fn tick(t: DateTime<Utc>) -> DateTime<Utc> {
-    t - TimeDelta::nanoseconds(i64::from(t.timestamp_subsec_nanos() % 100))
-}
-
-/// The order of pages: newest first (at Graph's resolution), then id, then recipient. Skip
-/// token cursors name a position in this order.
-pub(super) fn order_key(r: &GraphRecord) -> (Reverse<DateTime<Utc>>, &str, &str) {
-    (
-        Reverse(tick(r.received_date_time)),
-        r.id.as_str(),
-        r.recipient_address.as_str(),
-    )
 }

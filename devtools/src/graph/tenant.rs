@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use super::assertion::AppCert;
 use super::faults::Fault;
 use super::rendered::Rendered;
-use super::reporting::ReportingFormat;
+use super::reporting_state::ReportingFormat;
 use super::state::{Shared, State, TenantState};
 use super::{MESSAGE_TRACES_PATH, RecordedRequest};
 use crate::records::GraphRecord;
@@ -142,6 +142,13 @@ impl<'a> TenantHandle<'a> {
         self.lock().next_links.double_encode = on;
     }
 
+    /// Persistent (until set to zero): every messageTraces or report request of this tenant
+    /// waits `latency` before its answer, like a slow page of the real API. A one-shot
+    /// [`Fault`] queued for a request applies instead.
+    pub fn set_page_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
     /// Enforces Graph's throttling for this tenant: more than `limit` messageTraces requests
     /// within `window` answer 429 with Retry-After (the real limit is 100 per 5 minutes per
     /// tenant). `None` turns throttling off (the default).
@@ -169,12 +176,6 @@ impl<'a> TenantHandle<'a> {
     /// Rows per Reporting Web Service page (50 by default; the bare verbose form ignores it).
     pub fn set_reporting_page_size(&self, rows: usize) {
         self.lock().reporting.page_size = rows.max(1);
-    }
-
-    /// How long every Reporting Web Service page takes before it is answered (none by
-    /// default): the report is slow, seconds a page of 1,000 rows.
-    pub fn set_reporting_latency(&self, latency: std::time::Duration) {
-        self.lock().reporting.latency = latency;
     }
 
     /// Every request made for this tenant (token requests to its path, API requests with a
