@@ -11,6 +11,7 @@ pub mod claim;
 pub(crate) mod clock;
 pub(crate) mod cloud;
 pub mod config;
+pub(crate) mod cut;
 pub mod deliver;
 pub mod devo;
 pub mod error;

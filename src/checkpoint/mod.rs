@@ -3,6 +3,7 @@
 
 pub mod position;
 pub mod second_look;
+pub mod sent;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

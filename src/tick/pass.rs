@@ -17,7 +17,7 @@ use crate::reset::Reset;
 use crate::split::Ended;
 use crate::state::StateStore;
 use crate::transfer::Transfer;
-use crate::window::Plan;
+use crate::window::{Plan, Split};
 
 /// Share of the request budget the reconciliation pass may use (the rest is the next fresh
 /// pass's): three quarters.
@@ -34,6 +34,9 @@ pub(super) struct Ran {
     pub gaps: Vec<Gap>,
     /// Its delivery.
     pub delivery: Delivery,
+    /// The split a window cut by the deadline calls for (an unordered source), from the next
+    /// tick on.
+    pub cut: Option<Split>,
 }
 
 impl Ran {
@@ -91,11 +94,20 @@ pub(super) async fn run<S: StateStore>(
     transfer.throttle.restore();
     let delivery = delivery?;
     note_stuck(claimed.checkpoint_mut(), track, &plan, before, &delivery);
+    let cut = delivery.cut.as_ref().and_then(|cut| {
+        let confirmed = cut.confirmed.clone();
+        let position = claimed.checkpoint_mut().position_mut(track);
+        position.cut(&cut.window, &cut.measured, confirmed)
+    });
+    if let Some(split) = cut {
+        WindowSplit(split).emit();
+    }
     Ok(Ran {
         pass,
         plan,
         gaps,
         delivery,
+        cut,
     })
 }
 

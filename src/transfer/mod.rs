@@ -79,6 +79,9 @@ pub struct WindowResult {
     /// The fingerprints of the lines the relay confirmed, with their records' received times
     /// ([`Ledger::Collect`] only).
     pub fingerprints: Vec<collect::Delivered>,
+    /// An unordered source only: the fingerprints of every line the relay confirmed, which the
+    /// pieces of a window cut by the deadline skip.
+    pub sent: Vec<collect::Delivered>,
 }
 
 /// What a window's transfer does with the fresh pass's ledger.
@@ -115,13 +118,15 @@ pub struct Transfer<'a> {
 }
 
 impl Transfer<'_> {
-    /// Pulls `window` and delivers it; `counts` grows as pages arrive and streams are confirmed.
+    /// Pulls `window` and delivers it, skipping the lines of `sent` (sorted fingerprints a
+    /// cut tick confirmed); `counts` grows as pages arrive and streams are confirmed.
     pub async fn window(
         &mut self,
         window: &Window,
         ledger: Ledger,
+        sent: Vec<crate::ledger::Fingerprint>,
         counts: &mut Counts,
     ) -> WindowResult {
-        run::Run::new(self, window, ledger).go(counts).await
+        run::Run::new(self, window, ledger, sent).go(counts).await
     }
 }
