@@ -165,7 +165,9 @@ pub struct Summary {
     /// API's lookback, or past the ledger's cap): late records there are not sent.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reconcile_gaps: Vec<crate::checkpoint::second_look::Gap>,
-    /// A span that made no progress in earlier ticks, pulled in pieces by this one.
+    /// A span pulled in pieces: one that made no progress in earlier ticks (`reason`
+    /// `stuck`), pulled so by this tick, or a Reporting Web Service window this tick cut by
+    /// the deadline (`reporting_cut`), pulled so from the next.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub split: Option<Split>,
     /// Wall time of the tick.

@@ -73,6 +73,47 @@ pub struct Split {
     pub piece_seconds: i64,
     /// Ticks it was stuck.
     pub stuck_ticks: u32,
+    /// Why it is split.
+    pub reason: SplitReason,
+}
+
+/// Why a span is pulled in pieces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitReason {
+    /// It made no progress for `crate::checkpoint::split::SPLIT_AFTER` ticks: halved, and halved again.
+    Stuck,
+    /// A window of the Reporting Web Service (no order, so no resume point) was cut by the
+    /// deadline: split at once, in pieces sized by the rate the tick measured (`crate::checkpoint::cut`).
+    ReportingCut,
+}
+
+impl SplitReason {
+    /// As the summary and the log write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SplitReason::Stuck => "stuck",
+            SplitReason::ReportingCut => "reporting_cut",
+        }
+    }
+}
+
+impl Split {
+    /// The split of a window cut by the deadline: pieces of `piece_seconds` from `start`.
+    pub fn cut(
+        start: DateTime<Utc>,
+        until: DateTime<Utc>,
+        piece_seconds: i64,
+        ticks: u32,
+    ) -> Split {
+        Split {
+            start,
+            until,
+            piece_seconds,
+            stuck_ticks: ticks,
+            reason: SplitReason::ReportingCut,
+        }
+    }
 }
 
 /// The windows a tick should pull, in order.

@@ -219,8 +219,9 @@ async fn a_relay_that_never_answers_cannot_hold_the_tick_past_its_deadline() {
 
 #[tokio::test]
 async fn a_window_too_big_for_one_tick_is_split_and_still_advances() {
-    // The Reporting Web Service has no order: a window cut by the deadline is pulled again
-    // whole. 40 rows in pages of 2, 300 ms a page, 3.5 s ticks: the window never fits.
+    // The Reporting Web Service has no order: a window cut by the deadline has no resume
+    // point and is split. 40 rows in pages of 2, 300 ms a page, 3.5 s ticks: the window never
+    // fits.
     let now = Utc::now();
     let start = now - TimeDelta::days(2) + TimeDelta::minutes(1);
     let records = generate(106, start, start + TimeDelta::hours(20), 40);

@@ -2,10 +2,12 @@
 //! and writes of it.
 
 pub mod backfill;
+pub(crate) mod cut;
 pub(crate) mod lease;
 mod position;
 pub(crate) mod reset;
 pub(crate) mod second_look;
+pub(crate) mod sent;
 pub(crate) mod split;
 
 use chrono::{DateTime, Utc};

@@ -16,8 +16,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::cut::{self, Measured};
+use crate::checkpoint::sent::Sent;
 use crate::checkpoint::split::{self, Ended, Stuck};
-use crate::window::{self, Bounds, Plan, Resume, Skipped, Window};
+use crate::ledger::Fingerprint;
+use crate::window::{self, Bounds, Plan, Resume, Skipped, Split, SplitReason, Window};
 
 /// Where one pass stands: the end of its last delivered window, the windows it left part-way,
 /// the span that made no progress, and (the reconciliation pass only) the young spans due for
@@ -41,6 +44,10 @@ pub struct Position {
     /// than `DELAY_SECONDS`, sorted, disjoint, none before `end` — each is pulled again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub due: Vec<Span>,
+    /// What the relay confirmed of a window of an unordered source cut by the deadline: its
+    /// pieces skip those lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<Sent>,
 }
 
 impl Position {
@@ -129,8 +136,14 @@ impl Position {
     /// Cuts the plan's windows inside the stuck span into pieces, once it has been stuck long
     /// enough; each window left part-way keeps its resume point on its last piece.
     pub fn carve(&self, plan: &mut Plan, max_windows: usize) {
-        if let Some(split) = self.stuck.as_ref().and_then(Stuck::split) {
-            plan.windows = split::carve(std::mem::take(&mut plan.windows), &split);
+        if let Some((stuck, split)) = self.stuck.as_ref().and_then(|s| Some((s, s.split()?))) {
+            let windows = std::mem::take(&mut plan.windows);
+            plan.windows = match split.reason {
+                SplitReason::ReportingCut => {
+                    split::carve_at(windows, stuck.start, stuck.until, &stuck.cut_at)
+                }
+                SplitReason::Stuck => split::carve(windows, &split),
+            };
             plan.windows.truncate(max_windows);
             plan.split = Some(split);
         }
@@ -183,6 +196,32 @@ impl Position {
         self.stuck = split::after_tick(self.stuck.take(), first, before, after, ended);
     }
 
+    /// A window of an unordered source (no resume point) was cut by the deadline after
+    /// `measured`, its relay having confirmed `confirmed`: it is split at once, in pieces one
+    /// tick pulls at the measured rate, and its pieces skip what was confirmed. Call after
+    /// [`Position::after_tick`]. Returns the split the next tick plans.
+    pub fn cut(
+        &mut self,
+        window: &Window,
+        measured: &Measured,
+        confirmed: Vec<Fingerprint>,
+    ) -> Option<Split> {
+        let until = window.query_end();
+        let cuts = cut::boundaries(window.start, until, measured);
+        self.stuck = Some(Stuck::cut(self.stuck.take(), window.start, until, cuts));
+        self.sent = Sent::after_cut(self.sent.take(), window, confirmed);
+        self.stuck.as_ref().and_then(Stuck::split)
+    }
+
+    /// The fingerprints `window` skips: confirmed by a tick that cut it.
+    pub fn sent_in(&self, window: &Window) -> Vec<Fingerprint> {
+        self.sent
+            .as_ref()
+            .and_then(|s| s.within(window))
+            .map(<[Fingerprint]>::to_vec)
+            .unwrap_or_default()
+    }
+
     /// Moves past `skipped`: nothing before its end is pulled any more.
     pub fn skip(&mut self, skipped: &Skipped) {
         self.end = Some(self.end.map_or(skipped.to, |e| e.max(skipped.to)));
@@ -200,10 +239,12 @@ impl Position {
         self.trim_due();
     }
 
-    /// Drops the part of the due spans before `end` (reconciled, or reported as a gap).
+    /// Drops the part of the due spans before `end` (reconciled, or reported as a gap), and
+    /// the lines confirmed in a cut window once `end` passed it.
     fn trim_due(&mut self) {
         if let Some(end) = self.end {
             self.due = after(&self.due, end);
+            self.sent = self.sent.take().filter(|s| s.end > end);
         }
     }
 }
@@ -306,6 +347,7 @@ mod tests {
             until: t(40),
             ticks: 2,
             error: None,
+            cut_at: Vec::new(),
         });
         let mut plan = p.plan(&bounds(120, 60), 100);
         p.carve(&mut plan, 100);
@@ -340,6 +382,59 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_window_is_planned_in_pieces_at_once_and_a_cut_piece_keeps_the_later_cuts() {
+        let mut p = Position {
+            end: Some(t(0)),
+            ..Position::default()
+        };
+        let plan = p.plan(&bounds(240, 120), 100);
+        let whole = plan.windows[0].clone();
+        // Cut after 40 rows spread over the window's two hours, 2 of the tick's 4 s pulling.
+        let measured = Measured {
+            rows: 40,
+            pulling: std::time::Duration::from_secs(2),
+            tick: std::time::Duration::from_secs(4),
+            received: (0..40).map(|i| t(3 * i)).collect(),
+        };
+        let sent = vec![Fingerprint::of("a", None)];
+        p.after_tick(Some(&whole), p.standing(), Ended::OutOfTime);
+        let split = p
+            .cut(&whole, &measured, sent.clone())
+            .expect("split at once");
+        assert_eq!(split.reason, SplitReason::ReportingCut);
+        assert_eq!(split.stuck_ticks, 1, "no waiting for the stuck rule");
+        let mut next = p.plan(&bounds(240, 120), 100);
+        p.carve(&mut next, 100);
+        let starts: Vec<_> = next.windows.iter().map(|w| w.start).collect();
+        // 20 rows/s, 64 fit a tick, 32 sampled a piece: two pieces of 20 rows.
+        assert_eq!(&starts[..3], &[t(0), t(60), t(120)], "{next:?}");
+        assert_eq!(p.sent_in(&next.windows[1]), sent);
+        // The first piece is delivered; the second is cut again: the span keeps its end.
+        assert!(p.advance(&next.windows[0], &Progress::Complete));
+        assert_eq!(
+            p.sent_in(&next.windows[1]),
+            sent,
+            "kept until the window is passed"
+        );
+        let again = Measured {
+            received: (20..40).map(|i| t(3 * i)).collect(),
+            ..measured
+        };
+        p.cut(&next.windows[1], &again, vec![]).unwrap();
+        let stuck = p.stuck.clone().unwrap();
+        assert_eq!((stuck.start, stuck.until), (t(60), t(120)));
+        assert!(p.advance(
+            &Window {
+                start: t(60),
+                end: t(120),
+                resume: None
+            },
+            &Progress::Complete
+        ));
+        assert_eq!(p.sent, None, "passed: dropped");
+    }
+
+    #[test]
     fn the_lookback_moves_the_position_and_reports_the_skip() {
         let mut p = Position {
             end: Some(t(0)),
@@ -371,7 +466,7 @@ mod tests {
             for (grow, span, stuck, outcomes) in ticks {
                 horizon = (horizon + grow).min(590);
                 if stuck >= 2 && let Some(first) = p.open().first().cloned().or_else(|| p.end.map(|e| Window { start: e, end: e + Duration::minutes(span), resume: None })) {
-                    p.stuck = Some(Stuck { start: first.start, until: first.query_end().max(first.start + Duration::minutes(1)), ticks: stuck, error: None });
+                    p.stuck = Some(Stuck { start: first.start, until: first.query_end().max(first.start + Duration::minutes(1)), ticks: stuck, error: None, cut_at: Vec::new() });
                 }
                 let mut plan = p.plan(&bounds(horizon, span), 100);
                 p.carve(&mut plan, 100);

@@ -3,7 +3,7 @@
 use crate::checkpoint::reset::Reset;
 use crate::checkpoint::second_look::Gap;
 use crate::events::Event;
-use crate::window::{Skipped as SkippedSpan, Split};
+use crate::window::{Skipped as SkippedSpan, Split, SplitReason};
 
 /// `RESET_BEFORE` changed: the schedule restarts from `HISTORIC_DAYS` back.
 pub struct ResetApplied<'a>(pub &'a Reset);
@@ -28,16 +28,25 @@ impl Event for SpanSkipped {
     }
 }
 
-/// A span that made no progress in the last ticks is pulled in smaller pieces.
+/// A span that made no progress in the last ticks, or a Reporting Web Service window cut by
+/// the deadline, is pulled in smaller pieces.
 pub struct WindowSplit(pub Split);
 
 impl Event for WindowSplit {
     const NAME: &'static str = "window_split";
     fn emit(&self) {
         let s = &self.0;
+        let why = match s.reason {
+            SplitReason::Stuck => {
+                "this span made no progress in the last ticks; it is pulled in smaller pieces, older first"
+            }
+            SplitReason::ReportingCut => {
+                "this Reporting Web Service window was cut by the deadline and has no resume point; it is pulled in pieces one tick can pull at the rate measured, older first, skipping the lines already confirmed"
+            }
+        };
         tracing::warn!(event = Self::NAME, start = %s.start.to_rfc3339(), until = %s.until.to_rfc3339(),
-            piece_seconds = s.piece_seconds, stuck_ticks = s.stuck_ticks,
-            "this span made no progress in the last ticks; it is pulled in smaller pieces, older first");
+            piece_seconds = s.piece_seconds, stuck_ticks = s.stuck_ticks, reason = s.reason.as_str(),
+            "{why}");
     }
 }
 

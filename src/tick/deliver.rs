@@ -3,8 +3,10 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::checkpoint::cut::Measured;
 use crate::events::Event;
 use crate::events::window::WindowFinished;
+use crate::ledger::Fingerprint;
 use crate::state::{StateError, StateStore};
 use crate::summary::Counts;
 use crate::tick::claim::{Claimed, Saved};
@@ -48,6 +50,30 @@ pub struct Delivery {
     pub counts: Counts,
     /// How it ended.
     pub end: End,
+    /// A window of an unordered source cut by the deadline: it has no resume point.
+    pub cut: Option<Cut>,
+}
+
+impl Delivery {
+    fn ended(counts: Counts, end: End) -> Delivery {
+        Delivery {
+            counts,
+            end,
+            cut: None,
+        }
+    }
+}
+
+/// A window of an unordered source (the Reporting Web Service) cut by the deadline, and what
+/// its tick measured and delivered of it.
+#[derive(Debug)]
+pub struct Cut {
+    /// The window.
+    pub window: Window,
+    /// Rows pulled, time pulling, time the tick had, when the lines delivered were received.
+    pub measured: Measured,
+    /// The fingerprints of the lines the relay confirmed.
+    pub confirmed: Vec<Fingerprint>,
 }
 
 /// Which pass a plan belongs to, and the instant before which the fresh pass's windows need
@@ -68,22 +94,16 @@ pub async fn deliver<S: StateStore>(
     on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
 ) -> Result<Delivery, StateError> {
     let mut counts = Counts::default();
+    let delivery_started = std::time::Instant::now();
     for (number, window) in plan.windows.iter().enumerate() {
         if transfer.out_of_time() {
-            return Ok(Delivery {
-                counts,
-                end: End::OutOfTime,
-            });
+            return Ok(Delivery::ended(counts, End::OutOfTime));
         }
         // transfer: pull and forward the window
         let started = std::time::Instant::now();
         let mut this = Counts::default();
-        let ledger = match run.pass {
-            Pass::Fresh => Ledger::Collect(run.young_from),
-            Pass::Reconcile => Ledger::Filter(claimed.ledger_for(window).await),
-            Pass::Single | Pass::Backfill => Ledger::None,
-        };
-        let mut result = transfer.window(window, ledger, &mut this).await;
+        let (ledger, sent) = ledger(claimed, run, window).await;
+        let mut result = transfer.window(window, ledger, sent, &mut this).await;
         if result.progress == Progress::Complete {
             this.windows += 1;
         }
@@ -117,27 +137,73 @@ pub async fn deliver<S: StateStore>(
         .await?
             == Saved::Lost
         {
-            return Ok(Delivery {
-                counts,
-                end: End::LeaseLost,
-            });
+            return Ok(Delivery::ended(counts, End::LeaseLost));
         }
-        let end = match (result.failure, result.progress) {
-            (Some(error), _) => End::Failed {
-                window: window.clone(),
-                error,
-            },
+        let (end, cut) = match (result.failure, result.progress) {
+            (Some(error), _) => (
+                End::Failed {
+                    window: window.clone(),
+                    error,
+                },
+                None,
+            ),
             (None, Progress::Complete) => continue,
-            (None, _) => End::OutOfTime,
+            (None, Progress::NotStarted) if !transfer.newest_first() => {
+                let tick = delivery_started.elapsed() + transfer.time_left();
+                let cut = cut(window, &this, started.elapsed(), tick, result.sent);
+                (End::OutOfTime, cut)
+            }
+            (None, _) => (End::OutOfTime, None),
         };
-        return Ok(Delivery { counts, end });
+        return Ok(Delivery { counts, end, cut });
     }
     let end = if plan.windows.len() < MAX_WINDOWS_PER_TICK {
         End::CaughtUp
     } else {
         End::OutOfTime
     };
-    Ok(Delivery { counts, end })
+    Ok(Delivery::ended(counts, end))
+}
+
+/// What `window` is filtered with: the fresh pass's ledger or its part for the reconciliation
+/// pass, and the lines a tick that cut it confirmed.
+async fn ledger<S: StateStore>(
+    claimed: &mut Claimed<'_, S>,
+    run: PassRun,
+    window: &Window,
+) -> (Ledger, Vec<Fingerprint>) {
+    let ledger = match run.pass {
+        Pass::Fresh => Ledger::Collect(run.young_from),
+        Pass::Reconcile => Ledger::Filter(claimed.ledger_for(window).await),
+        Pass::Single | Pass::Backfill => Ledger::None,
+    };
+    let position = claimed.checkpoint().position(run.pass.track());
+    (ledger, position.sent_in(window))
+}
+
+/// A window of an unordered source the deadline cut, once a page came (no page: nothing
+/// measured, and the window is pulled whole at the next tick's start).
+fn cut(
+    window: &Window,
+    this: &Counts,
+    pulling: std::time::Duration,
+    tick: std::time::Duration,
+    sent: Vec<crate::transfer::Fingerprinted>,
+) -> Option<Cut> {
+    if this.pages == 0 {
+        return None;
+    }
+    let (confirmed, received) = sent.into_iter().unzip();
+    Some(Cut {
+        window: window.clone(),
+        measured: Measured {
+            rows: this.records_pulled,
+            pulling,
+            tick,
+            received,
+        },
+        confirmed,
+    })
 }
 
 /// Commits how far `window` got: the fresh pass's ledger part is written first; the parts a

@@ -34,7 +34,7 @@ pub(super) async fn finish<S: StateStore>(
     for ran in passes {
         gaps.extend(ran.gaps.iter().copied());
         skipped = skipped.or(ran.plan.skipped);
-        split = split.or(ran.plan.split);
+        split = split.or(ran.cut).or(ran.plan.split);
         counts += ran.delivery.counts;
         all_caught_up &= ran.caught_up();
         reports.push(PassReport::new(

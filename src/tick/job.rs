@@ -327,6 +327,7 @@ mod tests {
             until: start + Duration::hours(6),
             ticks: 2,
             error: None,
+            cut_at: Vec::new(),
         });
         let plan = job()
             .plan(Pass::Single, &mut c.clone(), None, now(), &config())

@@ -17,7 +17,7 @@ use crate::tick::claim::Claimed;
 use crate::tick::deliver::{Delivery, End, PassRun, WindowDone, deliver};
 use crate::tick::job::{Job, Pass, Planned};
 use crate::transfer::Transfer;
-use crate::window::Plan;
+use crate::window::{Plan, Split};
 
 /// Share of the request budget the reconciliation pass may use (the rest is the next fresh
 /// pass's): three quarters.
@@ -31,6 +31,9 @@ pub(super) struct Ran {
     /// The due spans it dropped without a second look.
     pub gaps: Vec<Gap>,
     pub delivery: Delivery,
+    /// The split a window cut by the deadline calls for (an unordered source), from the next
+    /// tick on.
+    pub cut: Option<Split>,
 }
 
 impl Ran {
@@ -86,11 +89,20 @@ pub(super) async fn run<S: StateStore>(
     transfer.restore_budget();
     let delivery = delivery?;
     note_stuck(claimed.checkpoint_mut(), track, &plan, before, &delivery);
+    let cut = delivery.cut.as_ref().and_then(|cut| {
+        let confirmed = cut.confirmed.clone();
+        let position = claimed.checkpoint_mut().position_mut(track);
+        position.cut(&cut.window, &cut.measured, confirmed)
+    });
+    if let Some(split) = cut {
+        WindowSplit(split).emit();
+    }
     Ok(Ran {
         pass,
         plan,
         gaps,
         delivery,
+        cut,
     })
 }
 

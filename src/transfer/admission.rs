@@ -1,9 +1,12 @@
 //! Which records of a page are sent: first the window's bounds (and a resumed window's records
-//! already delivered at its resume point), then the dedup of records repeated across pages.
+//! already delivered at its resume point), then the dedup of records repeated across pages, then
+//! what an earlier tick confirmed (the ledger of the reconciliation pass; the lines of a cut
+//! window of the Reporting Web Service).
 
 use chrono::{DateTime, Utc};
 
-use crate::ledger::{self, LedgerIndex};
+use crate::checkpoint::sent;
+use crate::ledger::{self, Fingerprint, LedgerIndex};
 use crate::transfer::dedup::{Dedup, Seen};
 use crate::window::Window;
 
@@ -17,6 +20,9 @@ pub enum Fate {
     Reconciled(ledger::Verdict),
     /// The fresh pass delivered it with this status: nothing to send.
     Known,
+    /// A tick that was cut in this window (an unordered source) delivered it with this
+    /// status: nothing to send.
+    SentBefore,
     /// Received outside the window: another window sends it.
     Outside,
     /// Already delivered in this window.
@@ -30,6 +36,8 @@ pub struct Admission {
     seen: Dedup,
     newest_first: bool,
     ledger: Option<LedgerIndex>,
+    /// Sorted fingerprints of the lines a cut tick confirmed.
+    sent: Vec<Fingerprint>,
 }
 
 impl Admission {
@@ -41,7 +49,14 @@ impl Admission {
             seen: Dedup::default(),
             newest_first,
             ledger: None,
+            sent: Vec::new(),
         }
+    }
+
+    /// Then skips the lines a tick that was cut in this window confirmed (sorted fingerprints).
+    pub fn with_sent(mut self, sent: Vec<Fingerprint>) -> Admission {
+        self.sent = sent;
+        self
     }
 
     /// Then sends only what the fresh pass's ledger does not hold (the reconciliation pass).
@@ -53,6 +68,12 @@ impl Admission {
     /// Decides for the record `key` with `status`, received at `received`.
     pub fn admit(&mut self, key: &str, status: Option<&str>, received: DateTime<Utc>) -> Fate {
         match self.admit_new(key, received) {
+            Fate::Send
+                if !self.sent.is_empty()
+                    && sent::holds(&self.sent, &Fingerprint::of(key, status)) =>
+            {
+                Fate::SentBefore
+            }
             Fate::Send => match &self.ledger {
                 None => Fate::Send,
                 Some(ledger) => match ledger.verdict(key, status, received) {
@@ -142,5 +163,20 @@ mod tests {
             Fate::Send,
             "after a broken stream: sent again"
         );
+    }
+
+    #[test]
+    fn lines_a_cut_tick_confirmed_are_skipped_unless_their_status_changed() {
+        let w = Window {
+            start: t(0),
+            end: t(60),
+            resume: None,
+        };
+        let sent = vec![Fingerprint::of("a", Some("Delivered"))];
+        let mut a = Admission::new(w.clone(), false).with_sent(sent.clone());
+        assert_eq!(a.admit("a", Some("Delivered"), t(5)), Fate::SentBefore);
+        assert_eq!(a.admit("b", Some("Delivered"), t(5)), Fate::Send);
+        let mut changed = Admission::new(w, false).with_sent(sent);
+        assert_eq!(changed.admit("a", Some("Failed"), t(5)), Fate::Send);
     }
 }

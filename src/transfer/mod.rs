@@ -81,6 +81,9 @@ pub struct WindowResult {
     /// The fingerprints of the lines the relay confirmed, with their records' received times
     /// ([`Ledger::Collect`] only).
     pub fingerprints: Vec<collect::Fingerprinted>,
+    /// An unordered source only: the fingerprints of every line the relay confirmed, which the
+    /// pieces of a window cut by the deadline skip.
+    pub sent: Vec<collect::Fingerprinted>,
 }
 
 /// What a window's transfer does with the fresh pass's ledger.
@@ -143,6 +146,17 @@ impl<'a> Transfer<'a> {
         }
     }
 
+    /// Whether the API pages newest first (a window cut part-way resumes below its oldest
+    /// delivered record); an unordered source's window is cut instead.
+    pub fn newest_first(&self) -> bool {
+        self.source.newest_first()
+    }
+
+    /// What is left of the pull's time budget.
+    pub fn time_left(&self) -> Duration {
+        self.budget.remaining()
+    }
+
     /// Whether the pull's time budget has run out.
     pub fn out_of_time(&self) -> bool {
         self.budget.exhausted()
@@ -166,13 +180,15 @@ impl<'a> Transfer<'a> {
 }
 
 impl Transfer<'_> {
-    /// Pulls `window` and delivers it; `counts` grows as pages arrive and streams are confirmed.
+    /// Pulls `window` and delivers it, skipping the lines of `sent` (sorted fingerprints a
+    /// cut tick confirmed); `counts` grows as pages arrive and streams are confirmed.
     pub async fn window(
         &mut self,
         window: &Window,
         ledger: Ledger,
+        sent: Vec<crate::ledger::Fingerprint>,
         counts: &mut Counts,
     ) -> WindowResult {
-        run::Run::new(self, window, ledger).go(counts).await
+        run::Run::new(self, window, ledger, sent).go(counts).await
     }
 }

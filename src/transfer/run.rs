@@ -48,6 +48,8 @@ pub(super) struct Run<'r> {
     admission: Admission,
     frontier: Frontier,
     collected: Option<Collected>,
+    /// An unordered source: what the relay confirmed, kept should the window be cut.
+    sent: Option<Collected>,
     forward: Forward<'r>,
     tally: Counts,
     index: u64,
@@ -60,7 +62,12 @@ pub(super) struct Run<'r> {
 }
 
 impl<'r> Run<'r> {
-    pub(super) fn new(t: &'r mut Transfer<'_>, window: &'r Window, ledger: Ledger) -> Run<'r> {
+    pub(super) fn new(
+        t: &'r mut Transfer<'_>,
+        window: &'r Window,
+        ledger: Ledger,
+        sent: Vec<Fingerprint>,
+    ) -> Run<'r> {
         let ordered = t.source.newest_first();
         let (filter, collected) = match ledger {
             Ledger::None => (None, None),
@@ -76,9 +83,12 @@ impl<'r> Run<'r> {
                 end: window.end,
             },
             paging: Paging::new(t.source, window),
-            admission: Admission::new(window.clone(), ordered).with_ledger(filter),
+            admission: Admission::new(window.clone(), ordered)
+                .with_ledger(filter)
+                .with_sent(sent),
             frontier: Frontier::new(ordered),
             collected,
+            sent: (!ordered).then(Collected::default),
             forward: Forward::new(&t.forward),
             tokens: &mut *t.tokens,
             throttle: &mut *t.throttle,
@@ -181,7 +191,7 @@ impl<'r> Run<'r> {
             return Some(Stop::Failed(TransferError::Devo(e)));
         }
         self.frontier.page_sent();
-        if let Some(c) = &mut self.collected {
+        for c in self.collected.iter_mut().chain(&mut self.sent) {
             c.page_sent();
         }
         match self.forward.step().await {
@@ -233,7 +243,7 @@ impl<'r> Run<'r> {
     /// The relay confirmed everything written so far.
     fn confirm(&mut self) {
         self.frontier.confirm();
-        if let Some(c) = &mut self.collected {
+        for c in self.collected.iter_mut().chain(&mut self.sent) {
             c.confirm();
         }
     }
@@ -255,7 +265,8 @@ impl<'r> Run<'r> {
             // window's start; it takes no part in the resume point.
             let timed = record.received();
             let received = timed.unwrap_or(self.window.start);
-            match self.admission.admit(&key, record.status(), received) {
+            let verdict = self.admission.admit(&key, record.status(), received);
+            match verdict {
                 Fate::Outside => {
                     self.tally.outside_window += 1;
                     continue;
@@ -275,11 +286,16 @@ impl<'r> Run<'r> {
                     }
                     continue;
                 }
+                Fate::SentBefore => self.tally.duplicates_skipped += 1,
                 Fate::Reconciled(why) => self.tally_reconciled(why),
                 Fate::Send => {}
             }
-            if let Some(c) = &mut self.collected {
+            for c in self.collected.iter_mut().chain(&mut self.sent) {
                 c.push(Fingerprint::of(&key, record.status()), received);
+            }
+            if verdict == Fate::SentBefore {
+                // Confirmed by a tick that cut this window: delivered, held as such.
+                continue;
             }
             if record.missing_key() {
                 self.tally.missing_key += 1;
@@ -317,7 +333,7 @@ impl<'r> Run<'r> {
     async fn retry_devo(&mut self, e: &DevoError) -> bool {
         self.forward.drop_stream();
         self.frontier.rollback();
-        if let Some(c) = &mut self.collected {
+        for c in self.collected.iter_mut().chain(&mut self.sent) {
             c.rollback();
         }
         if self.forward.delivered.lines > self.confirmed_at_failure {
@@ -373,10 +389,12 @@ impl<'r> Run<'r> {
             .as_mut()
             .map(Collected::take)
             .unwrap_or_default();
+        let sent = self.sent.as_mut().map(Collected::take).unwrap_or_default();
         WindowResult {
             progress,
             failure,
             fingerprints,
+            sent,
         }
     }
 }
