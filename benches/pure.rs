@@ -24,7 +24,7 @@ use m365_trace_to_devo::ledger::{Fingerprint, LedgerIndex, LedgerPart, store};
 use m365_trace_to_devo::state::MemoryStore;
 use m365_trace_to_devo::trace::record::{GraphRecord, MappingContext, to_message_trace};
 use m365_trace_to_devo::transfer::dedup::Dedup;
-use m365_trace_to_devo::window::{Progress, plan};
+use m365_trace_to_devo::window::{Standing, plan};
 use serde::Deserialize;
 
 const PAGE: usize = 5000;
@@ -267,9 +267,9 @@ fn main() {
             lookback: TimeDelta::days(90),
         };
         let now = start + TimeDelta::days(11);
-        let windows = plan(Progress::default(), now, &rules, 1000).windows.len();
+        let windows = plan(Standing::default(), now, &rules, 1000).windows.len();
         bench("window planning (per window)", windows, || {
-            black_box(plan(Progress::default(), black_box(now), &rules, 1000));
+            black_box(plan(Standing::default(), black_box(now), &rules, 1000));
         });
     }
 

@@ -136,12 +136,10 @@ impl App {
         &self.clients.s3
     }
 
-    /// Lambda.
     pub fn lambda(&self) -> &aws_sdk_lambda::Client {
         &self.clients.lambda
     }
 
-    /// HTTP.
     pub fn http(&self) -> &reqwest::Client {
         &self.clients.http
     }
@@ -151,7 +149,6 @@ impl App {
         self.source.as_ref().map_err(Clone::clone)
     }
 
-    /// Limits.
     pub fn options(&self) -> &TickOptions {
         &self.options
     }

@@ -5,11 +5,10 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::Diagnostic;
 use thiserror::Error;
 
-use crate::backfill::BackfillError;
+use crate::checkpoint::backfill::BackfillError;
 use crate::clock::TimeoutTooShort;
 use crate::config::ConfigError;
 use crate::devo::DevoError;
-use crate::event::EventError;
 use crate::secret::SecretError;
 use crate::state::StateError;
 use crate::tenants::TenantsError;
@@ -24,9 +23,10 @@ pub enum TickError {
     /// Step 1: the function's timeout.
     #[error("configuration: {0}")]
     Timeout(#[from] TimeoutTooShort),
-    /// The invocation's payload.
+    /// The invocation's payload (a `lambda::invocation::EventError`, boxed so that this
+    /// module stays below the Lambda's room).
     #[error("event: {0}")]
-    Event(#[from] EventError),
+    Event(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Step 1: a backfill range that cannot be pulled.
     #[error("backfill refused: {0}")]
     Backfill(#[from] BackfillError),

@@ -4,29 +4,17 @@
 //! (window planning, record mapping, line framing, lease decisions) sits in its own modules.
 
 pub mod app;
-pub(crate) mod backfill;
-pub mod check;
 pub mod checkpoint;
-pub mod claim;
 pub(crate) mod clock;
-pub(crate) mod cloud;
 pub mod config;
-pub(crate) mod cut;
-pub mod deliver;
 pub mod devo;
 pub mod error;
-pub mod event;
 pub(crate) mod events;
-pub mod handler;
-pub mod job;
-pub(crate) mod lease;
+pub mod lambda;
 pub mod ledger;
 pub mod logging;
-pub(crate) mod metrics;
-pub mod preview;
-pub(crate) mod reset;
+pub mod ops;
 pub mod secret;
-pub(crate) mod split;
 pub mod state;
 pub mod summary;
 pub mod tenants;

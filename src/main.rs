@@ -3,7 +3,8 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use m365_trace_to_devo::app::{App, Clients, TickOptions};
 use m365_trace_to_devo::config::Config;
-use m365_trace_to_devo::{handler, logging};
+use m365_trace_to_devo::lambda::handler;
+use m365_trace_to_devo::logging;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -27,7 +27,6 @@ pub enum LeaseReport {
     },
     /// Another invocation holds the state: nothing was pulled or sent.
     HeldByOther {
-        /// The holder.
         owner: String,
         /// Until when.
         until: DateTime<Utc>,
@@ -145,7 +144,6 @@ pub struct Summary {
     pub api: &'static str,
     /// The lease outcome.
     pub lease: LeaseReport,
-    /// Counters.
     #[serde(flatten)]
     pub counts: Counts,
     /// The checkpoint's end after the tick: everything received before it was sent.
@@ -176,10 +174,10 @@ pub struct Summary {
     pub duration_ms: u64,
     /// How much of a backfill is done and left (backfill runs only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub backfill: Option<crate::backfill::Report>,
+    pub backfill: Option<crate::checkpoint::backfill::Report>,
     /// The restart this tick applied because `RESET_BEFORE` changed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reset: Option<crate::reset::Reset>,
+    pub reset: Option<crate::checkpoint::reset::Reset>,
 }
 
 impl Summary {

@@ -62,7 +62,7 @@ pub struct Skipped {
 }
 
 /// A span that made no progress in earlier ticks, planned in pieces of this length (see
-/// `crate::split`), for the summary and the log.
+/// `crate::checkpoint::split`), for the summary and the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Split {
     /// The stuck span's start.
@@ -81,10 +81,10 @@ pub struct Split {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SplitReason {
-    /// It made no progress for `crate::split::SPLIT_AFTER` ticks: halved, and halved again.
+    /// It made no progress for `crate::checkpoint::split::SPLIT_AFTER` ticks: halved, and halved again.
     Stuck,
     /// A window of the Reporting Web Service (no order, so no resume point) was cut by the
-    /// deadline: split at once, in pieces sized by the rate the tick measured (`crate::cut`).
+    /// deadline: split at once, in pieces sized by the rate the tick measured (`crate::checkpoint::cut`).
     ReportingCut,
 }
 
@@ -127,14 +127,14 @@ pub struct Plan {
     pub skipped: Option<Skipped>,
     /// Contiguous windows from `start` towards `horizon`.
     pub windows: Vec<Window>,
-    /// The stuck span cut into pieces, if any (see `crate::split`).
+    /// The stuck span cut into pieces, if any (see `crate::checkpoint::split`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub split: Option<Split>,
 }
 
 /// What the checkpoint says about progress.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Progress<'a> {
+pub struct Standing<'a> {
     /// End of the last delivered window.
     pub end: Option<DateTime<Utc>>,
     /// A window left part-way.
@@ -172,7 +172,7 @@ impl Bounds {
 
 /// Plans at most `max_windows` windows of the scheduled tick.
 pub fn plan(
-    progress: Progress<'_>,
+    progress: Standing<'_>,
     now: DateTime<Utc>,
     rules: &WindowRules,
     max_windows: usize,
@@ -182,7 +182,7 @@ pub fn plan(
 
 /// Plans at most `max_windows` contiguous windows from the progress (or `bounds.start`)
 /// towards `bounds.horizon`, moving a start older than `bounds.earliest` forward.
-pub fn plan_within(progress: Progress<'_>, bounds: &Bounds, max_windows: usize) -> Plan {
+pub fn plan_within(progress: Standing<'_>, bounds: &Bounds, max_windows: usize) -> Plan {
     let Bounds {
         horizon,
         earliest,
@@ -263,7 +263,7 @@ pub(crate) mod tests {
 
     #[test]
     fn fresh_start_goes_back_historic_days_to_now_minus_delay() {
-        let p = plan(Progress::default(), now(), &rules(), 1000);
+        let p = plan(Standing::default(), now(), &rules(), 1000);
         assert_eq!(p.start, now() - Duration::days(10));
         assert_eq!(p.windows.first().unwrap().start, now() - Duration::days(10));
         assert_eq!(p.windows.last().unwrap().end, now() - Duration::hours(25));
@@ -276,7 +276,7 @@ pub(crate) mod tests {
     fn caught_up_checkpoint_plans_nothing() {
         let end = now() - Duration::hours(25);
         let p = plan(
-            Progress {
+            Standing {
                 end: Some(end),
                 partial: None,
             },
@@ -291,7 +291,7 @@ pub(crate) mod tests {
     fn start_outside_lookback_moves_to_limit_plus_margin_and_reports_the_gap() {
         let old = now() - Duration::days(120);
         let p = plan(
-            Progress {
+            Standing {
                 end: Some(old),
                 partial: None,
             },
@@ -323,7 +323,7 @@ pub(crate) mod tests {
             }),
         };
         let p = plan(
-            Progress {
+            Standing {
                 end: Some(s),
                 partial: Some(&partial),
             },
@@ -379,7 +379,7 @@ pub(crate) mod tests {
                 lookback: Duration::days(lookback_days),
             };
             let end = has_checkpoint.then(|| now() + Duration::seconds(end_offset_s));
-            let p = plan(Progress { end, partial: None }, now(), &rules, max_windows);
+            let p = plan(Standing { end, partial: None }, now(), &rules, max_windows);
             prop_assert!(p.windows.len() <= max_windows);
             let earliest = now() - rules.lookback;
             let mut expected_start = p.start;

@@ -73,7 +73,7 @@ async fn the_binary_runs_one_tick_per_scheduled_event_and_logs_json_without_secr
         lines
             .iter()
             .filter(|l| l["event"] == "window")
-            .all(|l| l["pass"].is_string()),
+            .all(|l| l["span"]["pass"].is_string() && l["span"]["tenant"] == "default"),
         "{logs}"
     );
     assert_eq!(

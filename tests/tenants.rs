@@ -269,7 +269,7 @@ async fn invoke(app: &App, event: Value, request_id: &str) -> Result<Value, (Str
     context.invoked_function_arn = FUNCTION_ARN.to_owned();
     context.deadline =
         u64::try_from((Utc::now() + TimeDelta::seconds(120)).timestamp_millis()).unwrap();
-    m365_trace_to_devo::handler::handle(app, LambdaEvent::new(event, context))
+    m365_trace_to_devo::lambda::handler::handle(app, LambdaEvent::new(event, context))
         .await
         .map_err(|e| {
             let d = lambda_runtime::Diagnostic::from(e);

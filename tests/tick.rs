@@ -11,10 +11,10 @@ use m365_trace_devtools::graph::Fault;
 use m365_trace_devtools::records::{GraphRecord, generate};
 use m365_trace_to_devo::app::TickOptions;
 use m365_trace_to_devo::checkpoint;
-use m365_trace_to_devo::claim::{Claim, Claimed};
 use m365_trace_to_devo::state::S3Store;
 use m365_trace_to_devo::summary::LeaseReport;
 use m365_trace_to_devo::tick::TickRequest;
+use m365_trace_to_devo::tick::{Claim, Claimed};
 use serde_json::json;
 use support::*;
 

@@ -1,17 +1,22 @@
 //! The checkpoint object: its format, the positions of each pass, and typed conditional reads
 //! and writes of it.
 
-pub mod position;
-pub mod second_look;
-pub mod sent;
+pub mod backfill;
+pub(crate) mod cut;
+pub(crate) mod lease;
+mod position;
+pub(crate) mod reset;
+pub(crate) mod second_look;
+pub(crate) mod sent;
+pub(crate) mod split;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::lease::Lease;
+use crate::checkpoint::lease::Lease;
 use crate::ledger::LedgerPart;
 use crate::state::{Condition, StateError, StateStore};
-pub use position::Position;
+pub use position::{Position, Progress, Span};
 
 /// Format version written in every checkpoint.
 pub const FORMAT_VERSION: u32 = 1;
@@ -42,7 +47,7 @@ pub struct Checkpoint {
     pub reset_before: Option<DateTime<Utc>>,
     /// The range a backfill checkpoint belongs to (backfill checkpoints only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backfill: Option<crate::backfill::Range>,
+    pub backfill: Option<crate::checkpoint::backfill::Range>,
     /// The reconciliation pass's position, and the spans due for its second look.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconcile: Option<Position>,
@@ -155,7 +160,6 @@ impl Checkpoint {
 /// A checkpoint as read, with the ETag that a replacement must match.
 #[derive(Debug, Clone)]
 pub struct Stored {
-    /// The content.
     pub checkpoint: Checkpoint,
     /// The object's ETag.
     pub etag: String,

@@ -16,10 +16,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::cut::{self, Measured};
 use crate::checkpoint::sent::Sent;
-use crate::cut::{self, Measured};
+use crate::checkpoint::split::{self, Ended, Stuck};
 use crate::ledger::Fingerprint;
-use crate::split::{self, Ended, Stuck};
 use crate::window::{self, Bounds, Plan, Resume, Skipped, Split, SplitReason, Window};
 
 /// Where one pass stands: the end of its last delivered window, the windows it left part-way,
@@ -82,7 +82,7 @@ impl Position {
             Some((first, rest)) if !rest.is_empty() && first.start >= bounds.earliest => {
                 // Several windows left part-way: they come first, as they are.
                 let after = rest.last().map_or(first.end, |w| w.end);
-                let progress = window::Progress {
+                let progress = window::Standing {
                     end: Some(after),
                     partial: None,
                 };
@@ -96,7 +96,7 @@ impl Position {
             first => {
                 // One window left part-way (or several reaching past the lookback: only the
                 // first is kept, the rest of the span is pulled again, a repeat, never a loss).
-                let progress = window::Progress {
+                let progress = window::Standing {
                     end: self.end,
                     partial: first.map(|(w, _)| w),
                 };

@@ -64,7 +64,6 @@ pub struct Gap {
     pub from: DateTime<Utc>,
     /// End of the span.
     pub to: DateTime<Utc>,
-    /// Why.
     pub reason: GapReason,
 }
 

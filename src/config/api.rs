@@ -1,6 +1,6 @@
 //! The Microsoft side: which API (`TRACE_API`), which cloud (`CLOUD`) and its endpoints.
 
-use crate::cloud::{Cloud, Endpoints};
+use crate::config::cloud::{Cloud, Endpoints};
 use crate::config::env::{Env, invalid};
 use crate::config::{ConfigError, TraceApi};
 

@@ -4,6 +4,7 @@
 //! API and cloud (`api`), the window rules (`rules`) and the request limits (`limits`).
 
 mod api;
+pub(crate) mod cloud;
 pub mod defaults;
 mod devo;
 mod env;
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::cloud::{Cloud, Endpoints};
+use crate::config::cloud::{Cloud, Endpoints};
 pub(crate) use devo::is_tag;
 use env::{Env, invalid};
 
@@ -48,7 +49,6 @@ pub enum ConfigError {
     NeverPulls {
         /// The variable to change.
         var: &'static str,
-        /// Its value.
         value: String,
         /// The variable it conflicts with.
         other: &'static str,

@@ -20,7 +20,6 @@ pub enum DevoError {
     Connect {
         /// `DEVO_ADDRESS`.
         address: String,
-        /// The cause.
         detail: String,
     },
     /// The TLS handshake failed.
@@ -46,7 +45,6 @@ pub enum DevoError {
         address: String,
         /// Lines handed to the stream so far.
         lines: u64,
-        /// The cause.
         detail: String,
         /// What to fix.
         hint: &'static str,
@@ -71,7 +69,6 @@ pub enum DevoError {
     CloseTimeout {
         /// `DEVO_ADDRESS`.
         address: String,
-        /// The wait.
         seconds: u64,
         /// Lines the stream carried: not confirmed.
         lines: u64,

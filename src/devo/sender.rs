@@ -39,9 +39,7 @@ impl fmt::Debug for DevoSender {
 /// What one closed stream delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Delivered {
-    /// Lines.
     pub lines: u64,
-    /// Bytes.
     pub bytes: u64,
 }
 

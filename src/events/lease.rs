@@ -6,7 +6,6 @@ use crate::events::Event;
 
 /// Another invocation holds a live lease: this one pulls nothing.
 pub struct Held<'a> {
-    /// The holder.
     pub holder: &'a str,
     /// Until when.
     pub until: DateTime<Utc>,
@@ -69,7 +68,6 @@ impl Event for Lost {
 
 /// The lease could not be given back after a failure; it expires by itself.
 pub struct ReleaseFailed<'a> {
-    /// Why.
     pub error: &'a dyn std::fmt::Display,
 }
 

@@ -8,7 +8,6 @@ use crate::events::{Event, ms};
 pub struct Retry<'a> {
     /// The wait (`Retry-After` when given).
     pub delay: Duration,
-    /// The failure.
     pub error: &'a dyn std::fmt::Display,
 }
 
@@ -21,7 +20,6 @@ impl Event for Retry<'_> {
 
 /// Waiting to stay under Graph's 100 requests per 5 minutes.
 pub struct BudgetWait {
-    /// The wait.
     pub wait: Duration,
 }
 

@@ -4,6 +4,7 @@
 
 pub mod lease;
 pub mod ledger;
+pub(crate) mod metrics;
 pub mod microsoft;
 pub mod plan;
 pub mod relay;
@@ -35,7 +36,7 @@ const NAMES: &[&str] = &[
     lease::ReleaseFailed::NAME,
     ledger::LedgerMissing::NAME,
     plan::ResetApplied::NAME,
-    plan::Skipped::NAME,
+    plan::SpanSkipped::NAME,
     plan::WindowSplit::NAME,
     window::WindowFinished::NAME,
     window::WindowFailed::NAME,

@@ -1,8 +1,8 @@
 //! What a tick's plan does besides pulling: a reset, a skipped span, a split.
 
+use crate::checkpoint::reset::Reset;
 use crate::checkpoint::second_look::Gap;
 use crate::events::Event;
-use crate::reset::Reset;
 use crate::window::{Skipped as SkippedSpan, Split, SplitReason};
 
 /// `RESET_BEFORE` changed: the schedule restarts from `HISTORIC_DAYS` back.
@@ -18,9 +18,9 @@ impl Event for ResetApplied<'_> {
 }
 
 /// A span that is not pulled: outside the API's lookback, or passed over by a reset.
-pub struct Skipped(pub SkippedSpan);
+pub struct SpanSkipped(pub SkippedSpan);
 
-impl Event for Skipped {
+impl Event for SpanSkipped {
     const NAME: &'static str = "skipped";
     fn emit(&self) {
         tracing::warn!(event = Self::NAME, from = %self.0.from.to_rfc3339(), to = %self.0.to.to_rfc3339(),

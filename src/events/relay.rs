@@ -8,7 +8,6 @@ use crate::events::{Event, ms};
 pub struct DevoRetry<'a> {
     /// Failures in a row without a confirmation.
     pub attempt: u32,
-    /// Why.
     pub error: &'a dyn std::fmt::Display,
 }
 

@@ -4,7 +4,7 @@
 use chrono::Utc;
 
 use crate::events::Event;
-use crate::metrics::{Dimensions, DispatchCounts};
+use crate::events::metrics::{Dimensions, DispatchCounts};
 
 /// A scheduled event started the tenants' ticks: the line, then the EMF document of
 /// `TenantsDispatched`, `DispatchFailed` and `RegistryErrors`.
@@ -33,7 +33,7 @@ impl Event for Dispatched<'_> {
         let c = self.counts;
         println!(
             "{}",
-            crate::metrics::dispatch_emf(&self.dimensions, c, Utc::now())
+            crate::events::metrics::dispatch_emf(&self.dimensions, c, Utc::now())
         );
         tracing::info!(event = Self::NAME, registry = self.registry, tenants = self.tenants,
             dispatched = c.dispatched, disabled = self.disabled,
@@ -77,7 +77,6 @@ pub struct FieldUnknown<'a> {
     pub index: Option<usize>,
     /// The entry's name.
     pub name: &'a str,
-    /// The field.
     pub field: &'a str,
 }
 
@@ -92,7 +91,6 @@ impl Event for FieldUnknown<'_> {
 
 /// A tenant's tick could not be started after retries.
 pub struct NotStarted<'a> {
-    /// The tenant.
     pub tenant: &'a str,
     /// Attempts made.
     pub attempts: u32,
@@ -134,7 +132,6 @@ impl Event for NoTenants<'_> {
 pub struct DispatchFailed<'a> {
     /// The failure's stable `errorType`.
     pub error_type: &'a str,
-    /// The failure.
     pub error: &'a dyn std::fmt::Display,
 }
 
@@ -149,7 +146,6 @@ impl Event for DispatchFailed<'_> {
 pub struct LastErrorNotRecorded<'a> {
     /// The checkpoint's key.
     pub key: &'a str,
-    /// Why.
     pub error: &'a dyn std::fmt::Display,
 }
 

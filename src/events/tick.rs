@@ -3,7 +3,7 @@
 use chrono::Utc;
 
 use crate::events::Event;
-use crate::metrics::{Dimensions, TickMetrics, emf};
+use crate::events::metrics::{Dimensions, TickMetrics, emf};
 use crate::summary::{LeaseReport, Summary};
 
 /// Where a tick's metrics belong.
@@ -46,7 +46,6 @@ impl Event for TickFinished<'_> {
             .map(|end| (Utc::now() - end).num_seconds().max(0));
         tracing::info!(
             event = Self::NAME,
-            tenant = m.dimensions.tenant,
             api = s.api,
             lease = lease_outcome(&s.lease),
             windows = c.windows,
@@ -83,7 +82,6 @@ impl Event for TickFinished<'_> {
 pub struct TickFailed<'a> {
     /// The failure's stable `errorType`.
     pub error_type: &'a str,
-    /// The failure.
     pub error: &'a dyn std::fmt::Display,
     /// The metrics' dimensions and duration.
     pub metrics: MetricsContext<'a>,
@@ -97,7 +95,7 @@ impl Event for TickFailed<'_> {
             "{}",
             emf(TickMetrics::Failed, &m.dimensions, m.elapsed_ms, Utc::now())
         );
-        tracing::error!(event = Self::NAME, tenant = m.dimensions.tenant, error_type = self.error_type, error = %self.error, "tick failed");
+        tracing::error!(event = Self::NAME, error_type = self.error_type, error = %self.error, "tick failed");
     }
 }
 

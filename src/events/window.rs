@@ -8,9 +8,6 @@ use crate::window::Window;
 
 /// A window ended: how far it got and what it cost.
 pub struct WindowFinished<'a> {
-    /// The pass that pulled it (`single`, `fresh`, `reconcile`, `backfill`).
-    pub pass: &'static str,
-    /// The window.
     pub window: &'a Window,
     /// `complete`, `partial` or `not_started`.
     pub outcome: &'static str,
@@ -26,7 +23,6 @@ impl Event for WindowFinished<'_> {
         let c = self.counts;
         tracing::info!(
             event = Self::NAME,
-            pass = self.pass,
             start = %self.window.start.to_rfc3339(),
             end = %self.window.end.to_rfc3339(),
             resumed = self.window.resume.is_some(),
@@ -46,9 +42,7 @@ impl Event for WindowFinished<'_> {
 
 /// A window failed; what it delivered was committed before the tick reports the failure.
 pub struct WindowFailed<'a> {
-    /// The window.
     pub window: &'a Window,
-    /// Why.
     pub error: &'a dyn std::fmt::Display,
 }
 
@@ -62,7 +56,6 @@ impl Event for WindowFailed<'_> {
 
 /// Records the API returned outside the window, or without an id or recipient.
 pub struct OddRecords<'a> {
-    /// The window.
     pub window: &'a Window,
     /// Records outside it (left to their own window).
     pub outside_window: u64,
@@ -88,7 +81,6 @@ impl Event for OddRecords<'_> {
 pub struct PagePulled {
     /// Records on it.
     pub records: usize,
-    /// Its size.
     pub bytes: usize,
     /// From asking to having it.
     pub latency: Duration,

@@ -89,10 +89,7 @@ pub enum Corrupt {
     },
     /// The records could not be given memory.
     #[error("{count} records do not fit in memory")]
-    TooLarge {
-        /// The count.
-        count: u64,
-    },
+    TooLarge { count: u64 },
 }
 
 /// Reads an object written by [`encode`] (or by the first format); `None` when it is not one.

@@ -11,27 +11,20 @@ pub enum StateError {
         "s3://{bucket}/{key} was changed by another invocation (HTTP {status}); this one stops"
     )]
     Conflict {
-        /// Bucket.
         bucket: String,
-        /// Key.
         key: String,
         /// 412 (precondition failed) or 409 (conflicting conditional write).
         status: u16,
     },
     /// The bucket does not exist.
     #[error("STATE_BUCKET {bucket} does not exist (NoSuchBucket): create it or fix STATE_BUCKET")]
-    NoBucket {
-        /// Bucket.
-        bucket: String,
-    },
+    NoBucket { bucket: String },
     /// The role may not read or write the object.
     #[error(
         "access to s3://{bucket}/{key} was denied ({operation}, HTTP {status}): the function's role needs s3:GetObject and s3:PutObject on that key, and s3:ListBucket on the bucket so that a missing checkpoint reads as 404"
     )]
     Denied {
-        /// Bucket.
         bucket: String,
-        /// Key.
         key: String,
         /// GetObject or PutObject.
         operation: &'static str,
@@ -41,9 +34,7 @@ pub enum StateError {
     /// Any other S3 failure.
     #[error("S3 {operation} on s3://{bucket}/{key} failed: {detail}")]
     S3 {
-        /// Bucket.
         bucket: String,
-        /// Key.
         key: String,
         /// GetObject or PutObject.
         operation: &'static str,
@@ -55,9 +46,7 @@ pub enum StateError {
         "s3://{bucket}/{key} is not a valid checkpoint: {problem}; fix it, or delete it to start again from HISTORIC_DAYS back (records may be sent again)"
     )]
     Invalid {
-        /// Bucket.
         bucket: String,
-        /// Key.
         key: String,
         /// What is wrong.
         problem: String,

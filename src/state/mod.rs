@@ -14,7 +14,6 @@ pub use s3::S3Store;
 /// An object as read, with the ETag that a replacement must match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Object {
-    /// The bytes.
     pub body: Vec<u8>,
     /// The object's ETag.
     pub etag: String,

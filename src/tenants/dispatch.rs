@@ -33,7 +33,6 @@ pub struct Pace {
 /// A tenant whose tick could not be started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
-    /// The tenant.
     pub tenant: String,
     /// Why (the last refusal).
     pub error: String,

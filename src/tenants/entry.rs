@@ -65,7 +65,6 @@ pub struct UnknownField {
     pub index: Option<usize>,
     /// The entry's `name` (`""` beside `tenants`).
     pub name: String,
-    /// The field.
     pub field: String,
 }
 

@@ -99,16 +99,12 @@ pub enum TenantsError {
     #[error(
         "tenant {name:?} is already in the registry: remove it first, or edit its entry in the registry object"
     )]
-    Exists {
-        /// The name.
-        name: String,
-    },
+    Exists { name: String },
     /// `tenants add` of a name whose state is still in the bucket.
     #[error(
         "tenant {name:?} has state under s3://{bucket}/{prefix} ({objects} objects: checkpoint, backfills, ledger) from an earlier tenant of that name: add it with --keep-state to continue from that position, or move or delete that prefix to start fresh from HISTORIC_DAYS back"
     )]
     StateExists {
-        /// The name.
         name: String,
         /// `STATE_BUCKET`.
         bucket: String,
@@ -122,7 +118,6 @@ pub enum TenantsError {
         "tenant {name:?} was removed from the registry, but its state under s3://{bucket}/{prefix} could not all be moved aside: {error}; until that prefix is moved or deleted, `tenants add {name}` refuses the name (or continues from it with --keep-state)"
     )]
     NotMoved {
-        /// The name.
         name: String,
         /// `STATE_BUCKET`.
         bucket: String,

@@ -11,14 +11,15 @@ pub(crate) mod invoke;
 pub mod registry;
 pub mod retry;
 pub mod status;
+mod tenant;
 
 use crate::app::App;
 use crate::config::Config;
 use crate::events::Event;
+use crate::events::metrics::{Dimensions, DispatchCounts};
 use crate::events::tenants::{Dispatched, EntryInvalid, FieldUnknown, NoTenants, NotStarted};
-use crate::job::Tenant;
-use crate::metrics::{Dimensions, DispatchCounts};
 use crate::state::{S3Store, StateStore};
+pub use tenant::{DEFAULT_TENANT, Tenant};
 
 pub use error::TenantsError;
 use registry::{Entry, Location, Registry};

@@ -6,13 +6,13 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::checkpoint::lease::Lease;
 use crate::checkpoint::{self, Checkpoint, LastError};
 use crate::config::Config;
 use crate::events::Event;
 use crate::events::tenants::LastErrorNotRecorded;
-use crate::job::Tenant;
-use crate::lease::Lease;
 use crate::state::StateStore;
+use crate::tenants::Tenant;
 use crate::tenants::TenantsError;
 use crate::tenants::registry::{self, Entry};
 
@@ -63,7 +63,6 @@ pub struct TenantStatus {
     pub name: String,
     /// Whether the dispatcher starts it.
     pub enabled: bool,
-    /// Its secret.
     pub secret_id: String,
     /// Its scheduled checkpoint's key.
     pub checkpoint_key: String,
@@ -221,7 +220,7 @@ mod tests {
             .unwrap()
             .unwrap()
             .checkpoint;
-        c.lease = Some(crate::lease::Lease {
+        c.lease = Some(crate::checkpoint::lease::Lease {
             owner: "other".into(),
             expires_at: now + chrono::Duration::minutes(5),
         });

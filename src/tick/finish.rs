@@ -4,15 +4,15 @@
 use chrono::Utc;
 
 use crate::checkpoint::LastError;
-use crate::claim::Claimed;
-use crate::deliver::End;
+use crate::checkpoint::reset::Reset;
 use crate::error::TickError;
 use crate::events::Event;
 use crate::events::window::WindowFailed;
-use crate::job::Job;
-use crate::reset::Reset;
 use crate::state::StateStore;
 use crate::summary::{Counts, PassReport, Summary};
+use crate::tick::claim::Claimed;
+use crate::tick::deliver::End;
+use crate::tick::job::Job;
 use crate::tick::pass::Ran;
 
 /// Releases the lease and returns the summary, or the failure of a window after its

@@ -1,25 +1,32 @@
 //! One tick, top to bottom: config, secret, lease, window, pull, forward, commit.
 
+mod claim;
+mod deliver;
 mod finish;
+pub(crate) mod job;
 mod pass;
 
+pub use claim::{Claim, Claimed};
+pub use deliver::WindowDone;
+pub use job::Target;
+
 use chrono::{DateTime, Utc};
+use tracing::Instrument;
 
 use crate::app::App;
 use crate::checkpoint;
-use crate::claim::{Claim, Claimed};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::deliver::WindowDone;
 use crate::devo::DevoTls;
 use crate::error::TickError;
-use crate::job::{Job, Target, Tenant};
 use crate::state::S3Store;
 use crate::summary::Summary;
+use crate::tenants::Tenant;
+
+use crate::tick::job::Job;
 use crate::trace::auth::TokenSource;
 use crate::trace::request_budget::{GRAPH_PERIOD, RequestBudget};
-use crate::transfer::Transfer;
-use crate::transfer::forward::ForwardSettings;
+use crate::transfer::{ForwardSettings, Retry, Transfer};
 
 /// The invocation a tick runs for.
 #[derive(Debug, Clone)]
@@ -47,8 +54,26 @@ pub async fn run_target(
     run_for(app, request, tenant, target, on_window).await
 }
 
-/// Runs the seven steps for `target` of `tenant` (a registry's tenant, or the one tenant).
+/// Runs the seven steps for `target` of `tenant` (a registry's tenant, or the one tenant),
+/// in a `tick` span that puts the request id and the tenant on every line it writes.
 pub async fn run_for(
+    app: &App,
+    request: &TickRequest,
+    tenant: Tenant,
+    target: &Target,
+    on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
+) -> Result<Summary, TickError> {
+    let span = tracing::info_span!(
+        "tick",
+        request_id = %request.request_id,
+        tenant = tenant.label()
+    );
+    Box::pin(run_in_span(app, request, tenant, target, on_window))
+        .instrument(span)
+        .await
+}
+
+async fn run_in_span(
     app: &App,
     request: &TickRequest,
     tenant: Tenant,
@@ -100,9 +125,19 @@ pub async fn run_for(
             if passes.last().is_some_and(|r| !r.caught_up()) {
                 break;
             }
-            passes.push(pass::run(&mut transfer, &context, p, &mut claimed, on_window).await?);
+            // The request id, the tenant and the pass on every line the pass writes.
+            let span = tracing::info_span!(
+                "pass",
+                request_id = %request.request_id,
+                tenant = job.tenant.label(),
+                pass = p.as_str()
+            );
+            let ran = pass::run(&mut transfer, &context, p, &mut claimed, on_window)
+                .instrument(span)
+                .await?;
+            passes.push(ran);
         }
-        claimed.checkpoint_mut().recent_requests = transfer.throttle.history(Utc::now());
+        claimed.checkpoint_mut().recent_requests = transfer.request_history(Utc::now());
         Ok::<_, TickError>(passes)
     }
     .await;
@@ -147,16 +182,19 @@ impl Session {
         devo: &'a DevoTls,
         clock: &'a Clock,
     ) -> Result<Transfer<'a>, TickError> {
-        Ok(Transfer {
-            source: app.source()?,
-            tokens: &mut self.tokens,
-            throttle: &mut self.throttle,
-            budget: clock.pull_budget(config.request_timeout, app.options().retry_min_delay),
-            forward: forward_settings(config, job, devo, clock),
-            organization: &secret.tenant_id,
-            retry_min_delay: app.options().retry_min_delay,
+        let retry = Retry {
+            min_delay: app.options().retry_min_delay,
             devo_attempts: app.options().devo_attempts,
-        })
+        };
+        Ok(Transfer::new(
+            app.source()?,
+            &mut self.tokens,
+            &mut self.throttle,
+            clock.pull_budget(config.request_timeout, retry.min_delay),
+            forward_settings(config, job, devo, clock),
+            &secret.tenant_id,
+            retry,
+        ))
     }
 }
 

@@ -3,19 +3,19 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::checkpoint::reset::Reset;
 use crate::checkpoint::second_look::Gap;
+use crate::checkpoint::split::Ended;
 use crate::checkpoint::{Checkpoint, Track};
-use crate::claim::Claimed;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::deliver::{Delivery, End, PassRun, WindowDone, deliver};
 use crate::error::TickError;
 use crate::events::Event;
-use crate::events::plan::{ReconcileGap, ResetApplied, Skipped, WindowSplit};
-use crate::job::{Job, Pass, Planned};
-use crate::reset::Reset;
-use crate::split::Ended;
+use crate::events::plan::{ReconcileGap, ResetApplied, SpanSkipped, WindowSplit};
 use crate::state::StateStore;
+use crate::tick::claim::Claimed;
+use crate::tick::deliver::{Delivery, End, PassRun, WindowDone, deliver};
+use crate::tick::job::{Job, Pass, Planned};
 use crate::transfer::Transfer;
 use crate::window::{Plan, Split};
 
@@ -26,13 +26,10 @@ const RECONCILE_SHARE: (usize, usize) = (3, 4);
 /// What one pass did.
 #[derive(Debug)]
 pub(super) struct Ran {
-    /// The pass.
     pub pass: Pass,
-    /// Its plan.
     pub plan: Plan,
     /// The due spans it dropped without a second look.
     pub gaps: Vec<Gap>,
-    /// Its delivery.
     pub delivery: Delivery,
     /// The split a window cut by the deadline calls for (an unordered source), from the next
     /// tick on.
@@ -49,13 +46,11 @@ impl Ran {
 /// What every pass of a tick shares.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Context<'a> {
-    /// The job.
     pub job: &'a Job,
     /// The reset the job's checkpoint just applied, if any.
     pub reset: Option<&'a Reset>,
     /// The tick's clock.
     pub clock: &'a Clock,
-    /// The configuration.
     pub config: &'a Config,
 }
 
@@ -86,12 +81,12 @@ pub(super) async fn run<S: StateStore>(
 
     // 5 + 6. pull and forward, window after window, each committed
     if pass == Pass::Reconcile {
-        transfer.throttle.lend(RECONCILE_SHARE.0, RECONCILE_SHARE.1);
+        transfer.lend_budget(RECONCILE_SHARE.0, RECONCILE_SHARE.1);
     }
     let young_from = clock.now - config.rules.delay;
     let run = PassRun { pass, young_from };
     let delivery = deliver(transfer, run, &plan, claimed, on_window).await;
-    transfer.throttle.restore();
+    transfer.restore_budget();
     let delivery = delivery?;
     note_stuck(claimed.checkpoint_mut(), track, &plan, before, &delivery);
     let cut = delivery.cut.as_ref().and_then(|cut| {
@@ -120,7 +115,7 @@ fn announce(plan: &Plan, reset: Option<&Reset>, gaps: &[Gap]) {
         ResetApplied(r).emit();
     }
     if let Some(span) = plan.skipped {
-        Skipped(span).emit();
+        SpanSkipped(span).emit();
     }
     if let Some(split) = plan.split {
         WindowSplit(split).emit();

@@ -150,11 +150,8 @@ pub struct MessageTrace<'a> {
     /// Received time, `yyyy-MM-ddTHH:mm:ss.fffffff` in UTC, as the Reporting Web Service writes
     /// it; `null` when the API sent no readable time.
     pub received: Option<String>,
-    /// Sender.
     pub sender_address: Option<&'a str>,
-    /// Recipient.
     pub recipient_address: Option<&'a str>,
-    /// Subject.
     pub subject: Option<&'a str>,
     /// Status with the Reporting Web Service's capitalisation, e.g. `Delivered`.
     pub status: Option<String>,

@@ -28,7 +28,7 @@ impl TraceSource {
     }
 
     /// Whether pages come newest first, which is what lets a window cut by the deadline resume
-    /// part-way. Without it, such a window is split at once (`crate::cut`).
+    /// part-way. Without it, such a window is split at once (`crate::checkpoint::cut`).
     pub fn newest_first(&self) -> bool {
         matches!(self, TraceSource::Graph(_))
     }

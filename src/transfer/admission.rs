@@ -12,7 +12,7 @@ use crate::window::Window;
 
 /// What happens to one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Fate {
     /// Send it.
     Send,
     /// Send it: the reconciliation pass found it missing from the ledger (exposed late), with
@@ -66,41 +66,41 @@ impl Admission {
     }
 
     /// Decides for the record `key` with `status`, received at `received`.
-    pub fn admit(&mut self, key: &str, status: Option<&str>, received: DateTime<Utc>) -> Verdict {
+    pub fn admit(&mut self, key: &str, status: Option<&str>, received: DateTime<Utc>) -> Fate {
         match self.admit_new(key, received) {
-            Verdict::Send
+            Fate::Send
                 if !self.sent.is_empty()
                     && sent::holds(&self.sent, &Fingerprint::of(key, status)) =>
             {
-                Verdict::SentBefore
+                Fate::SentBefore
             }
-            Verdict::Send => match &self.ledger {
-                None => Verdict::Send,
+            Fate::Send => match &self.ledger {
+                None => Fate::Send,
                 Some(ledger) => match ledger.verdict(key, status, received) {
-                    ledger::Verdict::Known => Verdict::Known,
-                    other => Verdict::Reconciled(other),
+                    ledger::Verdict::Known => Fate::Known,
+                    other => Fate::Reconciled(other),
                 },
             },
             other => other,
         }
     }
 
-    fn admit_new(&mut self, key: &str, received: DateTime<Utc>) -> Verdict {
+    fn admit_new(&mut self, key: &str, received: DateTime<Utc>) -> Fate {
         if received < self.window.start || received >= self.window.end {
-            return Verdict::Outside;
+            return Fate::Outside;
         }
         if !self.window.wants(received, key) {
-            return Verdict::Repeat;
+            return Fate::Repeat;
         }
         match self.seen.check(key, received) {
-            Seen::New => Verdict::Send,
-            Seen::Repeat => Verdict::Repeat,
+            Seen::New => Fate::Send,
+            Seen::Repeat => Fate::Repeat,
             // Newer than keys already let go: only a source breaking its newest-first order
             // sends that. Send it (a possible repeat is better than a loss) and stop relying
             // on the order for this window.
             Seen::AssumedDelivered => {
                 self.newest_first = false;
-                Verdict::Send
+                Fate::Send
             }
         }
     }
@@ -152,15 +152,15 @@ mod tests {
             }),
         };
         let mut a = Admission::new(w.clone(), true);
-        assert_eq!(a.admit("x", None, t(60)), Verdict::Outside);
-        assert_eq!(a.admit("x", None, t(-1)), Verdict::Outside);
-        assert_eq!(a.admit("done", None, t(30)), Verdict::Repeat);
-        assert_eq!(a.admit("x", None, t(30)), Verdict::Send);
-        assert_eq!(a.admit("x", None, t(30)), Verdict::Repeat);
+        assert_eq!(a.admit("x", None, t(60)), Fate::Outside);
+        assert_eq!(a.admit("x", None, t(-1)), Fate::Outside);
+        assert_eq!(a.admit("done", None, t(30)), Fate::Repeat);
+        assert_eq!(a.admit("x", None, t(30)), Fate::Send);
+        assert_eq!(a.admit("x", None, t(30)), Fate::Repeat);
         a.restart(w);
         assert_eq!(
             a.admit("x", None, t(30)),
-            Verdict::Send,
+            Fate::Send,
             "after a broken stream: sent again"
         );
     }
@@ -174,9 +174,9 @@ mod tests {
         };
         let sent = vec![Fingerprint::of("a", Some("Delivered"))];
         let mut a = Admission::new(w.clone(), false).with_sent(sent.clone());
-        assert_eq!(a.admit("a", Some("Delivered"), t(5)), Verdict::SentBefore);
-        assert_eq!(a.admit("b", Some("Delivered"), t(5)), Verdict::Send);
+        assert_eq!(a.admit("a", Some("Delivered"), t(5)), Fate::SentBefore);
+        assert_eq!(a.admit("b", Some("Delivered"), t(5)), Fate::Send);
         let mut changed = Admission::new(w, false).with_sent(sent);
-        assert_eq!(changed.admit("a", Some("Failed"), t(5)), Verdict::Send);
+        assert_eq!(changed.admit("a", Some("Failed"), t(5)), Fate::Send);
     }
 }

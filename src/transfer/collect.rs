@@ -8,16 +8,16 @@ use crate::ledger::Fingerprint;
 
 /// A delivered line's fingerprint and its record's received time (which decides whether its
 /// span needs a second look).
-pub type Delivered = (Fingerprint, DateTime<Utc>);
+pub type Fingerprinted = (Fingerprint, DateTime<Utc>);
 
 /// Fingerprints by how far their lines got.
 #[derive(Debug, Default)]
 pub struct Collected {
     /// Records received before this are not held (their span needs no second look).
     from: Option<DateTime<Utc>>,
-    page: Vec<Delivered>,
-    written: Vec<Delivered>,
-    confirmed: Vec<Delivered>,
+    page: Vec<Fingerprinted>,
+    written: Vec<Fingerprinted>,
+    confirmed: Vec<Fingerprinted>,
 }
 
 impl Collected {
@@ -53,7 +53,7 @@ impl Collected {
     }
 
     /// The confirmed fingerprints.
-    pub fn take(&mut self) -> Vec<Delivered> {
+    pub fn take(&mut self) -> Vec<Fingerprinted> {
         std::mem::take(&mut self.confirmed)
     }
 }

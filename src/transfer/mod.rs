@@ -2,13 +2,16 @@
 //! (first URL, nextLinks, restarts), admission (window bounds, then dedup), the frontier (what
 //! was delivered by which instant) and forwarding (framing and relay streams).
 
-pub mod admission;
-pub mod collect;
+mod admission;
+mod collect;
 pub mod dedup;
-pub mod forward;
-pub mod frontier;
-pub mod paging;
+mod forward;
+mod frontier;
+mod paging;
 mod run;
+
+pub use collect::Fingerprinted;
+pub use forward::ForwardSettings;
 
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -24,7 +27,6 @@ use crate::trace::http::Budget;
 use crate::trace::request_budget::RequestBudget;
 use crate::trace::source::TraceSource;
 use crate::window::Window;
-use forward::ForwardSettings;
 
 /// Why a window could not be delivered.
 #[derive(Debug, Error)]
@@ -66,7 +68,7 @@ impl TransferError {
     }
 }
 
-pub use crate::checkpoint::position::Progress;
+pub use crate::checkpoint::Progress;
 
 /// A window's transfer: how far it got, and why it stopped short if it failed. A failed
 /// window's progress is committed before the failure is reported.
@@ -78,10 +80,10 @@ pub struct WindowResult {
     pub failure: Option<TransferError>,
     /// The fingerprints of the lines the relay confirmed, with their records' received times
     /// ([`Ledger::Collect`] only).
-    pub fingerprints: Vec<collect::Delivered>,
+    pub fingerprints: Vec<collect::Fingerprinted>,
     /// An unordered source only: the fingerprints of every line the relay confirmed, which the
     /// pieces of a window cut by the deadline skip.
-    pub sent: Vec<collect::Delivered>,
+    pub sent: Vec<collect::Fingerprinted>,
 }
 
 /// What a window's transfer does with the fresh pass's ledger.
@@ -99,22 +101,82 @@ pub enum Ledger {
 /// The services and limits every window's transfer uses.
 #[derive(Debug)]
 pub struct Transfer<'a> {
-    /// The API (Graph or the Reporting Web Service).
-    pub source: &'a TraceSource,
-    /// Tokens.
-    pub tokens: &'a mut TokenSource,
+    source: &'a TraceSource,
+    tokens: &'a mut TokenSource,
     /// The client-side request budget, kept in the checkpoint.
-    pub throttle: &'a mut RequestBudget,
+    throttle: &'a mut RequestBudget,
     /// Pulling stops when this runs out.
-    pub budget: Budget,
-    /// The relay and the limits of its streams.
-    pub forward: ForwardSettings<'a>,
+    budget: Budget,
+    forward: ForwardSettings<'a>,
     /// Tenant id, the Organization field.
-    pub organization: &'a str,
-    /// First delay before delivering again after the relay failed (then doubling).
-    pub retry_min_delay: Duration,
+    organization: &'a str,
+    retry: Retry,
+}
+
+/// How a window's delivery is retried when the relay fails.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// First delay before delivering again (then doubling).
+    pub min_delay: Duration,
     /// Relay failures in a row, without anything confirmed between them, before giving up.
     pub devo_attempts: u32,
+}
+
+impl<'a> Transfer<'a> {
+    /// The services and limits of one tick's windows: the API and its tokens, the request
+    /// budget (kept in the checkpoint), the pull's time budget, the relay, the tenant id (the
+    /// Organization field) and the relay's retries.
+    pub fn new(
+        source: &'a TraceSource,
+        tokens: &'a mut TokenSource,
+        throttle: &'a mut RequestBudget,
+        budget: Budget,
+        forward: ForwardSettings<'a>,
+        organization: &'a str,
+        retry: Retry,
+    ) -> Transfer<'a> {
+        Transfer {
+            source,
+            tokens,
+            throttle,
+            budget,
+            forward,
+            organization,
+            retry,
+        }
+    }
+
+    /// Whether the API pages newest first (a window cut part-way resumes below its oldest
+    /// delivered record); an unordered source's window is cut instead.
+    pub fn newest_first(&self) -> bool {
+        self.source.newest_first()
+    }
+
+    /// What is left of the pull's time budget.
+    pub fn time_left(&self) -> Duration {
+        self.budget.remaining()
+    }
+
+    /// Whether the pull's time budget has run out.
+    pub fn out_of_time(&self) -> bool {
+        self.budget.exhausted()
+    }
+
+    /// The requests of the request budget's period before `now`, for the checkpoint.
+    pub fn request_history(&mut self, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+        self.throttle.history(now)
+    }
+
+    /// Lends `numerator / denominator` of the request budget to the next pass (the rest stays
+    /// for the next tick's fresh pass) until [`Transfer::restore_budget`].
+    pub fn lend_budget(&mut self, numerator: usize, denominator: usize) {
+        self.throttle.lend(numerator, denominator);
+    }
+
+    /// Gives the whole request budget back.
+    pub fn restore_budget(&mut self) {
+        self.throttle.restore();
+    }
 }
 
 impl Transfer<'_> {

@@ -17,7 +17,7 @@ use crate::trace::page::{SourcePage, TraceRecord};
 use crate::trace::record::MappingContext;
 use crate::trace::request_budget::RequestBudget;
 use crate::trace::source::TraceSource;
-use crate::transfer::admission::{Admission, Verdict};
+use crate::transfer::admission::{Admission, Fate};
 use crate::transfer::collect::Collected;
 use crate::transfer::forward::Forward;
 use crate::transfer::frontier::Frontier;
@@ -97,8 +97,8 @@ impl<'r> Run<'r> {
             tally: Counts::default(),
             index: 0,
             passed: 0,
-            retry_min_delay: t.retry_min_delay,
-            devo_attempts: t.devo_attempts,
+            retry_min_delay: t.retry.min_delay,
+            devo_attempts: t.retry.devo_attempts,
             devo_failures: 0,
             confirmed_at_failure: 0,
         }
@@ -267,15 +267,15 @@ impl<'r> Run<'r> {
             let received = timed.unwrap_or(self.window.start);
             let verdict = self.admission.admit(&key, record.status(), received);
             match verdict {
-                Verdict::Outside => {
+                Fate::Outside => {
                     self.tally.outside_window += 1;
                     continue;
                 }
-                Verdict::Repeat => {
+                Fate::Repeat => {
                     self.tally.duplicates_skipped += 1;
                     continue;
                 }
-                Verdict::Known => {
+                Fate::Known => {
                     // Delivered by the fresh pass: progress like a line sent.
                     self.tally.duplicates_skipped += 1;
                     self.passed += 1;
@@ -286,14 +286,14 @@ impl<'r> Run<'r> {
                     }
                     continue;
                 }
-                Verdict::SentBefore => self.tally.duplicates_skipped += 1,
-                Verdict::Reconciled(why) => self.tally_reconciled(why),
-                Verdict::Send => {}
+                Fate::SentBefore => self.tally.duplicates_skipped += 1,
+                Fate::Reconciled(why) => self.tally_reconciled(why),
+                Fate::Send => {}
             }
             for c in self.collected.iter_mut().chain(&mut self.sent) {
                 c.push(Fingerprint::of(&key, record.status()), received);
             }
-            if verdict == Verdict::SentBefore {
+            if verdict == Fate::SentBefore {
                 // Confirmed by a tick that cut this window: delivered, held as such.
                 continue;
             }

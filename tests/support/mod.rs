@@ -278,7 +278,7 @@ impl Harness {
             (Utc::now() + chrono::Duration::from_std(deadline_in).unwrap()).timestamp_millis(),
         )
         .unwrap();
-        m365_trace_to_devo::handler::handle(app, LambdaEvent::new(event, context))
+        m365_trace_to_devo::lambda::handler::handle(app, LambdaEvent::new(event, context))
             .await
             .map_err(|e| {
                 let d = lambda_runtime::Diagnostic::from(e);

@@ -6,12 +6,12 @@ use chrono::{DateTime, Utc};
 
 use crate::checkpoint::Track;
 use crate::checkpoint::second_look::{self, MAX_PART_RECORDS};
-use crate::claim::Claimed;
 use crate::events::Event;
 use crate::events::ledger::LedgerMissing;
 use crate::ledger::{self, LedgerIndex, LedgerPart};
 use crate::state::{StateError, StateStore};
-use crate::transfer::collect::Delivered;
+use crate::tick::claim::Claimed;
+use crate::transfer::Fingerprinted;
 use crate::window::Window;
 
 impl<S: StateStore> Claimed<'_, S> {
@@ -23,7 +23,7 @@ impl<S: StateStore> Claimed<'_, S> {
         &mut self,
         window: &Window,
         young_from: DateTime<Utc>,
-        delivered: Vec<Delivered>,
+        delivered: Vec<Fingerprinted>,
     ) -> Result<(), StateError> {
         let young = (window.start.max(young_from), window.end);
         if young.0 >= young.1 {

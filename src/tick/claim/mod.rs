@@ -7,9 +7,9 @@ mod ledger;
 
 use chrono::{DateTime, Utc};
 
+use crate::checkpoint::lease::{self as lease_rules, Lease, LeaseDecision};
 use crate::checkpoint::{self, Checkpoint, Stored};
 use crate::events::{Event, lease};
-use crate::lease::{self as lease_rules, Lease, LeaseDecision};
 use crate::state::{StateError, StateStore};
 use crate::summary::LeaseReport;
 
@@ -22,7 +22,6 @@ pub enum Claim<'s, S: StateStore> {
     Refused {
         /// The checkpoint as found.
         checkpoint: Checkpoint,
-        /// Why.
         report: LeaseReport,
     },
 }

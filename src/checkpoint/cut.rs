@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, Utc};
 
-use crate::split::MIN_PIECE;
+use crate::checkpoint::split::MIN_PIECE;
 
 /// Share of a tick's pulling time a piece is sized to fill: the rest absorbs a slower page.
 const HEADROOM: f64 = 0.8;
@@ -100,7 +100,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::split::longest;
+    use crate::checkpoint::split::longest;
 
     fn t(s: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap() + chrono::Duration::seconds(s)

@@ -291,7 +291,7 @@ mod tests {
     #[test]
     fn a_backfill_reports_no_lag() {
         let mut s = summary();
-        s.backfill = Some(crate::backfill::Report {
+        s.backfill = Some(crate::checkpoint::backfill::Report {
             name: "n".into(),
             key: "k".into(),
             start: Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),

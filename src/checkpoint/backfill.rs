@@ -7,8 +7,19 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::config::WindowRules;
-use crate::event::BackfillRequest;
 use crate::window::Bounds;
+
+/// A backfill request: `{"backfill": {"start": "RFC3339", "end": "RFC3339", "name": "…"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BackfillRequest {
+    /// Inclusive start.
+    pub start: DateTime<Utc>,
+    /// Exclusive end.
+    pub end: DateTime<Utc>,
+    /// Optional name of the backfill's checkpoint.
+    #[serde(default)]
+    pub name: Option<String>,
+}
 
 /// Longest accepted backfill name.
 pub const MAX_NAME_LEN: usize = 100;
@@ -44,7 +55,6 @@ pub enum BackfillError {
     Future {
         /// Requested end.
         end: String,
-        /// The clock.
         now: String,
         /// now − delay.
         horizon: String,
@@ -68,9 +78,7 @@ pub enum BackfillError {
     Lookback {
         /// Requested start.
         start: String,
-        /// The API.
         api: &'static str,
-        /// Its lookback.
         lookback_days: i64,
         /// The oldest accepted start.
         earliest: String,
@@ -88,7 +96,6 @@ pub enum BackfillError {
         "backfill {name:?} already exists for {start}..{end}: repeat that range to resume it, or choose another name"
     )]
     Mismatch {
-        /// The name.
         name: String,
         /// The stored range's start.
         start: String,
@@ -196,7 +203,6 @@ pub fn bounds(range: &Range, now: DateTime<Utc>, rules: &WindowRules) -> Bounds 
 /// How much of a backfill is done, for the summary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
-    /// The name.
     pub name: String,
     /// The checkpoint object's key.
     pub key: String,
@@ -236,7 +242,7 @@ mod tests {
     use super::*;
     use crate::window::MAX_QUERY_SPAN;
     use crate::window::tests::{now, rules};
-    use crate::window::{Progress, plan_within};
+    use crate::window::{Standing, plan_within};
 
     fn request(start: DateTime<Utc>, end: DateTime<Utc>, name: Option<&str>) -> BackfillRequest {
         BackfillRequest {
@@ -364,7 +370,7 @@ mod tests {
             prop_assume!(end > start);
             let range = validate(&request(start, end, None), now(), &rules, "graph").unwrap();
             let done = (start + Duration::seconds(done_s)).min(end);
-            let p = plan_within(Progress { end: Some(done), partial: None }, &bounds(&range, now(), &rules), max_windows);
+            let p = plan_within(Standing { end: Some(done), partial: None }, &bounds(&range, now(), &rules), max_windows);
             prop_assert!(p.skipped.is_none());
             prop_assert_eq!(p.start, done, "resumes where it stopped");
             let mut expected = done;

@@ -4,17 +4,40 @@
 use std::process::ExitCode;
 
 use chrono::Utc;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use m365_trace_to_devo::app::App;
 use m365_trace_to_devo::config::Config;
 use m365_trace_to_devo::error_chain;
-use m365_trace_to_devo::job::Tenant;
 use m365_trace_to_devo::state::S3Store;
+use m365_trace_to_devo::tenants::Tenant;
 use m365_trace_to_devo::tenants::registry::{self, Entry, Registry};
 use m365_trace_to_devo::tenants::status::{self, TenantStatus};
 use m365_trace_to_devo::tenants::{self, TenantsError, archive::S3Objects, edit};
 
-use crate::{fail, print_json, z};
+use crate::Global;
+use crate::output::{fail, print_json, z};
+
+/// `tenants`: the registry.
+#[derive(Args)]
+pub(crate) struct Tenants {
+    #[command(subcommand)]
+    command: TenantsCommand,
+}
+
+impl Tenants {
+    pub(crate) async fn run(self, global: Global) -> ExitCode {
+        if global.tenant.is_some() {
+            return fail(
+                global.json,
+                "--tenant is for tick, backfill, check and plan; the tenants commands take the name as an argument",
+            );
+        }
+        match global.app("warn").await {
+            Ok(app) => run(&app, self.command, global.json).await,
+            Err(code) => code,
+        }
+    }
+}
 
 /// What to do with the registry.
 #[derive(Subcommand)]
@@ -47,51 +70,40 @@ pub(crate) enum TenantsCommand {
     /// {dir}/tenants-removed/NAME-{time}/, so that a tenant added again under the name starts
     /// fresh.
     Remove {
-        /// Its name.
         name: String,
         /// Leave its state where it is (a later `add NAME --keep-state` continues from it).
         #[arg(long)]
         keep_state: bool,
     },
     /// Stop dispatching a tenant; its state is kept.
-    Pause {
-        /// Its name.
-        name: String,
-    },
+    Pause { name: String },
     /// Dispatch a paused tenant again from the next scheduled event.
-    Resume {
-        /// Its name.
-        name: String,
-    },
+    Resume { name: String },
 }
 
 /// The tenant `--tenant NAME` names for tick, backfill, check or plan (`paused_ok`: a paused
-/// one too); none without a registry; an error, in words, for `--tenant` on the `tenants`
-/// commands (`editing`) or a registry deployment's command without `--tenant`.
+/// one too); none without a registry; an error, in words, for a registry deployment's command
+/// without `--tenant`.
 pub(crate) async fn tenant_for(
     app: &App,
     name: Option<&str>,
-    editing: bool,
     paused_ok: bool,
 ) -> Result<Option<Tenant>, String> {
     let registry = app.config().ok().and_then(|c| c.tenants_key.clone());
-    match (name, editing, registry) {
-        (Some(_), true, _) => Err(
-            "--tenant is for tick, backfill, check and plan; the tenants commands take the name as an argument".into(),
-        ),
-        (Some(name), false, _) => tenants::tenant(app, name, paused_ok)
+    match (name, registry) {
+        (Some(name), _) => tenants::tenant(app, name, paused_ok)
             .await
             .map(Some)
             .map_err(|e| error_chain(&e)),
-        (None, false, Some(key)) => Err(format!(
+        (None, Some(key)) => Err(format!(
             "TENANTS_KEY={key} is set: this deployment serves the tenants of that registry; name one with --tenant NAME (see `tenants list`)"
         )),
-        (None, _, _) => Ok(None),
+        (None, None) => Ok(None),
     }
 }
 
 /// Runs `command` against the registry at `TENANTS_KEY`.
-pub(crate) async fn run(app: &App, command: TenantsCommand, json: bool) -> ExitCode {
+async fn run(app: &App, command: TenantsCommand, json: bool) -> ExitCode {
     let config = match app.config() {
         Ok(c) => c,
         Err(e) => return fail(json, &e.to_string()),

@@ -1,21 +1,13 @@
 //! What an invocation asks for: a scheduled tick (any event that is neither a backfill nor a
 //! tenant's), a backfill, or a registry tenant's tick or backfill.
 
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use crate::app::App;
+use crate::checkpoint::backfill::BackfillRequest;
+use crate::error::TickError;
+use crate::tenants::registry::valid_name;
+use crate::tenants::{self, DEFAULT_TENANT, Tenant, TenantsError};
+use crate::tick::job::Target;
 use thiserror::Error;
-
-/// A backfill request: `{"backfill": {"start": "RFC3339", "end": "RFC3339", "name": "…"}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct BackfillRequest {
-    /// Inclusive start.
-    pub start: DateTime<Utc>,
-    /// Exclusive end.
-    pub end: DateTime<Utc>,
-    /// Optional name of the backfill's checkpoint.
-    #[serde(default)]
-    pub name: Option<String>,
-}
 
 /// The kind of run an event asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +40,12 @@ pub enum EventError {
     Tenant(String),
 }
 
+impl From<EventError> for TickError {
+    fn from(error: EventError) -> TickError {
+        TickError::Event(Box::new(error))
+    }
+}
+
 /// Classifies an invocation payload.
 pub fn classify(event: &serde_json::Value) -> Result<Invocation, EventError> {
     let backfill = event
@@ -66,6 +64,73 @@ pub fn classify(event: &serde_json::Value) -> Result<Invocation, EventError> {
         (None, Some(backfill)) => Ok(Invocation::Backfill(backfill)),
         (None, None) => Ok(Invocation::Tick),
     }
+}
+
+/// What an invocation runs, resolved once from its event and the deployment.
+#[derive(Debug)]
+pub(super) enum Run {
+    /// A scheduled event in a deployment with a tenant registry (at `registry`): start every
+    /// enabled tenant's tick.
+    Dispatch {
+        /// The registry's key.
+        registry: String,
+    },
+    /// One tenant's tick or backfill: the deployment's one tenant, or a registry's.
+    Tick {
+        /// Whose records.
+        tenant: Tenant,
+        /// The schedule or a backfill.
+        target: Target,
+    },
+}
+
+/// Resolves `payload` for this deployment: what to run, and the tenant's label for the metrics
+/// and the log (`default` for the one tenant or an event that names none, `invalid` for a name
+/// that cannot be a tenant's: it does not become a metric dimension).
+pub(super) async fn resolve(
+    app: &App,
+    payload: &serde_json::Value,
+) -> (String, Result<Run, TickError>) {
+    let registry = app.config().ok().and_then(|c| c.tenants_key.clone());
+    let single = DEFAULT_TENANT.to_owned();
+    let invocation = match classify(payload) {
+        Ok(invocation) => invocation,
+        Err(e) => return (single, Err(e.into())),
+    };
+    match (invocation, registry) {
+        (Invocation::Tick, Some(registry)) => (single, Ok(Run::Dispatch { registry })),
+        (Invocation::Backfill(_), Some(key)) => {
+            let bucket = app
+                .config()
+                .map(|c| c.state_bucket.clone())
+                .unwrap_or_default();
+            let refused = TenantsError::BackfillNeedsTenant { bucket, key };
+            (single, Err(refused.into()))
+        }
+        (Invocation::Tick, None) => (single, the_one(app, Target::Scheduled)),
+        (Invocation::Backfill(backfill), None) => {
+            (single, the_one(app, Target::Backfill(backfill)))
+        }
+        (Invocation::Tenant { name, backfill }, _) => {
+            let target = backfill.map_or(Target::Scheduled, Target::Backfill);
+            let run = tenants::tenant(app, &name, false)
+                .await
+                .map(|tenant| Run::Tick { tenant, target })
+                .map_err(TickError::from);
+            let label = if valid_name(&name) {
+                name
+            } else {
+                "invalid".to_owned()
+            };
+            (label, run)
+        }
+    }
+}
+
+/// `target` of the deployment's one tenant.
+fn the_one(app: &App, target: Target) -> Result<Run, TickError> {
+    let tenant = Tenant::single(app.config()?);
+    Ok(Run::Tick { tenant, target })
 }
 
 #[cfg(test)]

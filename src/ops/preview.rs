@@ -5,13 +5,14 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 
 use crate::app::App;
-use crate::backfill;
+use crate::checkpoint::backfill;
+use crate::checkpoint::lease::Lease;
+use crate::checkpoint::reset::Reset;
 use crate::checkpoint::{self, Checkpoint};
 use crate::error::TickError;
-use crate::job::{Job, Pass, Target, Tenant};
-use crate::lease::Lease;
-use crate::reset::Reset;
 use crate::state::S3Store;
+use crate::tenants::Tenant;
+use crate::tick::job::{Job, Pass, Target};
 use crate::window::Plan;
 
 /// The windows a run would pull now, and the state they come from.

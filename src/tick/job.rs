@@ -3,13 +3,14 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::backfill::{self, BackfillError, Range};
+use crate::checkpoint::backfill::BackfillRequest;
+use crate::checkpoint::backfill::{self, BackfillError, Range};
+use crate::checkpoint::reset::{self, Reset};
 use crate::checkpoint::second_look::{self, Gap};
 use crate::checkpoint::{Checkpoint, Track};
 use crate::config::Config;
-use crate::event::BackfillRequest;
-use crate::reset::{self, Reset};
 use crate::summary::Summary;
+use crate::tenants::Tenant;
 use crate::window::{Bounds, Plan, Skipped};
 
 /// Windows planned at most per tick (a 90-day catch-up of 6-hour windows is 360).
@@ -23,45 +24,6 @@ pub enum Target {
     /// A range, under `backfill/{name}.json` next to `STATE_KEY`.
     Backfill(BackfillRequest),
 }
-
-/// Whose records a job moves: where its credentials, its state and its Devo identity are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tenant {
-    /// Its name in the tenant registry; `None` for the deployment's one tenant.
-    pub name: Option<String>,
-    /// The secret with its Microsoft credentials (and Devo material).
-    pub secret_id: String,
-    /// Key of its scheduled checkpoint.
-    pub state_key: String,
-    /// Host field of its lines.
-    pub devo_hostname: String,
-    /// Devo tag of its lines.
-    pub devo_tag: String,
-    /// Its `RESET_BEFORE`: a new value restarts its schedule from `HISTORIC_DAYS` back.
-    pub reset_before: Option<DateTime<Utc>>,
-}
-
-impl Tenant {
-    /// The deployment's one tenant: `SECRET_ID`, `STATE_KEY`, `DEVO_HOSTNAME`, `DEVO_TAG`.
-    pub fn single(config: &Config) -> Tenant {
-        Tenant {
-            name: None,
-            secret_id: config.secret_id.clone(),
-            state_key: config.state_key.clone(),
-            devo_hostname: config.devo_hostname.clone(),
-            devo_tag: config.devo_tag.clone(),
-            reset_before: config.reset_before,
-        }
-    }
-
-    /// The name metrics and logs use: the registry name, `default` for the one tenant.
-    pub fn label(&self) -> &str {
-        self.name.as_deref().unwrap_or(DEFAULT_TENANT)
-    }
-}
-
-/// The `Tenant` metric dimension and log field of a deployment without a registry.
-pub const DEFAULT_TENANT: &str = "default";
 
 /// What a job covers: the schedule, or a backfill range under its own checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -360,7 +322,7 @@ mod tests {
         let mut c = Checkpoint::empty(now());
         let start = now() - Duration::days(2);
         c.primary.end = Some(start);
-        c.primary.stuck = Some(crate::split::Stuck {
+        c.primary.stuck = Some(crate::checkpoint::split::Stuck {
             start,
             until: start + Duration::hours(6),
             ticks: 2,

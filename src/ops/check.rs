@@ -11,9 +11,9 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::config::Config;
 use crate::devo::{DevoSender, DevoTls};
 use crate::error_chain;
-use crate::job::Tenant;
 use crate::secret::Secret;
 use crate::state::{S3Store, StateError};
+use crate::tenants::Tenant;
 use crate::trace::auth::TokenSource;
 use crate::trace::http::Budget;
 use crate::trace::request_budget::{GRAPH_LIMIT, GRAPH_PERIOD, RequestBudget};
@@ -36,7 +36,6 @@ pub enum Status {
 pub struct CheckResult {
     /// `config`, `secret`, `token`, `api`, `s3_read`, `s3_write` or `devo`.
     pub check: &'static str,
-    /// The outcome.
     pub status: Status,
     /// What was found, or the error.
     pub detail: String,

@@ -8,18 +8,18 @@ use crate::app::App;
 use tracing::Instrument;
 
 use crate::error::TickError;
-use crate::event::{EventError, Invocation, classify};
+use crate::events::metrics::Dimensions;
 use crate::events::tenants::DispatchFailed;
 use crate::events::tick::{MetricsContext, NoDeadline, TickFailed, TickFinished};
 use crate::events::{Event, ms};
-use crate::job::{DEFAULT_TENANT, Target};
-use crate::metrics::Dimensions;
+use crate::lambda::invocation::{self, Run};
 use crate::state::S3Store;
 use crate::summary::Summary;
+use crate::tenants::Tenant;
 use crate::tenants::dispatch::{DISPATCH_CONCURRENCY, Pace};
 use crate::tenants::invoke::LambdaInvoker;
-use crate::tenants::registry::valid_name;
 use crate::tenants::{self, TenantsError};
+use crate::tick::job::Target;
 use crate::tick::{self, TickRequest};
 
 /// Handles one invocation: every log line it writes carries the request id (in `span`), and
@@ -29,7 +29,11 @@ pub async fn handle(
     app: &App,
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, TickError> {
-    let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
+    let span = tracing::info_span!(
+        "invocation",
+        request_id = %event.context.request_id,
+        tenant = tracing::field::Empty
+    );
     // Boxed: the tick's and the dispatch's futures are deep; unboxed, the binary's future
     // would exceed the compiler's type-layout depth limit.
     Box::pin(handle_in_span(app, event)).instrument(span).await
@@ -49,21 +53,26 @@ async fn handle_in_span(
         .or_else(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok())
         .unwrap_or_else(|| "m365-trace-to-devo".to_owned());
     let api = app.config().map_or("unknown", |c| c.trace_api.as_str());
-    let invocation = classify(&event.payload);
-    let registry = app.config().ok().and_then(|c| c.tenants_key.clone());
-    if let (Ok(Invocation::Tick), Some(key)) = (&invocation, registry) {
-        let own = Some(event.context.invoked_function_arn.clone())
-            .filter(|arn| !arn.is_empty())
-            .or_else(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok());
-        let dimensions = Dimensions {
-            function_name: &function_name,
-            api,
-            tenant: "dispatch",
-            per_tenant: false,
-        };
-        return dispatch(app, &key, own, request.deadline, dimensions).await;
+    let (tenant, resolved) = invocation::resolve(app, &event.payload).await;
+    if !matches!(resolved, Ok(Run::Dispatch { .. })) {
+        tracing::Span::current().record("tenant", tenant.as_str());
     }
-    let (tenant, result) = run(app, &request, invocation).await;
+    let result = match resolved {
+        Ok(Run::Dispatch { registry }) => {
+            let own = Some(event.context.invoked_function_arn.clone())
+                .filter(|arn| !arn.is_empty())
+                .or_else(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok());
+            let dimensions = Dimensions {
+                function_name: &function_name,
+                api,
+                tenant: "dispatch",
+                per_tenant: false,
+            };
+            return dispatch(app, &registry, own, request.deadline, dimensions).await;
+        }
+        Ok(Run::Tick { tenant, target }) => run(app, &request, tenant, &target).await,
+        Err(e) => Err(e),
+    };
     let metrics = MetricsContext {
         dimensions: Dimensions {
             function_name: &function_name,
@@ -98,64 +107,18 @@ async fn handle_in_span(
     }
 }
 
-/// Runs what the event asks for; returns the tenant's label for the metrics and the log.
+/// A tenant's tick or backfill; a registry tenant's scheduled tick that fails before its lease
+/// records the failure in its checkpoint for `tenants list`.
 async fn run(
     app: &App,
     request: &TickRequest,
-    invocation: Result<Invocation, EventError>,
-) -> (String, Result<Summary, TickError>) {
-    let single = DEFAULT_TENANT.to_owned();
-    let registry = app.config().ok().and_then(|c| c.tenants_key.as_ref());
-    match (invocation, registry) {
-        (Ok(Invocation::Tick), _) => {
-            let result = tick::run_target(app, request, &Target::Scheduled, &mut |_| {}).await;
-            (single, result)
-        }
-        (Ok(Invocation::Backfill(_)), Some(key)) => {
-            let bucket = app
-                .config()
-                .map(|c| c.state_bucket.clone())
-                .unwrap_or_default();
-            let refused = TenantsError::BackfillNeedsTenant {
-                bucket,
-                key: key.clone(),
-            };
-            (single, Err(refused.into()))
-        }
-        (Ok(Invocation::Backfill(backfill)), None) => {
-            let target = Target::Backfill(backfill);
-            (
-                single,
-                tick::run_target(app, request, &target, &mut |_| {}).await,
-            )
-        }
-        (Ok(Invocation::Tenant { name, backfill }), _) => {
-            let target = backfill.map_or(Target::Scheduled, Target::Backfill);
-            let result = run_tenant(app, request, &name, &target).await;
-            // A name that cannot be a tenant's does not become a metric dimension.
-            let label = if valid_name(&name) {
-                name
-            } else {
-                "invalid".to_owned()
-            };
-            (label, result)
-        }
-        (Err(e), _) => (single, Err(TickError::Event(e))),
-    }
-}
-
-/// A registry tenant's tick or backfill; a scheduled tick's failure before its lease is
-/// recorded in its checkpoint for `tenants list`.
-async fn run_tenant(
-    app: &App,
-    request: &TickRequest,
-    name: &str,
+    tenant: Tenant,
     target: &Target,
 ) -> Result<Summary, TickError> {
-    let tenant = tenants::tenant(app, name, false).await?;
+    let registered = tenant.name.is_some();
     let key = tenant.state_key.clone();
     let result = tick::run_for(app, request, tenant, target, &mut |_| {}).await;
-    if let (Err(e), Target::Scheduled) = (&result, target)
+    if let (true, Err(e), Target::Scheduled) = (registered, &result, target)
         && !matches!(e, TickError::Transfer { .. })
     {
         tenants::note_failure(app, &key, e.error_type(), crate::error_chain(e)).await;

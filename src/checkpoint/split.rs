@@ -27,7 +27,7 @@ pub struct Stuck {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Where a window of an unordered source cut by the deadline is cut
-    /// (`crate::cut::boundaries`): the span is split at once, without waiting for
+    /// (`crate::checkpoint::cut::boundaries`): the span is split at once, without waiting for
     /// [`SPLIT_AFTER`] ticks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cut_at: Vec<DateTime<Utc>>,

@@ -3,21 +3,20 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::claim::{Claimed, Saved};
-use crate::cut::Measured;
+use crate::checkpoint::cut::Measured;
 use crate::events::Event;
 use crate::events::window::WindowFinished;
-use crate::job::{MAX_WINDOWS_PER_TICK, Pass};
 use crate::ledger::Fingerprint;
 use crate::state::{StateError, StateStore};
 use crate::summary::Counts;
+use crate::tick::claim::{Claimed, Saved};
+use crate::tick::job::{MAX_WINDOWS_PER_TICK, Pass};
 use crate::transfer::{Ledger, Progress, Transfer, TransferError};
 use crate::window::{Plan, Window};
 
 /// A window just finished, for progress displays (the JSON log line is written anyway).
 #[derive(Debug)]
 pub struct WindowDone<'a> {
-    /// The window.
     pub window: &'a Window,
     /// Its position in the plan, from 1.
     pub number: usize,
@@ -40,9 +39,7 @@ pub enum End {
     LeaseLost,
     /// A window failed after its delivered part was committed.
     Failed {
-        /// The window.
         window: Window,
-        /// Why.
         error: TransferError,
     },
 }
@@ -50,7 +47,6 @@ pub enum End {
 /// What a plan's delivery did.
 #[derive(Debug)]
 pub struct Delivery {
-    /// Totals.
     pub counts: Counts,
     /// How it ended.
     pub end: End,
@@ -84,7 +80,6 @@ pub struct Cut {
 /// no second look (now − `DELAY_SECONDS`).
 #[derive(Debug, Clone, Copy)]
 pub struct PassRun {
-    /// The pass.
     pub pass: Pass,
     /// now − `DELAY_SECONDS` at the tick's start.
     pub young_from: DateTime<Utc>,
@@ -101,7 +96,7 @@ pub async fn deliver<S: StateStore>(
     let mut counts = Counts::default();
     let delivery_started = std::time::Instant::now();
     for (number, window) in plan.windows.iter().enumerate() {
-        if transfer.budget.exhausted() {
+        if transfer.out_of_time() {
             return Ok(Delivery::ended(counts, End::OutOfTime));
         }
         // transfer: pull and forward the window
@@ -115,7 +110,6 @@ pub async fn deliver<S: StateStore>(
         counts += this;
         let outcome = outcome(&result.progress);
         WindowFinished {
-            pass: run.pass.as_str(),
             window,
             outcome,
             counts: &this,
@@ -131,7 +125,7 @@ pub async fn deliver<S: StateStore>(
         });
         // commit: what the relay confirmed, even when the window then failed
         let fingerprints = std::mem::take(&mut result.fingerprints);
-        let history = transfer.throttle.history(Utc::now());
+        let history = transfer.request_history(Utc::now());
         if commit(
             claimed,
             run,
@@ -154,8 +148,8 @@ pub async fn deliver<S: StateStore>(
                 None,
             ),
             (None, Progress::Complete) => continue,
-            (None, Progress::NotStarted) if !transfer.source.newest_first() => {
-                let tick = delivery_started.elapsed() + transfer.budget.remaining();
+            (None, Progress::NotStarted) if !transfer.newest_first() => {
+                let tick = delivery_started.elapsed() + transfer.time_left();
                 let cut = cut(window, &this, started.elapsed(), tick, result.sent);
                 (End::OutOfTime, cut)
             }
@@ -194,7 +188,7 @@ fn cut(
     this: &Counts,
     pulling: std::time::Duration,
     tick: std::time::Duration,
-    sent: Vec<crate::transfer::collect::Delivered>,
+    sent: Vec<crate::transfer::Fingerprinted>,
 ) -> Option<Cut> {
     if this.pages == 0 {
         return None;
@@ -219,7 +213,7 @@ async fn commit<S: StateStore>(
     run: PassRun,
     window: &Window,
     progress: &Progress,
-    fingerprints: Vec<crate::transfer::collect::Delivered>,
+    fingerprints: Vec<crate::transfer::Fingerprinted>,
     history: Vec<DateTime<Utc>>,
 ) -> Result<Saved, StateError> {
     claimed.checkpoint_mut().recent_requests = history;

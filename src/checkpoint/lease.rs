@@ -34,7 +34,6 @@ pub enum LeaseDecision {
     },
     /// Another invocation holds a live lease: do nothing.
     HeldByOther {
-        /// The holder.
         owner: String,
         /// Until when.
         until: DateTime<Utc>,
