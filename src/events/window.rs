@@ -8,6 +8,8 @@ use crate::window::Window;
 
 /// A window ended: how far it got and what it cost.
 pub struct WindowFinished<'a> {
+    /// The pass that pulled it (also in `span.pass`; kept on the line for saved queries).
+    pub pass: &'static str,
     pub window: &'a Window,
     /// `complete`, `partial` or `not_started`.
     pub outcome: &'static str,
@@ -23,6 +25,7 @@ impl Event for WindowFinished<'_> {
         let c = self.counts;
         tracing::info!(
             event = Self::NAME,
+            pass = self.pass,
             start = %self.window.start.to_rfc3339(),
             end = %self.window.end.to_rfc3339(),
             resumed = self.window.resume.is_some(),

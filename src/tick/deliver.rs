@@ -110,6 +110,7 @@ pub async fn deliver<S: StateStore>(
         counts += this;
         let outcome = outcome(&result.progress);
         WindowFinished {
+            pass: run.pass.as_str(),
             window,
             outcome,
             counts: &this,
