@@ -6,16 +6,14 @@
 //! checkpoint only moves forward; and the pipeline finishes, both passes caught up, no ledger
 //! left. Set SOAK_SEED to replay a run.
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use m365_trace_devtools::graph::Fault;
 use m365_trace_devtools::records::{Rng, generate};
 use serde_json::json;
-use support::*;
 
 const RUN: Duration = Duration::from_secs(55);
 const STATUSES: [&str; 4] = ["delivered", "failed", "pending", "quarantined"];

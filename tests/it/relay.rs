@@ -3,10 +3,9 @@
 //! at the close alike — and is replaced; a line written as it closed (a reset behind the end)
 //! is never counted; the product also closes its own idle streams after `DEVO_IDLE_SECONDS`.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use chrono::{TimeDelta, Utc};
 use m365_trace_devtools::devo::DevoListener;
 use m365_trace_devtools::graph::Fault;
@@ -15,7 +14,6 @@ use m365_trace_devtools::records::{GraphRecord, generate};
 use m365_trace_to_devo::devo::{DevoSender, DevoTls, Peer};
 use m365_trace_to_devo::secret::DevoCredentials;
 use serde_json::json;
-use support::*;
 
 /// The second trace request (page 2 of the first window) sleeps `pause`.
 fn pause_before_page_two(h: &Harness, pause: Duration) {

@@ -3,15 +3,13 @@
 //! API's lookback is dropped as a reported gap without failing, and a reconciliation window
 //! resumes after a refused nextLink or a deadline. Two passes, delays of seconds.
 
-mod support;
-
 use std::collections::HashMap;
 
+use crate::support::*;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use m365_trace_devtools::records::{GraphRecord, generate};
 use m365_trace_to_devo::app::App;
 use serde_json::{Value, json};
-use support::*;
 
 /// Sleeps until `t`.
 async fn until(t: DateTime<Utc>) {

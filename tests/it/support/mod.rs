@@ -1,8 +1,6 @@
 //! Integration-test harness: moto (S3 + Secrets Manager, started by scripts/test), the local
 //! Graph-like server and the local Devo relay, wired into a real `App`.
 
-#![allow(dead_code)]
-
 pub mod s3_faults;
 
 use std::collections::HashMap;
@@ -375,7 +373,7 @@ pub fn record_key(r: &GraphRecord) -> String {
 
 /// An EventBridge "Scheduled Event".
 pub fn scheduled_event() -> Value {
-    serde_json::from_str(include_str!("../../events/scheduled.json"))
+    serde_json::from_str(include_str!("../../../events/scheduled.json"))
         .expect("events/scheduled.json")
 }
 

@@ -2,16 +2,14 @@
 //! delivered is kept when it then fails, no failure repeats forever, any Lambda timeout works,
 //! and every failure reaches Lambda with a stable error type.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use m365_trace_devtools::graph::Fault;
 use m365_trace_devtools::records::{GraphRecord, generate};
 use m365_trace_to_devo::app::TickOptions;
 use serde_json::{Value, json};
-use support::*;
 
 /// 60 records in the first 5 hours of the first window of a fresh start: 3 pages of 20.
 fn first_window_records(seed: u64) -> Vec<GraphRecord> {

@@ -1,11 +1,10 @@
 //! Faults at every point a tick meets them, against the real local servers: each test says
 //! what the user gets (records delivered once, checkpoint in place, an error naming the fix).
 
-mod support;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use chrono::{TimeDelta, Utc};
 use m365_trace_devtools::devo::DevoListener;
 use m365_trace_devtools::graph::Fault;
@@ -13,7 +12,6 @@ use m365_trace_devtools::pki::TestPki;
 use m365_trace_devtools::records::{GraphRecord, generate};
 use m365_trace_to_devo::app::TickOptions;
 use serde_json::json;
-use support::*;
 
 /// Records over the two days a fresh start covers, and a harness serving them.
 async fn setup(seed: u64, count: usize, env: &[(&str, &str)]) -> (Harness, Vec<GraphRecord>) {
