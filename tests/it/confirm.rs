@@ -184,7 +184,7 @@ async fn measure(h: &Harness, records: &[GraphRecord], deadline: Duration, what:
 /// of 500. Prints what arrived twice against the reported bound; asserts only the bound.
 /// `cargo test --test it confirm::figures -- --ignored --nocapture` (about five minutes).
 #[tokio::test]
-#[ignore]
+#[ignore = "figures for docs/performance.md, about five minutes"]
 async fn figures() {
     // Pages of 100 (about 60 kB, 2 s at 32 KB/s) and no request budget: the relay is the only
     // bottleneck.

@@ -130,6 +130,7 @@ fn live_lease_of_other(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "soak: minutes of ticks; run by `scripts/test --soak` and CI"]
 async fn hundreds_of_ticks_with_random_faults_lose_nothing() {
     let seed: u64 = std::env::var("SOAK_SEED")
         .ok()

@@ -44,6 +44,7 @@ fn inject_faults(rng: &mut Rng, h: &Harness) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "soak: minutes of ticks; run by `scripts/test --soak` and CI"]
 async fn a_minute_of_live_flow_with_faults_loses_nothing_in_either_pass() {
     let seed: u64 = std::env::var("SOAK_SEED")
         .ok()
