@@ -415,6 +415,14 @@ pub fn fast_options() -> TickOptions {
     }
 }
 
+/// The longest a tick given `deadline` may take in these tests: the deadline and a quarter of
+/// it. The tick aims to return before its deadline (it keeps back up to an eighth of it), but
+/// on a machine shared with builds its last S3 write can take longer than that; a tick that did
+/// not watch its deadline runs several times longer (each test's faults make sure of it).
+pub fn deadline_bound(deadline: Duration) -> Duration {
+    deadline + deadline / 4
+}
+
 /// Sleeps until `t` (the tests of the two passes wait for a span to age past a delay).
 pub async fn until(t: DateTime<Utc>) {
     if let Ok(d) = (t - Utc::now()).to_std() {
