@@ -2,17 +2,15 @@
 //! Graph-like server (which also serves the Reporting Web Service report and verifies client
 //! assertions with the registered certificate) and the mutual-TLS relay.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use chrono::{DateTime, TimeDelta, Utc};
 use m365_trace_devtools::graph::{
     Fault, REPORTING_ORGANIZATION, REPORTING_PATH, ReportingFormat, reporting_error_body,
 };
 use m365_trace_devtools::records::{GraphRecord, generate};
 use serde_json::{Value, json};
-use support::*;
 
 const REPORTING: [(&str, &str); 1] = [("TRACE_API", "reporting")];
 

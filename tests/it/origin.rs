@@ -2,11 +2,10 @@
 //! refused with an error naming the host, and that host never receives the token or the
 //! client secret. The "other host" is a tiny local server that records what it was sent.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::*;
 use m365_trace_devtools::graph::Fault;
 use m365_trace_to_devo::app::http_client;
 use m365_trace_to_devo::secret::Secret;
@@ -17,7 +16,6 @@ use m365_trace_to_devo::trace::http::Budget;
 use m365_trace_to_devo::trace::reporting::{MESSAGE_TRACE_PATH, ReportingClient};
 use m365_trace_to_devo::trace::request_budget::RequestBudget;
 use serde_json::json;
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

@@ -1,18 +1,16 @@
 //! Failures that touch the state in S3, through the real handler: moto behind the SDK client
-//! with S3's own failures (tests/support/s3_faults.rs). An unreadable ledger part is a repeat,
+//! with S3's own failures (`tests/it/support/s3_faults.rs`). An unreadable ledger part is a repeat,
 //! never a failed tick; a failed tick gives its lease back; a retried write S3 had applied is
 //! ours; a second delivery of the same event leaves. Two passes (the default), with delays of
 //! seconds (DELAY_SECONDS=12, FRESH_DELAY_SECONDS=2).
 
-mod support;
-
 use std::collections::HashMap;
 
+use crate::support::s3_faults::S3Fault;
+use crate::support::*;
 use chrono::{DateTime, TimeDelta, Utc};
 use m365_trace_devtools::records::{GraphRecord, generate};
 use serde_json::{Value, json};
-use support::s3_faults::S3Fault;
-use support::*;
 
 const DELAY: i64 = 12;
 

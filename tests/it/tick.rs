@@ -1,11 +1,10 @@
 //! One scheduled tick end to end: moto (S3 + Secrets Manager), the Graph-like server and the
 //! mutual-TLS relay, through the real handler.
 
-mod support;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::support::*;
 use chrono::{DurationRound, SubsecRound, TimeDelta, Utc};
 use m365_trace_devtools::graph::Fault;
 use m365_trace_devtools::records::{GraphRecord, generate};
@@ -16,7 +15,6 @@ use m365_trace_to_devo::summary::LeaseReport;
 use m365_trace_to_devo::tick::TickRequest;
 use m365_trace_to_devo::tick::{Claim, Claimed};
 use serde_json::json;
-use support::*;
 
 fn counts(keys: &[String]) -> HashMap<String, usize> {
     let mut m = HashMap::new();
@@ -360,7 +358,7 @@ async fn a_relay_cut_mid_window_keeps_the_checkpoint_and_the_next_tick_delivers(
     let now = Utc::now();
     let records = generate(6, now - TimeDelta::days(2), now - TimeDelta::hours(25), 400);
     let h = Harness::start(records.clone(), &[]).await;
-    // One attempt per window: the cut fails the tick (tests/faults.rs covers the retries).
+    // One attempt per window: the cut fails the tick (`faults.rs` covers the retries).
     let app = h.app(TickOptions {
         devo_attempts: 1,
         ..fast_options()

@@ -3,12 +3,10 @@
 //! fails the tick after committing what was delivered; double-encoded skip tokens are repaired
 //! before they are followed.
 
-mod support;
-
+use crate::support::*;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use m365_trace_devtools::graph::RecordedRequest;
 use serde_json::json;
-use support::*;
 
 fn has_skiptoken(r: &RecordedRequest) -> bool {
     r.query.contains("$skiptoken")

@@ -2,15 +2,13 @@
 //! what Microsoft exposed late and the statuses that changed — each once — and nothing else
 //! twice. Delays are seconds here (DELAY_SECONDS=12, FRESH_DELAY_SECONDS=2).
 
-mod support;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::support::*;
 use chrono::{DateTime, TimeDelta, Utc};
 use m365_trace_devtools::records::{GraphRecord, generate};
 use serde_json::{Value, json};
-use support::*;
 
 const DELAY: i64 = 12;
 

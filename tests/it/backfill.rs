@@ -1,17 +1,15 @@
 //! Backfill by invocation and RESET_BEFORE, end to end through the real handler: moto (S3 +
 //! Secrets Manager), the Graph-like server and the mutual-TLS relay.
 
-mod support;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::support::*;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use m365_trace_devtools::graph::Fault;
 use m365_trace_devtools::records::generate;
 use m365_trace_to_devo::app::App;
 use serde_json::{Value, json};
-use support::*;
 
 /// An hour-aligned instant `hours` back.
 fn hours_ago(hours: i64) -> DateTime<Utc> {

@@ -6,17 +6,15 @@
 //! about two minutes (fewer ticks on a loaded machine).
 //! Set SOAK_SEED to replay a run; the seed is printed on failure and at the end.
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use m365_trace_devtools::graph::Fault;
 use m365_trace_devtools::records::{Rng, generate};
 use m365_trace_to_devo::app::TickOptions;
 use serde_json::{Value, json};
-use support::*;
 
 const TICKS: usize = 200;
 const TIME_LIMIT: Duration = Duration::from_secs(100);
@@ -132,6 +130,7 @@ fn live_lease_of_other(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "soak: minutes of ticks; run by `scripts/test --soak` and CI"]
 async fn hundreds_of_ticks_with_random_faults_lose_nothing() {
     let seed: u64 = std::env::var("SOAK_SEED")
         .ok()
@@ -160,7 +159,7 @@ async fn hundreds_of_ticks_with_random_faults_lose_nothing() {
             ("PAGE_SIZE", "25"),
             ("REQUEST_TIMEOUT_SECONDS", "2"),
             // Hundreds of ticks in two minutes: far above Graph's budget, which the local server
-            // does not enforce (tests/faults.rs covers the budget).
+            // does not enforce (`faults.rs` covers the budget).
             ("REQUEST_BUDGET_PER_5_MINUTES", "1000000"),
         ],
     )

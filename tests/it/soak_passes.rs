@@ -6,16 +6,14 @@
 //! checkpoint only moves forward; and the pipeline finishes, both passes caught up, no ledger
 //! left. Set SOAK_SEED to replay a run.
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use m365_trace_devtools::graph::Fault;
 use m365_trace_devtools::records::{Rng, generate};
 use serde_json::json;
-use support::*;
 
 const RUN: Duration = Duration::from_secs(55);
 const STATUSES: [&str; 4] = ["delivered", "failed", "pending", "quarantined"];
@@ -46,6 +44,7 @@ fn inject_faults(rng: &mut Rng, h: &Harness) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "soak: minutes of ticks; run by `scripts/test --soak` and CI"]
 async fn a_minute_of_live_flow_with_faults_loses_nothing_in_either_pass() {
     let seed: u64 = std::env::var("SOAK_SEED")
         .ok()

@@ -1,12 +1,10 @@
 //! The command line binary, run as an operator would, with the environment pointing at moto,
 //! the Graph-like server and the mutual-TLS relay: output and exit status of each command.
 
-mod support;
-
+use crate::support::*;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use m365_trace_devtools::records::generate;
 use serde_json::{Value, json};
-use support::*;
 
 struct Run {
     code: i32,

@@ -4,12 +4,11 @@
 //! side delivers every tenant's records exactly once with its own hostname, under its own
 //! checkpoint, and a tenant with a wrong secret fails alone.
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::*;
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::{TimeDelta, Utc};
 use lambda_runtime::{Context, LambdaEvent};
@@ -21,7 +20,6 @@ use m365_trace_devtools::records::{GraphRecord, generate};
 use m365_trace_to_devo::app::{App, Clients};
 use m365_trace_to_devo::config::Config;
 use serde_json::{Value, json};
-use support::*;
 
 const TENANTS: usize = 50;
 const WRONG_SECRET: usize = 7;

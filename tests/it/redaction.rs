@@ -1,20 +1,18 @@
 //! No client secret, access token, private key or certificate body in any log line, error or
 //! summary, across succeeding and failing ticks.
 
-mod support;
-
 use std::io::Write;
 
 use std::sync::{Arc, Mutex};
 use tracing_subscriber::prelude::*;
 
+use crate::support::*;
 use chrono::{TimeDelta, Utc};
 use m365_trace_devtools::graph::Fault;
 use m365_trace_devtools::pki::TestPki;
 use m365_trace_devtools::records::generate;
 use m365_trace_to_devo::app::TickOptions;
 use serde_json::json;
-use support::*;
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);

@@ -3,14 +3,12 @@
 //! written, and every cut reports `unconfirmed_lines` — the most that may arrive twice. Two
 //! passes on (`FRESH_DELAY_SECONDS` at its default, set explicitly).
 
-mod support;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::support::*;
 use m365_trace_devtools::records::GraphRecord;
 use serde_json::{Value, json};
-use support::*;
 
 /// The product's default: two passes.
 const TWO_PASSES: (&str, &str) = ("FRESH_DELAY_SECONDS", "600");
@@ -184,9 +182,9 @@ async fn measure(h: &Harness, records: &[GraphRecord], deadline: Duration, what:
 /// The figures of docs/performance.md (issue 21): a congested relay reading 32 KB/s, 15,000
 /// records of about 600 B, ticks of 30 s; and a relay that cuts the connection after 50 lines
 /// of 500. Prints what arrived twice against the reported bound; asserts only the bound.
-/// `cargo test --test confirm figures -- --ignored --nocapture` (about five minutes).
+/// `cargo test --test it confirm::figures -- --ignored --nocapture` (about five minutes).
 #[tokio::test]
-#[ignore]
+#[ignore = "figures for docs/performance.md, about five minutes"]
 async fn figures() {
     // Pages of 100 (about 60 kB, 2 s at 32 KB/s) and no request budget: the relay is the only
     // bottleneck.

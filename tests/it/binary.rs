@@ -1,15 +1,13 @@
 //! The Lambda binary itself, driven through a local Lambda Runtime API with the EventBridge
 //! scheduled event: the same path as in AWS, minus AWS.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use chrono::{TimeDelta, Utc};
 use m365_trace_devtools::records::generate;
 use m365_trace_devtools::runtime_api::{Invocation, invoke_once};
 use serde_json::json;
-use support::*;
 
 #[tokio::test]
 async fn the_binary_runs_one_tick_per_scheduled_event_and_logs_json_without_secrets() {

@@ -1,0 +1,28 @@
+//! The integration tests: one binary, one module per area (one link instead of one per file).
+//! They talk to moto (S3 + Secrets Manager, started by `scripts/test`; the harness reads
+//! `MOTO_URL`), the devtools Graph-like server and the devtools mutual-TLS relay.
+//!
+//! One area: `cargo test --test it passes::`. The soaks are `#[ignore]`d so `cargo test` stays
+//! quick; `scripts/test --soak` (and CI) runs them: `cargo test --test it soak -- --ignored`.
+
+mod support;
+
+mod apis;
+mod backfill;
+mod binary;
+mod cli;
+mod confirm;
+mod delivery;
+mod faults;
+mod next_links;
+mod origin;
+mod parsing_props;
+mod passes;
+mod redaction;
+mod relay;
+mod second_look;
+mod soak;
+mod soak_passes;
+mod state;
+mod tenants;
+mod tick;
