@@ -90,16 +90,16 @@ async fn a_record_exposed_late_in_an_empty_fresh_window_arrives_once_after_the_d
     let env = [("DELAY_SECONDS", "60"), ("FRESH_DELAY_SECONDS", "5")];
     let h = Harness::start(busy.clone(), &env).await;
     let late_busy = record_at(302, t0 - TimeDelta::seconds(8), "late-in-busy-span");
-    h.graph
-        .add_late_record(late_busy.clone(), t0 + TimeDelta::seconds(2));
     let late_quiet = record_at(303, t0 + TimeDelta::seconds(5), "late-in-quiet-span");
-    h.graph
-        .add_late_record(late_quiet.clone(), t0 + TimeDelta::seconds(25));
     let app = h.app(fast_options());
 
+    // Each late record is exposed once the tick that would have seen it is done (not at a
+    // fixed time, which a loaded machine could reach before that tick).
     h.tick(&app, "req-t0").await.expect("tick at t0");
+    expose_now(&h, &late_busy);
     until(t0 + TimeDelta::seconds(20)).await;
     let second = h.tick(&app, "req-t20").await.expect("tick at t0 + 20 s");
+    expose_now(&h, &late_quiet);
     assert_eq!(
         pass(&second, "fresh")["records_pulled"],
         json!(0),
@@ -147,11 +147,10 @@ async fn a_record_exposed_late_in_the_young_part_of_a_straddling_window_arrives_
     h.put_checkpoint(&json!({"version": 1, "end": t0 - TimeDelta::seconds(30), "updated_at": t0}))
         .await;
     let late = record_at(312, t0 - TimeDelta::seconds(6), "late-in-young-half");
-    h.graph
-        .add_late_record(late.clone(), t0 + TimeDelta::seconds(2));
     let app = h.app(fast_options());
 
     let first = h.tick(&app, "req-fresh").await.expect("fresh tick");
+    expose_now(&h, &late);
     assert_eq!(
         pass(&first, "fresh")["windows"],
         json!(1),
@@ -176,12 +175,11 @@ async fn a_record_exposed_late_in_a_window_whose_rows_fell_outside_it_arrives_on
     h.put_checkpoint(&json!({"version": 1, "end": t1 - TimeDelta::seconds(10), "updated_at": t1}))
         .await;
     let late = record_at(322, t1 - TimeDelta::seconds(5), "late-in-the-window");
-    h.graph
-        .add_late_record(late.clone(), t1 + TimeDelta::seconds(2));
     let app = h.app(fast_options());
 
     until(t1 + TimeDelta::milliseconds(50)).await;
     let first = h.tick(&app, "req-fresh").await.expect("fresh tick");
+    expose_now(&h, &late);
     assert_eq!(first["outside_window"], json!(1), "{first}");
     assert_eq!(first["events_sent"], json!(0), "{first}");
     reconcile_at(&h, &app, t1 + TimeDelta::seconds(11), "req-reconcile", 1).await;
@@ -242,7 +240,7 @@ async fn a_span_past_the_lookback_is_dropped_as_a_reported_gap_and_the_tick_succ
 }
 
 /// Thirty records the fresh pass delivers in pages of 5, and one record received before them
-/// that Microsoft exposes late: [`expose_after_fresh_tick`] adds it once the fresh tick is done
+/// that Microsoft exposes late: [`expose_now`] adds it once the fresh tick is done
 /// (not at a fixed time, which a loaded machine could reach before that tick); the span is due
 /// for reconciliation at `t0 + 12 s`.
 async fn busy_young_span(seed: u64) -> (Harness, DateTime<Utc>, Vec<GraphRecord>, GraphRecord) {
@@ -265,8 +263,8 @@ async fn busy_young_span(seed: u64) -> (Harness, DateTime<Utc>, Vec<GraphRecord>
     (h, t0, records, late)
 }
 
-/// Exposes `late` from now on, after the fresh tick looked at its span.
-fn expose_after_fresh_tick(h: &Harness, late: &GraphRecord) {
+/// Exposes `late` from now on, after the tick that must not see it looked at its span.
+fn expose_now(h: &Harness, late: &GraphRecord) {
     h.graph.add_late_record(late.clone(), Utc::now());
 }
 
@@ -276,7 +274,7 @@ async fn a_reconciliation_window_resumes_after_refused_next_links_and_sends_noth
     let app = h.app(fast_options());
     h.tick(&app, "req-fresh").await.expect("fresh tick");
     assert_eq!(h.devo.line_count(), 30);
-    expose_after_fresh_tick(&h, &late);
+    expose_now(&h, &late);
 
     // Every nextLink is refused: each restart from the rest of the window must count the
     // records the ledger holds as progress.
@@ -292,7 +290,7 @@ async fn a_reconciliation_window_cut_by_the_deadline_resumes_where_it_stood() {
     let (h, t0, records, late) = busy_young_span(351).await;
     let app = h.app(fast_options());
     h.tick(&app, "req-fresh").await.expect("fresh tick");
-    expose_after_fresh_tick(&h, &late);
+    expose_now(&h, &late);
 
     until(t0 + TimeDelta::seconds(12)).await;
     // Pages of 1 s, a deadline 4 s away: the reconciliation window stops after a page or two
