@@ -138,22 +138,30 @@ fn ledger_cases(wanted: &dyn Fn(&str) -> bool) {
 
 /// The heap that `ledger::store::load` takes for one 6-hour window of a tenant with 10 million
 /// records a day (2.5 million records), as the reconciliation pass loads it: in 72 parts (one
-/// fresh window a 5-minute tick) and in one part (a fresh pass that pulled the 6 hours at once).
+/// fresh window a 5-minute tick) and in 5 parts (a catch-up: the fresh pass cuts parts at
+/// 500,000 records, `second_look::MAX_PART_RECORDS`); and the largest window the
+/// reconciliation plan loads, 3,000,000 records (`MAX_INDEX_RECORDS`), in 6 parts.
 fn ledger_memory() {
-    const WINDOW: usize = 2_500_000;
+    for (records, parts_n) in [(2_500_000, 72), (2_500_000, 5), (3_000_000, 6)] {
+        ledger_memory_of(records, parts_n);
+    }
+}
+
+/// The peak heap of loading `window` records stored in `parts_n` parts.
+fn ledger_memory_of(window: usize, parts_n: usize) {
     let start = Utc
         .with_ymd_and_hms(2026, 11, 24, 0, 0, 0)
         .single()
         .unwrap_or_default();
     let end = start + TimeDelta::hours(6);
-    let keys = ledger_records(WINDOW);
+    let keys = ledger_records(window);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a runtime");
-    for parts_n in [72usize, 1] {
+    {
         let store = MemoryStore::default();
         let step = TimeDelta::seconds(6 * 3600 / parts_n as i64);
-        let per_part = WINDOW / parts_n;
+        let per_part = window / parts_n;
         let parts: Vec<LedgerPart> = (0..parts_n)
             .map(|i| {
                 let part = LedgerPart {
@@ -191,7 +199,7 @@ fn ledger_memory() {
         drop(index);
         let kept = held - IN_USE.load(Ordering::Relaxed);
         println!(
-            "ledger load, 6-hour window of 2,500,000 records in {parts_n} part(s): {:.1} MB of objects; peak heap {:.1} MB, index kept {:.1} MB",
+            "ledger load, 6-hour window of {window} records in {parts_n} part(s): {:.1} MB of objects; peak heap {:.1} MB, index kept {:.1} MB",
             stored as f64 / 1e6,
             peak as f64 / 1e6,
             kept as f64 / 1e6
