@@ -18,7 +18,7 @@ impl<S: StateStore> Claimed<'_, S> {
     /// Records what the fresh pass delivered of `window` for the second look: the part of the
     /// window younger than `young_from` when it was pulled becomes due (found empty or not;
     /// older spans need no second look), and its confirmed fingerprints are written as ledger
-    /// parts of at most [`MAX_PART_RECORDS`] each.
+    /// parts of at most `MAX_PART_RECORDS` (500,000) each.
     pub async fn remember(
         &mut self,
         window: &Window,
