@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::config::{Config, ConfigError, TraceApi};
+pub use crate::now::TimeSource;
 use crate::secret::{SecretSource, SecretsManager};
 use crate::trace::graph::GraphClient;
 use crate::trace::reporting::ReportingClient;
@@ -90,6 +93,7 @@ pub struct App {
     clients: Clients,
     source: Result<TraceSource, ConfigError>,
     options: TickOptions,
+    time: TimeSource,
 }
 
 impl App {
@@ -118,7 +122,23 @@ impl App {
             clients,
             source,
             options,
+            time: TimeSource::System,
         }
+    }
+
+    /// The same state, reading "now" from `time` (a stepped clock in tests).
+    pub fn with_time(self, time: TimeSource) -> App {
+        App { time, ..self }
+    }
+
+    /// Where every read of "now" comes from.
+    pub fn time(&self) -> &TimeSource {
+        &self.time
+    }
+
+    /// The current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.time.now()
     }
 
     /// The validated configuration.

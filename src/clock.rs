@@ -8,6 +8,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use thiserror::Error;
 use tokio::time::Instant;
 
+use crate::now::TimeSource;
 use crate::trace::http::Budget;
 
 /// Below this much time before the deadline a tick cannot deliver anything.
@@ -28,8 +29,9 @@ pub struct TimeoutTooShort {
     pub left_ms: u64,
 }
 
-/// The tick's clock: when it started and by when each part must be done.
-#[derive(Debug, Clone, Copy)]
+/// The tick's clock: when it started and by when each part must be done. The budgets run on
+/// the monotonic clock; the wall time comes from its [`TimeSource`].
+#[derive(Debug, Clone)]
 pub struct Clock {
     /// The tick's start in whole seconds: window bounds and query filters stay readable.
     pub now: DateTime<Utc>,
@@ -37,13 +39,18 @@ pub struct Clock {
     pub deadline: DateTime<Utc>,
     pull_until: Instant,
     deliver_until: Instant,
+    time: TimeSource,
 }
 
 impl Clock {
     /// Starts the clock for an invocation due at `deadline`, keeping at most `max_reserve`
     /// (and at most an eighth of the time) for closing and committing.
-    pub fn start(deadline: DateTime<Utc>, max_reserve: Duration) -> Result<Clock, TimeoutTooShort> {
-        let wall = Utc::now();
+    pub fn start(
+        time: &TimeSource,
+        deadline: DateTime<Utc>,
+        max_reserve: Duration,
+    ) -> Result<Clock, TimeoutTooShort> {
+        let wall = time.now();
         let left = (deadline - wall).to_std().unwrap_or(Duration::ZERO);
         if left < MIN_BUDGET {
             return Err(TimeoutTooShort {
@@ -57,12 +64,18 @@ impl Clock {
             deadline,
             pull_until: started + left - reserve,
             deliver_until: started + left - reserve / 2,
+            time: time.clone(),
         })
+    }
+
+    /// The current wall time (not truncated, unlike [`Clock::now`], the tick's start).
+    pub fn wall(&self) -> DateTime<Utc> {
+        self.time.now()
     }
 
     /// The pulling budget: requests and retries stop when it runs out.
     pub fn pull_budget(&self, request_timeout: Duration, retry_min_delay: Duration) -> Budget {
-        Budget::new(self.pull_until, request_timeout, retry_min_delay)
+        Budget::new(self.pull_until, request_timeout, retry_min_delay).with_time(self.time.clone())
     }
 
     /// `limit`, cut to the time left for relay streams (connect, write, close).
@@ -95,6 +108,7 @@ mod tests {
     #[tokio::test]
     async fn the_reserve_scales_with_the_invocation() {
         let short = Clock::start(
+            &TimeSource::System,
             Utc::now() + chrono::Duration::seconds(15),
             Duration::from_secs(20),
         )
@@ -105,6 +119,7 @@ mod tests {
             "{pull:?}"
         );
         let long = Clock::start(
+            &TimeSource::System,
             Utc::now() + chrono::Duration::seconds(240),
             Duration::from_secs(20),
         )
@@ -120,6 +135,7 @@ mod tests {
     #[test]
     fn a_deadline_too_close_is_refused_naming_the_minimum() {
         let e = Clock::start(
+            &TimeSource::System,
             Utc::now() + chrono::Duration::seconds(2),
             Duration::from_secs(20),
         )

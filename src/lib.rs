@@ -13,6 +13,7 @@ pub(crate) mod events;
 pub mod lambda;
 pub mod ledger;
 pub mod logging;
+pub(crate) mod now;
 pub mod ops;
 pub mod secret;
 pub mod state;

@@ -1,6 +1,6 @@
 //! A tick's last line: its summary (or its failure) and its metrics, as one EMF document.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::events::Event;
 use crate::events::metrics::{Dimensions, TickMetrics, emf};
@@ -14,6 +14,8 @@ pub struct MetricsContext<'a> {
     pub dimensions: Dimensions<'a>,
     /// The invocation's wall time.
     pub elapsed_ms: u64,
+    /// When the tick ended: the metrics' timestamp, and what the lag is measured against.
+    pub at: DateTime<Utc>,
 }
 
 /// A tick finished: the summary line, then the EMF document of its counters.
@@ -30,12 +32,7 @@ impl Event for TickFinished<'_> {
         let (s, m) = (self.summary, &self.metrics);
         println!(
             "{}",
-            emf(
-                TickMetrics::Finished(s),
-                &m.dimensions,
-                m.elapsed_ms,
-                Utc::now()
-            )
+            emf(TickMetrics::Finished(s), &m.dimensions, m.elapsed_ms, m.at)
         );
         let c = &s.counts;
         // The schedule's lag (the complete record's, with two passes); none for a backfill.
@@ -43,7 +40,7 @@ impl Event for TickFinished<'_> {
             .complete_until
             .or(s.checkpoint)
             .filter(|_| s.backfill.is_none())
-            .map(|end| (Utc::now() - end).num_seconds().max(0));
+            .map(|end| (m.at - end).num_seconds().max(0));
         tracing::info!(
             event = Self::NAME,
             // Also in `span.tenant`; kept on the line for the dashboard's `stats … by tenant`
@@ -96,7 +93,7 @@ impl Event for TickFailed<'_> {
         let m = &self.metrics;
         println!(
             "{}",
-            emf(TickMetrics::Failed, &m.dimensions, m.elapsed_ms, Utc::now())
+            emf(TickMetrics::Failed, &m.dimensions, m.elapsed_ms, m.at)
         );
         tracing::error!(event = Self::NAME, tenant = m.dimensions.tenant, error_type = self.error_type, error = %self.error, "tick failed");
     }

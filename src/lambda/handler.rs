@@ -46,7 +46,7 @@ async fn handle_in_span(
     let started = std::time::Instant::now();
     let request = TickRequest {
         request_id: event.context.request_id.clone(),
-        deadline: deadline(event.context.deadline),
+        deadline: deadline(event.context.deadline, app.now()),
     };
     let function_name = Some(event.context.env_config.function_name.clone())
         .filter(|n| !n.is_empty())
@@ -81,6 +81,7 @@ async fn handle_in_span(
             per_tenant: app.config().is_ok_and(|c| c.tenant_metrics),
         },
         elapsed_ms: ms(started.elapsed()),
+        at: app.now(),
     };
     match result {
         Ok(summary) => {
@@ -139,7 +140,7 @@ async fn dispatch(
     dimensions: Dimensions<'_>,
 ) -> Result<serde_json::Value, TickError> {
     let config = app.config()?;
-    let left = (deadline - Utc::now()).to_std().unwrap_or_default();
+    let left = (deadline - app.now()).to_std().unwrap_or_default();
     let pace = Pace {
         concurrency: DISPATCH_CONCURRENCY,
         retry_min_delay: app.options().retry_min_delay,
@@ -171,9 +172,8 @@ async fn dispatch(
 const FALLBACK_BUDGET: chrono::Duration = chrono::Duration::seconds(120);
 
 /// The Lambda deadline (milliseconds since the epoch) as a time; a missing or past deadline
-/// becomes now + 120 s.
-pub fn deadline(ms: u64) -> DateTime<Utc> {
-    let now = Utc::now();
+/// (as of `now`) becomes `now` + 120 s.
+pub fn deadline(ms: u64, now: DateTime<Utc>) -> DateTime<Utc> {
     match i64::try_from(ms)
         .ok()
         .and_then(DateTime::from_timestamp_millis)
@@ -192,11 +192,14 @@ mod tests {
 
     #[test]
     fn a_past_deadline_from_a_local_emulator_becomes_a_usable_budget() {
-        let d = deadline(600_000);
+        let d = deadline(600_000, Utc::now());
         assert!(d > Utc::now() + chrono::Duration::seconds(100));
         let future = Utc::now() + chrono::Duration::seconds(30);
         assert_eq!(
-            deadline(u64::try_from(future.timestamp_millis()).unwrap()),
+            deadline(
+                u64::try_from(future.timestamp_millis()).unwrap(),
+                Utc::now()
+            ),
             DateTime::from_timestamp_millis(future.timestamp_millis()).unwrap()
         );
     }

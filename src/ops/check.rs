@@ -73,7 +73,7 @@ pub async fn run(app: &App) -> Vec<CheckResult> {
 /// Runs every check in order for `tenant` (a registry's tenant: its secret, with the Devo
 /// material of `SECRET_ID` when it has none, and its checkpoint), or the one tenant.
 pub async fn run_for(app: &App, tenant: Option<Tenant>) -> Vec<CheckResult> {
-    let now = Utc::now().trunc_subsecs(0);
+    let now = app.now().trunc_subsecs(0);
     let mut out = Vec::new();
     let config = match app.config() {
         Ok(c) => c,
@@ -212,7 +212,8 @@ async fn check_microsoft(
         tokio::time::Instant::now() + 2 * timeout,
         timeout,
         Duration::from_millis(500),
-    );
+    )
+    .with_time(app.time().clone());
     let mut tokens = TokenSource::new(
         app.http().clone(),
         &config.endpoints.login,

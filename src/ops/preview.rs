@@ -45,7 +45,7 @@ pub async fn preview(app: &App, target: &Target) -> Result<Preview, TickError> {
 
 /// Plans `target` of `tenant` at the current time from the stored checkpoint.
 pub async fn preview_for(app: &App, tenant: Tenant, target: &Target) -> Result<Preview, TickError> {
-    let now = Utc::now().trunc_subsecs(0);
+    let now = app.now().trunc_subsecs(0);
     let config = app.config()?;
     let job = Job::resolve(target, tenant, config, now)?;
     let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());

@@ -121,7 +121,7 @@ pub async fn tenant(app: &App, name: &str, paused_ok: bool) -> Result<Tenant, Te
 pub async fn note_failure(app: &App, key: &str, error_type: &str, message: String) {
     let Ok(config) = app.config() else { return };
     let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
-    let now = chrono::Utc::now();
+    let now = app.now();
     let last = crate::checkpoint::LastError {
         at: now,
         error_type: error_type.to_owned(),

@@ -126,7 +126,7 @@ pub async fn deliver<S: StateStore>(
         });
         // commit: what the relay confirmed, even when the window then failed
         let fingerprints = std::mem::take(&mut result.fingerprints);
-        let history = transfer.request_history(Utc::now());
+        let history = transfer.request_history(claimed.now());
         if commit(
             claimed,
             run,

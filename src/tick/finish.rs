@@ -1,8 +1,6 @@
 //! Step 7: the lease goes back with the final checkpoint, and the summary says what each pass
 //! did — or the tick reports a window's failure, after what it delivered was committed.
 
-use chrono::Utc;
-
 use crate::checkpoint::LastError;
 use crate::checkpoint::reset::Reset;
 use crate::error::TickError;
@@ -82,7 +80,7 @@ pub(super) async fn fail<S: StateStore>(
     failure: TickError,
 ) -> TickError {
     claimed.checkpoint_mut().last_error = Some(LastError {
-        at: Utc::now(),
+        at: claimed.now(),
         error_type: failure.error_type().to_owned(),
         message: crate::error_chain(&failure),
     });

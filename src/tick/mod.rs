@@ -83,7 +83,7 @@ async fn run_in_span(
     let started = std::time::Instant::now();
     // 1. config: the job, and the time it may use
     let config = app.config()?;
-    let clock = Clock::start(request.deadline, app.options().commit_reserve)?;
+    let clock = Clock::start(app.time(), request.deadline, app.options().commit_reserve)?;
     let job = Job::resolve(target, tenant, config, clock.now)?;
     let api = config.trace_api.as_str();
 
@@ -100,14 +100,13 @@ async fn run_in_span(
     let found = checkpoint::load(&store, &job.key).await?;
     job.check_found(found.as_ref().map(|s| &s.checkpoint))?;
     let expires_at = clock.lease_expiry(app.options().lease_slack);
-    let owner = request.request_id.as_str();
-    let mut claimed =
-        match Claimed::claim(&store, &job.key, found, owner, clock.now, expires_at).await? {
-            Claim::Claimed(claimed) => claimed,
-            Claim::Refused { checkpoint, report } => {
-                return Ok(job.annotate(Summary::refused(api, report, &checkpoint, started), None));
-            }
-        };
+    let (owner, at) = (request.request_id.as_str(), (clock.now, app.time()));
+    let mut claimed = match Claimed::claim(&store, &job.key, found, owner, at, expires_at).await? {
+        Claim::Claimed(claimed) => claimed,
+        Claim::Refused { checkpoint, report } => {
+            return Ok(job.annotate(Summary::refused(api, report, &checkpoint, started), None));
+        }
+    };
     let reset = job.prepare(claimed.checkpoint_mut(), config);
 
     // 4–6. window, pull, forward: each pass plans its windows and delivers them, each committed
@@ -137,7 +136,7 @@ async fn run_in_span(
                 .await?;
             passes.push(ran);
         }
-        claimed.checkpoint_mut().recent_requests = transfer.request_history(Utc::now());
+        claimed.checkpoint_mut().recent_requests = transfer.request_history(clock.wall());
         Ok::<_, TickError>(passes)
     }
     .await;

@@ -72,19 +72,20 @@ struct AssertionClaims<'a> {
 
 /// Signs a client assertion for `audience` (the token endpoint URL) with the certificate's key:
 /// PS256, `x5t#S256` = base64url SHA-256 of the certificate's DER, `iss` = `sub` = the client id,
-/// a random `jti`, valid from now for ten minutes. The error never contains key material.
+/// a random `jti`, valid from `now` for ten minutes. The error never contains key material.
 pub fn client_assertion(
     certificate_pem: &str,
     private_key_pem: &str,
     audience: &str,
     client_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<String, String> {
     client_assertion_at(
         certificate_pem,
         private_key_pem,
         audience,
         client_id,
-        chrono::Utc::now().timestamp(),
+        now.timestamp(),
     )
 }
 
@@ -180,7 +181,10 @@ impl TokenSource {
     }
 
     /// The form of a token request: the grant, and the client secret or a fresh assertion.
-    fn form(&self) -> Result<Vec<(&'static str, String)>, TraceError> {
+    fn form(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(&'static str, String)>, TraceError> {
         let mut form = vec![
             ("grant_type", "client_credentials".to_owned()),
             ("client_id", self.client_id.clone()),
@@ -197,6 +201,7 @@ impl TokenSource {
                     private_key_pem,
                     &self.token_url,
                     &self.client_id,
+                    now,
                 )
                 .map_err(|problem| TraceError::Credential {
                     tenant: self.tenant.clone(),
@@ -223,7 +228,7 @@ impl TokenSource {
         let url = login
             .admit(&self.token_url)
             .map_err(|target| off_origin("token URL", target))?;
-        let form = self.form()?;
+        let form = self.form(budget.now())?;
         let response = self
             .http
             .post(url.clone())
@@ -306,10 +311,24 @@ mod tests {
 
     #[test]
     fn a_broken_certificate_or_key_is_named_without_its_content() {
-        let err = client_assertion("not a pem", "SECRETKEYBODY", "https://l/t", "c").unwrap_err();
+        let err = client_assertion(
+            "not a pem",
+            "SECRETKEYBODY",
+            "https://l/t",
+            "c",
+            chrono::Utc::now(),
+        )
+        .unwrap_err();
         assert!(err.contains("client_certificate_pem"), "{err}");
         let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-        let err = client_assertion(cert, "SECRETKEYBODY", "https://l/t", "c").unwrap_err();
+        let err = client_assertion(
+            cert,
+            "SECRETKEYBODY",
+            "https://l/t",
+            "c",
+            chrono::Utc::now(),
+        )
+        .unwrap_err();
         assert!(err.contains("client_private_key_pem"), "{err}");
         assert!(!err.contains("SECRETKEYBODY"), "{err}");
     }

@@ -149,7 +149,7 @@ impl GraphClient {
             },
         };
         let stay_under_budget = async || {
-            let wait = throttle.wait_at(Utc::now());
+            let wait = throttle.wait_at(budget.now());
             if !wait.is_zero() {
                 if throttle.lent() {
                     return Err(TraceError::OutOfTime {
@@ -170,7 +170,7 @@ impl GraphClient {
                 BudgetWait { wait }.emit();
                 tokio::time::sleep(wait).await;
             }
-            throttle.record(Utc::now());
+            throttle.record(budget.now());
             Ok(())
         };
         let fetched = get_page(&rules, url, tokens, budget, what, stay_under_budget).await?;

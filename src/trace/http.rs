@@ -4,7 +4,10 @@ use std::error::Error as _;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use chrono::{DateTime, Utc};
 use tokio::time::Instant;
+
+use crate::now::TimeSource;
 
 use crate::events::Event;
 use crate::events::microsoft::Retry;
@@ -14,11 +17,12 @@ use crate::trace::error::TraceError;
 const MAX_RETRIES: usize = 5;
 
 /// The time a tick may spend pulling: the Lambda deadline minus what committing needs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Budget {
     until: Instant,
     request_timeout: Duration,
     retry_min_delay: Duration,
+    time: TimeSource,
 }
 
 impl Budget {
@@ -29,7 +33,18 @@ impl Budget {
             until,
             request_timeout,
             retry_min_delay,
+            time: TimeSource::System,
         }
+    }
+
+    /// The same budget, reading the wall time from `time`.
+    pub fn with_time(self, time: TimeSource) -> Budget {
+        Budget { time, ..self }
+    }
+
+    /// The current wall time (token assertions, the request budget's history).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.time.now()
     }
 
     /// Time left.

@@ -92,7 +92,7 @@ impl<'r> Run<'r> {
             forward: Forward::new(&t.forward),
             tokens: &mut *t.tokens,
             throttle: &mut *t.throttle,
-            budget: t.budget,
+            budget: t.budget.clone(),
             window,
             tally: Counts::default(),
             index: 0,

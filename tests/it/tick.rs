@@ -9,6 +9,7 @@ use chrono::{DurationRound, SubsecRound, TimeDelta, Utc};
 use m365_trace_devtools::graph::Fault;
 use m365_trace_devtools::records::{GraphRecord, generate};
 use m365_trace_to_devo::app::TickOptions;
+use m365_trace_to_devo::app::TimeSource;
 use m365_trace_to_devo::checkpoint;
 use m365_trace_to_devo::state::S3Store;
 use m365_trace_to_devo::summary::LeaseReport;
@@ -276,7 +277,7 @@ async fn an_etag_changed_between_read_and_claim_means_no_claim_and_no_regression
         &h.key(),
         read,
         &request.request_id,
-        now,
+        (now, &TimeSource::System),
         now + TimeDelta::minutes(3),
     )
     .await
@@ -302,7 +303,7 @@ async fn an_etag_changed_between_read_and_claim_means_no_claim_and_no_regression
         &h.key(),
         None,
         &request.request_id,
-        now,
+        (now, &TimeSource::System),
         now + TimeDelta::minutes(3),
     )
     .await

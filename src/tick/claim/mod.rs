@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::checkpoint::lease::{self as lease_rules, Lease, LeaseDecision};
 use crate::checkpoint::{self, Checkpoint, Stored};
 use crate::events::{Event, lease};
+use crate::now::TimeSource;
 use crate::state::{StateError, StateStore};
 use crate::summary::LeaseReport;
 
@@ -45,17 +46,20 @@ pub struct Claimed<'s, S: StateStore> {
     report: LeaseReport,
     /// Ledger parts taken out of the checkpoint, deleted once a write commits that.
     covered: Vec<crate::ledger::LedgerPart>,
+    /// Stamps each write's `updated_at`.
+    time: TimeSource,
 }
 
 impl<'s, S: StateStore> Claimed<'s, S> {
-    /// Claims the checkpoint `found` at `key` for `owner` until `expires_at`: creates it with
-    /// `If-None-Match: *`, or replaces it with `If-Match` on the ETag that was read.
+    /// Claims the checkpoint `found` at `key` for `owner` until `expires_at`, deciding on the
+    /// lease as of `now`: creates it with `If-None-Match: *`, or replaces it with `If-Match` on
+    /// the ETag that was read. Every write is stamped from `time`.
     pub async fn claim(
         store: &'s S,
         key: &str,
         found: Option<Stored>,
         owner: &str,
-        now: DateTime<Utc>,
+        (now, time): (DateTime<Utc>, &TimeSource),
         expires_at: DateTime<Utc>,
     ) -> Result<Claim<'s, S>, StateError> {
         let (mut checkpoint, found_etag) = match found {
@@ -105,7 +109,7 @@ impl<'s, S: StateStore> Claimed<'s, S> {
         });
         // The write's own instant, to the nanosecond: what tells a retried claim S3 had applied
         // from a concurrent delivery's claim with the same request id.
-        claimed.updated_at = Utc::now();
+        claimed.updated_at = time.now();
         match checkpoint::write_leased(store, key, &claimed, found_etag.as_deref()).await {
             Ok(etag) => Ok(Claim::Claimed(Claimed {
                 store,
@@ -114,6 +118,7 @@ impl<'s, S: StateStore> Claimed<'s, S> {
                 etag,
                 report,
                 covered: Vec::new(),
+                time: time.clone(),
             })),
             Err(e) if e.is_conflict() => {
                 lease::Lost { at: "claim" }.emit();
@@ -135,6 +140,11 @@ impl<'s, S: StateStore> Claimed<'s, S> {
         &mut self.checkpoint
     }
 
+    /// The current wall time, from the tick's time source.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.time.now()
+    }
+
     /// How the lease was claimed (or lost).
     pub fn report(&self) -> &LeaseReport {
         &self.report
@@ -143,7 +153,7 @@ impl<'s, S: StateStore> Claimed<'s, S> {
     /// Writes the checkpoint over the version this tick wrote last. `at` names the step, for
     /// the log and the summary when the lease turns out lost.
     pub async fn save(&mut self, at: &'static str) -> Result<Saved, StateError> {
-        self.checkpoint.updated_at = Utc::now();
+        self.checkpoint.updated_at = self.time.now();
         let etag = Some(self.etag.as_str());
         match checkpoint::write_leased(self.store, &self.key, &self.checkpoint, etag).await {
             Ok(etag) => {
@@ -198,9 +208,16 @@ mod tests {
     async fn claimed<'s>(store: &'s MemoryStore, owner: &str) -> Claim<'s, MemoryStore> {
         let found = checkpoint::load(store, KEY).await.unwrap();
         let now = Utc::now();
-        Claimed::claim(store, KEY, found, owner, now, now + Duration::minutes(5))
-            .await
-            .unwrap()
+        Claimed::claim(
+            store,
+            KEY,
+            found,
+            owner,
+            (now, &TimeSource::System),
+            now + Duration::minutes(5),
+        )
+        .await
+        .unwrap()
     }
 
     fn window(hours_ago: i64) -> Window {
@@ -292,7 +309,7 @@ mod tests {
         let store = MemoryStore::new();
         let now = Utc::now();
         store.overwrite(KEY, b"{}".to_vec());
-        let outcome = Claimed::claim(&store, KEY, None, "a", now, now)
+        let outcome = Claimed::claim(&store, KEY, None, "a", (now, &TimeSource::System), now)
             .await
             .unwrap();
         assert!(matches!(
@@ -302,5 +319,40 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[tokio::test]
+    async fn a_lease_left_behind_is_taken_over_once_the_stepped_clock_passes_its_expiry() {
+        let store = MemoryStore::new();
+        let start = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let time = TimeSource::stepped(start);
+        let claim = async |owner: &str| {
+            let found = checkpoint::load(&store, KEY).await.unwrap();
+            let now = time.now();
+            let at = (now, &time);
+            Claimed::claim(&store, KEY, found, owner, at, now + Duration::minutes(5))
+                .await
+                .unwrap()
+        };
+        let Claim::Claimed(_crashed) = claim("a").await else {
+            panic!("claimed")
+        };
+        time.advance(Duration::minutes(4));
+        assert!(
+            matches!(claim("b").await, Claim::Refused { .. }),
+            "still live"
+        );
+        time.advance(Duration::minutes(2));
+        let Claim::Claimed(taken) = claim("b").await else {
+            panic!("taken over")
+        };
+        assert!(matches!(taken.report(), LeaseReport::TakenOver { .. }));
+        let stored = checkpoint::load(&store, KEY).await.unwrap().unwrap();
+        assert_eq!(stored.checkpoint.updated_at, start + Duration::minutes(6));
+        let lease = stored.checkpoint.lease.unwrap();
+        assert_eq!(
+            (lease.owner.as_str(), lease.expires_at),
+            ("b", start + Duration::minutes(11))
+        );
     }
 }
