@@ -29,8 +29,10 @@ fn statuses(h: &Harness) -> HashMap<String, Vec<String>> {
     by_key
 }
 
-/// A record received 8 s before `t0`, which the server exposes only 2 s after `t0`.
-fn late_record(h: &Harness, seed: u64, t0: DateTime<Utc>, id: &str) -> GraphRecord {
+/// A record received 8 s before `t0`, which the server exposes only once [`expose_now`] is
+/// called, after the fresh tick (not at a fixed time, which a loaded machine could reach
+/// before that tick).
+fn late_record(seed: u64, t0: DateTime<Utc>, id: &str) -> GraphRecord {
     let mut late = generate(
         seed,
         t0 - TimeDelta::seconds(8),
@@ -39,9 +41,12 @@ fn late_record(h: &Harness, seed: u64, t0: DateTime<Utc>, id: &str) -> GraphReco
     )
     .remove(0);
     late.id = id.into();
-    h.graph
-        .add_late_record(late.clone(), t0 + TimeDelta::seconds(2));
     late
+}
+
+/// Exposes `late` from now on: Microsoft shows it only after the fresh tick looked.
+fn expose_now(h: &Harness, late: &GraphRecord) {
+    h.graph.add_late_record(late.clone(), Utc::now());
 }
 
 /// Changes `record`'s status on the server; returns the new status.
@@ -75,11 +80,12 @@ async fn late_records_and_status_changes_arrive_once_each_after_the_fresh_pass()
         30,
     );
     let h = Harness::start(records.clone(), &env()).await;
-    let late = late_record(&h, 202, t0, "late-record");
+    let late = late_record(202, t0, "late-record");
     let app = h.app(fast_options());
 
     // The fresh pass: within seconds, every visible record once; the late one not yet.
     let first = h.tick(&app, "req-fresh").await.expect("tick");
+    expose_now(&h, &late);
     assert_eq!(pass(&first, "fresh")["events_sent"], json!(30), "{first}");
     assert_same_keys(
         h.received_keys(),
@@ -318,8 +324,6 @@ async fn when_the_request_budget_is_short_reconciliation_falls_behind_never_the_
     )
     .remove(0);
     late.id = "late-under-budget".into();
-    h.graph
-        .add_late_record(late.clone(), t0 + TimeDelta::seconds(1));
     h.put_checkpoint(&json!({"version": 1, "end": t0 - TimeDelta::seconds(11), "updated_at": t0}))
         .await;
     let app = h.app(fast_options());
@@ -337,8 +341,7 @@ async fn when_the_request_budget_is_short_reconciliation_falls_behind_never_the_
     let mut all = records.clone();
     all.extend(newer.clone());
     h.graph.set_records(all);
-    h.graph
-        .add_late_record(late.clone(), t0 + TimeDelta::seconds(1));
+    expose_now(&h, &late);
     let second = h.tick(&app, "req-2").await.expect("tick");
     assert_eq!(
         pass(&second, "reconcile")["caught_up"],
@@ -388,10 +391,11 @@ async fn the_reporting_web_service_gets_the_same_two_passes() {
     let mut env = env();
     env.push(("TRACE_API", "reporting"));
     let h = Harness::start(records.clone(), &env).await;
-    let late = late_record(&h, 211, t0, "late-reporting");
+    let late = late_record(211, t0, "late-reporting");
     let app = h.app(fast_options());
 
     let first = h.tick(&app, "req-fresh").await.expect("tick");
+    expose_now(&h, &late);
     assert_eq!(pass(&first, "fresh")["events_sent"], json!(12), "{first}");
     let changed = &records[0];
     change_status(&h, changed);
@@ -424,9 +428,10 @@ async fn with_the_fresh_pass_off_one_pass_waits_the_delay_and_still_reconciles_t
         10,
     );
     let h = Harness::start(records.clone(), &env()).await;
-    let late = late_record(&h, 213, t0, "late-single");
+    let late = late_record(213, t0, "late-single");
     let app = h.app(fast_options());
     h.tick(&app, "req-fresh").await.expect("tick");
+    expose_now(&h, &late);
     let (checkpoint, _) = h.checkpoint().await.unwrap();
     assert_eq!(checkpoint["ledger"].as_array().map(Vec::len), Some(1));
     let fresh_end = time(&checkpoint["end"]);

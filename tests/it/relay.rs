@@ -118,12 +118,11 @@ async fn reconcile_with_idle_pages(
         t0 - TimeDelta::seconds(7),
         4,
     );
-    for r in &late {
-        h.graph
-            .add_late_record(r.clone(), t0 + TimeDelta::seconds(2));
-    }
     let app = h.app(fast_options());
     h.tick(&app, "req-fresh").await.expect("fresh tick");
+    for r in &late {
+        h.graph.add_late_record(r.clone(), Utc::now());
+    }
     assert_eq!(h.devo.line_count(), 400);
 
     h.graph.set_page_latency(Duration::from_millis(1500));
