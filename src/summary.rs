@@ -81,6 +81,15 @@ pub struct Counts {
     pub status_changes: u64,
     /// Reconciliation: records of spans whose ledger object is missing, sent again.
     pub ledger_missing: u64,
+    /// Delivery details: detail rows of problem deliveries sent to `DETAIL_TAG`.
+    pub details_sent: u64,
+    /// Delivery details: deliveries still waiting for their details after this tick.
+    pub details_queued: u64,
+    /// Delivery details: deliveries whose details will never be fetched (the queue was full).
+    pub details_dropped: u64,
+    /// 429s received while this function's own spend was under its budget: another
+    /// application is spending the tenant's shared quota.
+    pub quota_contention: u64,
 }
 
 impl std::ops::AddAssign for Counts {
@@ -100,6 +109,10 @@ impl std::ops::AddAssign for Counts {
         self.late_records += part.late_records;
         self.status_changes += part.status_changes;
         self.ledger_missing += part.ledger_missing;
+        self.details_sent += part.details_sent;
+        self.details_queued += part.details_queued;
+        self.details_dropped += part.details_dropped;
+        self.quota_contention += part.quota_contention;
     }
 }
 
