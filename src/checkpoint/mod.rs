@@ -3,6 +3,7 @@
 
 pub mod backfill;
 pub(crate) mod cut;
+pub mod details;
 pub(crate) mod lease;
 mod position;
 pub(crate) mod reset;
@@ -57,6 +58,9 @@ pub struct Checkpoint {
     /// How the last tick failed, cleared by the next one that finishes (`tenants list`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
+    /// Deliveries waiting for their delivery details, and those already fetched.
+    #[serde(default, skip_serializing_if = "details::DetailQueue::is_empty")]
+    pub details: details::DetailQueue,
 }
 
 /// A failed tick, as the operator's `tenants list` shows it.
@@ -95,6 +99,7 @@ impl Checkpoint {
             reconcile: None,
             ledger: Vec::new(),
             last_error: None,
+            details: details::DetailQueue::default(),
         }
     }
 

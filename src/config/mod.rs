@@ -1,11 +1,13 @@
 //! Step 1 of a tick: the environment, validated into a [`Config`] before anything is touched.
 //!
 //! One file a concern: [`defaults`], reading variables (`env`), the Devo settings (`devo`), the
-//! API and cloud (`api`), the window rules (`rules`) and the request limits (`limits`).
+//! API and cloud (`api`), the window rules (`rules`), the request limits (`limits`) and the
+//! delivery details (`details`).
 
 mod api;
 pub(crate) mod cloud;
 pub mod defaults;
+mod details;
 mod devo;
 mod env;
 mod limits;
@@ -16,6 +18,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::config::cloud::{Cloud, Endpoints};
+pub use details::DetailSettings;
 pub(crate) use devo::is_tag;
 use env::{Env, invalid};
 
@@ -160,6 +163,8 @@ pub struct Config {
     /// `TENANT_METRICS`: whether lag and failures are also published per tenant (each is a
     /// custom metric per tenant, billed monthly).
     pub tenant_metrics: bool,
+    /// `DETAIL_*`: which deliveries get their delivery details, and where those go.
+    pub details: DetailSettings,
 }
 
 impl Config {
@@ -186,6 +191,7 @@ impl Config {
         let reset_before = reset_before(&env)?;
         let tenants_key = tenants_key(&env, &state_key)?;
         let tenant_metrics = tenant_metrics(&env)?;
+        let details = DetailSettings::read(&env, &devo.tag)?;
         Ok(Config {
             secret_id,
             state_bucket,
@@ -209,6 +215,7 @@ impl Config {
             reset_before,
             tenants_key,
             tenant_metrics,
+            details,
         })
     }
 }

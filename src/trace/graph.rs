@@ -10,8 +10,9 @@ use serde::Deserialize;
 use crate::events::Event;
 use crate::events::microsoft::{BudgetWait, SkipTokenRepaired};
 use crate::trace::auth::TokenSource;
+use crate::trace::detail::{DetailCandidate, DetailRow, parse_details};
 use crate::trace::error::{TraceError, api_hint};
-use crate::trace::fetch::{PageRules, get_page, rate_limiter};
+use crate::trace::fetch::{Fetched, PageRules, get_page, rate_limiter};
 use crate::trace::http::Budget;
 use crate::trace::origin::{self, Origin};
 use crate::trace::page::{SourcePage, TraceRecord};
@@ -126,13 +127,66 @@ impl GraphClient {
         throttle: &mut RequestBudget,
         what: &str,
     ) -> Result<SourcePage, TraceError> {
-        let rules = PageRules {
+        let parse = |body: &[u8]| parse_page(body).map_err(|e| e.to_string());
+        let rules = self.rules(what, parse, true);
+        let under_budget = async || stay_under_budget(throttle, budget, what).await;
+        let fetched = get_page(&rules, url, tokens, budget, what, under_budget).await?;
+        let (records, next_link) = fetched.value;
+        Ok(SourcePage {
+            records: records.into_iter().map(TraceRecord::Graph).collect(),
+            next_link: next_link.map(|link| next_url(url, &link)),
+            bytes: fetched.bytes,
+            requests: fetched.requests,
+            throttled: fetched.throttled,
+        })
+    }
+
+    /// The URL of a delivery's details (`getDetailsByRecipient`).
+    pub fn details_url(&self, candidate: &DetailCandidate) -> Result<String, TraceError> {
+        crate::trace::detail::details_url(&self.base, candidate).ok_or_else(|| {
+            TraceError::Malformed {
+                api: "graph",
+                what: crate::trace::detail::describe(candidate),
+                problem: format!("GRAPH_URL {} cannot carry a path", self.base),
+            }
+        })
+    }
+
+    /// Fetches one page of a delivery's details. Unlike a list page it never waits: neither
+    /// for the request budget (while it is lent, a request over the share fails as
+    /// [`TraceError::OutOfTime`]) nor for a 429, which is returned at once.
+    pub async fn details_page(
+        &self,
+        url: &str,
+        tokens: &mut TokenSource,
+        budget: &Budget,
+        throttle: &mut RequestBudget,
+        what: &str,
+    ) -> Result<Fetched<(Vec<DetailRow>, Option<String>)>, TraceError> {
+        let parse = |body: &[u8]| parse_details(body).map_err(|e| e.to_string());
+        let rules = self.rules(what, parse, false);
+        let under_budget = async || stay_under_budget(throttle, budget, what).await;
+        let mut fetched = get_page(&rules, url, tokens, budget, what, under_budget).await?;
+        fetched.value.1 = fetched.value.1.take().map(|link| next_url(url, &link));
+        Ok(fetched)
+    }
+
+    /// How a Graph answer is fetched and read: the `Prefer` header (so that `recalled`
+    /// arrives as itself, not `unknownFutureValue`), `parse` for a 200, Graph's error body
+    /// otherwise.
+    fn rules<'a, P>(
+        &'a self,
+        what: &'a str,
+        parse: P,
+        wait_when_throttled: bool,
+    ) -> PageRules<'a, P, impl Fn(u16, &[u8]) -> TraceError + 'a> {
+        PageRules {
             http: &self.http,
             limiter: &self.limiter,
             api: "graph",
             origin: &self.origin,
-            parse: |body: &[u8]| parse_page(body).map_err(|e| e.to_string()),
-            refusal: |status, body: &[u8]| {
+            parse,
+            refusal: move |status, body: &[u8]| {
                 let detail: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
                 TraceError::Api {
                     api: "graph",
@@ -147,42 +201,47 @@ impl GraphClient {
                     message: detail.error.message,
                 }
             },
-        };
-        let stay_under_budget = async || {
-            let wait = throttle.wait_at(budget.now());
-            if !wait.is_zero() {
-                if throttle.lent() {
-                    return Err(TraceError::OutOfTime {
-                        api: "graph",
-                        what: what.to_owned(),
-                        last: "the reconciliation pass used its share of the request budget; it continues in the next tick".into(),
-                    });
-                }
-                if wait + Duration::from_millis(200) >= budget.remaining() {
-                    return Err(TraceError::OutOfTime {
-                        api: "graph",
-                        what: what.to_owned(),
-                        last: format!(
-                            "the client-side budget of {GRAPH_LIMIT} requests per 5 minutes is used up; the next tick continues"
-                        ),
-                    });
-                }
-                BudgetWait { wait }.emit();
-                tokio::time::sleep(wait).await;
-            }
-            throttle.record(budget.now());
-            Ok(())
-        };
-        let fetched = get_page(&rules, url, tokens, budget, what, stay_under_budget).await?;
-        let (records, next_link) = fetched.value;
-        Ok(SourcePage {
-            records: records.into_iter().map(TraceRecord::Graph).collect(),
-            next_link: next_link.map(|link| next_url(url, &link)),
-            bytes: fetched.bytes,
-            requests: fetched.requests,
-            throttled: fetched.throttled,
-        })
+            headers: &PREFER,
+            wait_when_throttled,
+        }
     }
+}
+
+/// Asks Graph for the members of evolvable enums this client knows (`recalled`), which it
+/// otherwise writes as `unknownFutureValue`.
+const PREFER: [(&str, &str); 1] = [("Prefer", "include-unknown-enum-members")];
+
+/// Waits, if it must, to keep the next request within `throttle`; counts the request. While
+/// the budget is only lent (the reconciliation pass, delivery details) it never waits: a
+/// request over the share fails as out of time, for the next tick.
+async fn stay_under_budget(
+    throttle: &mut RequestBudget,
+    budget: &Budget,
+    what: &str,
+) -> Result<(), TraceError> {
+    let wait = throttle.wait_at(budget.now());
+    if !wait.is_zero() {
+        if throttle.lent() {
+            return Err(TraceError::OutOfTime {
+                api: "graph",
+                what: what.to_owned(),
+                last: "the reconciliation pass and the delivery details used their share of the request budget; they continue in the next tick".into(),
+            });
+        }
+        if wait + Duration::from_millis(200) >= budget.remaining() {
+            return Err(TraceError::OutOfTime {
+                api: "graph",
+                what: what.to_owned(),
+                last: format!(
+                    "the client-side budget of {GRAPH_LIMIT} requests per 5 minutes is used up; the next tick continues"
+                ),
+            });
+        }
+        BudgetWait { wait }.emit();
+        tokio::time::sleep(wait).await;
+    }
+    throttle.record(budget.now());
+    Ok(())
 }
 
 /// The URL to follow for a page's `@odata.nextLink`: resolved against the page it came from
