@@ -213,6 +213,10 @@ impl Summary {
         caught_up: bool,
         started: std::time::Instant,
     ) -> Summary {
+        let counts = Counts {
+            details_queued: checkpoint.details.len() as u64,
+            ..counts
+        };
         Summary {
             api,
             lease,

@@ -59,6 +59,9 @@ pub fn emf(
                 ("Retries", "Count", json!(c.retries)),
                 ("ThrottledRequests", "Count", json!(c.throttled_requests)),
                 ("Windows", "Count", json!(c.windows)),
+                ("DetailsSent", "Count", json!(c.details_sent)),
+                ("DetailsQueued", "Count", json!(c.details_queued)),
+                ("DetailsDropped", "Count", json!(c.details_dropped)),
             ]);
             if summary.passes.iter().any(|p| p.pass == "reconcile") {
                 let gap = crate::checkpoint::second_look::seconds(&summary.reconcile_gaps);
@@ -212,7 +215,10 @@ mod tests {
                 late_records: 0,
                 status_changes: 0,
                 ledger_missing: 0,
-                ..Counts::default()
+                details_sent: 9,
+                details_queued: 4,
+                details_dropped: 1,
+                quota_contention: 0,
             },
             checkpoint: Some(Utc.with_ymd_and_hms(2026, 11, 24, 11, 0, 0).unwrap()),
             partial: None,
@@ -269,6 +275,9 @@ mod tests {
             ("Retries", 2),
             ("ThrottledRequests", 1),
             ("Windows", 2),
+            ("DetailsSent", 9),
+            ("DetailsQueued", 4),
+            ("DetailsDropped", 1),
             ("LagSeconds", 25 * 3600),
             ("TickDuration", 900),
         ];

@@ -2,6 +2,7 @@
 //! with a stable `event` name (what Logs Insights queries, metric filters and the docs rely on)
 //! and, for the tick's last line, the metrics. The names are defined here and nowhere else.
 
+pub mod details;
 pub mod lease;
 pub mod ledger;
 pub(crate) mod metrics;
@@ -52,6 +53,9 @@ const NAMES: &[&str] = &[
     microsoft::Retry::NAME,
     microsoft::BudgetWait::NAME,
     microsoft::SkipTokenRepaired::NAME,
+    details::DetailsFinished::NAME,
+    details::DetailFetchFailed::NAME,
+    details::DetailsDropped::NAME,
     tick::TickFinished::NAME,
     tick::TickFailed::NAME,
     tick::NoDeadline::NAME,

@@ -13,18 +13,18 @@ use crate::tick::deliver::End;
 use crate::tick::job::Job;
 use crate::tick::pass::Ran;
 
-/// Releases the lease and returns the summary, or the failure of a window after its
-/// delivered part was committed.
+/// Releases the lease and returns the summary (the passes' counts and the details'), or the
+/// failure of a window after its delivered part was committed.
 pub(super) async fn finish<S: StateStore>(
     mut claimed: Claimed<'_, S>,
     job: &Job,
     api: &'static str,
-    passes: Vec<Ran>,
+    (passes, details): (Vec<Ran>, Counts),
     reset: Option<Reset>,
     started: std::time::Instant,
 ) -> Result<Summary, TickError> {
     let checkpoint = claimed.checkpoint().clone();
-    let mut counts = Counts::default();
+    let mut counts = details;
     let mut reports = Vec::with_capacity(passes.len());
     let mut failure = None;
     let mut all_caught_up = true;

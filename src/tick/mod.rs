@@ -1,7 +1,9 @@
-//! One tick, top to bottom: config, secret, lease, window, pull, forward, commit.
+//! One tick, top to bottom: config, secret, lease, window, pull, forward, commit. Steps 4 to 6
+//! run as stages: the fresh pass, the reconciliation pass, then the delivery details.
 
 mod claim;
 mod deliver;
+mod details;
 mod finish;
 pub(crate) mod job;
 mod pass;
@@ -109,7 +111,8 @@ async fn run_in_span(
     };
     let reset = job.prepare(claimed.checkpoint_mut(), config);
 
-    // 4–6. window, pull, forward: each pass plans its windows and delivers them, each committed
+    // 4–6. window, pull, forward, in stages: each pass plans its windows and delivers them, each
+    // committed; then the delivery details
     let context = pass::Context {
         job: &job,
         reset: reset.as_ref(),
@@ -119,35 +122,52 @@ async fn run_in_span(
     let ran = async {
         let mut session = Session::open(app, config, &secret, claimed.checkpoint())?;
         let mut transfer = session.transfer(app, config, &job, &secret, &devo, &clock)?;
-        let mut passes: Vec<pass::Ran> = Vec::new();
-        for p in job.passes(claimed.checkpoint(), config) {
-            if passes.last().is_some_and(|r| !r.caught_up()) {
-                break;
-            }
-            // The request id, the tenant and the pass on every line the pass writes.
-            let span = tracing::info_span!(
-                "pass",
-                request_id = %request.request_id,
-                tenant = job.tenant.label(),
-                pass = p.as_str()
-            );
-            let ran = pass::run(&mut transfer, &context, p, &mut claimed, on_window)
-                .instrument(span)
-                .await?;
-            passes.push(ran);
-        }
+        transfer.collect_details(details::wanted(&job, config));
+        // the fresh pass, then the reconciliation pass: each plans and delivers its windows
+        let passes = passes(&mut transfer, &context, &mut claimed, request, on_window).await?;
+        // the delivery details, with what the request budget leaves
+        let details = details::run(&mut transfer, &context, &mut claimed, &passes).await?;
         claimed.checkpoint_mut().recent_requests = transfer.request_history(clock.wall());
-        Ok::<_, TickError>(passes)
+        Ok::<_, TickError>((passes, details))
     }
     .await;
     // Any failure after the claim gives the lease back (best effort).
-    let passes = match ran {
-        Ok(passes) => passes,
+    let (passes, details) = match ran {
+        Ok(ran) => ran,
         Err(failure) => return Err(finish::fail(claimed, failure).await),
     };
 
     // 7. commit: the lease goes back
-    finish::finish(claimed, &job, api, passes, reset, started).await
+    finish::finish(claimed, &job, api, (passes, details), reset, started).await
+}
+
+/// The passes of the job, in order, each in a `pass` span; a pass that did not reach its
+/// horizon ends the list (the reconciliation pass never runs before the fresh pass caught up).
+async fn passes<S: crate::state::StateStore>(
+    transfer: &mut Transfer<'_>,
+    context: &pass::Context<'_>,
+    claimed: &mut Claimed<'_, S>,
+    request: &TickRequest,
+    on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
+) -> Result<Vec<pass::Ran>, TickError> {
+    let mut passes: Vec<pass::Ran> = Vec::new();
+    for p in context.job.passes(claimed.checkpoint(), context.config) {
+        if passes.last().is_some_and(|r| !r.caught_up()) {
+            break;
+        }
+        // The request id, the tenant and the pass on every line the pass writes.
+        let span = tracing::info_span!(
+            "pass",
+            request_id = %request.request_id,
+            tenant = context.job.tenant.label(),
+            pass = p.as_str()
+        );
+        let ran = pass::run(transfer, context, p, claimed, on_window)
+            .instrument(span)
+            .await?;
+        passes.push(ran);
+    }
+    Ok(passes)
 }
 
 /// What the passes of a tick share besides the lease: the token cache and the request budget.

@@ -1,6 +1,6 @@
-//! The fresh pass's ledger, as a window is delivered: the fingerprints of the lines on the
-//! current page, of those written to streams, and of those the relay confirmed. Only the last
-//! go into the ledger.
+//! What a window's lines stand for, as they are delivered: on the current page, written to
+//! streams, confirmed by the relay. Only the confirmed count: the fresh pass's ledger takes
+//! their fingerprints, the detail queue the problem deliveries among them.
 
 use chrono::{DateTime, Utc};
 
@@ -10,17 +10,28 @@ use crate::ledger::Fingerprint;
 /// span needs a second look).
 pub type Fingerprinted = (Fingerprint, DateTime<Utc>);
 
-/// Fingerprints by how far their lines got.
-#[derive(Debug, Default)]
-pub struct Collected {
+/// Items (fingerprints, deliveries) by how far their lines got.
+#[derive(Debug)]
+pub struct Collected<T = Fingerprinted> {
     /// Records received before this are not held (their span needs no second look).
     from: Option<DateTime<Utc>>,
-    page: Vec<Fingerprinted>,
-    written: Vec<Fingerprinted>,
-    confirmed: Vec<Fingerprinted>,
+    page: Vec<T>,
+    written: Vec<T>,
+    confirmed: Vec<T>,
 }
 
-impl Collected {
+impl<T> Default for Collected<T> {
+    fn default() -> Collected<T> {
+        Collected {
+            from: None,
+            page: Vec::new(),
+            written: Vec::new(),
+            confirmed: Vec::new(),
+        }
+    }
+}
+
+impl Collected<Fingerprinted> {
     /// Collects the lines of records received at or after `from` only.
     pub fn from(from: DateTime<Utc>) -> Collected {
         Collected {
@@ -34,6 +45,13 @@ impl Collected {
         if self.from.is_none_or(|from| received >= from) {
             self.page.push((fingerprint, received));
         }
+    }
+}
+
+impl<T> Collected<T> {
+    /// What a line framed on the current page stands for.
+    pub fn stage(&mut self, item: T) {
+        self.page.push(item);
     }
 
     /// The current page was written to the stream.
@@ -52,8 +70,8 @@ impl Collected {
         self.written.clear();
     }
 
-    /// The confirmed fingerprints.
-    pub fn take(&mut self) -> Vec<Fingerprinted> {
+    /// What the confirmed lines stand for.
+    pub fn take(&mut self) -> Vec<T> {
         std::mem::take(&mut self.confirmed)
     }
 }

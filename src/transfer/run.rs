@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::config::DetailSettings;
 use crate::devo::DevoError;
 use crate::events::Event;
 use crate::events::relay::DevoRetry;
@@ -12,6 +13,7 @@ use crate::ledger::{self, Fingerprint};
 use crate::summary::Counts;
 use crate::trace::TraceError;
 use crate::trace::auth::TokenSource;
+use crate::trace::detail::DetailCandidate;
 use crate::trace::http::Budget;
 use crate::trace::page::{SourcePage, TraceRecord};
 use crate::trace::record::MappingContext;
@@ -50,6 +52,8 @@ pub(super) struct Run<'r> {
     collected: Option<Collected>,
     /// An unordered source: what the relay confirmed, kept should the window be cut.
     sent: Option<Collected>,
+    /// The deliveries whose details are wanted, by how far their lines got.
+    details: Option<(&'r DetailSettings, Collected<DetailCandidate>)>,
     forward: Forward<'r>,
     tally: Counts,
     index: u64,
@@ -89,6 +93,7 @@ impl<'r> Run<'r> {
             frontier: Frontier::new(ordered),
             collected,
             sent: (!ordered).then(Collected::default),
+            details: t.details.map(|s| (s, Collected::default())),
             forward: Forward::new(&t.forward),
             tokens: &mut *t.tokens,
             throttle: &mut *t.throttle,
@@ -194,6 +199,9 @@ impl<'r> Run<'r> {
         for c in self.collected.iter_mut().chain(&mut self.sent) {
             c.page_sent();
         }
+        if let Some((_, d)) = &mut self.details {
+            d.page_sent();
+        }
         match self.forward.step().await {
             Ok(true) => self.confirm(),
             Ok(false) => {}
@@ -245,6 +253,9 @@ impl<'r> Run<'r> {
         self.frontier.confirm();
         for c in self.collected.iter_mut().chain(&mut self.sent) {
             c.confirm();
+        }
+        if let Some((_, d)) = &mut self.details {
+            d.confirm();
         }
     }
 
@@ -300,6 +311,7 @@ impl<'r> Run<'r> {
             if record.missing_key() {
                 self.tally.missing_key += 1;
             }
+            self.note_detail(record);
             if !self.admission.newest_first() {
                 self.frontier.order_broken();
             }
@@ -319,6 +331,19 @@ impl<'r> Run<'r> {
         Ok(())
     }
 
+    /// A Graph delivery sent with a status whose details are wanted: staged with its line.
+    fn note_detail(&mut self, record: &TraceRecord) {
+        let Some((settings, staged)) = &mut self.details else {
+            return;
+        };
+        if let TraceRecord::Graph(r) = record
+            && r.status.as_deref().is_some_and(|s| settings.wants(s))
+            && let Some(candidate) = DetailCandidate::of(r)
+        {
+            staged.stage(candidate);
+        }
+    }
+
     fn tally_reconciled(&mut self, why: ledger::Verdict) {
         match why {
             ledger::Verdict::Late => self.tally.late_records += 1,
@@ -335,6 +360,9 @@ impl<'r> Run<'r> {
         self.frontier.rollback();
         for c in self.collected.iter_mut().chain(&mut self.sent) {
             c.rollback();
+        }
+        if let Some((_, d)) = &mut self.details {
+            d.rollback();
         }
         if self.forward.delivered.lines > self.confirmed_at_failure {
             self.devo_failures = 0;
@@ -390,11 +418,17 @@ impl<'r> Run<'r> {
             .map(Collected::take)
             .unwrap_or_default();
         let sent = self.sent.as_mut().map(Collected::take).unwrap_or_default();
+        let details = self
+            .details
+            .as_mut()
+            .map(|(_, d)| d.take())
+            .unwrap_or_default();
         WindowResult {
             progress,
             failure,
             fingerprints,
             sent,
+            details,
         }
     }
 }
