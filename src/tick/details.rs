@@ -15,9 +15,11 @@ use crate::tick::job::Job;
 use crate::tick::pass::{self, Ran};
 use crate::transfer::{ForwardSettings, Transfer};
 
-/// Share of the request budget the detail calls may bring the last five minutes' requests
-/// to, like the reconciliation pass: the rest stays for the next tick's fresh pass.
-const DETAIL_SHARE: (usize, usize) = (3, 4);
+/// Share of the request budget the detail calls may bring the last five minutes' requests to:
+/// half. The next tick starts while most of this tick's requests still count; below half, its
+/// fresh pass has at least half of the budget and its reconciliation pass (which stops at
+/// three quarters) at least a quarter, however long the detail queue is.
+const DETAIL_SHARE: (usize, usize) = (1, 2);
 
 /// The deliveries whose details this job notes as its windows are committed: a scheduled
 /// Graph job with `DETAIL_STATUSES` set. (The Reporting Web Service has no details; a

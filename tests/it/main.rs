@@ -13,6 +13,7 @@ mod binary;
 mod cli;
 mod confirm;
 mod delivery;
+mod details;
 mod faults;
 mod next_links;
 mod origin;

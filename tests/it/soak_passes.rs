@@ -377,7 +377,7 @@ fn assert_honest(
     }
     let until = time(&summary["complete_until"]);
     let mut arrived: HashMap<String, HashSet<String>> = HashMap::new();
-    for line in h.devo.lines() {
+    for line in h.trace_lines() {
         let status = line_json(&line)["Status"]
             .as_str()
             .unwrap_or("")

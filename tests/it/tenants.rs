@@ -222,9 +222,7 @@ impl Fleet {
 
     /// The record keys that reached Devo under `host`, sorted.
     fn keys_under(&self, host: &str) -> Vec<String> {
-        let keys = self
-            .devo
-            .lines()
+        let keys = tagged(&self.devo.lines(), TRACE_TAG)
             .iter()
             .map(|line| host_and_key(line))
             .filter(|(h, _)| h == host)
@@ -342,7 +340,7 @@ async fn one_scheduled_event_runs_fifty_isolated_tenants() {
 
     // Every tenant's records exactly once, under its own hostname; nothing of the failed one.
     let mut by_host: HashMap<String, Vec<String>> = HashMap::new();
-    for line in fleet.devo.lines() {
+    for line in tagged(&fleet.devo.lines(), TRACE_TAG) {
         let (host, key) = host_and_key(&line);
         by_host.entry(host).or_default().push(key);
     }

@@ -17,7 +17,9 @@ use tokio::net::TcpListener;
 use super::call::Call;
 use super::respond::{Resp, graph_error};
 use super::state::Shared;
-use super::{MESSAGE_TRACES_PATH, REPORTING_PATH, RecordedRequest, identity, paging, reporting};
+use super::{
+    MESSAGE_TRACES_PATH, REPORTING_PATH, RecordedRequest, details, identity, paging, reporting,
+};
 use crate::util::{percent_decode, serve_http, uuid};
 
 /// Accepts connections until the server is dropped (the task is aborted).
@@ -39,6 +41,7 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Resp, Inf
     let index = record_request(&shared, &method, &path, &raw_query);
     let crid = header(&req, "client-request-id").unwrap_or_else(uuid);
     let auth = header(&req, AUTHORIZATION);
+    let prefer = header(&req, "prefer");
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => Bytes::new(),
@@ -48,6 +51,7 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Resp, Inf
         method,
         raw_query,
         auth,
+        prefer,
         crid,
         body,
         tenant: None,
@@ -72,6 +76,8 @@ async fn route(call: &mut Call<'_>, path: &str) -> Resp {
         reporting::message_trace(call).await
     } else if path == MESSAGE_TRACES_PATH {
         paging::message_traces(call).await
+    } else if let Some(rest) = details::details_path(path) {
+        details::details_by_recipient(call, rest).await
     } else {
         graph_error(
             404,

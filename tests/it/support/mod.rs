@@ -339,10 +339,39 @@ impl Harness {
             .expect("put checkpoint");
     }
 
-    /// Keys (`MessageTraceId|RecipientAddress`) of every line the relay received, in order.
+    /// Keys (`MessageTraceId|RecipientAddress`) of every trace line the relay received, in
+    /// order.
     pub fn received_keys(&self) -> Vec<String> {
-        self.devo.lines().iter().map(|l| line_key(l)).collect()
+        self.trace_lines().iter().map(|l| line_key(l)).collect()
     }
+
+    /// The trace lines the relay received (`DEVO_TAG`), in order: without the delivery details
+    /// that follow the passes.
+    pub fn trace_lines(&self) -> Vec<String> {
+        tagged(&self.devo.lines(), TRACE_TAG)
+    }
+
+    /// The delivery detail lines the relay received (`DETAIL_TAG`), in order.
+    pub fn detail_lines(&self) -> Vec<String> {
+        tagged(&self.devo.lines(), DETAIL_TAG)
+    }
+}
+
+/// `DEVO_TAG` as a user gets it.
+pub const TRACE_TAG: &str = "cloud.office365.messagetracing";
+/// `DETAIL_TAG` as a user gets it.
+pub const DETAIL_TAG: &str = "my.app.office365.messagetracedetail";
+
+/// The lines of `lines` written under `tag` (the fourth field of the header).
+pub fn tagged(lines: &[String], tag: &str) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| {
+            l.split_once(": ")
+                .is_some_and(|(header, _)| header.split(' ').nth(3) == Some(tag))
+        })
+        .cloned()
+        .collect()
 }
 
 /// Parses a Devo line and returns its record key; panics when the line is not well-formed.
@@ -362,7 +391,7 @@ pub fn line_json(line: &str) -> Value {
     let parts: Vec<&str> = header.split(' ').collect();
     assert_eq!(parts.len(), 4, "<14>date time host tag: {line}");
     assert_eq!(parts[2], "test-collector");
-    assert_eq!(parts[3], "cloud.office365.messagetracing");
+    assert_eq!(parts[3], TRACE_TAG);
     serde_json::from_str(json).expect("one JSON object per line")
 }
 
