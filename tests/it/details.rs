@@ -461,6 +461,13 @@ async fn a_429_stops_the_details_for_the_tick_and_a_delivery_gone_is_dropped_not
         queued = s["details_queued"].as_u64().unwrap();
     }
     assert_eq!((dropped, queued), (1, 0));
+    let answered_404 = h
+        .graph
+        .requests()
+        .iter()
+        .filter(|r| is_details_path(&r.path) && r.status == 404)
+        .count();
+    assert_eq!(answered_404, 1, "dropped at its first 404, not tried again");
     let calls = detail_calls(&h);
     time.advance(TimeDelta::minutes(5));
     let last = tick_at(&h, &app, &time, "req-last").await;
@@ -473,5 +480,56 @@ async fn a_429_stops_the_details_for_the_tick_and_a_delivery_gone_is_dropped_not
             expected_events(r),
             "once each"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_relay_cut_during_the_details_sends_them_again_and_counts_what_may_arrive_twice() {
+    let records = with_statuses(first_window_records(199, 10), &["failed"]);
+    let h = Harness::start(records.clone(), &[]).await;
+    let time = TimeSource::stepped(Utc::now());
+    // Tick 1 with a budget its passes use up: every delivery waits in the queue.
+    let tight = h
+        .app_with("REQUEST_BUDGET_PER_5_MINUTES", "8", fast_options())
+        .with_time(time.clone());
+    let first = tick_at(&h, &tight, &time, "req-1").await;
+    assert_eq!(first["details_queued"], json!(10), "{first}");
+
+    // Tick 2: the passes send no line (no stream); the details' stream is cut after 2 lines.
+    let app = h.app(fast_options()).with_time(time.clone());
+    time.advance(TimeDelta::minutes(5));
+    h.devo.cut_next_connection_after(2);
+    let second = tick_at(&h, &app, &time, "req-2").await;
+    assert_eq!(second["details_queued"], json!(10), "nothing confirmed: {second}");
+    assert_eq!(second["details_sent"], json!(0), "{second}");
+    let unconfirmed = second["unconfirmed_lines"].as_u64().unwrap();
+    assert!(unconfirmed >= 2, "{second}");
+    // The stage stopped at the broken stream.
+    let fetched = detail_calls(&h);
+    assert!((1..10).contains(&fetched), "{fetched}");
+
+    // Tick 3 sends them again: every line arrives, at most the unconfirmed ones twice.
+    time.advance(TimeDelta::minutes(5));
+    let third = tick_at(&h, &app, &time, "req-3").await;
+    assert_eq!(third["details_queued"], json!(0), "{third}");
+    assert_eq!(
+        detail_calls(&h),
+        10 + fetched,
+        "asked twice only for what was not delivered"
+    );
+    let expected: usize = records.iter().map(|r| expected_events(r).len()).sum();
+    let got = details_by_key(&h);
+    let received: usize = got.values().map(Vec::len).sum();
+    assert_eq!(received, expected + 2, "the 2 lines the relay read before the cut, twice");
+    assert!(received - expected <= unconfirmed as usize);
+    for r in &records {
+        // Each event once, the repeats of the cut aside.
+        let mut distinct = HashSet::new();
+        let seen: Vec<Value> = got[&record_key(r)]
+            .iter()
+            .filter(|l| distinct.insert((l["Event"].clone(), l["Date"].clone())))
+            .cloned()
+            .collect();
+        assert_eq!(events(&seen), expected_events(r));
     }
 }
