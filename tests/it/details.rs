@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::support::*;
 use chrono::{TimeDelta, Utc};
-use m365_trace_devtools::graph::{detail_rows, is_details_path};
+use m365_trace_devtools::graph::{Fault, detail_rows, is_details_path};
 use m365_trace_devtools::records::{GraphRecord, generate};
 use m365_trace_to_devo::app::{App, TimeSource};
 use serde_json::{Value, json};
@@ -500,7 +500,11 @@ async fn a_relay_cut_during_the_details_sends_them_again_and_counts_what_may_arr
     time.advance(TimeDelta::minutes(5));
     h.devo.cut_next_connection_after(2);
     let second = tick_at(&h, &app, &time, "req-2").await;
-    assert_eq!(second["details_queued"], json!(10), "nothing confirmed: {second}");
+    assert_eq!(
+        second["details_queued"],
+        json!(10),
+        "nothing confirmed: {second}"
+    );
     assert_eq!(second["details_sent"], json!(0), "{second}");
     let unconfirmed = second["unconfirmed_lines"].as_u64().unwrap();
     assert!(unconfirmed >= 2, "{second}");
@@ -520,7 +524,11 @@ async fn a_relay_cut_during_the_details_sends_them_again_and_counts_what_may_arr
     let expected: usize = records.iter().map(|r| expected_events(r).len()).sum();
     let got = details_by_key(&h);
     let received: usize = got.values().map(Vec::len).sum();
-    assert_eq!(received, expected + 2, "the 2 lines the relay read before the cut, twice");
+    assert_eq!(
+        received,
+        expected + 2,
+        "the 2 lines the relay read before the cut, twice"
+    );
     assert!(received - expected <= unconfirmed as usize);
     for r in &records {
         // Each event once, the repeats of the cut aside.
@@ -532,4 +540,59 @@ async fn a_relay_cut_during_the_details_sends_them_again_and_counts_what_may_arr
             .collect();
         assert_eq!(events(&seen), expected_events(r));
     }
+}
+
+#[tokio::test]
+async fn deliveries_are_queued_with_the_window_that_found_them_even_when_the_tick_then_dies() {
+    let records = with_statuses(first_window_records(200, 8), &["failed", "delivered"]);
+    let h = Harness::start(records.clone(), &[]).await;
+    // The first window's page comes at once, the second window's answer is slow; the
+    // function dies while it waits for it (the invocation is dropped: no release, no
+    // summary), once the first window is committed.
+    h.graph.inject(Fault::Delay(Duration::ZERO));
+    h.graph.inject(Fault::Delay(Duration::from_secs(30)));
+    let time = TimeSource::stepped(Utc::now());
+    let app = h.app(fast_options()).with_time(time.clone());
+    let tick = h.invoke(
+        &app,
+        scheduled_event(),
+        "req-dies",
+        Duration::from_secs(120),
+    );
+    tokio::pin!(tick);
+    let first_window_committed = async {
+        loop {
+            if let Some((checkpoint, _)) = h.checkpoint().await
+                && checkpoint["end"].is_string()
+            {
+                return checkpoint;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let checkpoint = tokio::select! {
+        ended = &mut tick => panic!("the tick ended while its second window waited: {ended:?}"),
+        checkpoint = first_window_committed => checkpoint,
+    };
+    drop(tick);
+    assert_eq!(detail_calls(&h), 0);
+    let waiting = checkpoint["details"]["waiting"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        waiting.len(),
+        4,
+        "committed with the first window: {checkpoint}"
+    );
+
+    // Once its lease expired, the next tick takes over and drains them.
+    time.advance(TimeDelta::minutes(5));
+    let summary = tick_at(&h, &app, &time, "req-next").await;
+    assert_eq!(summary["details_queued"], json!(0), "{summary}");
+    let got = details_by_key(&h);
+    for r in records.iter().filter(|r| is_problem(r)) {
+        assert_eq!(events(&got[&record_key(r)]), expected_events(r));
+    }
+    assert_eq!(got.len(), 4);
 }
