@@ -9,7 +9,41 @@ use chrono::{DateTime, DurationRound, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ledger::Fingerprint;
-use crate::trace::detail::DetailCandidate;
+
+/// A delivery whose details are to be fetched: what the detail call needs (its trace id and
+/// recipient), what the detail lines repeat from the trace line (sender, Message-ID), and the
+/// status and time that decide when and whether (a pending one waits, and it is fetched once
+/// per status).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetailCandidate {
+    /// The message trace id (`id`; the trace line's `MessageTraceId`).
+    pub id: String,
+    /// The recipient (`recipientAddress`).
+    pub recipient: String,
+    /// The sender (`senderAddress`), for the detail lines' `SenderAddress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    /// The Message-ID header, when the detail rows do not carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// The status it was seen with, as Graph spelt it.
+    pub status: String,
+    /// When Exchange Online received the message.
+    pub received: DateTime<Utc>,
+}
+
+impl DetailCandidate {
+    /// Whether the delivery was pending when seen.
+    pub fn pending(&self) -> bool {
+        self.status.trim().eq_ignore_ascii_case("pending")
+    }
+
+    /// The record's key (`id|recipient`, as `crate::trace::record::record_key` writes it), as
+    /// the ledger fingerprints it.
+    pub fn key(&self) -> String {
+        format!("{}|{}", self.id, self.recipient)
+    }
+}
 
 /// Deliveries remembered as fetched at most (8 bytes each, ~11 in the checkpoint's base64:
 /// ~220 KB). About a day of detail calls at Graph's quota; past it the oldest are forgotten,

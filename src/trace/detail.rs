@@ -3,58 +3,25 @@
 //! failed or where it went. Pure: the delivery asked about, its URL, and the rows' parsing.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+pub use crate::checkpoint::details::DetailCandidate;
 use crate::trace::record::{GraphRecord, lenient};
 
-/// A delivery whose details are to be fetched: what the detail call needs (its trace id and
-/// recipient), what the detail lines repeat from the trace line (sender, Message-ID), and the
-/// status and time that decide when and whether (a pending one waits, and it is fetched once
-/// per status).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DetailCandidate {
-    /// The message trace id (`id`; the trace line's `MessageTraceId`).
-    pub id: String,
-    /// The recipient (`recipientAddress`).
-    pub recipient: String,
-    /// The sender (`senderAddress`), for the detail lines' `SenderAddress`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sender: Option<String>,
-    /// The Message-ID header, when the detail rows do not carry it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
-    /// The status it was seen with, as Graph spelt it.
-    pub status: String,
-    /// When Exchange Online received the message.
-    pub received: DateTime<Utc>,
-}
-
-impl DetailCandidate {
-    /// The delivery a Graph record describes, when it can be asked about: it has an id, a
-    /// recipient, a status and a time.
-    pub fn of(record: &GraphRecord) -> Option<DetailCandidate> {
-        if record.missing_key() {
-            return None;
-        }
-        Some(DetailCandidate {
-            id: record.id.clone(),
-            recipient: record.recipient_address.clone()?,
-            sender: record.sender_address.clone(),
-            message_id: record.message_id.clone(),
-            status: record.status.clone()?,
-            received: record.received_date_time?,
-        })
+/// The delivery `record` describes, when it can be asked about: it has an id, a recipient, a
+/// status and a time.
+pub fn candidate(record: &GraphRecord) -> Option<DetailCandidate> {
+    if record.missing_key() {
+        return None;
     }
-
-    /// Whether the delivery was pending when seen.
-    pub fn pending(&self) -> bool {
-        self.status.trim().eq_ignore_ascii_case("pending")
-    }
-
-    /// The record's key (`id|recipient`), as the ledger fingerprints it.
-    pub fn key(&self) -> String {
-        crate::trace::record::record_key(&self.id, &self.recipient)
-    }
+    Some(DetailCandidate {
+        id: record.id.clone(),
+        recipient: record.recipient_address.clone()?,
+        sender: record.sender_address.clone(),
+        message_id: record.message_id.clone(),
+        status: record.status.clone()?,
+        received: record.received_date_time?,
+    })
 }
 
 /// One Graph `exchangeMessageTraceDetail`. Parsed leniently, field by field, like the trace
@@ -138,7 +105,7 @@ pub fn describe(candidate: &DetailCandidate) -> String {
 mod tests {
     use super::*;
 
-    fn candidate(recipient: &str) -> DetailCandidate {
+    fn delivery_to(recipient: &str) -> DetailCandidate {
         DetailCandidate {
             id: "7e3b2b2e-1b5e-4b17-80cc-2af6c1d9a3b1".into(),
             recipient: recipient.into(),
@@ -153,10 +120,10 @@ mod tests {
     fn the_url_quotes_the_address_as_an_odata_string_in_one_path_segment() {
         let base = "https://graph.microsoft.com/";
         assert_eq!(
-            details_url(base, &candidate("robert@contoso.com")).unwrap(),
+            details_url(base, &delivery_to("robert@contoso.com")).unwrap(),
             "https://graph.microsoft.com/v1.0/admin/exchange/tracing/messageTraces/7e3b2b2e-1b5e-4b17-80cc-2af6c1d9a3b1/getDetailsByRecipient(recipientAddress='robert@contoso.com')"
         );
-        let url = details_url(base, &candidate("o'brien/x?y#z%@contoso.com")).unwrap();
+        let url = details_url(base, &delivery_to("o'brien/x?y#z%@contoso.com")).unwrap();
         let parsed = reqwest::Url::parse(&url).unwrap();
         assert_eq!(parsed.query(), None);
         assert_eq!(parsed.fragment(), None);
@@ -185,10 +152,10 @@ mod tests {
             r#"{"id":"t","recipientAddress":"r@x","status":"failed","receivedDateTime":"2026-11-24T10:30:00Z"}"#,
         )
         .unwrap();
-        assert_eq!(DetailCandidate::of(&record).unwrap().key(), "t|r@x");
+        assert_eq!(candidate(&record).unwrap().key(), "t|r@x");
         let keyless: GraphRecord =
             serde_json::from_str(r#"{"id":"","recipientAddress":"r@x","status":"failed"}"#)
                 .unwrap();
-        assert_eq!(DetailCandidate::of(&keyless), None);
+        assert_eq!(candidate(&keyless), None);
     }
 }

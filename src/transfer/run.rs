@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use crate::config::DetailSettings;
 use crate::devo::DevoError;
 use crate::events::Event;
 use crate::events::relay::DevoRetry;
@@ -13,14 +12,13 @@ use crate::ledger::{self, Fingerprint};
 use crate::summary::Counts;
 use crate::trace::TraceError;
 use crate::trace::auth::TokenSource;
-use crate::trace::detail::DetailCandidate;
 use crate::trace::http::Budget;
 use crate::trace::page::{SourcePage, TraceRecord};
 use crate::trace::record::MappingContext;
 use crate::trace::request_budget::RequestBudget;
 use crate::trace::source::TraceSource;
 use crate::transfer::admission::{Admission, Fate};
-use crate::transfer::collect::Collected;
+use crate::transfer::collect::{Collected, Staged};
 use crate::transfer::forward::Forward;
 use crate::transfer::frontier::Frontier;
 use crate::transfer::paging::Paging;
@@ -49,11 +47,8 @@ pub(super) struct Run<'r> {
     paging: Paging,
     admission: Admission,
     frontier: Frontier,
-    collected: Option<Collected>,
-    /// An unordered source: what the relay confirmed, kept should the window be cut.
-    sent: Option<Collected>,
-    /// The deliveries whose details are wanted, by how far their lines got.
-    details: Option<(&'r DetailSettings, Collected<DetailCandidate>)>,
+    /// What the lines stand for, by how far they got.
+    staged: Staged<'r>,
     forward: Forward<'r>,
     tally: Counts,
     index: u64,
@@ -91,9 +86,11 @@ impl<'r> Run<'r> {
                 .with_ledger(filter)
                 .with_sent(sent),
             frontier: Frontier::new(ordered),
-            collected,
-            sent: (!ordered).then(Collected::default),
-            details: t.details.map(|s| (s, Collected::default())),
+            staged: Staged {
+                ledger: collected,
+                sent: (!ordered).then(Collected::default),
+                details: t.details.map(|s| (s, Collected::default())),
+            },
             forward: Forward::new(&t.forward),
             tokens: &mut *t.tokens,
             throttle: &mut *t.throttle,
@@ -196,12 +193,7 @@ impl<'r> Run<'r> {
             return Some(Stop::Failed(TransferError::Devo(e)));
         }
         self.frontier.page_sent();
-        for c in self.collected.iter_mut().chain(&mut self.sent) {
-            c.page_sent();
-        }
-        if let Some((_, d)) = &mut self.details {
-            d.page_sent();
-        }
+        self.staged.page_sent();
         match self.forward.step().await {
             Ok(true) => self.confirm(),
             Ok(false) => {}
@@ -251,12 +243,7 @@ impl<'r> Run<'r> {
     /// The relay confirmed everything written so far.
     fn confirm(&mut self) {
         self.frontier.confirm();
-        for c in self.collected.iter_mut().chain(&mut self.sent) {
-            c.confirm();
-        }
-        if let Some((_, d)) = &mut self.details {
-            d.confirm();
-        }
+        self.staged.confirm();
     }
 
     fn tally_page(&mut self, page: &SourcePage) {
@@ -301,9 +288,7 @@ impl<'r> Run<'r> {
                 Fate::Reconciled(why) => self.tally_reconciled(why),
                 Fate::Send => {}
             }
-            for c in self.collected.iter_mut().chain(&mut self.sent) {
-                c.push(Fingerprint::of(&key, record.status()), received);
-            }
+            self.staged.push(&key, record, received);
             if verdict == Fate::SentBefore {
                 // Confirmed by a tick that cut this window: delivered, held as such.
                 continue;
@@ -311,7 +296,7 @@ impl<'r> Run<'r> {
             if record.missing_key() {
                 self.tally.missing_key += 1;
             }
-            self.note_detail(record);
+            self.staged.note_detail(record);
             if !self.admission.newest_first() {
                 self.frontier.order_broken();
             }
@@ -331,19 +316,6 @@ impl<'r> Run<'r> {
         Ok(())
     }
 
-    /// A Graph delivery sent with a status whose details are wanted: staged with its line.
-    fn note_detail(&mut self, record: &TraceRecord) {
-        let Some((settings, staged)) = &mut self.details else {
-            return;
-        };
-        if let TraceRecord::Graph(r) = record
-            && r.status.as_deref().is_some_and(|s| settings.wants(s))
-            && let Some(candidate) = DetailCandidate::of(r)
-        {
-            staged.stage(candidate);
-        }
-    }
-
     fn tally_reconciled(&mut self, why: ledger::Verdict) {
         match why {
             ledger::Verdict::Late => self.tally.late_records += 1,
@@ -358,12 +330,7 @@ impl<'r> Run<'r> {
     async fn retry_devo(&mut self, e: &DevoError) -> bool {
         self.forward.drop_stream();
         self.frontier.rollback();
-        for c in self.collected.iter_mut().chain(&mut self.sent) {
-            c.rollback();
-        }
-        if let Some((_, d)) = &mut self.details {
-            d.rollback();
-        }
+        self.staged.rollback();
         if self.forward.delivered.lines > self.confirmed_at_failure {
             self.devo_failures = 0;
         }
@@ -412,23 +379,13 @@ impl<'r> Run<'r> {
             Some(resume) if ordered => Progress::Partial(resume),
             _ => Progress::NotStarted,
         };
-        let fingerprints = self
-            .collected
-            .as_mut()
-            .map(Collected::take)
-            .unwrap_or_default();
-        let sent = self.sent.as_mut().map(Collected::take).unwrap_or_default();
-        let details = self
-            .details
-            .as_mut()
-            .map(|(_, d)| d.take())
-            .unwrap_or_default();
+        let taken = self.staged.take();
         WindowResult {
             progress,
             failure,
-            fingerprints,
-            sent,
-            details,
+            fingerprints: taken.ledger,
+            sent: taken.sent,
+            details: taken.details,
         }
     }
 }

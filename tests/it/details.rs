@@ -553,13 +553,12 @@ async fn deliveries_are_queued_with_the_window_that_found_them_even_when_the_tic
     h.graph.inject(Fault::Delay(Duration::from_secs(30)));
     let time = TimeSource::stepped(Utc::now());
     let app = h.app(fast_options()).with_time(time.clone());
-    let tick = h.invoke(
+    let mut tick = Box::pin(h.invoke(
         &app,
         scheduled_event(),
         "req-dies",
         Duration::from_secs(120),
-    );
-    tokio::pin!(tick);
+    ));
     let first_window_committed = async {
         loop {
             if let Some((checkpoint, _)) = h.checkpoint().await
@@ -574,7 +573,7 @@ async fn deliveries_are_queued_with_the_window_that_found_them_even_when_the_tic
         ended = &mut tick => panic!("the tick ended while its second window waited: {ended:?}"),
         checkpoint = first_window_committed => checkpoint,
     };
-    drop(tick);
+    drop(tick); // the invocation dies here
     assert_eq!(detail_calls(&h), 0);
     let waiting = checkpoint["details"]["waiting"]
         .as_array()

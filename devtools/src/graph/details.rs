@@ -1,6 +1,6 @@
 //! `GET /v1.0/admin/exchange/tracing/messageTraces/{id}/getDetailsByRecipient(recipientAddress='…')`:
 //! the per-recipient events of one delivery, in the same per-tenant throttle as the list
-//! calls; and the `Prefer: include-unknown-enum-members` rule for the evolvable status enum.
+//! calls.
 //!
 //! Exists so the product's delivery details are tested against the contract of the real API:
 //! the OData-quoted address in a path segment, realistic rows for each status (`Receive`,
@@ -19,35 +19,6 @@ use super::paging::{throttled, unauthorized};
 use super::respond::{Resp, bad_request, graph_error};
 use crate::records::{GraphRecord, graph_time};
 use crate::util::{full, percent_decode_path};
-
-/// The status Graph writes for a member of an evolvable enum the client did not ask for with
-/// `Prefer: include-unknown-enum-members`.
-pub const UNKNOWN_FUTURE_VALUE: &str = "unknownFutureValue";
-
-/// The evolvable members of `exchangeMessageTraceStatus` (after `unknownFutureValue`).
-const EVOLVABLE: [&str; 1] = ["recalled"];
-
-/// Whether a request's `Prefer` header asks for the evolvable enum members.
-pub(super) fn includes_unknown_members(prefer: Option<&str>) -> bool {
-    prefer.is_some_and(|p| {
-        p.split(',').any(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("include-unknown-enum-members")
-        })
-    })
-}
-
-/// `record` as the client sees it: an evolvable status is `unknownFutureValue` unless the
-/// client asked for the evolvable members.
-pub(super) fn as_served(record: &GraphRecord, include_unknown: bool) -> Option<GraphRecord> {
-    let evolvable = EVOLVABLE
-        .iter()
-        .any(|s| s.eq_ignore_ascii_case(&record.status));
-    (evolvable && !include_unknown).then(|| GraphRecord {
-        status: UNKNOWN_FUTURE_VALUE.to_owned(),
-        ..record.clone()
-    })
-}
 
 /// The id and recipient of a details path below `messageTraces/`: `{id}/getDetailsByRecipient(recipientAddress='…')`,
 /// percent-decoded, the address an OData string literal (`''` is one quote).

@@ -18,8 +18,8 @@
 //!   log); `call.rs`: one request as an endpoint sees it;
 //! - `identity.rs`: the token endpoint, client secrets, and which tenant a bearer token is for;
 //!   `paging.rs`: the message trace API (`$filter`, `$top`, newest-first pages, the 10-day and
-//!   90-day limits); `details.rs`: a delivery's details (`getDetailsByRecipient`) and the
-//!   `Prefer` rule for evolvable statuses; `reporting.rs`: the Reporting Web Service;
+//!   90-day limits); `evolvable.rs`: the `Prefer` rule for evolvable statuses; `details.rs`: a
+//!   delivery's details (`getDetailsByRecipient`); `reporting.rs`: the Reporting Web Service;
 //! - `server.rs`: the accept loop and the router; `tenant.rs`: [`TenantHandle`], the
 //!   per-tenant controls.
 
@@ -34,6 +34,7 @@ use tokio::task::AbortHandle;
 mod assertion;
 mod call;
 mod details;
+mod evolvable;
 mod faults;
 mod filter;
 mod identity;
@@ -48,7 +49,8 @@ mod state;
 mod stored;
 mod tenant;
 
-pub use details::{UNKNOWN_FUTURE_VALUE, detail_rows};
+pub use details::detail_rows;
+pub use evolvable::UNKNOWN_FUTURE_VALUE;
 pub use faults::{Fault, INVALID_STARTING_RECIPIENT};
 pub use reporting::{
     REPORTING_ORGANIZATION, REPORTING_PATH, REPORTING_SCOPE, reporting_error_body,

@@ -14,7 +14,7 @@ use hyper::{Method, Response};
 use serde_json::json;
 
 use super::call::Call;
-use super::details::{as_served, includes_unknown_members};
+use super::evolvable::{as_served, includes_unknown_members};
 use super::faults::{Fault, refused_next_link, status_fault};
 use super::filter::parse_filter;
 use super::identity::{BearerError, bearer_tenant};
