@@ -74,17 +74,15 @@ pub async fn rows(
     };
     let mut rows = Vec::new();
     for _ in 0..MAX_PAGES {
-        if calls.budget.exhausted() {
+        let under = &mut calls.under;
+        if under.budget.exhausted() {
             return Answer::Stop(Stop::Time, None);
         }
         // Never wait: a request the budget's share cannot afford now is the next tick's.
-        if !calls.throttle.wait_at(calls.budget.now()).is_zero() {
+        if !under.throttle.wait_at(under.budget.now()).is_zero() {
             return Answer::Stop(Stop::Budget, None);
         }
-        let page = calls
-            .client
-            .details_page(&url, calls.tokens, calls.budget, calls.throttle, &what)
-            .await;
+        let page = calls.client.details_page(&url, under, &what).await;
         let fetched = match page {
             Ok(fetched) => fetched,
             Err(e) => {

@@ -43,6 +43,17 @@ struct ErrorDetail {
     message: String,
 }
 
+/// What a Graph request runs under: the tick's tokens, its time budget and the request budget.
+#[derive(Debug)]
+pub struct Calls<'c> {
+    /// The tick's token cache.
+    pub tokens: &'c mut TokenSource,
+    /// The pull's time budget.
+    pub budget: &'c Budget,
+    /// The request budget (kept in the checkpoint).
+    pub throttle: &'c mut RequestBudget,
+}
+
 /// A Graph message trace client: the base URL, `$top` and the client-side request rate.
 #[derive(Clone)]
 pub struct GraphClient {
@@ -128,9 +139,12 @@ impl GraphClient {
         what: &str,
     ) -> Result<SourcePage, TraceError> {
         let parse = |body: &[u8]| parse_page(body).map_err(|e| e.to_string());
-        let rules = self.rules(what, parse, true);
-        let under_budget = async || stay_under_budget(throttle, budget, what).await;
-        let fetched = get_page(&rules, url, tokens, budget, what, under_budget).await?;
+        let mut calls = Calls {
+            tokens,
+            budget,
+            throttle,
+        };
+        let fetched = self.fetch(url, &mut calls, what, parse, true).await?;
         let (records, next_link) = fetched.value;
         Ok(SourcePage {
             records: records.into_iter().map(TraceRecord::Graph).collect(),
@@ -158,17 +172,31 @@ impl GraphClient {
     pub async fn details_page(
         &self,
         url: &str,
-        tokens: &mut TokenSource,
-        budget: &Budget,
-        throttle: &mut RequestBudget,
+        calls: &mut Calls<'_>,
         what: &str,
     ) -> Result<Fetched<(Vec<DetailRow>, Option<String>)>, TraceError> {
         let parse = |body: &[u8]| parse_details(body).map_err(|e| e.to_string());
-        let rules = self.rules(what, parse, false);
-        let under_budget = async || stay_under_budget(throttle, budget, what).await;
-        let mut fetched = get_page(&rules, url, tokens, budget, what, under_budget).await?;
+        let mut fetched = self.fetch(url, calls, what, parse, false).await?;
         fetched.value.1 = fetched.value.1.take().map(|link| next_url(url, &link));
         Ok(fetched)
+    }
+
+    /// One GET of `url` under `calls`, its 200 body read by `parse`.
+    async fn fetch<T, P>(
+        &self,
+        url: &str,
+        calls: &mut Calls<'_>,
+        what: &str,
+        parse: P,
+        wait_when_throttled: bool,
+    ) -> Result<Fetched<T>, TraceError>
+    where
+        P: Fn(&[u8]) -> Result<T, String>,
+    {
+        let rules = self.rules(what, parse, wait_when_throttled);
+        let (budget, throttle) = (calls.budget, &mut *calls.throttle);
+        let under_budget = async || stay_under_budget(throttle, budget, what).await;
+        get_page(&rules, url, calls.tokens, budget, what, under_budget).await
     }
 
     /// How a Graph answer is fetched and read: the `Prefer` header (so that `recalled`

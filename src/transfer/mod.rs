@@ -25,7 +25,7 @@ use crate::summary::Counts;
 use crate::trace::TraceError;
 use crate::trace::auth::TokenSource;
 use crate::trace::detail::DetailCandidate;
-use crate::trace::graph::GraphClient;
+use crate::trace::graph::{Calls, GraphClient};
 use crate::trace::http::Budget;
 use crate::trace::request_budget::RequestBudget;
 use crate::trace::source::TraceSource;
@@ -127,12 +127,8 @@ pub struct Transfer<'a> {
 pub struct GraphCalls<'t> {
     /// The Graph client.
     pub client: &'t GraphClient,
-    /// The tick's token cache.
-    pub tokens: &'t mut TokenSource,
-    /// The pull's time budget.
-    pub budget: &'t Budget,
-    /// The request budget (kept in the checkpoint).
-    pub throttle: &'t mut RequestBudget,
+    /// What its requests run under.
+    pub under: Calls<'t>,
 }
 
 /// How a window's delivery is retried when the relay fails.
@@ -180,9 +176,11 @@ impl<'a> Transfer<'a> {
         match self.source {
             TraceSource::Graph(client) => Some(GraphCalls {
                 client,
-                tokens: &mut *self.tokens,
-                budget: &self.budget,
-                throttle: &mut *self.throttle,
+                under: Calls {
+                    tokens: &mut *self.tokens,
+                    budget: &self.budget,
+                    throttle: &mut *self.throttle,
+                },
             }),
             TraceSource::Reporting(_) => None,
         }

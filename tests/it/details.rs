@@ -81,11 +81,28 @@ async fn tick_at(h: &Harness, app: &App, time: &TimeSource, id: &str) -> Value {
         .unwrap_or_else(|e| panic!("{id}: {e}"))
 }
 
-fn pass<'a>(summary: &'a Value, name: &str) -> &'a Value {
-    summary["passes"]
-        .as_array()
-        .and_then(|p| p.iter().find(|p| p["pass"] == json!(name)))
-        .unwrap_or_else(|| panic!("no {name} pass in {summary}"))
+/// Changes `record`'s status to `status` on the server after the fresh tick, and ticks once its
+/// span is older than `DELAY_SECONDS` (12 s after `t0`): the reconciliation pass sends the one
+/// change.
+async fn reconcile_a_change(
+    h: &Harness,
+    app: &App,
+    t0: chrono::DateTime<Utc>,
+    record: &GraphRecord,
+    status: &str,
+) -> Value {
+    assert!(
+        h.graph
+            .set_status(&record.id, &record.recipient_address, status)
+    );
+    until(t0 + TimeDelta::seconds(12)).await;
+    let summary = h.tick(app, "req-reconcile").await.expect("tick");
+    assert_eq!(
+        pass(&summary, "reconcile")["status_changes"],
+        json!(1),
+        "{summary}"
+    );
+    summary
 }
 
 #[tokio::test]
@@ -287,18 +304,7 @@ async fn a_pending_delivery_that_fails_later_gets_its_details_again_once() {
     let first = h.tick(&app, "req-fresh").await.expect("tick");
     assert_eq!(detail_calls(&h), pending.len(), "{first}");
     let changed = pending[0];
-    assert!(
-        h.graph
-            .set_status(&changed.id, &changed.recipient_address, "failed")
-    );
-
-    until(t0 + TimeDelta::seconds(12)).await;
-    let second = h.tick(&app, "req-reconcile").await.expect("tick");
-    assert_eq!(
-        pass(&second, "reconcile")["status_changes"],
-        json!(1),
-        "{second}"
-    );
+    let second = reconcile_a_change(&h, &app, t0, changed, "failed").await;
     assert_eq!(
         detail_calls(&h),
         pending.len() + 1,
@@ -344,18 +350,7 @@ async fn a_recalled_message_arrives_as_recalled() {
     let app = h.app(fast_options());
     h.tick(&app, "req-fresh").await.expect("tick");
     let recalled = &records[2];
-    assert!(
-        h.graph
-            .set_status(&recalled.id, &recalled.recipient_address, "recalled")
-    );
-
-    until(t0 + TimeDelta::seconds(12)).await;
-    let second = h.tick(&app, "req-reconcile").await.expect("tick");
-    assert_eq!(
-        pass(&second, "reconcile")["status_changes"],
-        json!(1),
-        "{second}"
-    );
+    reconcile_a_change(&h, &app, t0, recalled, "recalled").await;
     let statuses: Vec<String> = h
         .trace_lines()
         .iter()

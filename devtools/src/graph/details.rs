@@ -8,14 +8,14 @@
 //! 404 for a delivery the tenant does not have, 429 once the quota is spent.
 
 use chrono::{DateTime, TimeDelta, Utc};
+use hyper::Response;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::{Method, Response};
 use serde_json::{Value, json};
 
 use super::MESSAGE_TRACES_PATH;
 use super::call::Call;
 use super::identity::bearer_tenant;
-use super::paging::{throttled, unauthorized};
+use super::paging::{not_get, throttled, unauthorized};
 use super::respond::{Resp, bad_request, graph_error};
 use crate::records::{GraphRecord, graph_time};
 use crate::util::{full, percent_decode_path};
@@ -57,13 +57,8 @@ pub(super) async fn details_by_recipient(call: &mut Call<'_>, rest: &str) -> Res
         Ok((tenant, _scope)) => tenant,
         Err(e) => return unauthorized(e, &call.crid),
     };
-    if call.method != Method::GET {
-        return graph_error(
-            405,
-            "Request_BadRequest",
-            &format!("The HTTP method '{}' is not allowed.", call.method),
-            &call.crid,
-        );
+    if let Some(refused) = not_get(call) {
+        return refused;
     }
     let (id, recipient) = match parse_details_path(rest) {
         Ok(found) => found,

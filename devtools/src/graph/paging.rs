@@ -38,6 +38,18 @@ pub(super) fn unauthorized(error: BearerError, crid: &str) -> Resp {
     graph_error(401, "InvalidAuthenticationToken", message, crid)
 }
 
+/// The 405 for a method other than GET (the message trace API is read-only).
+pub(super) fn not_get(call: &Call<'_>) -> Option<Resp> {
+    (call.method != Method::GET).then(|| {
+        graph_error(
+            405,
+            "Request_BadRequest",
+            &format!("The HTTP method '{}' is not allowed.", call.method),
+            &call.crid,
+        )
+    })
+}
+
 /// What a fault leaves to do.
 enum FaultOutcome {
     /// Answer this instead.
@@ -176,13 +188,8 @@ pub(super) async fn message_traces(call: &mut Call<'_>) -> Resp {
         FaultOutcome::Truncate => true,
         FaultOutcome::Proceed => false,
     };
-    if call.method != Method::GET {
-        return graph_error(
-            405,
-            "Request_BadRequest",
-            &format!("The HTTP method '{}' is not allowed.", call.method),
-            &call.crid,
-        );
+    if let Some(refused) = not_get(call) {
+        return refused;
     }
     let mut st = call.shared.lock();
     let t = &mut st.tenants[tenant];

@@ -395,6 +395,14 @@ pub fn line_json(line: &str) -> Value {
     serde_json::from_str(json).expect("one JSON object per line")
 }
 
+/// The report of the pass `name` in a tick's summary; panics when the tick did not run it.
+pub fn pass<'a>(summary: &'a Value, name: &str) -> &'a Value {
+    summary["passes"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["pass"] == serde_json::json!(name)))
+        .unwrap_or_else(|| panic!("no {name} pass in {summary}"))
+}
+
 /// The key of a generated record.
 pub fn record_key(r: &GraphRecord) -> String {
     format!("{}|{}", r.id, r.recipient_address)
