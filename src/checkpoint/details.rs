@@ -3,6 +3,8 @@
 //! later ticks, bounded, and never fetched twice for the same status. Pure: values in, values
 //! out.
 
+use std::collections::HashSet;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, DurationRound, Utc};
@@ -153,34 +155,39 @@ impl DetailQueue {
     /// pending one still waiting (the pending details would describe a delivery that moved
     /// on). Keeps at most `max`, oldest received first: the newest beyond it are dropped.
     pub fn enqueue(&mut self, found: Vec<DetailCandidate>, max: usize) -> Enqueued {
-        let mut added: usize = 0;
+        let mut marks: HashSet<u64> = self.waiting.iter().map(|w| mark(&w.delivery)).collect();
+        let (mut added, mut settled) = (HashSet::new(), HashSet::new());
         for delivery in found {
             let m = mark(&delivery);
-            if self.was_fetched(&delivery) || self.waiting.iter().any(|w| mark(&w.delivery) == m) {
+            if self.was_fetched(&delivery) || !marks.insert(m) {
                 continue;
             }
             if !delivery.pending() {
-                let key = delivery.key();
-                self.waiting
-                    .retain(|w| !(w.delivery.pending() && w.delivery.key() == key));
+                settled.insert(delivery.key());
             }
+            added.insert(m);
             self.waiting.push(Waiting {
                 delivery,
                 attempts: 0,
             });
-            added += 1;
+        }
+        if !settled.is_empty() {
+            self.waiting
+                .retain(|w| !(w.delivery.pending() && settled.contains(&w.delivery.key())));
         }
         self.waiting.sort_by(|a, b| order(&a.delivery, &b.delivery));
-        let dropped = self
+        let dropped: Vec<DetailCandidate> = self
             .waiting
             .split_off(self.waiting.len().min(max))
             .into_iter()
             .map(|w| w.delivery)
-            .collect::<Vec<_>>();
-        Enqueued {
-            added: added.saturating_sub(dropped.len()),
-            dropped,
-        }
+            .collect();
+        let added = self
+            .waiting
+            .iter()
+            .filter(|w| added.contains(&mark(&w.delivery)))
+            .count();
+        Enqueued { added, dropped }
     }
 
     /// The waiting deliveries due at `now`, oldest first: all but the pending ones younger
@@ -200,11 +207,14 @@ impl DetailQueue {
             .collect()
     }
 
-    /// Its details were sent and are committed with this queue: it leaves the queue and is
-    /// remembered for its status.
-    pub fn done(&mut self, delivery: &DetailCandidate) {
-        self.remove(delivery);
-        self.remember(delivery);
+    /// Their details were sent and are committed with this queue: they leave the queue and are
+    /// remembered for their status.
+    pub fn done(&mut self, delivered: &[DetailCandidate]) {
+        let marks: HashSet<u64> = delivered.iter().map(mark).collect();
+        self.waiting.retain(|w| !marks.contains(&mark(&w.delivery)));
+        for delivery in delivered {
+            self.remember(delivery);
+        }
     }
 
     /// It leaves the queue without details (see [`DropReason`]).
@@ -350,7 +360,7 @@ mod tests {
             due.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
             ["a", "b"]
         );
-        q.done(&due[0]);
+        q.done(&due[..1]);
         assert_eq!(q.len(), 1);
         assert_eq!(
             q.enqueue(vec![d("a", "quarantined", 1)], 10).added,
@@ -422,7 +432,7 @@ mod tests {
         );
         let fetched = d("done", "failed", 130);
         q.enqueue(vec![fetched.clone()], 10);
-        q.done(&fetched);
+        q.done(std::slice::from_ref(&fetched));
         let gone = q.expire(t0() + Duration::minutes(1), None, |s| s != "filteredAsSpam");
         let reasons: Vec<(&str, DropReason)> =
             gone.iter().map(|(c, r)| (c.id.as_str(), *r)).collect();
@@ -483,7 +493,7 @@ mod tests {
                 // Drain some, as a tick would.
                 if finish[n % finish.len()] {
                     for c in q.due(t0() + Duration::days(1), Some(Duration::zero())).into_iter().take(3) {
-                        q.done(&c);
+                        q.done(std::slice::from_ref(&c));
                         prop_assert!(q.was_fetched(&c));
                         prop_assert_eq!(q.enqueue(vec![c.clone()], max).added, 0, "never fetched twice");
                     }

@@ -119,9 +119,7 @@ pub async fn drain(
     if let Some(e) = closed.failure {
         (stopped, relay_error) = (Stop::Relay, Some(e));
     }
-    for delivery in &closed.confirmed {
-        queue.done(delivery);
-    }
+    queue.done(&closed.confirmed);
     Drained {
         deliveries: closed.confirmed.len() as u64,
         lines: closed.lines,

@@ -233,7 +233,11 @@ async fn a_minute_of_live_flow_with_faults_loses_nothing_in_either_pass() {
     let sessions = h.devo.sessions();
     let mut lines: HashMap<(String, String), usize> = HashMap::new();
     let mut may_repeat: HashSet<(String, String)> = HashSet::new();
+    // The trace lines: the delivery details go to their own table.
     for (session, line) in h.devo.lines_by_session() {
+        if !is_tagged(&line, TRACE_TAG) {
+            continue;
+        }
         let status = line_json(&line)["Status"]
             .as_str()
             .unwrap_or("")

@@ -362,16 +362,19 @@ pub const TRACE_TAG: &str = "cloud.office365.messagetracing";
 /// `DETAIL_TAG` as a user gets it.
 pub const DETAIL_TAG: &str = "my.app.office365.messagetracedetail";
 
-/// The lines of `lines` written under `tag` (the fourth field of the header).
+/// The lines of `lines` written under `tag`.
 pub fn tagged(lines: &[String], tag: &str) -> Vec<String> {
     lines
         .iter()
-        .filter(|l| {
-            l.split_once(": ")
-                .is_some_and(|(header, _)| header.split(' ').nth(3) == Some(tag))
-        })
+        .filter(|l| is_tagged(l, tag))
         .cloned()
         .collect()
+}
+
+/// Whether `line` was written under `tag` (the fourth field of its header).
+pub fn is_tagged(line: &str, tag: &str) -> bool {
+    line.split_once(": ")
+        .is_some_and(|(header, _)| header.split(' ').nth(3) == Some(tag))
 }
 
 /// Parses a Devo line and returns its record key; panics when the line is not well-formed.
