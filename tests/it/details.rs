@@ -590,3 +590,17 @@ async fn deliveries_are_queued_with_the_window_that_found_them_even_when_the_tic
     }
     assert_eq!(got.len(), 4);
 }
+
+#[tokio::test]
+async fn the_reporting_web_service_has_no_details_and_its_ticks_do_not_fail_for_it() {
+    // TRACE_API=reporting: the Reporting Web Service has no getDetailsByRecipient.
+    let records = with_statuses(first_window_records(201, 20), &PROBLEMS);
+    let h = Harness::start(records.clone(), &[("TRACE_API", "reporting")]).await;
+    let app = h.app(fast_options());
+    let summary = h.tick(&app, "req-reporting").await.expect("tick");
+    assert_eq!(summary["api"], json!("reporting"));
+    assert_eq!(summary["events_sent"], json!(20), "{summary}");
+    assert_eq!(detail_calls(&h), 0);
+    assert!(h.detail_lines().is_empty());
+    assert_eq!(summary["details_queued"], json!(0));
+}

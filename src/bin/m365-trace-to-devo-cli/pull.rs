@@ -178,6 +178,12 @@ fn print_summary(s: &Summary, json: bool) {
             (None, false) => " (behind: run again)".to_owned(),
         }
     );
+    if c.details_sent + c.details_queued + c.details_dropped > 0 {
+        println!(
+            "delivery details: {} lines sent, {} deliveries waiting, {} dropped",
+            c.details_sent, c.details_queued, c.details_dropped
+        );
+    }
     if let Some(skipped) = &s.skipped {
         println!(
             "skipped: {}..{} fell outside the API's lookback",
