@@ -212,6 +212,7 @@ mod tests {
                 late_records: 0,
                 status_changes: 0,
                 ledger_missing: 0,
+                ..Counts::default()
             },
             checkpoint: Some(Utc.with_ymd_and_hms(2026, 11, 24, 11, 0, 0).unwrap()),
             partial: None,

@@ -18,6 +18,7 @@ mod next_links;
 mod origin;
 mod parsing_props;
 mod passes;
+mod query_api;
 mod redaction;
 mod relay;
 mod second_look;
