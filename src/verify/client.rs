@@ -9,6 +9,8 @@ use backon::ExponentialBackoff;
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 
+use crate::events::Event;
+use crate::events::audit::QueryRetry;
 use crate::secret::QueryToken;
 use crate::trace::http::{Budget, retry_after};
 use crate::trace::origin::{Origin, target};
@@ -339,6 +341,11 @@ async fn wait_to_retry(
             last: error.to_string(),
         });
     }
+    QueryRetry {
+        delay,
+        error: &error,
+    }
+    .emit();
     tokio::time::sleep(delay).await;
     Ok(())
 }

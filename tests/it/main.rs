@@ -8,6 +8,7 @@
 mod support;
 
 mod apis;
+mod audit;
 mod backfill;
 mod binary;
 mod cli;
