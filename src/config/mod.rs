@@ -165,6 +165,8 @@ pub struct Config {
     /// `DEVO_QUERY_URL`: the base URL of Devo's Query API (a region's, or an override), where
     /// `audit` reads back what arrived; `None` when unset (nothing reads from Devo).
     pub devo_query_url: Option<String>,
+    /// `AUDIT_HOURS`: complete hours a scheduled tick compares with Devo at most; 0 = off.
+    pub audit_hours: u32,
 }
 
 impl Config {
@@ -192,6 +194,7 @@ impl Config {
         let tenants_key = tenants_key(&env, &state_key)?;
         let tenant_metrics = tenant_metrics(&env)?;
         let devo_query_url = query::read(&env)?;
+        let audit_hours = query::audit_hours(&env, devo_query_url.as_deref())?;
         Ok(Config {
             secret_id,
             state_bucket,
@@ -216,6 +219,7 @@ impl Config {
             tenants_key,
             tenant_metrics,
             devo_query_url,
+            audit_hours,
         })
     }
 }

@@ -64,6 +64,21 @@ pub(crate) fn read(env: &Env<'_>) -> Result<Option<String>, ConfigError> {
     }
 }
 
+/// `AUDIT_HOURS`: how many complete hours a tick audits at most (0, the default, turns the
+/// scheduled audit off). It reads back from Devo, so it needs `DEVO_QUERY_URL`.
+pub(crate) fn audit_hours(env: &Env<'_>, query_url: Option<&str>) -> Result<u32, ConfigError> {
+    let hours = env.int("AUDIT_HOURS", 0, 0, 168)?;
+    if hours > 0 && query_url.is_none() {
+        return Err(invalid(
+            "AUDIT_HOURS",
+            &hours.to_string(),
+            "the scheduled audit reads back from Devo's Query API, and DEVO_QUERY_URL is not set",
+            "0 (off), or 1 to 168 with DEVO_QUERY_URL set and devo_query_token in the secret",
+        ));
+    }
+    Ok(u32::try_from(hours).unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -74,6 +89,32 @@ mod tests {
         let map: HashMap<&str, &str> = value.map(|v| ("DEVO_QUERY_URL", v)).into_iter().collect();
         let lookup = |k: &str| map.get(k).map(|v| (*v).to_owned());
         read(&Env::new(&lookup))
+    }
+
+    #[test]
+    fn the_scheduled_audit_is_off_by_default_and_needs_the_query_api() {
+        let lookup = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let none = lookup(&[]);
+        assert_eq!(audit_hours(&Env::new(&none), None).unwrap(), 0);
+        let six = lookup(&[("AUDIT_HOURS", "6")]);
+        assert_eq!(audit_hours(&Env::new(&six), Some("https://x")).unwrap(), 6);
+        let err = audit_hours(&Env::new(&six), None).unwrap_err().to_string();
+        assert!(
+            err.starts_with("AUDIT_HOURS=\"6\" is invalid") && err.contains("DEVO_QUERY_URL"),
+            "{err}"
+        );
+        let big = lookup(&[("AUDIT_HOURS", "169")]);
+        let err = audit_hours(&Env::new(&big), Some("https://x"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("from 0 to 168"), "{err}");
     }
 
     #[test]

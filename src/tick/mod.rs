@@ -1,5 +1,6 @@
 //! One tick, top to bottom: config, secret, lease, window, pull, forward, commit.
 
+mod audit;
 mod claim;
 mod deliver;
 mod finish;
@@ -136,18 +137,35 @@ async fn run_in_span(
                 .await?;
             passes.push(ran);
         }
-        claimed.checkpoint_mut().recent_requests = transfer.request_history(clock.wall());
-        Ok::<_, TickError>(passes)
+        drop(transfer);
+        // The scheduled audit: the next complete hours, with what time the passes left.
+        let audited = match job.range() {
+            None if passes.iter().all(pass::Ran::caught_up) => {
+                let scheduled = audit::Scheduled {
+                    app,
+                    config,
+                    tenant: &job.tenant,
+                    secret: &secret,
+                    clock: &clock,
+                };
+                audit::run(&scheduled, &mut session, claimed.checkpoint_mut()).await
+            }
+            _ => None,
+        };
+        claimed.checkpoint_mut().recent_requests = session.throttle.history(clock.wall());
+        Ok::<_, TickError>((passes, audited))
     }
     .await;
     // Any failure after the claim gives the lease back (best effort).
-    let passes = match ran {
-        Ok(passes) => passes,
+    let (passes, audited) = match ran {
+        Ok(ran) => ran,
         Err(failure) => return Err(finish::fail(claimed, failure).await),
     };
 
     // 7. commit: the lease goes back
-    finish::finish(claimed, &job, api, passes, reset, started).await
+    let mut summary = finish::finish(claimed, &job, api, passes, reset, started).await?;
+    summary.audit = audited;
+    Ok(summary)
 }
 
 /// What the passes of a tick share besides the lease: the token cache and the request budget.

@@ -227,12 +227,17 @@ pub async fn audit_hours(
                 lines: &lines,
             };
             if let Err(e) = audit_hour(services, &at, hour, repair, &mut report).await {
+                let reason = if out_of_time(&e) {
+                    "deadline"
+                } else {
+                    "failed"
+                };
                 report.skipped.push(Skipped {
                     from: hour,
                     to: end,
-                    reason: "failed",
+                    reason,
                 });
-                return Err(e);
+                return if reason == "deadline" { Ok(()) } else { Err(e) };
             }
         }
         Ok::<(), TickError>(())
@@ -361,6 +366,19 @@ async fn repair_hour(
         stale_sent: counts.status_changes,
         complete: matches!(result.progress, Progress::Complete),
     })
+}
+
+/// Whether `e` only says the time (or the request budget's share) ran out: the hours left are
+/// for the next run, not a failure.
+fn out_of_time(e: &TickError) -> bool {
+    match e {
+        TickError::Query(QueryError::OutOfTime { .. }) => true,
+        TickError::Transfer { source, .. } => matches!(
+            source.as_ref(),
+            TransferError::Trace(crate::trace::TraceError::OutOfTime { .. })
+        ),
+        _ => false,
+    }
 }
 
 fn failed(window: &Window, e: TransferError) -> TickError {
