@@ -13,7 +13,6 @@ use crate::secret::SecretError;
 use crate::state::StateError;
 use crate::tenants::TenantsError;
 use crate::transfer::TransferError;
-use crate::verify::QueryError;
 
 /// Why a tick failed. The checkpoint never moves past what was delivered.
 #[derive(Debug, Error)]
@@ -53,10 +52,6 @@ pub enum TickError {
     /// The tenant registry, an event's tenant, or the dispatch of the tenants' ticks.
     #[error("{0}")]
     Tenants(#[from] TenantsError),
-    /// Reading back from Devo's Query API (`audit`): `Config` without `DEVO_QUERY_URL`,
-    /// `Secret` without `devo_query_token`, `DevoQuery` for the API's own refusals.
-    #[error("Devo query: {0}")]
-    Query(#[from] QueryError),
     /// The summary could not be written as JSON.
     #[error("the summary cannot be written as JSON: {0}")]
     Summary(#[from] serde_json::Error),
@@ -71,12 +66,8 @@ impl TickError {
             TickError::Backfill(_) => "Backfill",
             TickError::Secret(_) | TickError::DevoSetup(_) => "Secret",
             TickError::Checkpoint(_) => "Checkpoint",
-            TickError::Transfer { source, .. } => match source.as_ref() {
-                TransferError::Devo(_) => "Devo",
-                TransferError::Trace(_) | TransferError::Encode { .. } => "Microsoft",
-            },
+            TickError::Transfer { source, .. } => source.error_type(),
             TickError::Tenants(e) => e.error_type(),
-            TickError::Query(e) => e.error_type(),
             TickError::Summary(_) => "Internal",
         }
     }
@@ -134,16 +125,5 @@ mod tests {
             TickError::Tenants(TenantsError::NoFunctionName).error_type(),
             "Dispatch"
         );
-        assert_eq!(
-            TickError::Query(QueryError::NotConfigured).error_type(),
-            "Config"
-        );
-        let forbidden = TickError::Query(QueryError::Forbidden {
-            origin: "https://apiv2-us.devo.com:443".into(),
-            table: "cloud.office365.messagetracing".into(),
-            secret_id: "s".into(),
-            msg: String::new(),
-        });
-        assert_eq!(forbidden.error_type(), "DevoQuery");
     }
 }

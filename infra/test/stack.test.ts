@@ -521,7 +521,7 @@ describe('alarms on the tick metrics (Embedded Metric Format)', () => {
       ComparisonOperator: 'GreaterThanThreshold',
       TreatMissingData: 'notBreaching',
     });
-    expect(sortedDimensions(alarm.Properties.Dimensions)).toEqual(TICK_DIMENSIONS);
+    expect(sortedDimensions(raw.Resources.AuditMissingAlarm.Properties.Dimensions)).toEqual(TICK_DIMENSIONS);
     const vars = resources.Function.Properties.Environment.Variables;
     expect(vars.AUDIT_HOURS).toBe('6');
     expect(vars.DEVO_QUERY_URL).toBe('eu');

@@ -3,17 +3,26 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::events::{Event, ms};
-use crate::verify::compare::HourAudit;
 
-/// An hour was compared.
-pub struct HourAudited<'a>(pub &'a HourAudit);
+/// An hour was compared: distinct records on each side, and Devo's lines.
+pub struct HourAudited {
+    pub hour: DateTime<Utc>,
+    pub microsoft: u64,
+    pub devo: u64,
+    pub devo_lines: u64,
+    pub missing: u64,
+    pub extra: u64,
+    pub stale: u64,
+}
 
-impl Event for HourAudited<'_> {
+impl Event for HourAudited {
     const NAME: &'static str = "audit_hour";
     fn emit(&self) {
-        let a = self.0;
-        if a.clean() {
+        let a = self;
+        if a.missing == 0 && a.stale == 0 {
             tracing::info!(event = Self::NAME, hour = %a.hour.to_rfc3339(), microsoft = a.microsoft, devo = a.devo, devo_lines = a.devo_lines, missing = a.missing, extra = a.extra, stale = a.stale, "Devo holds every record of the hour");
         } else {
             tracing::warn!(event = Self::NAME, hour = %a.hour.to_rfc3339(), microsoft = a.microsoft, devo = a.devo, devo_lines = a.devo_lines, missing = a.missing, extra = a.extra, stale = a.stale, "Devo lacks records of the hour");
@@ -22,12 +31,19 @@ impl Event for HourAudited<'_> {
 }
 
 /// The records Devo lacked in an hour were sent again.
-pub struct Repaired<'a>(pub &'a crate::verify::audit::Repair);
+pub struct Repaired {
+    pub hour: DateTime<Utc>,
+    pub sent: u64,
+    pub missing_sent: u64,
+    pub stale_sent: u64,
+    /// Whether the whole hour was gone through.
+    pub complete: bool,
+}
 
-impl Event for Repaired<'_> {
+impl Event for Repaired {
     const NAME: &'static str = "audit_repair";
     fn emit(&self) {
-        let r = self.0;
+        let r = self;
         tracing::info!(event = Self::NAME, hour = %r.hour.to_rfc3339(), sent = r.sent, missing_sent = r.missing_sent, stale_sent = r.stale_sent, complete = r.complete, "sent the records Devo lacked");
     }
 }

@@ -16,7 +16,9 @@ use crate::secret::Secret;
 use crate::summary::AuditSummary;
 use crate::tenants::Tenant;
 use crate::tick::Session;
-use crate::verify::audit::{AuditReport, Services, audit_hours, query_client};
+use crate::tick::job::Job;
+use crate::tick::pass::Ran;
+use crate::verify::audit::{AuditReport, RepairMode, Services, audit_hours, query_client};
 use crate::verify::hours::{self, floor_hour};
 
 /// The share of the request budget the audit may use (the rest stays for the next fresh pass).
@@ -24,16 +26,51 @@ const AUDIT_SHARE: (usize, usize) = (1, 2);
 
 /// What the scheduled tick needs to audit.
 pub(super) struct Scheduled<'a> {
-    pub app: &'a App,
-    pub config: &'a Config,
-    pub tenant: &'a Tenant,
-    pub secret: &'a Secret,
-    pub clock: &'a Clock,
+    app: &'a App,
+    config: &'a Config,
+    job: &'a Job,
+    tenant: &'a Tenant,
+    secret: &'a Secret,
+    clock: &'a Clock,
+}
+
+impl<'a> Scheduled<'a> {
+    /// The audit of `job`'s tick.
+    pub(super) fn new(
+        app: &'a App,
+        config: &'a Config,
+        job: &'a Job,
+        secret: &'a Secret,
+        clock: &'a Clock,
+    ) -> Scheduled<'a> {
+        Scheduled {
+            app,
+            config,
+            job,
+            tenant: &job.tenant,
+            secret,
+            clock,
+        }
+    }
+
+    /// After the passes: audits when the job is the schedule's and every pass caught up.
+    pub(super) async fn after(
+        &self,
+        passes: &[Ran],
+        session: &mut Session,
+        checkpoint: &mut Checkpoint,
+    ) -> Option<AuditSummary> {
+        let caught_up = passes.iter().all(Ran::caught_up);
+        if self.job.range().is_some() || !caught_up {
+            return None;
+        }
+        run(self, session, checkpoint).await
+    }
 }
 
 /// Audits the next complete hours, at most `AUDIT_HOURS`, and moves `checkpoint.audit`; `None`
 /// when the audit is off or no hour is due.
-pub(super) async fn run(
+async fn run(
     s: &Scheduled<'_>,
     session: &mut Session,
     checkpoint: &mut Checkpoint,
@@ -72,7 +109,7 @@ pub(super) async fn run(
         tokens: &mut session.tokens,
         throttle: &mut session.throttle,
     };
-    let report = audit_hours(&mut services, &client, planned, false).await;
+    let report = audit_hours(&mut services, &client, planned, RepairMode::Off).await;
     session.throttle.restore();
     let until = reached(from, &report);
     checkpoint.audit = Some(AuditMark { until });

@@ -138,20 +138,9 @@ async fn run_in_span(
             passes.push(ran);
         }
         drop(transfer);
-        // The scheduled audit: the next complete hours, with what time the passes left.
-        let audited = match job.range() {
-            None if passes.iter().all(pass::Ran::caught_up) => {
-                let scheduled = audit::Scheduled {
-                    app,
-                    config,
-                    tenant: &job.tenant,
-                    secret: &secret,
-                    clock: &clock,
-                };
-                audit::run(&scheduled, &mut session, claimed.checkpoint_mut()).await
-            }
-            _ => None,
-        };
+        let audit = audit::Scheduled::new(app, config, &job, &secret, &clock);
+        let audited = audit.after(&passes, &mut session, claimed.checkpoint_mut());
+        let audited = audited.await;
         claimed.checkpoint_mut().recent_requests = session.throttle.history(clock.wall());
         Ok::<_, TickError>((passes, audited))
     }
@@ -163,9 +152,7 @@ async fn run_in_span(
     };
 
     // 7. commit: the lease goes back
-    let mut summary = finish::finish(claimed, &job, api, passes, reset, started).await?;
-    summary.audit = audited;
-    Ok(summary)
+    finish::finish(claimed, &job, api, (passes, audited), reset, started).await
 }
 
 /// What the passes of a tick share besides the lease: the token cache and the request budget.

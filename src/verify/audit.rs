@@ -12,42 +12,22 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::app::App;
-use crate::checkpoint;
-use crate::clock::Clock;
 use crate::config::Config;
-use crate::devo::DevoTls;
-use crate::error::TickError;
 use crate::events::Event;
 use crate::events::audit::{AuditFailed, HourAudited, Repaired};
-use crate::ledger::LedgerIndex;
 use crate::secret::Secret;
-use crate::state::S3Store;
-use crate::summary::Counts;
 use crate::tenants::Tenant;
-use crate::trace::auth::TokenSource;
 use crate::trace::http::Budget;
-use crate::trace::request_budget::{GRAPH_PERIOD, RequestBudget};
-use crate::transfer::{ForwardSettings, Ledger, Progress, Retry, Transfer, TransferError};
-use crate::verify::compare::{HourAudit, compare, held_fingerprints};
-use crate::verify::hours::{self, Hours, Skipped};
+use crate::transfer::TransferError;
+use crate::verify::compare::{HourAudit, compare};
+use crate::verify::failure::AuditError;
+use crate::verify::hours::{Hours, Skipped};
 use crate::verify::listing::Lister;
+pub use crate::verify::repair::Repair;
+use crate::verify::repair::{failed, repair_hour};
+pub use crate::verify::services::Services;
 use crate::verify::{HourKeys, QueryClient, QueryError, Target};
 use crate::window::Window;
-
-/// What was sent again for one hour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Repair {
-    /// The hour.
-    pub hour: DateTime<Utc>,
-    /// Lines sent.
-    pub sent: u64,
-    /// Of those, records Devo had no line of.
-    pub missing_sent: u64,
-    /// Of those, records Devo held only with another status.
-    pub stale_sent: u64,
-    /// Whether the whole hour was gone through (otherwise run the repair again).
-    pub complete: bool,
-}
 
 /// Why the audit stopped early.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -76,6 +56,22 @@ pub struct AuditReport {
     pub skipped: Vec<Skipped>,
     /// The failure that stopped it, if any.
     pub failure: Option<Failure>,
+    /// Why a repair asked for sent nothing: Devo held no line of the range under this hostname.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repair_refused: Option<String>,
+}
+
+/// Whether an audit sends what Devo lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepairMode {
+    /// Compare only.
+    Off,
+    /// Send the missing and stale records — unless Devo holds no line at all of the range
+    /// under this hostname: a wrong `DEVO_HOSTNAME` or `DEVO_TAG` is then likelier than a
+    /// relay that lost everything, and re-sending the whole range would bill it twice.
+    Missing,
+    /// Send them even then (`--force`).
+    Force,
 }
 
 impl AuditReport {
@@ -93,69 +89,6 @@ impl AuditReport {
     pub fn stale(&self) -> u64 {
         self.hours.iter().map(|h| h.stale).sum()
     }
-}
-
-/// The range and mode of an audit (the command line's `audit`).
-#[derive(Debug, Clone, Copy)]
-pub struct AuditRequest {
-    /// Start (widened down to its hour).
-    pub from: DateTime<Utc>,
-    /// End (widened up to an hour).
-    pub to: DateTime<Utc>,
-    /// Send what Devo lacks.
-    pub repair: bool,
-}
-
-/// Audits `request` for `tenant`, stopping before `deadline`: the configuration, the secret's
-/// token, the checkpoint's `complete_until` and request budget (read, never written: the audit
-/// takes no lease), then hour after hour.
-pub async fn run(
-    app: &App,
-    tenant: &Tenant,
-    request: &AuditRequest,
-    deadline: DateTime<Utc>,
-) -> Result<AuditReport, TickError> {
-    let config = app.config()?;
-    let clock = Clock::start(app.time(), deadline, app.options().commit_reserve)?;
-    let secret = app
-        .secrets()
-        .load_for(&tenant.secret_id, &config.secret_id)
-        .await?;
-    let client = query_client(app, config, tenant, &secret)?;
-    let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
-    let found = checkpoint::load(&store, &tenant.state_key).await?;
-    let (complete_until, history) = found
-        .map(|s| (s.checkpoint.complete_until(), s.checkpoint.recent_requests))
-        .unwrap_or_default();
-    let served_from = clock.now - config.rules.lookback + config.rules.margin;
-    let hours = hours::plan(request.from, request.to, complete_until, served_from);
-    let scope = app.source()?.scope();
-    let mut tokens = TokenSource::new(app.http().clone(), &config.endpoints.login, scope, &secret);
-    let mut throttle = RequestBudget::new(&history, config.request_budget, GRAPH_PERIOD);
-    let mut services = Services {
-        app,
-        config,
-        tenant,
-        secret: &secret,
-        clock: &clock,
-        tokens: &mut tokens,
-        throttle: &mut throttle,
-    };
-    let mut report = audit_hours(&mut services, &client, hours, request.repair).await;
-    report.complete_until = complete_until;
-    Ok(report)
-}
-
-/// What the hours of an audit are compared with: the tenant, its secret, the clock, the API's
-/// tokens and request budget (the tick's own, for a scheduled audit).
-pub struct Services<'a> {
-    pub app: &'a App,
-    pub config: &'a Config,
-    pub tenant: &'a Tenant,
-    pub secret: &'a Secret,
-    pub clock: &'a Clock,
-    pub tokens: &'a mut TokenSource,
-    pub throttle: &'a mut RequestBudget,
 }
 
 /// The Query API client of the tenant: `DEVO_QUERY_URL` and the secret's `devo_query_token`.
@@ -184,12 +117,12 @@ pub fn query_client(
     ))
 }
 
-/// Audits `hours` (and repairs them when `repair`), reporting the failure that stops it.
+/// Audits `hours` (and repairs them as `repair` says), reporting the failure that stops it.
 pub async fn audit_hours(
     services: &mut Services<'_>,
     client: &QueryClient,
     hours: Hours,
-    repair: bool,
+    repair: RepairMode,
 ) -> AuditReport {
     let target = Target {
         table: services.tenant.devo_tag.clone(),
@@ -211,6 +144,7 @@ pub async fn audit_hours(
     let end = last + Duration::hours(1);
     let outcome = async {
         let lines = client.lines_per_hour(&target, first, end, &budget).await?;
+        let repair = repair_allowed(repair, &lines, &target, (first, end), &mut report);
         for &hour in &hours.hours {
             if budget.exhausted() {
                 report.skipped.push(Skipped {
@@ -227,7 +161,7 @@ pub async fn audit_hours(
                 lines: &lines,
             };
             if let Err(e) = audit_hour(services, &at, hour, repair, &mut report).await {
-                let reason = if out_of_time(&e) {
+                let reason = if e.out_of_time() {
                     "deadline"
                 } else {
                     "failed"
@@ -240,7 +174,7 @@ pub async fn audit_hours(
                 return if reason == "deadline" { Ok(()) } else { Err(e) };
             }
         }
-        Ok::<(), TickError>(())
+        Ok::<(), AuditError>(())
     }
     .await;
     if let Err(e) = outcome {
@@ -256,6 +190,29 @@ pub async fn audit_hours(
         report.failure = Some(failure);
     }
     report
+}
+
+/// Whether to repair: not when Devo holds no line at all of the range under this hostname,
+/// unless forced (a wrong `DEVO_HOSTNAME` or `DEVO_TAG` is likelier; the report says so).
+fn repair_allowed(
+    mode: RepairMode,
+    lines: &BTreeMap<DateTime<Utc>, u64>,
+    target: &Target,
+    (first, end): (DateTime<Utc>, DateTime<Utc>),
+    report: &mut AuditReport,
+) -> bool {
+    match mode {
+        RepairMode::Off => false,
+        RepairMode::Force => true,
+        RepairMode::Missing if !lines.is_empty() => true,
+        RepairMode::Missing => {
+            report.repair_refused = Some(format!(
+                "Devo holds no line of hostname {} in table {} from {first} to {end}: check DEVO_HOSTNAME (the function's default is its name, which the command line does not know: set DEVO_HOSTNAME as the function has it) and DEVO_TAG; nothing was sent (--force sends every record of the range)",
+                target.hostname, target.table
+            ));
+            false
+        }
+    }
 }
 
 /// What every hour of one audit reads from.
@@ -274,14 +231,14 @@ async fn audit_hour(
     hour: DateTime<Utc>,
     repair: bool,
     report: &mut AuditReport,
-) -> Result<(), TickError> {
+) -> Result<(), AuditError> {
     let window = Window {
         start: hour,
         end: hour + Duration::hours(1),
         resume: None,
     };
     let listing = Lister {
-        source: services.app.source()?,
+        source: services.app.source().map_err(AuditError::Config)?,
         tokens: services.tokens,
         throttle: services.throttle,
     }
@@ -295,96 +252,28 @@ async fn audit_hour(
         at.client.keys_of_hour(at.target, hour, at.budget).await?
     };
     let row = compare(hour, &listing.listed, listing.unkeyed, &held.keys, lines);
-    HourAudited(&row).emit();
+    HourAudited {
+        hour: row.hour,
+        microsoft: row.microsoft,
+        devo: row.devo,
+        devo_lines: row.devo_lines,
+        missing: row.missing,
+        extra: row.extra,
+        stale: row.stale,
+    }
+    .emit();
     report.hours.push(row);
     if repair && !row.clean() {
         let done = repair_hour(services, &window, &held, at.budget).await?;
-        Repaired(&done).emit();
+        Repaired {
+            hour: done.hour,
+            sent: done.sent,
+            missing_sent: done.missing_sent,
+            stale_sent: done.stale_sent,
+            complete: done.complete,
+        }
+        .emit();
         report.repairs.push(done);
     }
     Ok(())
-}
-
-/// Pulls `window` again and sends what Devo does not hold (`held` as its ledger).
-async fn repair_hour(
-    services: &mut Services<'_>,
-    window: &Window,
-    held: &HourKeys,
-    budget: &Budget,
-) -> Result<Repair, TickError> {
-    let Services {
-        app,
-        config,
-        tenant,
-        secret,
-        clock,
-        tokens,
-        throttle,
-    } = services;
-    let devo = DevoTls::new(&secret.devo, &config.devo_address, &config.devo_server_name)
-        .map_err(TickError::DevoSetup)?;
-    let settings = ForwardSettings {
-        devo: &devo,
-        hostname: &tenant.devo_hostname,
-        tag: &tenant.devo_tag,
-        idle: config.devo_idle,
-        io_timeout: config.request_timeout,
-        close_timeout: config
-            .request_timeout
-            .min(std::time::Duration::from_secs(10)),
-        confirm_bytes: config.devo_confirm_bytes,
-        confirm_after: config.devo_confirm_after,
-        pace: std::cell::Cell::default(),
-        clock,
-    };
-    let retry = Retry {
-        min_delay: app.options().retry_min_delay,
-        devo_attempts: app.options().devo_attempts,
-    };
-    let source = app.source()?;
-    let mut transfer = Transfer::new(
-        source,
-        tokens,
-        throttle,
-        budget.clone(),
-        settings,
-        &secret.tenant_id,
-        retry,
-    );
-    let index = LedgerIndex::new(held_fingerprints(&held.keys), Vec::new());
-    let mut counts = Counts::default();
-    let result = transfer
-        .window(window, Ledger::Filter(index), Vec::new(), &mut counts)
-        .await;
-    if let Some(e) = result.failure {
-        return Err(failed(window, e));
-    }
-    Ok(Repair {
-        hour: window.start,
-        sent: counts.events_sent,
-        missing_sent: counts.late_records,
-        stale_sent: counts.status_changes,
-        complete: matches!(result.progress, Progress::Complete),
-    })
-}
-
-/// Whether `e` only says the time (or the request budget's share) ran out: the hours left are
-/// for the next run, not a failure.
-fn out_of_time(e: &TickError) -> bool {
-    match e {
-        TickError::Query(QueryError::OutOfTime { .. }) => true,
-        TickError::Transfer { source, .. } => matches!(
-            source.as_ref(),
-            TransferError::Trace(crate::trace::TraceError::OutOfTime { .. })
-        ),
-        _ => false,
-    }
-}
-
-fn failed(window: &Window, e: TransferError) -> TickError {
-    TickError::Transfer {
-        start: window.start,
-        end: window.end,
-        source: Box::new(e),
-    }
 }

@@ -9,7 +9,8 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use m365_trace_devtools::devo::query::DevoQueryApi;
 use m365_trace_devtools::devo::query::table::parse_line;
 use m365_trace_to_devo::tenants::Tenant;
-use m365_trace_to_devo::verify::audit::{self, AuditReport, AuditRequest};
+use m365_trace_to_devo::verify::audit::{AuditReport, RepairMode};
+use m365_trace_to_devo::verify::run::{self as audit, AuditRequest};
 
 use crate::support::*;
 
@@ -61,7 +62,11 @@ async fn run_audit(h: &Harness, repair: bool) -> AuditReport {
     let request = AuditRequest {
         from: Utc::now() - TimeDelta::days(3),
         to: Utc::now(),
-        repair,
+        repair: if repair {
+            RepairMode::Missing
+        } else {
+            RepairMode::Off
+        },
     };
     audit::run(
         &app,
@@ -271,4 +276,101 @@ async fn a_wrong_token_names_the_secret_field_and_the_right_one_is_never_printed
     let (code, _, stderr) = run_cli(&["audit", "--from", &from, "--to", &to], env).await;
     assert_eq!(code, 1);
     assert!(stderr.contains("DEVO_QUERY_URL is not set"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_audit_reports_each_complete_hour_once_and_resumes_where_it_stopped() {
+    let (mut h, _api) = delivered_with_losses(3000, 10).await;
+    // The first tick (delivered_with_losses) ran without the audit; switch it on.
+    h.env.insert("AUDIT_HOURS".into(), "2".into());
+    let lost = lost_by_hour(&h);
+    let first_hour = *lost.keys().next().expect("a lost record");
+    let app = h.app(fast_options());
+    let first = h.tick(&app, "tick-2").await.expect("tick with audit");
+    let audit = &first["audit"];
+    assert_eq!(
+        audit["hours"], 1,
+        "first enabled: the last complete hour only: {audit}"
+    );
+    let (mut checkpoint, _) = h.checkpoint().await.expect("checkpoint");
+    let until: DateTime<Utc> =
+        serde_json::from_value(checkpoint["audit"]["until"].clone()).unwrap();
+    assert_eq!(until, until.duration_trunc(TimeDelta::hours(1)).unwrap());
+    // Move the position back to the hours with records, as if enabled two days ago.
+    let start = first_hour - TimeDelta::hours(1);
+    checkpoint["audit"] = serde_json::json!({ "until": start });
+    h.put_checkpoint(&checkpoint).await;
+    let mut expected_missing = 0;
+    for (i, tick) in ["tick-3", "tick-4"].iter().enumerate() {
+        let summary = h.tick(&app, tick).await.expect("tick with audit");
+        let from = start + TimeDelta::hours(2 * i as i64);
+        let to = from + TimeDelta::hours(2);
+        let missing: usize = lost.range(from..to).map(|(_, keys)| keys.len()).sum();
+        expected_missing += missing;
+        assert_eq!(summary["audit"]["hours"], 2, "{summary}");
+        assert_eq!(
+            summary["audit"]["missing"], missing as u64,
+            "hours {from}..{to}: {summary}"
+        );
+        assert_eq!(summary["audit"]["extra"], 0);
+        let (checkpoint, _) = h.checkpoint().await.expect("checkpoint");
+        let until: DateTime<Utc> =
+            serde_json::from_value(checkpoint["audit"]["until"].clone()).unwrap();
+        assert_eq!(
+            until, to,
+            "the position resumes where the last tick stopped"
+        );
+    }
+    assert!(expected_missing > 0, "the audited hours held lost records");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_audit_that_cannot_read_devo_reports_it_and_the_tick_still_delivers() {
+    let (mut h, api) = delivered_with_losses(200, 0).await;
+    h.env.insert("AUDIT_HOURS".into(), "2".into());
+    api.fail_next(&[403]);
+    let summary = h
+        .tick(&h.app(fast_options()), "tick-2")
+        .await
+        .expect("the tick succeeds");
+    let failure = summary["audit"]["failure"]
+        .as_str()
+        .expect("the failure is in the summary");
+    assert!(
+        failure.starts_with("DevoQuery: ") && failure.contains("devo_query_token"),
+        "{failure}"
+    );
+    assert!(!failure.contains(TOKEN));
+    assert_eq!(summary["audit"]["hours"], 0);
+    let (checkpoint, _) = h.checkpoint().await.expect("checkpoint");
+    assert!(
+        checkpoint
+            .get("audit")
+            .is_none_or(|a| a["until"] == summary["audit"]["until"]),
+        "a failed hour is not passed over: {checkpoint}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repair_under_a_hostname_devo_never_saw_sends_nothing_and_says_why() {
+    let (h, _api) = delivered_with_losses(300, 0).await;
+    let before = h.devo.lines().len();
+    let from = (Utc::now() - TimeDelta::days(3)).to_rfc3339();
+    let to = Utc::now().to_rfc3339();
+    // The function's hostname is its name; a shell without DEVO_HOSTNAME reads another one.
+    let env = h
+        .env
+        .clone()
+        .into_iter()
+        .filter(|(k, _)| k != "DEVO_HOSTNAME");
+    let (code, stdout, stderr) =
+        run_cli(&["audit", "--repair", "--from", &from, "--to", &to], env).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("hostname m365-trace-to-devo"), "{stdout}");
+    assert!(stdout.contains("300 missing"), "{stdout}");
+    assert!(
+        stderr.contains("repair refused") && stderr.contains("DEVO_HOSTNAME"),
+        "{stderr}"
+    );
+    assert_eq!(h.devo.lines().len(), before, "nothing was sent");
 }

@@ -7,13 +7,16 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use m365_trace_to_devo::error_chain;
 use m365_trace_to_devo::tenants::Tenant;
-use m365_trace_to_devo::verify::audit::{self, AuditReport, AuditRequest};
+use m365_trace_to_devo::verify::audit::{AuditReport, RepairMode};
 use m365_trace_to_devo::verify::hours::explain;
+use m365_trace_to_devo::verify::run::{self as audit, AuditRequest};
 
 use crate::Global;
 use crate::output::{fail, print_json, time, z};
 
-/// `audit`: compare an hour range with Devo (and repair it).
+/// `audit`: compare an hour range with Devo (and repair it). Reads the lines of DEVO_HOSTNAME
+/// in DEVO_TAG: set DEVO_HOSTNAME as the function has it (its default there is the function's
+/// name).
 #[derive(Args)]
 pub(crate) struct Audit {
     /// Start, RFC 3339 (widened down to its hour), e.g. 2026-11-24T00:00:00Z.
@@ -27,6 +30,11 @@ pub(crate) struct Audit {
     /// with the tenant's hostname and tag; nothing Devo holds is sent again.
     #[arg(long)]
     repair: bool,
+    /// With --repair: send even when Devo holds no line at all of the range under this
+    /// hostname (otherwise refused: DEVO_HOSTNAME or DEVO_TAG is likelier wrong than every
+    /// line lost).
+    #[arg(long, requires = "repair")]
+    force: bool,
     /// Stop after this many seconds; the hours not reached are named (run again from there).
     #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(30..=43_200))]
     time_limit: u64,
@@ -50,7 +58,11 @@ impl Audit {
         let request = AuditRequest {
             from: self.from,
             to: self.to,
-            repair: self.repair,
+            repair: match (self.repair, self.force) {
+                (false, _) => RepairMode::Off,
+                (true, false) => RepairMode::Missing,
+                (true, true) => RepairMode::Force,
+            },
         };
         match audit::run(&app, &tenant, &request, deadline).await {
             Err(e) => fail(global.json, &error_chain(&e)),
@@ -69,7 +81,8 @@ impl Audit {
 /// 0 when Devo holds every record of every hour compared and nothing stopped the audit;
 /// 1 otherwise (after a repair too: audit again to see it clean).
 fn exit_code(report: &AuditReport) -> ExitCode {
-    if report.failure.is_none() && report.missing() == 0 && report.stale() == 0 {
+    let clean = report.missing() == 0 && report.stale() == 0;
+    if report.failure.is_none() && report.repair_refused.is_none() && clean {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -126,6 +139,9 @@ fn print_table(r: &AuditReport) {
             other => explain(other),
         };
         println!("skipped {}..{}: {why}", z(s.from), z(s.to));
+    }
+    if let Some(refused) = &r.repair_refused {
+        eprintln!("repair refused: {refused}");
     }
     if let Some(f) = &r.failure {
         eprintln!("error ({}): {}", f.error_type, f.error);
