@@ -195,31 +195,14 @@ impl Session {
             &mut self.tokens,
             &mut self.throttle,
             clock.pull_budget(config.request_timeout, retry.min_delay),
-            forward_settings(config, job, devo, clock),
+            ForwardSettings::new(
+                config,
+                devo,
+                (&job.tenant.devo_hostname, &job.tenant.devo_tag),
+                clock,
+            ),
             &secret.tenant_id,
             retry,
         ))
-    }
-}
-
-fn forward_settings<'a>(
-    config: &'a Config,
-    job: &'a Job,
-    devo: &'a DevoTls,
-    clock: &'a Clock,
-) -> ForwardSettings<'a> {
-    ForwardSettings {
-        devo,
-        hostname: &job.tenant.devo_hostname,
-        tag: &job.tenant.devo_tag,
-        idle: config.devo_idle,
-        io_timeout: config.request_timeout,
-        close_timeout: config
-            .request_timeout
-            .min(std::time::Duration::from_secs(10)),
-        confirm_bytes: config.devo_confirm_bytes,
-        confirm_after: config.devo_confirm_after,
-        pace: std::cell::Cell::default(),
-        clock,
     }
 }

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use crate::events::Event;
 use crate::events::audit::QueryRetry;
 use crate::secret::QueryToken;
-use crate::trace::http::{Budget, retry_after};
+use crate::trace::http::{Budget, retry_after, transport_detail};
 use crate::trace::origin::{Origin, target};
 use crate::verify::answer::{self, HeldKey, Row};
 use crate::verify::error::{QueryError, devo_msg};
@@ -294,19 +294,7 @@ impl QueryClient {
     }
 
     fn transport(&self, what: &str, e: &reqwest::Error) -> QueryError {
-        let mut detail = if e.is_timeout() {
-            "timed out (REQUEST_TIMEOUT_SECONDS)".to_owned()
-        } else if e.is_connect() {
-            "could not connect".to_owned()
-        } else {
-            "request failed".to_owned()
-        };
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            detail.push_str(": ");
-            detail.push_str(&s.to_string());
-            source = s.source();
-        }
+        let detail = transport_detail(e);
         QueryError::Transport {
             origin: e.url().map_or_else(|| self.origin.describe(), target),
             what: what.to_owned(),

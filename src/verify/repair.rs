@@ -49,20 +49,8 @@ pub(super) async fn repair_hour(
     } = services;
     let devo = DevoTls::new(&secret.devo, &config.devo_address, &config.devo_server_name)
         .map_err(AuditError::DevoSetup)?;
-    let settings = ForwardSettings {
-        devo: &devo,
-        hostname: &tenant.devo_hostname,
-        tag: &tenant.devo_tag,
-        idle: config.devo_idle,
-        io_timeout: config.request_timeout,
-        close_timeout: config
-            .request_timeout
-            .min(std::time::Duration::from_secs(10)),
-        confirm_bytes: config.devo_confirm_bytes,
-        confirm_after: config.devo_confirm_after,
-        pace: std::cell::Cell::default(),
-        clock,
-    };
+    let line = (tenant.devo_hostname.as_str(), tenant.devo_tag.as_str());
+    let settings = ForwardSettings::new(config, &devo, line, clock);
     let retry = Retry {
         min_delay: app.options().retry_min_delay,
         devo_attempts: app.options().devo_attempts,
