@@ -19,14 +19,15 @@ use crate::secret::Secret;
 use crate::tenants::Tenant;
 use crate::trace::http::Budget;
 use crate::transfer::TransferError;
-use crate::verify::compare::{HourAudit, compare};
+use crate::verify::answer::HeldKey;
+use crate::verify::compare::{HourAudit, compare, fingerprint};
 use crate::verify::failure::AuditError;
 use crate::verify::hours::{Hours, Skipped};
 use crate::verify::listing::Lister;
 pub use crate::verify::repair::Repair;
 use crate::verify::repair::{failed, repair_hour};
 pub use crate::verify::services::Services;
-use crate::verify::{HourKeys, QueryClient, QueryError, Target};
+use crate::verify::{QueryClient, QueryError, Target};
 use crate::window::Window;
 
 /// Why the audit stopped early.
@@ -246,12 +247,22 @@ async fn audit_hour(
     .await
     .map_err(|e| failed(&window, TransferError::Trace(e)))?;
     let lines = at.lines.get(&hour).copied().unwrap_or(0);
-    let held = if lines == 0 {
-        HourKeys::default()
-    } else {
-        at.client.keys_of_hour(at.target, hour, at.budget).await?
-    };
-    let row = compare(hour, &listing.listed, listing.unkeyed, &held.keys, lines);
+    let mut held = Vec::new();
+    if lines > 0 {
+        let mut keep = |k: HeldKey| {
+            held.push(fingerprint(
+                &k.message_trace_id,
+                &k.recipient,
+                Some(&k.status),
+            ));
+        };
+        let client = at.client;
+        client
+            .each_key_of_hour(at.target, hour, at.budget, &mut keep)
+            .await?;
+        held.sort_unstable();
+    }
+    let row = compare(hour, &listing.listed, listing.unkeyed, &held, lines);
     HourAudited {
         hour: row.hour,
         microsoft: row.microsoft,
@@ -264,7 +275,7 @@ async fn audit_hour(
     .emit();
     report.hours.push(row);
     if repair && !row.clean() {
-        let done = repair_hour(services, &window, &held, at.budget).await?;
+        let done = repair_hour(services, &window, held, at.budget).await?;
         Repaired {
             hour: done.hour,
             sent: done.sent,

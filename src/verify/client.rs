@@ -86,14 +86,17 @@ impl QueryClient {
         let what = format!("line counts of {start}..{end}");
         let body = QueryBody::new(linq::lines_per_hour(target), start, end);
         let mut hours = BTreeMap::new();
-        for row in self.all_rows(&body, &what, &target.table, budget).await? {
+        let mut each = |row: Row| {
             let (Some(hour), Some(n)) = (answer::eventdate(&row), answer::lines(&row)) else {
                 return Err(self.malformed(&what, "a row without eventdate or lines"));
             };
             if hour >= start && hour < end {
                 *hours.entry(hour).or_insert(0) += n;
             }
-        }
+            Ok(())
+        };
+        self.each_row(&body, &what, &target.table, budget, &mut each)
+            .await?;
         Ok(hours)
     }
 
@@ -104,45 +107,61 @@ impl QueryClient {
         hour: DateTime<Utc>,
         budget: &Budget,
     ) -> Result<HourKeys, QueryError> {
+        let mut keys = Vec::new();
+        let foreign_rows = self
+            .each_key_of_hour(target, hour, budget, &mut |key| keys.push(key))
+            .await?;
+        keys.sort();
+        Ok(HourKeys { keys, foreign_rows })
+    }
+
+    /// Hands each distinct key `target` wrote in the hour starting at `hour` to `each`, page
+    /// by page (memory stays one page, however many keys the hour has); returns the rows of
+    /// the hour without the key fields.
+    pub async fn each_key_of_hour(
+        &self,
+        target: &Target,
+        hour: DateTime<Utc>,
+        budget: &Budget,
+        each: &mut (dyn FnMut(HeldKey) + Send),
+    ) -> Result<u64, QueryError> {
         let end = hour + chrono::Duration::hours(1);
         let what = format!("keys of {hour}..{end}");
         let body = QueryBody::new(linq::keys_per_hour(target), hour, end);
-        let mut held = HourKeys::default();
-        for row in self.all_rows(&body, &what, &target.table, budget).await? {
+        let mut foreign_rows = 0;
+        let mut row_of_hour = |row: Row| {
             if answer::eventdate(&row).is_some_and(|h| h != hour) {
-                continue;
+                return Ok(());
             }
             match answer::held_key(&row) {
-                Some(key) => held.keys.push(key),
-                None => held.foreign_rows += answer::lines(&row).unwrap_or(1),
+                Some(key) => each(key),
+                None => foreign_rows += answer::lines(&row).unwrap_or(1),
             }
-        }
-        held.keys.sort();
-        Ok(held)
+            Ok(())
+        };
+        self.each_row(&body, &what, &target.table, budget, &mut row_of_hour)
+            .await?;
+        Ok(foreign_rows)
     }
 
-    /// Every row of `body`, page after page until a short one.
-    async fn all_rows(
+    /// Every row of `body`, page after page until a short one, handed to `each`.
+    async fn each_row(
         &self,
         body: &QueryBody,
         what: &str,
         table: &str,
         budget: &Budget,
-    ) -> Result<Vec<Row>, QueryError> {
-        let mut rows = Vec::new();
+        each: &mut (dyn FnMut(Row) -> Result<(), QueryError> + Send),
+    ) -> Result<(), QueryError> {
         for page in 0..MAX_PAGES {
-            let got = self
-                .rows(
-                    &body.page(self.page_rows, page * self.page_rows),
-                    what,
-                    table,
-                    budget,
-                )
-                .await?;
+            let at = body.page(self.page_rows, page * self.page_rows);
+            let got = self.rows(&at, what, table, budget).await?;
             let short = (got.len() as u64) < self.page_rows;
-            rows.extend(got);
+            for row in got {
+                each(row)?;
+            }
             if short {
-                return Ok(rows);
+                return Ok(());
             }
         }
         Err(QueryError::OutOfTime {

@@ -10,15 +10,11 @@
 //! statuses than Microsoft's current one (a status line that was lost, or a status that changed
 //! after the reconciliation pass). `--repair` sends the missing and the stale records.
 
-use std::collections::{BTreeMap, HashMap};
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::ledger::Fingerprint;
-use crate::ledger::fingerprint::status_code;
 use crate::trace::record::record_key;
-use crate::verify::answer::HeldKey;
 
 /// One hour's comparison: a row of the audit's table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -48,36 +44,50 @@ impl HourAudit {
     }
 }
 
-/// Microsoft's records of an hour: key → current status.
-pub type Listed = BTreeMap<String, Option<String>>;
+/// One record of either side: the fingerprint of its key and status (8 + 4 bytes, as the ledger
+/// keeps them), so an hour of a large tenant is compared in a few megabytes.
+pub fn fingerprint(trace_id: &str, recipient: &str, status: Option<&str>) -> Fingerprint {
+    Fingerprint::of(&record_key(trace_id, recipient), status)
+}
 
-/// Compares `listed` (with `unkeyed` records beside) with what Devo `held` in `hour`.
+/// Compares Microsoft's records of `hour` (`listed`: one per key, with its current status,
+/// sorted; `unkeyed` beside) with what Devo holds (`held`: one per key and status, sorted) and
+/// its `devo_lines`.
 pub fn compare(
     hour: DateTime<Utc>,
-    listed: &Listed,
+    listed: &[Fingerprint],
     unkeyed: u64,
-    held: &[HeldKey],
+    held: &[Fingerprint],
     devo_lines: u64,
 ) -> HourAudit {
-    let mut devo: HashMap<String, Vec<u32>> = HashMap::new();
-    for k in held {
-        devo.entry(record_key(&k.message_trace_id, &k.recipient))
-            .or_default()
-            .push(status_code(Some(&k.status)));
-    }
+    let statuses_of = |key: u64| {
+        let first = held.partition_point(|f| f.key < key);
+        held[first..].iter().take_while(move |f| f.key == key)
+    };
     let (mut missing, mut stale) = (0, 0);
-    for (key, status) in listed {
-        match devo.get(key) {
-            None => missing += 1,
-            Some(codes) if !codes.contains(&status_code(status.as_deref())) => stale += 1,
-            Some(_) => {}
+    for f in listed {
+        let mut statuses = statuses_of(f.key).peekable();
+        if statuses.peek().is_none() {
+            missing += 1;
+        } else if !statuses.any(|h| h.status == f.status) {
+            stale += 1;
         }
     }
-    let extra = devo.keys().filter(|k| !listed.contains_key(*k)).count() as u64;
+    let listed_has = |key: u64| listed.binary_search_by_key(&key, |f| f.key).is_ok();
+    let mut devo = 0;
+    let mut extra = 0;
+    let mut last = None;
+    for f in held {
+        if last != Some(f.key) {
+            devo += 1;
+            extra += u64::from(!listed_has(f.key));
+            last = Some(f.key);
+        }
+    }
     HourAudit {
         hour,
         microsoft: listed.len() as u64,
-        devo: devo.len() as u64,
+        devo,
         devo_lines,
         missing,
         extra,
@@ -86,38 +96,25 @@ pub fn compare(
     }
 }
 
-/// What Devo holds of an hour, as a ledger the reconciliation machinery reads: a record whose
-/// key and status are in it is not sent again; any other is (the repair).
-pub fn held_fingerprints(held: &[HeldKey]) -> Vec<Fingerprint> {
-    held.iter()
-        .map(|k| {
-            Fingerprint::of(
-                &record_key(&k.message_trace_id, &k.recipient),
-                Some(&k.status),
-            )
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
 
     use super::*;
 
-    fn held(id: &str, status: &str, lines: u64) -> HeldKey {
-        HeldKey {
-            message_trace_id: id.into(),
-            recipient: "r@x".into(),
-            status: status.into(),
-            lines,
-        }
+    fn held(rows: &[(&str, &str)]) -> Vec<Fingerprint> {
+        let mut v: Vec<Fingerprint> = rows
+            .iter()
+            .map(|(id, s)| fingerprint(id, "r@x", Some(s)))
+            .collect();
+        v.sort_unstable();
+        v
     }
 
-    fn listed(rows: &[(&str, &str)]) -> Listed {
-        rows.iter()
-            .map(|(id, s)| (record_key(id, "r@x"), Some((*s).to_owned())))
-            .collect()
+    fn listed(rows: &[(&str, &str)]) -> Vec<Fingerprint> {
+        let mut v = held(rows);
+        v.sort_by_key(|f| f.key);
+        v
     }
 
     fn hour() -> DateTime<Utc> {
@@ -127,11 +124,7 @@ mod tests {
     #[test]
     fn a_status_change_is_one_record_with_two_lines_not_an_extra() {
         let ms = listed(&[("m1", "delivered"), ("m2", "Failed")]);
-        let devo = [
-            held("m1", "Pending", 1),
-            held("m1", "Delivered", 1),
-            held("m2", "Failed", 1),
-        ];
+        let devo = held(&[("m1", "Pending"), ("m1", "Delivered"), ("m2", "Failed")]);
         let a = compare(hour(), &ms, 0, &devo, 3);
         assert_eq!((a.microsoft, a.devo, a.devo_lines), (2, 2, 3));
         assert_eq!(
@@ -149,11 +142,7 @@ mod tests {
             ("m2", "Delivered"),
             ("m3", "Delivered"),
         ]);
-        let devo = [
-            held("m1", "Delivered", 2),
-            held("m2", "Pending", 1),
-            held("m9", "Delivered", 1),
-        ];
+        let devo = held(&[("m1", "Delivered"), ("m2", "Pending"), ("m9", "Delivered")]);
         let a = compare(hour(), &ms, 1, &devo, 4);
         assert_eq!((a.missing, a.extra, a.stale, a.unkeyed), (1, 1, 1, 1));
         assert!(!a.clean());
@@ -161,17 +150,14 @@ mod tests {
 
     #[test]
     fn an_empty_hour_on_both_sides_is_clean() {
-        let a = compare(hour(), &Listed::new(), 0, &[], 0);
+        let a = compare(hour(), &[], 0, &[], 0);
         assert!(a.clean() && a.extra == 0 && a.devo == 0);
     }
 
     #[test]
-    fn the_held_ledger_knows_exactly_the_lines_devo_has() {
-        let index = crate::ledger::LedgerIndex::new(
-            held_fingerprints(&[held("m1", "Pending", 1)]),
-            Vec::new(),
-        );
-        use crate::ledger::Verdict;
+    fn what_devo_holds_as_a_ledger_knows_exactly_its_lines() {
+        use crate::ledger::{LedgerIndex, Verdict};
+        let index = LedgerIndex::new(held(&[("m1", "Pending")]), Vec::new());
         let k = record_key("m1", "r@x");
         assert_eq!(index.verdict(&k, Some("pending"), hour()), Verdict::Known);
         assert_eq!(
@@ -182,5 +168,29 @@ mod tests {
             index.verdict(&record_key("m2", "r@x"), Some("Delivered"), hour()),
             Verdict::Late
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn counts_add_up_whatever_the_sides(
+            ms in proptest::collection::btree_map(0u8..40, 0u8..3, 0..30),
+            devo in proptest::collection::btree_set((0u8..40, 0u8..3), 0..40),
+        ) {
+            let status = |s: u8| ["Delivered", "Pending", "Failed"][s as usize];
+            let listed: Vec<Fingerprint> = {
+                let mut v: Vec<Fingerprint> = ms.iter().map(|(k, s)| fingerprint(&k.to_string(), "r", Some(status(*s)))).collect();
+                v.sort_by_key(|f| f.key);
+                v
+            };
+            let mut held: Vec<Fingerprint> = devo.iter().map(|(k, s)| fingerprint(&k.to_string(), "r", Some(status(*s)))).collect();
+            held.sort_unstable();
+            let a = compare(hour(), &listed, 0, &held, held.len() as u64);
+            let devo_keys: std::collections::BTreeSet<u8> = devo.iter().map(|(k, _)| *k).collect();
+            proptest::prop_assert_eq!(a.devo, devo_keys.len() as u64);
+            proptest::prop_assert_eq!(a.microsoft - a.missing, ms.keys().filter(|k| devo_keys.contains(k)).count() as u64);
+            proptest::prop_assert_eq!(a.devo - a.extra, a.microsoft - a.missing);
+            let stale = ms.iter().filter(|(k, s)| devo_keys.contains(k) && !devo.contains(&(**k, **s))).count() as u64;
+            proptest::prop_assert_eq!(a.stale, stale);
+        }
     }
 }

@@ -3,12 +3,12 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::ledger::Fingerprint;
 use crate::trace::TraceError;
 use crate::trace::auth::TokenSource;
 use crate::trace::http::Budget;
 use crate::trace::request_budget::RequestBudget;
 use crate::trace::source::TraceSource;
-use crate::verify::compare::Listed;
 use crate::window::Window;
 
 /// A refused or failing nextLink restarts the hour's listing from its first page at most this
@@ -18,8 +18,8 @@ const RESTARTS: u32 = 3;
 /// The records of one hour.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Listing {
-    /// Key → current status.
-    pub listed: Listed,
+    /// One fingerprint per key, with its current status, sorted by key.
+    pub listed: Vec<Fingerprint>,
     /// Records without an id or recipient.
     pub unkeyed: u64,
     /// Pages read.
@@ -77,15 +77,19 @@ impl Lister<'_> {
                 if record.missing_key() {
                     listing.unkeyed += 1;
                 } else {
-                    listing
-                        .listed
-                        .entry(record.key())
-                        .or_insert_with(|| record.status().map(str::to_owned));
+                    let key = record.key();
+                    let status = record.status();
+                    listing.listed.push(Fingerprint::of(&key, status));
                 }
             }
             match page.next_link {
                 Some(next) if !empty => url = next,
-                _ => return Ok(listing),
+                _ => {
+                    // A record repeated across pages (a shifted tail) is one record.
+                    listing.listed.sort_by_key(|f| f.key);
+                    listing.listed.dedup_by_key(|f| f.key);
+                    return Ok(listing);
+                }
             }
         }
     }

@@ -6,12 +6,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::devo::DevoTls;
+use crate::ledger::Fingerprint;
 use crate::ledger::LedgerIndex;
 use crate::summary::Counts;
 use crate::trace::http::Budget;
 use crate::transfer::{ForwardSettings, Ledger, Progress, Retry, Transfer, TransferError};
-use crate::verify::HourKeys;
-use crate::verify::compare::held_fingerprints;
 use crate::verify::failure::AuditError;
 use crate::verify::services::Services;
 use crate::window::Window;
@@ -31,11 +30,12 @@ pub struct Repair {
     pub complete: bool,
 }
 
-/// Pulls `window` again and sends what Devo does not hold (`held` as its ledger).
+/// Pulls `window` again and sends what Devo does not hold (`held`, its fingerprints, as the
+/// ledger).
 pub(super) async fn repair_hour(
     services: &mut Services<'_>,
     window: &Window,
-    held: &HourKeys,
+    held: Vec<Fingerprint>,
     budget: &Budget,
 ) -> Result<Repair, AuditError> {
     let Services {
@@ -65,7 +65,7 @@ pub(super) async fn repair_hour(
         &secret.tenant_id,
         retry,
     );
-    let index = LedgerIndex::new(held_fingerprints(&held.keys), Vec::new());
+    let index = LedgerIndex::new(held, Vec::new());
     let mut counts = Counts::default();
     let result = transfer
         .window(window, Ledger::Filter(index), Vec::new(), &mut counts)
