@@ -22,6 +22,7 @@ pub mod tenants;
 pub mod tick;
 pub mod trace;
 pub mod transfer;
+pub mod verify;
 pub mod window;
 
 /// An error and its sources on one line, for messages.

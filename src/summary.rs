@@ -191,6 +191,27 @@ pub struct Summary {
     /// The restart this tick applied because `RESET_BEFORE` changed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reset: Option<crate::checkpoint::reset::Reset>,
+    /// What the scheduled audit (`AUDIT_HOURS`) compared this tick, when it compared anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditSummary>,
+}
+
+/// The scheduled audit of one tick: the hours it compared with Devo and what it found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AuditSummary {
+    /// Hours compared.
+    pub hours: u64,
+    /// Records Devo lacks (`AuditMissing`).
+    pub missing: u64,
+    /// Records Devo holds that Microsoft does not list (`AuditExtra`).
+    pub extra: u64,
+    /// Records Devo holds only with an older status.
+    pub stale: u64,
+    /// The audit's position after the tick: every hour before it was compared.
+    pub until: Option<DateTime<Utc>>,
+    /// `errorType: message` of the failure that stopped it (the tick itself succeeds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 impl Summary {
@@ -228,6 +249,7 @@ impl Summary {
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             backfill: None,
             reset: None,
+            audit: None,
         }
     }
 }

@@ -227,6 +227,21 @@ export class M365TraceToDevoStack extends Stack {
       description:
         'on (default) - LagSeconds, FreshLagSeconds and TickFailed are also published per tenant (dimension Tenant; the dashboard\'s per-tenant lines). Each is a custom metric per tenant, billed monthly; off - per function only.',
     });
+    const devoQueryUrl = new CfnParameter(this, 'DevoQueryUrl', {
+      type: 'String',
+      default: '',
+      description:
+        "Optional Devo Query API of your domain's region - us, eu, ca, es or apac, or its base URL (https://apiv2-us.devo.com/search) - where `audit` reads back what arrived, with the secret's devo_query_token. Empty (default) - nothing reads from Devo.",
+      allowedPattern: '^$|^(us|eu|ca|es|apac)$|^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._/-]*)?$',
+    });
+    const auditHours = new CfnParameter(this, 'AuditHours', {
+      type: 'Number',
+      default: 0,
+      minValue: 0,
+      maxValue: 168,
+      description:
+        'Scheduled audit - after each tick, compare at most this many complete hours with what Devo holds (metrics AuditMissing and AuditExtra, AuditMissingAlarm); needs DevoQueryUrl and devo_query_token in the secret. 0 (default) - off. It reports; `audit --repair` re-sends.',
+    });
     const logLevel = new CfnParameter(this, 'LogLevel', {
       type: 'String',
       default: 'info',
@@ -288,6 +303,12 @@ export class M365TraceToDevoStack extends Stack {
     });
     const hasTenants = new CfnCondition(this, 'HasTenants', {
       expression: Fn.conditionNot(Fn.conditionEquals(tenantsKey.valueAsString, '')),
+    });
+    const hasDevoQueryUrl = new CfnCondition(this, 'HasDevoQueryUrl', {
+      expression: Fn.conditionNot(Fn.conditionEquals(devoQueryUrl.valueAsString, '')),
+    });
+    const createAuditAlarm = new CfnCondition(this, 'CreateAuditAlarm', {
+      expression: Fn.conditionNot(Fn.conditionEquals(auditHours.valueAsString, '0')),
     });
     const singleTenant = new CfnCondition(this, 'SingleTenant', {
       expression: Fn.conditionEquals(tenantsKey.valueAsString, ''),
@@ -408,6 +429,8 @@ export class M365TraceToDevoStack extends Stack {
       RESET_BEFORE: Fn.conditionIf(hasResetBefore.logicalId, resetBefore.valueAsString, Aws.NO_VALUE).toString(),
       TENANTS_KEY: Fn.conditionIf(hasTenants.logicalId, tenantsKey.valueAsString, Aws.NO_VALUE).toString(),
       TENANT_METRICS: tenantMetrics.valueAsString,
+      DEVO_QUERY_URL: Fn.conditionIf(hasDevoQueryUrl.logicalId, devoQueryUrl.valueAsString, Aws.NO_VALUE).toString(),
+      AUDIT_HOURS: auditHours.valueAsString,
     };
 
     this.function = new RustFunction(this, 'Function', {
@@ -593,6 +616,20 @@ export class M365TraceToDevoStack extends Stack {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       },
     );
+    // The scheduled audit (AuditHours > 0) found records Devo does not hold: any in 5 minutes.
+    const auditMissing = alarm(
+      'AuditMissingAlarm',
+      tickMetric('AuditMissing', 'Sum', Duration.minutes(5)),
+      'm365-trace-to-devo\'s scheduled audit found records Microsoft lists that Devo does not hold (metric AuditMissing, log event audit_hour with the hour and the counts): the relay accepted lines that did not arrive in the table. Run m365-trace-to-devo-cli audit --repair for those hours: see docs/operations.md "Audit and repair".',
+      {
+        threshold: 0,
+        evaluationPeriods: 1,
+        datapointsToAlarm: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      },
+    );
+    (auditMissing.node.defaultChild as cloudwatch.CfnAlarm).cfnOptions.condition = createAuditAlarm;
     // One-minute periods, all of the last NoEventsAlarmMinutes breaching (N out of N): "no event
     // in the last N minutes" without arithmetic on the parameter. No tick, no data, no events:
     // missing data is breaching. Not created when NoEventsAlarmMinutes is 0.

@@ -77,9 +77,11 @@ describe('function', () => {
     const vars = fn.Properties.Environment.Variables;
     expect(Object.keys(vars).sort()).toEqual(
       [
+        'AUDIT_HOURS',
         'CLOUD',
         'DELAY_SECONDS',
         'DEVO_ADDRESS',
+        'DEVO_QUERY_URL',
         'FRESH_DELAY_SECONDS',
         'DEVO_TAG',
         'HISTORIC_DAYS',
@@ -500,6 +502,29 @@ describe('alarms on the tick metrics (Embedded Metric Format)', () => {
       TreatMissingData: 'notBreaching',
     });
     expect(sortedDimensions(gap.Properties.Dimensions)).toEqual(TICK_DIMENSIONS);
+  });
+
+  test('the scheduled audit is off by default; with AuditHours, AuditMissingAlarm pages on any missing record', () => {
+    expect(raw.Parameters.AuditHours).toMatchObject({ Type: 'Number', Default: 0, MinValue: 0, MaxValue: 168 });
+    expect(raw.Parameters.DevoQueryUrl).toMatchObject({ Type: 'String', Default: '' });
+    expect(raw.Resources.AuditMissingAlarm.Condition).toBe('CreateAuditAlarm');
+    expect(alarmsOf(deployed(raw)).AuditMissingAlarm).toBeUndefined();
+    const resources = deployed(raw, { AuditHours: '6', DevoQueryUrl: 'eu' });
+    const alarm = alarmsOf(resources).AuditMissingAlarm;
+    expect(alarm.Properties).toMatchObject({
+      Namespace: METRICS_NAMESPACE,
+      MetricName: 'AuditMissing',
+      Statistic: 'Sum',
+      Period: 300,
+      EvaluationPeriods: 1,
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      TreatMissingData: 'notBreaching',
+    });
+    expect(sortedDimensions(raw.Resources.AuditMissingAlarm.Properties.Dimensions)).toEqual(TICK_DIMENSIONS);
+    const vars = resources.Function.Properties.Environment.Variables;
+    expect(vars.AUDIT_HOURS).toBe('6');
+    expect(vars.DEVO_QUERY_URL).toBe('eu');
   });
 
   test('NoEventsAlarm is off by default: NoEventsAlarmMinutes = 0 and the alarm is not deployed', () => {

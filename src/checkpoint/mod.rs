@@ -57,6 +57,17 @@ pub struct Checkpoint {
     /// How the last tick failed, cleared by the next one that finishes (`tenants list`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
+    /// The scheduled audit's position (`AUDIT_HOURS`): every hour before `until` was compared
+    /// with what Devo holds (scheduled checkpoint only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditMark>,
+}
+
+/// Where the scheduled audit stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditMark {
+    /// The end of the last hour compared.
+    pub until: DateTime<Utc>,
 }
 
 /// A failed tick, as the operator's `tenants list` shows it.
@@ -95,6 +106,7 @@ impl Checkpoint {
             reconcile: None,
             ledger: Vec::new(),
             last_error: None,
+            audit: None,
         }
     }
 

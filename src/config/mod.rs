@@ -1,7 +1,8 @@
 //! Step 1 of a tick: the environment, validated into a [`Config`] before anything is touched.
 //!
 //! One file a concern: [`defaults`], reading variables (`env`), the Devo settings (`devo`), the
-//! API and cloud (`api`), the window rules (`rules`) and the request limits (`limits`).
+//! API and cloud (`api`), the window rules (`rules`), the request limits (`limits`) and Devo's
+//! Query API (`query`).
 
 mod api;
 pub(crate) mod cloud;
@@ -9,6 +10,7 @@ pub mod defaults;
 mod devo;
 mod env;
 mod limits;
+pub mod query;
 mod rules;
 
 use std::time::Duration;
@@ -160,6 +162,11 @@ pub struct Config {
     /// `TENANT_METRICS`: whether lag and failures are also published per tenant (each is a
     /// custom metric per tenant, billed monthly).
     pub tenant_metrics: bool,
+    /// `DEVO_QUERY_URL`: the base URL of Devo's Query API (a region's, or an override), where
+    /// `audit` reads back what arrived; `None` when unset (nothing reads from Devo).
+    pub devo_query_url: Option<String>,
+    /// `AUDIT_HOURS`: complete hours a scheduled tick compares with Devo at most; 0 = off.
+    pub audit_hours: u32,
 }
 
 impl Config {
@@ -186,6 +193,8 @@ impl Config {
         let reset_before = reset_before(&env)?;
         let tenants_key = tenants_key(&env, &state_key)?;
         let tenant_metrics = tenant_metrics(&env)?;
+        let devo_query_url = query::read(&env)?;
+        let audit_hours = query::audit_hours(&env, devo_query_url.as_deref())?;
         Ok(Config {
             secret_id,
             state_bucket,
@@ -209,6 +218,8 @@ impl Config {
             reset_before,
             tenants_key,
             tenant_metrics,
+            devo_query_url,
+            audit_hours,
         })
     }
 }

@@ -68,6 +68,12 @@ pub fn emf(
                     ("ReconcileGapSeconds", "Seconds", json!(gap)),
                 ]);
             }
+            if let Some(audit) = &summary.audit {
+                values.extend([
+                    ("AuditMissing", "Count", json!(audit.missing)),
+                    ("AuditExtra", "Count", json!(audit.extra)),
+                ]);
+            }
             // Lag is the schedule's: a backfill's checkpoint is meant to be far behind. With
             // two passes, LagSeconds is the complete record's and FreshLagSeconds the fresh
             // pass's.
@@ -212,6 +218,7 @@ mod tests {
                 late_records: 0,
                 status_changes: 0,
                 ledger_missing: 0,
+                ..Counts::default()
             },
             checkpoint: Some(Utc.with_ymd_and_hms(2026, 11, 24, 11, 0, 0).unwrap()),
             partial: None,
@@ -224,7 +231,27 @@ mod tests {
             duration_ms: 900,
             backfill: None,
             reset: None,
+            audit: None,
         }
+    }
+
+    #[test]
+    fn a_scheduled_audit_reports_missing_and_extra_records() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        let mut s = summary();
+        let doc = emf(TickMetrics::Finished(&s), &DIMS, 900, now);
+        assert!(doc.get("AuditMissing").is_none(), "no audit, no metric");
+        s.audit = Some(crate::summary::AuditSummary {
+            hours: 3,
+            missing: 5,
+            extra: 2,
+            ..Default::default()
+        });
+        let doc = emf(TickMetrics::Finished(&s), &DIMS, 900, now);
+        assert_eq!(
+            (doc["AuditMissing"].clone(), doc["AuditExtra"].clone()),
+            (json!(5), json!(2))
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! with a stable `event` name (what Logs Insights queries, metric filters and the docs rely on)
 //! and, for the tick's last line, the metrics. The names are defined here and nowhere else.
 
+pub mod audit;
 pub mod lease;
 pub mod ledger;
 pub(crate) mod metrics;
@@ -62,6 +63,10 @@ const NAMES: &[&str] = &[
     tenants::NotStarted::NAME,
     tenants::DispatchFailed::NAME,
     tenants::LastErrorNotRecorded::NAME,
+    audit::HourAudited::NAME,
+    audit::Repaired::NAME,
+    audit::AuditFailed::NAME,
+    audit::QueryRetry::NAME,
 ];
 
 #[cfg(test)]

@@ -7,19 +7,19 @@ use crate::error::TickError;
 use crate::events::Event;
 use crate::events::window::WindowFailed;
 use crate::state::StateStore;
-use crate::summary::{Counts, PassReport, Summary};
+use crate::summary::{AuditSummary, Counts, PassReport, Summary};
 use crate::tick::claim::Claimed;
 use crate::tick::deliver::End;
 use crate::tick::job::Job;
 use crate::tick::pass::Ran;
 
-/// Releases the lease and returns the summary, or the failure of a window after its
-/// delivered part was committed.
+/// Releases the lease and returns the summary (with what the scheduled audit found), or the
+/// failure of a window after its delivered part was committed.
 pub(super) async fn finish<S: StateStore>(
     mut claimed: Claimed<'_, S>,
     job: &Job,
     api: &'static str,
-    passes: Vec<Ran>,
+    (passes, audit): (Vec<Ran>, Option<AuditSummary>),
     reset: Option<Reset>,
     started: std::time::Instant,
 ) -> Result<Summary, TickError> {
@@ -69,6 +69,7 @@ pub(super) async fn finish<S: StateStore>(
     summary.skipped = skipped;
     summary.split = split;
     summary.reconcile_gaps = gaps;
+    summary.audit = audit;
     Ok(job.annotate(summary, reset))
 }
 

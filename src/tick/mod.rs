@@ -1,5 +1,6 @@
 //! One tick, top to bottom: config, secret, lease, window, pull, forward, commit.
 
+mod audit;
 mod claim;
 mod deliver;
 mod finish;
@@ -136,18 +137,22 @@ async fn run_in_span(
                 .await?;
             passes.push(ran);
         }
-        claimed.checkpoint_mut().recent_requests = transfer.request_history(clock.wall());
-        Ok::<_, TickError>(passes)
+        drop(transfer);
+        let audit = audit::Scheduled::new(app, config, &job, &secret, &clock);
+        let audited = audit.after(&passes, &mut session, claimed.checkpoint_mut());
+        let audited = audited.await;
+        claimed.checkpoint_mut().recent_requests = session.throttle.history(clock.wall());
+        Ok::<_, TickError>((passes, audited))
     }
     .await;
     // Any failure after the claim gives the lease back (best effort).
-    let passes = match ran {
-        Ok(passes) => passes,
+    let (passes, audited) = match ran {
+        Ok(ran) => ran,
         Err(failure) => return Err(finish::fail(claimed, failure).await),
     };
 
     // 7. commit: the lease goes back
-    finish::finish(claimed, &job, api, passes, reset, started).await
+    finish::finish(claimed, &job, api, (passes, audited), reset, started).await
 }
 
 /// What the passes of a tick share besides the lease: the token cache and the request budget.
@@ -190,31 +195,14 @@ impl Session {
             &mut self.tokens,
             &mut self.throttle,
             clock.pull_budget(config.request_timeout, retry.min_delay),
-            forward_settings(config, job, devo, clock),
+            ForwardSettings::new(
+                config,
+                devo,
+                (&job.tenant.devo_hostname, &job.tenant.devo_tag),
+                clock,
+            ),
             &secret.tenant_id,
             retry,
         ))
-    }
-}
-
-fn forward_settings<'a>(
-    config: &'a Config,
-    job: &'a Job,
-    devo: &'a DevoTls,
-    clock: &'a Clock,
-) -> ForwardSettings<'a> {
-    ForwardSettings {
-        devo,
-        hostname: &job.tenant.devo_hostname,
-        tag: &job.tenant.devo_tag,
-        idle: config.devo_idle,
-        io_timeout: config.request_timeout,
-        close_timeout: config
-            .request_timeout
-            .min(std::time::Duration::from_secs(10)),
-        confirm_bytes: config.devo_confirm_bytes,
-        confirm_after: config.devo_confirm_after,
-        pace: std::cell::Cell::default(),
-        clock,
     }
 }

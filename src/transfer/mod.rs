@@ -48,6 +48,14 @@ pub enum TransferError {
 }
 
 impl TransferError {
+    /// The stable `errorType` of a window's failure: the relay's, or Microsoft's.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            TransferError::Devo(_) => "Devo",
+            TransferError::Trace(_) | TransferError::Encode { .. } => "Microsoft",
+        }
+    }
+
     /// Whether the failure may depend on the window's data (a page, a query, a record), so
     /// that pulling the window in smaller pieces may get past it. Failures of a whole service
     /// (credentials, permissions, the relay) are not.

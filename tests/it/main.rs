@@ -8,6 +8,7 @@
 mod support;
 
 mod apis;
+mod audit;
 mod backfill;
 mod binary;
 mod cli;
@@ -18,6 +19,7 @@ mod next_links;
 mod origin;
 mod parsing_props;
 mod passes;
+mod query_api;
 mod redaction;
 mod relay;
 mod second_look;
