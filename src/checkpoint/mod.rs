@@ -42,6 +42,10 @@ pub struct Checkpoint {
     /// survives between ticks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent_requests: Vec<DateTime<Utc>>,
+    /// The lowered request budget while another application spends the tenant's shared quota
+    /// (absent: the whole `REQUEST_BUDGET_PER_5_MINUTES`; older checkpoints load without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_share: Option<crate::trace::quota_share::QuotaShare>,
     /// The `RESET_BEFORE` value this checkpoint last restarted for (scheduled checkpoint only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_before: Option<DateTime<Utc>>,
@@ -101,6 +105,7 @@ impl Checkpoint {
             updated_at: now,
             api: None,
             recent_requests: Vec::new(),
+            quota_share: None,
             reset_before: None,
             backfill: None,
             reconcile: None,

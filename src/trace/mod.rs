@@ -1,12 +1,14 @@
 //! Step 5 of a tick: Microsoft message trace records, from the token to the pages.
 
 pub mod auth;
+pub mod budget_gate;
 pub mod error;
 pub mod fetch;
 pub mod graph;
 pub mod http;
 pub mod origin;
 pub mod page;
+pub mod quota_share;
 pub mod record;
 pub mod reporting;
 pub mod request_budget;

@@ -12,6 +12,7 @@ use crate::ledger::{self, Fingerprint};
 use crate::summary::Counts;
 use crate::trace::TraceError;
 use crate::trace::auth::TokenSource;
+use crate::trace::fetch::Spent;
 use crate::trace::http::Budget;
 use crate::trace::page::{SourcePage, TraceRecord};
 use crate::trace::record::MappingContext;
@@ -138,11 +139,20 @@ impl<'r> Run<'r> {
             let started = tokio::time::Instant::now();
             let url = self.paging.url().to_owned();
             let what = &self.what;
-            let page = match self
+            let mut spent = Spent::default();
+            let page = self
                 .source
-                .page(&url, self.tokens, &self.budget, self.throttle, what)
-                .await
-            {
+                .page(
+                    &url,
+                    self.tokens,
+                    &self.budget,
+                    self.throttle,
+                    what,
+                    &mut spent,
+                )
+                .await;
+            self.tally_spent(spent);
+            let page = match page {
                 Ok(page) => page,
                 Err(e) => match self.after_pull_error(e) {
                     Some(stop) => return stop,
@@ -250,10 +260,14 @@ impl<'r> Run<'r> {
 
     fn tally_page(&mut self, page: &SourcePage) {
         self.tally.pages += 1;
-        self.tally.requests += u64::from(page.requests);
-        self.tally.retries += u64::from(page.requests.saturating_sub(1));
-        self.tally.throttled_requests += u64::from(page.throttled);
         self.tally.records_pulled += page.records.len() as u64;
+    }
+
+    /// What asking for one page cost, whether it came or not.
+    fn tally_spent(&mut self, spent: Spent) {
+        self.tally.requests += u64::from(spent.requests);
+        self.tally.retries += u64::from(spent.requests.saturating_sub(1));
+        self.tally.throttled_requests += u64::from(spent.throttled);
     }
 
     /// Admits a page's records, notes them on the frontier and frames them.
