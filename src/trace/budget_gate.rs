@@ -57,8 +57,13 @@ impl Gate for BudgetGate<'_> {
     }
 
     fn throttled(&mut self) {
-        if let Some(contention) = self.throttle.throttled(self.budget.now()) {
-            QuotaContention(contention).emit();
+        if let Some(c) = self.throttle.throttled(self.budget.now()) {
+            QuotaContention {
+                own_requests: c.own_requests,
+                budget: c.budget,
+                lowered_to: c.lowered_to,
+            }
+            .emit();
         }
     }
 }

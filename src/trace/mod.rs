@@ -8,7 +8,6 @@ pub mod graph;
 pub mod http;
 pub mod origin;
 pub mod page;
-pub mod quota_share;
 pub mod record;
 pub mod reporting;
 pub mod request_budget;

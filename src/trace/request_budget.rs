@@ -1,6 +1,6 @@
 //! A rolling client-side request budget under Graph's message trace throttle (100 requests per
 //! 5 minutes per tenant), kept in the checkpoint so that it survives between ticks, and lowered
-//! while another application spends the tenant's shared quota ([`crate::trace::quota_share`]).
+//! while another application spends the tenant's shared quota ([`crate::checkpoint::quota_share`]).
 //! Pure.
 
 use std::collections::VecDeque;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::trace::quota_share::{self, QuotaShare};
+use crate::checkpoint::quota_share::{self, QuotaShare};
 
 /// Graph answers 429 past 100 message trace requests in 5 minutes; keep a tenth in reserve for
 /// other tools of the tenant and for retries (`REQUEST_BUDGET_PER_5_MINUTES`'s default).
