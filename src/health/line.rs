@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::checkpoint::Checkpoint;
 use crate::summary::{Counts, LeaseReport, Summary};
 
 /// The longest error message a status line carries (the whole one is in the function's log).
@@ -29,6 +30,32 @@ pub struct Standing {
 }
 
 impl Standing {
+    /// Where a tick left its tenant, as its `checkpoint` says, after running `passes` that
+    /// counted `counts`; `fresh`: the tick runs a fresh pass.
+    pub fn of_checkpoint(
+        checkpoint: &Checkpoint,
+        passes: Vec<&'static str>,
+        counts: Counts,
+        fresh: bool,
+    ) -> Standing {
+        Standing {
+            passes,
+            fresh_until: checkpoint.primary.end.filter(|_| fresh),
+            complete_until: checkpoint.complete_until(),
+            counts,
+            request_budget: None,
+            caught_up: false,
+        }
+    }
+
+    /// The same, with the effective request budget after the tick.
+    pub fn with_budget(self, request_budget: Option<usize>) -> Standing {
+        Standing {
+            request_budget,
+            ..self
+        }
+    }
+
     /// Where a finished tick left its tenant; `fresh`: the tick runs a fresh pass.
     pub fn of_summary(summary: &Summary, fresh: bool) -> Standing {
         Standing {

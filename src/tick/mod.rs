@@ -154,14 +154,7 @@ async fn leased(
     let api = config.trace_api.as_str();
     // 3. lease
     let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
-    let claim = async {
-        let found = checkpoint::load(&store, &job.key).await?;
-        job.check_found(found.as_ref().map(|s| &s.checkpoint))?;
-        let expires_at = clock.lease_expiry(app.options().lease_slack);
-        let (owner, at) = (request.request_id.as_str(), (clock.now, app.time()));
-        Ok::<_, TickError>(Claimed::claim(&store, &job.key, found, owner, at, expires_at).await?)
-    };
-    let mut claimed = match claim.await {
+    let mut claimed = match claim(app, request, prepared, &store).await {
         Ok(Claim::Claimed(claimed)) => claimed,
         Ok(Claim::Refused { checkpoint, report }) => {
             let summary = Summary::refused(api, report, &checkpoint, started);
@@ -216,27 +209,32 @@ async fn leased(
     // The request budget's history and share, kept whatever happened.
     let budget = session.keep(claimed.checkpoint_mut(), clock.wall(), config);
     counts.quota_contention = budget.quota_contention;
-    let standing = Standing {
-        passes: names,
-        fresh_until: claimed
-            .checkpoint()
-            .primary
-            .end
-            .filter(|_| !config.fresh_delay.is_zero()),
-        complete_until: claimed.checkpoint().complete_until(),
-        counts,
-        request_budget: budget.request_budget,
-        caught_up: false,
-    };
+    let fresh = !config.fresh_delay.is_zero();
+    let standing = Standing::of_checkpoint(claimed.checkpoint(), names, counts, fresh)
+        .with_budget(budget.request_budget);
     // Any failure after the claim gives the lease back (best effort).
     let (passes, audited) = match ran {
         Ok(ran) => ran,
         Err(failure) => return Ran::failed(finish::fail(claimed, failure).await, standing),
     };
-
     // 7. commit: the lease goes back
     let result = finish::finish(claimed, job, api, (passes, audited), reset, started, budget).await;
-    Ran::finished(result, standing, !config.fresh_delay.is_zero())
+    Ran::finished(result, standing, fresh)
+}
+
+/// Step 3: reads the job's checkpoint and claims the lease on it.
+async fn claim<'s>(
+    app: &App,
+    request: &TickRequest,
+    prepared: &Prepared<'_>,
+    store: &'s S3Store,
+) -> Result<Claim<'s, S3Store>, TickError> {
+    let Prepared { clock, job, .. } = prepared;
+    let found = checkpoint::load(store, &job.key).await?;
+    job.check_found(found.as_ref().map(|s| &s.checkpoint))?;
+    let expires_at = clock.lease_expiry(app.options().lease_slack);
+    let (owner, at) = (request.request_id.as_str(), (clock.now, app.time()));
+    Ok(Claimed::claim(store, &job.key, found, owner, at, expires_at).await?)
 }
 
 /// Steps 1 and 2 done: what the rest of the tick, and its status line, use.
