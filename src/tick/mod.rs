@@ -144,13 +144,8 @@ async fn leased(
     started: std::time::Instant,
     on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
 ) -> Ran {
-    let Prepared {
-        config,
-        clock,
-        job,
-        secret,
-        devo,
-    } = prepared;
+    let (config, clock, job) = (prepared.config, &prepared.clock, &prepared.job);
+    let secret = &prepared.secret;
     let api = config.trace_api.as_str();
     // 3. lease
     let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
@@ -179,7 +174,7 @@ async fn leased(
     };
     let (mut names, mut counts) = (Vec::new(), Counts::default());
     let ran = async {
-        let mut transfer = session.transfer(app, config, job, secret, devo, clock)?;
+        let mut transfer = session.transfer(app, config, job, secret, &prepared.devo, clock)?;
         let mut passes: Vec<pass::Ran> = Vec::new();
         for p in job.passes(claimed.checkpoint(), config) {
             if passes.last().is_some_and(|r| !r.caught_up()) {
