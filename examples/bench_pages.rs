@@ -17,21 +17,10 @@ use chrono::{TimeDelta, Utc};
 use m365_trace_to_devo::app::http_client;
 use m365_trace_to_devo::trace::graph::{next_url, parse_page, query_time};
 
-type Failure = Box<dyn std::error::Error>;
+#[path = "support/options.rs"]
+mod support;
 
-fn options() -> Result<HashMap<String, String>, Failure> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut map = HashMap::new();
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let name = flag
-            .strip_prefix("--")
-            .ok_or_else(|| format!("unexpected argument {flag}"))?;
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        map.insert(name.to_owned(), value.clone());
-    }
-    Ok(map)
-}
+use support::{Failure, options};
 
 fn get<'a>(opts: &'a HashMap<String, String>, name: &str, default: &'a str) -> &'a str {
     opts.get(name).map_or(default, String::as_str)
@@ -39,7 +28,8 @@ fn get<'a>(opts: &'a HashMap<String, String>, name: &str, default: &'a str) -> &
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Failure> {
-    let opts = options()?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = options(&args)?;
     let url = opts
         .get("url")
         .ok_or("--url is required")?

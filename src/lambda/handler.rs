@@ -122,7 +122,7 @@ async fn handle_in_span(
 async fn run(app: &App, request: &TickRequest, tenant: Tenant, target: &Target) -> Reported {
     let registered = tenant.name.is_some();
     let key = tenant.state_key.clone();
-    let result = tick::run_reported(app, request, tenant, target, &mut |_| {}).await;
+    let result = tick::run_for(app, request, tenant, target, &mut |_| {}).await;
     if let (true, Err(e), Target::Scheduled) = (registered, &result.result, target)
         && !matches!(e, TickError::Transfer { .. })
     {

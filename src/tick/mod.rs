@@ -55,25 +55,15 @@ pub async fn run_target(
     on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
 ) -> Result<Summary, TickError> {
     let tenant = Tenant::single(app.config()?);
-    run_for(app, request, tenant, target, on_window).await
-}
-
-/// Runs the seven steps for `target` of `tenant` (a registry's tenant, or the one tenant),
-/// in a `tick` span that puts the request id and the tenant on every line it writes.
-pub async fn run_for(
-    app: &App,
-    request: &TickRequest,
-    tenant: Tenant,
-    target: &Target,
-    on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
-) -> Result<Summary, TickError> {
-    run_reported(app, request, tenant, target, on_window)
+    run_for(app, request, tenant, target, on_window)
         .await
         .result
 }
 
-/// [`run_for`], and what became of the tick's status line in Devo.
-pub async fn run_reported(
+/// Runs the seven steps for `target` of `tenant` (a registry's tenant, or the one tenant),
+/// in a `tick` span that puts the request id and the tenant on every line it writes; returns
+/// the tick's result and what became of its status line in Devo.
+pub async fn run_for(
     app: &App,
     request: &TickRequest,
     tenant: Tenant,
