@@ -10,6 +10,7 @@ pub mod config;
 pub mod devo;
 pub mod error;
 pub(crate) mod events;
+pub mod health;
 pub mod lambda;
 pub mod ledger;
 pub mod logging;

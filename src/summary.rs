@@ -191,6 +191,14 @@ pub struct Summary {
     /// The restart this tick applied because `RESET_BEFORE` changed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reset: Option<crate::checkpoint::reset::Reset>,
+    /// Graph requests per 5 minutes this tenant allows itself after the tick:
+    /// `REQUEST_BUDGET_PER_5_MINUTES`, or less while another application spends its quota.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_budget: Option<usize>,
+    /// What became of the tick's status line in Devo: `sent`, `not_sent`, `off` (absent for a
+    /// backfill and for a tick that did not get the lease).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_line: Option<&'static str>,
     /// What the scheduled audit (`AUDIT_HOURS`) compared this tick, when it compared anything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditSummary>,
@@ -250,6 +258,8 @@ impl Summary {
             backfill: None,
             reset: None,
             audit: None,
+            request_budget: None,
+            status_line: None,
         }
     }
 }

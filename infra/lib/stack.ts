@@ -141,6 +141,13 @@ export class M365TraceToDevoStack extends Stack {
       description: 'Devo tag (the table the events land in).',
       allowedPattern: '^[A-Za-z0-9_.-]+$',
     });
+    const statusTag = new CfnParameter(this, 'StatusTag', {
+      type: 'String',
+      default: 'my.app.m365trace.status',
+      description:
+        'Devo tag of the status line each tick sends per tenant (outcome, lags, counts, errorType), so that Devo itself shows which tenant went silent or fell behind. Empty: no status line.',
+      allowedPattern: '^([A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)+)?$',
+    });
     const traceApi = new CfnParameter(this, 'TraceApi', {
       type: 'String',
       default: 'graph',
@@ -418,6 +425,7 @@ export class M365TraceToDevoStack extends Stack {
       STATE_KEY,
       DEVO_ADDRESS: devoAddress.valueAsString,
       DEVO_TAG: devoTag.valueAsString,
+      STATUS_TAG: statusTag.valueAsString,
       TRACE_API: traceApi.valueAsString,
       CLOUD: cloud.valueAsString,
       DELAY_SECONDS: delaySeconds.valueAsString,

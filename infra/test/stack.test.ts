@@ -92,6 +92,7 @@ describe('function', () => {
         'SECRET_ID',
         'STATE_BUCKET',
         'STATE_KEY',
+        'STATUS_TAG',
         'TENANT_METRICS',
         'TENANTS_KEY',
         'TRACE_API',
@@ -709,6 +710,7 @@ describe('dashboard', () => {
     }
     expect(text).toContain('"EventsSent"');
     expect(text).toContain('"ThrottledRequests"');
+    expect(text).toContain('"QuotaContention"');
     expect(text).toContain('"AWS/Lambda","Throttles"');
     const log = widgets.find((w: Json) => w.type === 'log');
     expect(log.properties.query).toMatch(/^SOURCE '\$\{FunctionLogGroup\}' \| filter event = "summary"/);

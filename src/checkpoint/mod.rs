@@ -5,6 +5,7 @@ pub mod backfill;
 pub(crate) mod cut;
 pub(crate) mod lease;
 mod position;
+pub mod quota_share;
 pub(crate) mod reset;
 pub(crate) mod second_look;
 pub(crate) mod sent;
@@ -42,6 +43,10 @@ pub struct Checkpoint {
     /// survives between ticks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent_requests: Vec<DateTime<Utc>>,
+    /// The lowered request budget while another application spends the tenant's shared quota
+    /// (absent: the whole `REQUEST_BUDGET_PER_5_MINUTES`; older checkpoints load without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_share: Option<crate::checkpoint::quota_share::QuotaShare>,
     /// The `RESET_BEFORE` value this checkpoint last restarted for (scheduled checkpoint only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_before: Option<DateTime<Utc>>,
@@ -101,6 +106,7 @@ impl Checkpoint {
             updated_at: now,
             api: None,
             recent_requests: Vec::new(),
+            quota_share: None,
             reset_before: None,
             backfill: None,
             reconcile: None,

@@ -128,6 +128,8 @@ pub struct Config {
     pub devo_hostname: String,
     /// Name the relay's certificate is verified against.
     pub devo_server_name: String,
+    /// `STATUS_TAG`: the tag of the status line each tenant's tick sends; `None`: none sent.
+    pub status_tag: Option<String>,
     /// Which API to pull from.
     pub trace_api: TraceApi,
     /// National cloud.
@@ -203,6 +205,7 @@ impl Config {
             devo_tag: devo.tag,
             devo_hostname: devo.hostname,
             devo_server_name: devo.server_name,
+            status_tag: devo.status_tag,
             trace_api: api.trace_api,
             cloud: api.cloud,
             endpoints: api.endpoints,

@@ -3,6 +3,7 @@
 //! and, for the tick's last line, the metrics. The names are defined here and nowhere else.
 
 pub mod audit;
+pub mod health;
 pub mod lease;
 pub mod ledger;
 pub(crate) mod metrics;
@@ -30,6 +31,7 @@ pub(crate) fn ms(d: std::time::Duration) -> u64 {
 /// Every event name: each is unique and documented in docs/operations.md.
 #[cfg(test)]
 const NAMES: &[&str] = &[
+    health::StatusNotSent::NAME,
     lease::Held::NAME,
     lease::Duplicate::NAME,
     lease::TakenOver::NAME,
@@ -53,6 +55,7 @@ const NAMES: &[&str] = &[
     microsoft::Retry::NAME,
     microsoft::BudgetWait::NAME,
     microsoft::SkipTokenRepaired::NAME,
+    microsoft::QuotaContention::NAME,
     tick::TickFinished::NAME,
     tick::TickFailed::NAME,
     tick::NoDeadline::NAME,

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::events::Event;
-use crate::events::metrics::{Dimensions, TickMetrics, emf};
+use crate::events::metrics::{Dimensions, FailedTick, TickMetrics, emf};
 use crate::summary::{LeaseReport, Summary};
 
 /// Where a tick's metrics belong.
@@ -62,6 +62,9 @@ impl Event for TickFinished<'_> {
             late_records = c.late_records,
             status_changes = c.status_changes,
             ledger_missing = c.ledger_missing,
+            quota_contention = c.quota_contention,
+            request_budget = s.request_budget,
+            status_line = s.status_line,
             passes = %s.passes.iter().map(|p| p.pass).collect::<Vec<_>>().join(","),
             complete_until = s.complete_until.map(|t| t.to_rfc3339()),
             split = s.split.is_some(),
@@ -83,6 +86,8 @@ pub struct TickFailed<'a> {
     /// The failure's stable `errorType`.
     pub error_type: &'a str,
     pub error: &'a dyn std::fmt::Display,
+    /// What is known of the failed tick besides its error.
+    pub after: FailedTick<'a>,
     /// The metrics' dimensions and duration.
     pub metrics: MetricsContext<'a>,
 }
@@ -93,9 +98,22 @@ impl Event for TickFailed<'_> {
         let m = &self.metrics;
         println!(
             "{}",
-            emf(TickMetrics::Failed, &m.dimensions, m.elapsed_ms, m.at)
+            emf(
+                TickMetrics::Failed(self.after),
+                &m.dimensions,
+                m.elapsed_ms,
+                m.at
+            )
         );
-        tracing::error!(event = Self::NAME, tenant = m.dimensions.tenant, error_type = self.error_type, error = %self.error, "tick failed");
+        tracing::error!(
+            event = Self::NAME,
+            tenant = m.dimensions.tenant,
+            error_type = self.error_type,
+            error = %self.error,
+            status_line = self.after.status_line,
+            quota_contention = self.after.quota_contention,
+            "tick failed"
+        );
     }
 }
 

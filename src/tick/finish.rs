@@ -13,6 +13,15 @@ use crate::tick::deliver::End;
 use crate::tick::job::Job;
 use crate::tick::pass::Ran;
 
+/// What the tick learned of the tenant's Graph quota.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BudgetReport {
+    /// 429s heard while under its own budget.
+    pub quota_contention: u64,
+    /// The effective budget after the tick (Graph only).
+    pub request_budget: Option<usize>,
+}
+
 /// Releases the lease and returns the summary (with what the scheduled audit found), or the
 /// failure of a window after its delivered part was committed.
 pub(super) async fn finish<S: StateStore>(
@@ -22,6 +31,7 @@ pub(super) async fn finish<S: StateStore>(
     (passes, audit): (Vec<Ran>, Option<AuditSummary>),
     reset: Option<Reset>,
     started: std::time::Instant,
+    budget: BudgetReport,
 ) -> Result<Summary, TickError> {
     let checkpoint = claimed.checkpoint().clone();
     let mut counts = Counts::default();
@@ -64,7 +74,9 @@ pub(super) async fn finish<S: StateStore>(
         .is_some_and(|r| r.partial.is_some() || !r.then.is_empty());
     let caught_up = all_caught_up && checkpoint.primary.open().is_empty() && !reconcile_partial;
     let lease = claimed.release().await?;
+    counts.quota_contention = budget.quota_contention;
     let mut summary = Summary::finished(api, lease, counts, &checkpoint, caught_up, started);
+    summary.request_budget = budget.request_budget;
     summary.passes = reports;
     summary.skipped = skipped;
     summary.split = split;

@@ -1,22 +1,22 @@
 //! Microsoft Graph message trace: `GET /v1.0/admin/exchange/tracing/messageTraces`, page by page.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use governor::DefaultDirectRateLimiter;
 use serde::Deserialize;
 
 use crate::events::Event;
-use crate::events::microsoft::{BudgetWait, SkipTokenRepaired};
+use crate::events::microsoft::SkipTokenRepaired;
 use crate::trace::auth::TokenSource;
+use crate::trace::budget_gate::BudgetGate;
 use crate::trace::error::{TraceError, api_hint};
-use crate::trace::fetch::{PageRules, get_page, rate_limiter};
+use crate::trace::fetch::{PageRules, Spent, get_page, rate_limiter};
 use crate::trace::http::Budget;
 use crate::trace::origin::{self, Origin};
 use crate::trace::page::{SourcePage, TraceRecord};
 use crate::trace::record::GraphRecord;
-use crate::trace::request_budget::{GRAPH_LIMIT, RequestBudget};
+use crate::trace::request_budget::RequestBudget;
 use crate::trace::skiptoken;
 use crate::window::Window;
 
@@ -125,6 +125,7 @@ impl GraphClient {
         budget: &Budget,
         throttle: &mut RequestBudget,
         what: &str,
+        spent: &mut Spent,
     ) -> Result<SourcePage, TraceError> {
         let rules = PageRules {
             http: &self.http,
@@ -148,39 +149,17 @@ impl GraphClient {
                 }
             },
         };
-        let stay_under_budget = async || {
-            let wait = throttle.wait_at(budget.now());
-            if !wait.is_zero() {
-                if throttle.lent() {
-                    return Err(TraceError::OutOfTime {
-                        api: "graph",
-                        what: what.to_owned(),
-                        last: "the reconciliation pass used its share of the request budget; it continues in the next tick".into(),
-                    });
-                }
-                if wait + Duration::from_millis(200) >= budget.remaining() {
-                    return Err(TraceError::OutOfTime {
-                        api: "graph",
-                        what: what.to_owned(),
-                        last: format!(
-                            "the client-side budget of {GRAPH_LIMIT} requests per 5 minutes is used up; the next tick continues"
-                        ),
-                    });
-                }
-                BudgetWait { wait }.emit();
-                tokio::time::sleep(wait).await;
-            }
-            throttle.record(budget.now());
-            Ok(())
+        let mut gate = BudgetGate {
+            throttle,
+            budget,
+            what,
         };
-        let fetched = get_page(&rules, url, tokens, budget, what, stay_under_budget).await?;
+        let fetched = get_page(&rules, url, tokens, budget, what, &mut gate, spent).await?;
         let (records, next_link) = fetched.value;
         Ok(SourcePage {
             records: records.into_iter().map(TraceRecord::Graph).collect(),
             next_link: next_link.map(|link| next_url(url, &link)),
             bytes: fetched.bytes,
-            requests: fetched.requests,
-            throttled: fetched.throttled,
         })
     }
 }

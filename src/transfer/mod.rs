@@ -8,6 +8,7 @@ pub mod dedup;
 mod forward;
 mod frontier;
 mod paging;
+mod pull;
 mod run;
 
 pub use collect::Fingerprinted;

@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::ledger::Fingerprint;
 use crate::trace::TraceError;
 use crate::trace::auth::TokenSource;
+use crate::trace::fetch::Spent;
 use crate::trace::http::Budget;
 use crate::trace::request_budget::RequestBudget;
 use crate::trace::source::TraceSource;
@@ -56,7 +57,14 @@ impl Lister<'_> {
         loop {
             let page = self
                 .source
-                .page(&url, self.tokens, budget, self.throttle, &what)
+                .page(
+                    &url,
+                    self.tokens,
+                    budget,
+                    self.throttle,
+                    &what,
+                    &mut Spent::default(),
+                )
                 .await;
             let page = match page {
                 Ok(page) => page,

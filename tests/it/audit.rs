@@ -48,7 +48,12 @@ fn hour_of(line: &str) -> DateTime<Utc> {
 /// Lost records per hour (distinct keys).
 fn lost_by_hour(h: &Harness) -> BTreeMap<DateTime<Utc>, BTreeSet<String>> {
     let mut out: BTreeMap<DateTime<Utc>, BTreeSet<String>> = BTreeMap::new();
-    for line in h.devo.lost_lines() {
+    for line in h
+        .devo
+        .lost_lines()
+        .into_iter()
+        .filter(|l| !is_status_line(l))
+    {
         out.entry(hour_of(&line))
             .or_default()
             .insert(line_key(&line));
@@ -140,10 +145,10 @@ async fn lost_records_are_reported_by_hour_and_repaired_exactly_once() {
     let queries = api.queries();
     assert!(queries.iter().all(|q| q.status == 200), "{queries:?}");
 
-    let before = h.devo.lines().len();
+    let before = h.trace_lines().len();
     let repaired = run_audit(&h, true).await;
     assert_eq!(repaired.failure, None);
-    let sent: Vec<String> = h.devo.lines()[before..]
+    let sent: Vec<String> = h.trace_lines()[before..]
         .iter()
         .map(|l| line_key(l))
         .collect();
@@ -171,7 +176,7 @@ async fn lost_records_are_reported_by_hour_and_repaired_exactly_once() {
             .iter()
             .all(|r| r.complete && r.stale_sent == 0)
     );
-    for line in &h.devo.lines()[before..] {
+    for line in &h.trace_lines()[before..] {
         let json = line_json(line);
         assert_eq!(
             json["Organization"], TENANT,
@@ -354,7 +359,7 @@ async fn a_scheduled_audit_that_cannot_read_devo_reports_it_and_the_tick_still_d
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repair_under_a_hostname_devo_never_saw_sends_nothing_and_says_why() {
     let (h, _api) = delivered_with_losses(300, 0).await;
-    let before = h.devo.lines().len();
+    let before = h.trace_lines().len();
     let from = (Utc::now() - TimeDelta::days(3)).to_rfc3339();
     let to = Utc::now().to_rfc3339();
     // The function's hostname is its name; a shell without DEVO_HOSTNAME reads another one.
@@ -372,5 +377,5 @@ async fn a_repair_under_a_hostname_devo_never_saw_sends_nothing_and_says_why() {
         stderr.contains("repair refused") && stderr.contains("DEVO_HOSTNAME"),
         "{stderr}"
     );
-    assert_eq!(h.devo.lines().len(), before, "nothing was sent");
+    assert_eq!(h.trace_lines().len(), before, "nothing was sent");
 }

@@ -15,6 +15,7 @@ mod cli;
 mod confirm;
 mod delivery;
 mod faults;
+mod health;
 mod next_links;
 mod origin;
 mod parsing_props;

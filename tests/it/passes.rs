@@ -19,7 +19,7 @@ fn env() -> Vec<(&'static str, &'static str)> {
 /// Lines received per key, and the statuses they carried.
 fn statuses(h: &Harness) -> HashMap<String, Vec<String>> {
     let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
-    for line in h.devo.lines() {
+    for line in h.trace_lines() {
         let json = line_json(&line);
         by_key
             .entry(line_key(&line))
@@ -328,7 +328,7 @@ async fn when_the_request_budget_is_short_reconciliation_falls_behind_never_the_
         .await;
     let app = h.app(fast_options());
     h.tick(&app, "req-1").await.expect("fresh tick");
-    assert_eq!(h.devo.line_count(), 20);
+    assert_eq!(h.trace_lines().len(), 20);
 
     // The span is due for reconciliation, but the budget leaves it one request.
     until(t0 + TimeDelta::seconds(DELAY)).await;

@@ -45,7 +45,7 @@ async fn a_stream_the_relay_ended_while_idle_is_replaced_and_nothing_is_lost() {
         json!(null),
         "the window completed: {checkpoint}"
     );
-    let sessions = h.devo.sessions();
+    let sessions = trace_sessions(&h.devo);
     assert_eq!(sessions.len(), 2, "{sessions:?}");
     assert!(
         sessions[0].idle_closed && sessions[0].lines == 20,
@@ -76,7 +76,7 @@ async fn the_product_closes_a_stream_idle_for_devo_idle_seconds_and_opens_a_new_
         "each record exactly once",
     );
     assert_eq!(summary["caught_up"], json!(true), "{summary}");
-    let sessions = h.devo.sessions();
+    let sessions = trace_sessions(&h.devo);
     assert_eq!(sessions.len(), 2, "{sessions:?}");
     assert!(
         sessions[0].clean_close && !sessions[0].idle_closed && sessions[0].lines == 20,
@@ -123,7 +123,7 @@ async fn reconcile_with_idle_pages(
     for r in &late {
         h.graph.add_late_record(r.clone(), Utc::now());
     }
-    assert_eq!(h.devo.line_count(), 400);
+    assert_eq!(h.trace_lines().len(), 400);
 
     h.graph.set_page_latency(Duration::from_millis(1500));
     h.devo.close_idle_after(Some(relay_idle));
@@ -171,7 +171,7 @@ async fn reconciliation_closes_its_idle_stream_itself_between_pages_without_line
 
     summary.expect("tick");
     assert_same_keys(h.received_keys(), expected, "every record once");
-    let sessions = h.devo.sessions();
+    let sessions = trace_sessions(&h.devo);
     assert!(
         sessions.iter().all(|s| s.clean_close && !s.idle_closed),
         "every stream closed by us, none left for the relay to end: {sessions:?}"

@@ -124,7 +124,7 @@ async fn a_record_exposed_late_in_an_empty_fresh_window_arrives_once_after_the_d
         "{after}"
     );
     assert_once(&h, &[&late_busy, &late_quiet]);
-    assert_eq!(h.devo.line_count(), 7);
+    assert_eq!(h.trace_lines().len(), 7);
     assert!(
         time(&after["complete_until"]) >= t0 + TimeDelta::seconds(15),
         "{after}"
@@ -273,7 +273,7 @@ async fn a_reconciliation_window_resumes_after_refused_next_links_and_sends_noth
     let (h, t0, records, late) = busy_young_span(341).await;
     let app = h.app(fast_options());
     h.tick(&app, "req-fresh").await.expect("fresh tick");
-    assert_eq!(h.devo.line_count(), 30);
+    assert_eq!(h.trace_lines().len(), 30);
     expose_now(&h, &late);
 
     // Every nextLink is refused: each restart from the rest of the window must count the

@@ -234,6 +234,9 @@ async fn a_minute_of_live_flow_with_faults_loses_nothing_in_either_pass() {
     let mut lines: HashMap<(String, String), usize> = HashMap::new();
     let mut may_repeat: HashSet<(String, String)> = HashSet::new();
     for (session, line) in h.devo.lines_by_session() {
+        if is_status_line(&line) {
+            continue;
+        }
         let status = line_json(&line)["Status"]
             .as_str()
             .unwrap_or("")
@@ -377,7 +380,7 @@ fn assert_honest(
     }
     let until = time(&summary["complete_until"]);
     let mut arrived: HashMap<String, HashSet<String>> = HashMap::new();
-    for line in h.devo.lines() {
+    for line in h.trace_lines() {
         let status = line_json(&line)["Status"]
             .as_str()
             .unwrap_or("")

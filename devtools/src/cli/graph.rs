@@ -65,6 +65,9 @@ pub(crate) struct GraphArgs {
     /// Enforce Graph's throttling (100 messageTraces requests per 5 minutes).
     #[arg(long)]
     throttle: bool,
+    /// Never gzip pages, even for requests that accept it (to measure what gzip saves).
+    #[arg(long)]
+    no_gzip: bool,
     /// Render every record's JSON once at startup and serve pages by copying bytes (for
     /// benchmarks: the server is then never the bottleneck).
     #[arg(long)]
@@ -126,6 +129,7 @@ pub(crate) async fn graph(args: GraphArgs) -> std::io::Result<ExitCode> {
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         server.add_client_certificate(&pem)?;
     }
+    server.set_gzip(!args.no_gzip);
     server.set_refuse_next_links(args.refuse_next_links);
     server.set_double_encoded_skip_tokens(args.double_encoded_skip_tokens);
     if args.throttle {

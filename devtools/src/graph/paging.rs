@@ -1,6 +1,7 @@
 //! `GET /v1.0/admin/exchange/tracing/messageTraces`: the bearer token picks the tenant, then
 //! faults, throttling, `$filter` (both bounds, at most 10 days, not older than 90 days), `$top`
-//! (1..5000), `$skiptoken`, and newest-first pages with an `@odata.nextLink` while more remain.
+//! (1..5000), `$skiptoken`, and newest-first pages with an `@odata.nextLink` while more remain,
+//! gzip-compressed when the request accepts it.
 //!
 //! Exists so the product's paging is tested against the contract of the real API, including
 //! records that appear late and skip tokens that break.
@@ -9,13 +10,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Response};
 use serde_json::json;
 
 use super::call::Call;
 use super::faults::{Fault, refused_next_link, status_fault};
 use super::filter::parse_filter;
+use super::gzip;
 use super::identity::{BearerError, bearer_tenant};
 use super::respond::{Resp, bad_request, graph_error};
 use super::skiptoken::{self, Cursor};
@@ -202,12 +204,19 @@ pub(super) async fn message_traces(call: &mut Call<'_>) -> Resp {
     }
     let body = page(t, &query, &call.shared.url);
     drop(st);
-    if truncate {
-        return truncated(body);
-    }
-    let mut resp = Response::new(full(body));
+    let gzip = call.gzip();
+    let body = if gzip { gzip::compress(&body) } else { body };
+    let mut resp = if truncate {
+        truncated(body)
+    } else {
+        Response::new(full(body))
+    };
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(GRAPH_CONTENT_TYPE));
+    if gzip {
+        resp.headers_mut()
+            .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     resp
 }
 
@@ -216,8 +225,6 @@ fn truncated(body: Vec<u8>) -> Resp {
     let len = body.len();
     let half = Bytes::from(body).slice(..len / 2);
     let mut resp = Response::new(cut_body(half));
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(GRAPH_CONTENT_TYPE));
     resp.headers_mut()
         .insert(CONTENT_LENGTH, HeaderValue::from(len));
     resp

@@ -339,10 +339,76 @@ impl Harness {
             .expect("put checkpoint");
     }
 
-    /// Keys (`MessageTraceId|RecipientAddress`) of every line the relay received, in order.
+    /// Keys (`MessageTraceId|RecipientAddress`) of every trace line the relay received, in
+    /// order (the status lines left out).
     pub fn received_keys(&self) -> Vec<String> {
-        self.devo.lines().iter().map(|l| line_key(l)).collect()
+        trace_lines(&self.devo)
+            .iter()
+            .map(|l| line_key(l))
+            .collect()
     }
+
+    /// The trace lines the relay received, in order: every line but the status lines.
+    pub fn trace_lines(&self) -> Vec<String> {
+        trace_lines(&self.devo)
+    }
+
+    /// The JSON of the status lines the relay received, in order.
+    pub fn status_lines(&self) -> Vec<Value> {
+        status_lines(&self.devo)
+    }
+}
+
+/// `STATUS_TAG`'s default: the tag of the status line each tick sends.
+pub const STATUS_TAG: &str = "my.app.m365trace.status";
+
+/// Whether `line` is a status line (tag [`STATUS_TAG`]).
+pub fn is_status_line(line: &str) -> bool {
+    line.split_once(": ")
+        .and_then(|(header, _)| header.split(' ').nth(3))
+        == Some(STATUS_TAG)
+}
+
+/// The lines `devo` received that are not status lines, in order.
+pub fn trace_lines(devo: &DevoListener) -> Vec<String> {
+    devo.lines()
+        .into_iter()
+        .filter(|l| !is_status_line(l))
+        .collect()
+}
+
+/// The JSON of the status lines `devo` received, in order.
+pub fn status_lines(devo: &DevoListener) -> Vec<Value> {
+    devo.lines()
+        .into_iter()
+        .filter(|l| is_status_line(l))
+        .map(|l| serde_json::from_str(l.split_once(": ").expect("header: json").1).expect("JSON"))
+        .collect()
+}
+
+/// The indices of the sessions of `devo` that carried status lines only (each tick's line goes
+/// on a stream of its own).
+pub fn status_sessions(devo: &DevoListener) -> std::collections::HashSet<usize> {
+    let mut only_status: HashMap<usize, bool> = HashMap::new();
+    for (session, line) in devo.lines_by_session() {
+        *only_status.entry(session).or_insert(true) &= is_status_line(&line);
+    }
+    only_status
+        .into_iter()
+        .filter_map(|(session, only)| only.then_some(session))
+        .collect()
+}
+
+/// The sessions of `devo` that carried trace lines (or none), in order: every session but those
+/// of the status lines.
+pub fn trace_sessions(devo: &DevoListener) -> Vec<m365_trace_devtools::devo::SessionInfo> {
+    let status = status_sessions(devo);
+    devo.sessions()
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !status.contains(i))
+        .map(|(_, s)| s)
+        .collect()
 }
 
 /// Parses a Devo line and returns its record key; panics when the line is not well-formed.
