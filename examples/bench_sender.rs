@@ -20,31 +20,15 @@ use m365_trace_to_devo::devo::{DevoSender, DevoTls, frame_line};
 use m365_trace_to_devo::secret::DevoCredentials;
 use m365_trace_to_devo::trace::record::{GraphRecord, MappingContext, to_message_trace};
 
-type Failure = Box<dyn std::error::Error>;
+#[path = "support/options.rs"]
+mod support;
+
+use support::{Failure, options, required};
 
 /// About one Graph page of lines per write, as a tick writes them.
 const CHUNK: usize = 4 << 20;
 const HOSTNAME: &str = "m365-trace-to-devo";
 const TAG: &str = "cloud.office365.messagetracing";
-
-fn options(args: &[String]) -> Result<HashMap<String, String>, Failure> {
-    let mut map = HashMap::new();
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let name = flag
-            .strip_prefix("--")
-            .ok_or_else(|| format!("unexpected argument {flag}"))?;
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        map.insert(name.to_owned(), value.clone());
-    }
-    Ok(map)
-}
-
-fn required<'a>(opts: &'a HashMap<String, String>, name: &str) -> Result<&'a str, Failure> {
-    opts.get(name)
-        .map(String::as_str)
-        .ok_or_else(|| format!("--{name} is required").into())
-}
 
 fn write_lines(opts: &HashMap<String, String>) -> Result<(), Failure> {
     let count: usize = required(opts, "records")?.parse()?;

@@ -39,6 +39,7 @@ pub struct Clock {
     pub deadline: DateTime<Utc>,
     pull_until: Instant,
     deliver_until: Instant,
+    ends: Instant,
     time: TimeSource,
 }
 
@@ -64,6 +65,7 @@ impl Clock {
             deadline,
             pull_until: started + left - reserve,
             deliver_until: started + left - reserve / 2,
+            ends: started + left,
             time: time.clone(),
         })
     }
@@ -89,6 +91,14 @@ impl Clock {
     /// within it.
     pub fn delivery_left(&self) -> Duration {
         self.deliver_until.saturating_duration_since(Instant::now())
+    }
+
+    /// The time left before the invocation's deadline, less `keep` (kept to return the
+    /// result): what a last, best-effort step after the commit may use.
+    pub fn before_deadline(&self, keep: Duration) -> Duration {
+        self.ends
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(keep)
     }
 
     /// When the lease of this tick expires: the deadline plus `slack`.

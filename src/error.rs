@@ -66,10 +66,7 @@ impl TickError {
             TickError::Backfill(_) => "Backfill",
             TickError::Secret(_) | TickError::DevoSetup(_) => "Secret",
             TickError::Checkpoint(_) => "Checkpoint",
-            TickError::Transfer { source, .. } => match source.as_ref() {
-                TransferError::Devo(_) => "Devo",
-                TransferError::Trace(_) | TransferError::Encode { .. } => "Microsoft",
-            },
+            TickError::Transfer { source, .. } => source.error_type(),
             TickError::Tenants(e) => e.error_type(),
             TickError::Summary(_) => "Internal",
         }

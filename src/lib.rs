@@ -11,6 +11,7 @@ pub(crate) mod details;
 pub mod devo;
 pub mod error;
 pub(crate) mod events;
+pub mod health;
 pub mod lambda;
 pub mod ledger;
 pub mod logging;
@@ -23,6 +24,7 @@ pub mod tenants;
 pub mod tick;
 pub mod trace;
 pub mod transfer;
+pub mod verify;
 pub mod window;
 
 /// An error and its sources on one line, for messages.

@@ -85,7 +85,9 @@ pub struct Counts {
     pub details_sent: u64,
     /// Delivery details: deliveries still waiting for their details after this tick.
     pub details_queued: u64,
-    /// Delivery details: deliveries whose details will never be fetched (the queue was full).
+    /// Delivery details: deliveries whose details will never be fetched (the queue was full,
+    /// Microsoft no longer had them or refused the query, they kept failing, fell out of the
+    /// lookback or left `DETAIL_STATUSES`).
     pub details_dropped: u64,
     /// 429s received while this function's own spend was under its budget: another
     /// application is spending the tenant's shared quota.
@@ -191,6 +193,35 @@ pub struct Summary {
     /// The restart this tick applied because `RESET_BEFORE` changed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reset: Option<crate::checkpoint::reset::Reset>,
+    /// Graph requests per 5 minutes this tenant allows itself after the tick:
+    /// `REQUEST_BUDGET_PER_5_MINUTES`, or less while another application spends its quota.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_budget: Option<usize>,
+    /// What became of the tick's status line in Devo: `sent`, `not_sent`, `off` (absent for a
+    /// backfill and for a tick that did not get the lease).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_line: Option<&'static str>,
+    /// What the scheduled audit (`AUDIT_HOURS`) compared this tick, when it compared anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditSummary>,
+}
+
+/// The scheduled audit of one tick: the hours it compared with Devo and what it found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AuditSummary {
+    /// Hours compared.
+    pub hours: u64,
+    /// Records Devo lacks (`AuditMissing`).
+    pub missing: u64,
+    /// Records Devo holds that Microsoft does not list (`AuditExtra`).
+    pub extra: u64,
+    /// Records Devo holds only with an older status.
+    pub stale: u64,
+    /// The audit's position after the tick: every hour before it was compared.
+    pub until: Option<DateTime<Utc>>,
+    /// `errorType: message` of the failure that stopped it (the tick itself succeeds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 impl Summary {
@@ -232,6 +263,9 @@ impl Summary {
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             backfill: None,
             reset: None,
+            audit: None,
+            request_budget: None,
+            status_line: None,
         }
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use m365_trace_devtools::devo::DevoListener;
+use m365_trace_devtools::devo::query::DevoQueryApi;
 use m365_trace_devtools::pki::{AppCredential, TestPki};
 use m365_trace_devtools::runtime_api::{Invocation, invoke_once_forwarding};
 use serde_json::json;
@@ -106,6 +107,17 @@ struct ListenerArgs {
     /// Cut the next session (TCP reset, no close_notify) after it received this many lines.
     #[arg(long)]
     cut_after_lines: Option<usize>,
+    /// Accept and lose the lines of this many records in a thousand (by their key): they
+    /// arrive but the Query API stand-in does not hold them, as a relay that drops.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    lose_per_mille: Option<u32>,
+    /// Also serve a Devo Query API stand-in on this address (loopback only), answering from
+    /// what this listener holds; prints {"address":…,"query_url":…} (DEVO_QUERY_URL).
+    #[arg(long, requires = "query_token")]
+    query_listen: Option<SocketAddr>,
+    /// The token the Query API stand-in accepts (the secret's devo_query_token).
+    #[arg(long)]
+    query_token: Option<String>,
     /// Stop after this many seconds.
     #[arg(long, default_value_t = 900)]
     max_seconds: u64,
@@ -242,7 +254,21 @@ async fn listener(args: ListenerArgs) -> std::io::Result<ExitCode> {
     if let Some(n) = args.cut_after_lines {
         listener.cut_next_connection_after(n);
     }
-    println!("{}", json!({"address": listener.address()}));
+    listener.lose_fraction(args.lose_per_mille);
+    let query = match (args.query_listen, &args.query_token) {
+        (Some(addr), Some(token)) => {
+            check_loopback(&addr)?;
+            Some(DevoQueryApi::start_on(&listener, addr, token).await?)
+        }
+        _ => None,
+    };
+    match &query {
+        Some(q) => println!(
+            "{}",
+            json!({"address": listener.address(), "query_url": q.url()})
+        ),
+        None => println!("{}", json!({"address": listener.address()})),
+    }
     if args.count_only {
         tokio::select! {
             _ = run_until(args.max_seconds) => {}
@@ -252,11 +278,13 @@ async fn listener(args: ListenerArgs) -> std::io::Result<ExitCode> {
         run_until(args.max_seconds).await;
     }
     eprintln!(
-        "{} lines over {} connections, {} failed handshakes",
+        "{} lines over {} connections, {} failed handshakes, {} lost on purpose",
         listener.line_count(),
         listener.connections(),
-        listener.handshake_failures()
+        listener.handshake_failures(),
+        listener.lost_lines().len()
     );
+    drop(query);
     Ok(ExitCode::SUCCESS)
 }
 

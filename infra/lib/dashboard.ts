@@ -63,6 +63,15 @@ export function dashboardWidgets(): unknown[] {
       'Sum',
       [
         ['M365TraceToDevo', 'ThrottledRequests', 'FunctionName', '${Function}', 'Api', '${TraceApi}', { label: 'Microsoft 429s (ThrottledRequests)' }],
+        [
+          'M365TraceToDevo',
+          'QuotaContention',
+          'FunctionName',
+          '${Function}',
+          'Api',
+          '${TraceApi}',
+          { label: '429s while under our budget: another app spends the quota (QuotaContention)' },
+        ],
         ['AWS/Lambda', 'Throttles', 'FunctionName', '${Function}', { label: 'ticks queued by Lambda (Throttles)' }],
       ],
       counts,

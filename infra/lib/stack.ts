@@ -141,6 +141,13 @@ export class M365TraceToDevoStack extends Stack {
       description: 'Devo tag (the table the events land in).',
       allowedPattern: '^[A-Za-z0-9_.-]+$',
     });
+    const statusTag = new CfnParameter(this, 'StatusTag', {
+      type: 'String',
+      default: 'my.app.m365trace.status',
+      description:
+        'Devo tag of the status line each tick sends per tenant (outcome, lags, counts, errorType), so that Devo itself shows which tenant went silent or fell behind. Empty: no status line.',
+      allowedPattern: '^([A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)+)?$',
+    });
     const traceApi = new CfnParameter(this, 'TraceApi', {
       type: 'String',
       default: 'graph',
@@ -208,7 +215,7 @@ export class M365TraceToDevoStack extends Stack {
     const detailTag = new CfnParameter(this, 'DetailTag', {
       type: 'String',
       default: 'my.app.office365.messagetracedetail',
-      description: 'Devo tag of the delivery detail lines (not DevoTag).',
+      description: 'Devo tag of the delivery detail lines (not DevoTag, not StatusTag).',
       allowedPattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)+$',
     });
     const existingSecretArn = new CfnParameter(this, 'ExistingSecretArn', {
@@ -239,6 +246,21 @@ export class M365TraceToDevoStack extends Stack {
       allowedValues: ['on', 'off'],
       description:
         'on (default) - LagSeconds, FreshLagSeconds and TickFailed are also published per tenant (dimension Tenant; the dashboard\'s per-tenant lines). Each is a custom metric per tenant, billed monthly; off - per function only.',
+    });
+    const devoQueryUrl = new CfnParameter(this, 'DevoQueryUrl', {
+      type: 'String',
+      default: '',
+      description:
+        "Optional Devo Query API of your domain's region - us, eu, ca, es or apac, or its base URL (https://apiv2-us.devo.com/search) - where `audit` reads back what arrived, with the secret's devo_query_token. Empty (default) - nothing reads from Devo.",
+      allowedPattern: '^$|^(us|eu|ca|es|apac)$|^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._/-]*)?$',
+    });
+    const auditHours = new CfnParameter(this, 'AuditHours', {
+      type: 'Number',
+      default: 0,
+      minValue: 0,
+      maxValue: 168,
+      description:
+        'Scheduled audit - after each tick, compare at most this many complete hours with what Devo holds (metrics AuditMissing and AuditExtra, AuditMissingAlarm); needs DevoQueryUrl and devo_query_token in the secret. 0 (default) - off. It reports; `audit --repair` re-sends.',
     });
     const logLevel = new CfnParameter(this, 'LogLevel', {
       type: 'String',
@@ -301,6 +323,12 @@ export class M365TraceToDevoStack extends Stack {
     });
     const hasTenants = new CfnCondition(this, 'HasTenants', {
       expression: Fn.conditionNot(Fn.conditionEquals(tenantsKey.valueAsString, '')),
+    });
+    const hasDevoQueryUrl = new CfnCondition(this, 'HasDevoQueryUrl', {
+      expression: Fn.conditionNot(Fn.conditionEquals(devoQueryUrl.valueAsString, '')),
+    });
+    const createAuditAlarm = new CfnCondition(this, 'CreateAuditAlarm', {
+      expression: Fn.conditionNot(Fn.conditionEquals(auditHours.valueAsString, '0')),
     });
     const singleTenant = new CfnCondition(this, 'SingleTenant', {
       expression: Fn.conditionEquals(tenantsKey.valueAsString, ''),
@@ -410,6 +438,7 @@ export class M365TraceToDevoStack extends Stack {
       STATE_KEY,
       DEVO_ADDRESS: devoAddress.valueAsString,
       DEVO_TAG: devoTag.valueAsString,
+      STATUS_TAG: statusTag.valueAsString,
       TRACE_API: traceApi.valueAsString,
       CLOUD: cloud.valueAsString,
       DELAY_SECONDS: delaySeconds.valueAsString,
@@ -423,6 +452,8 @@ export class M365TraceToDevoStack extends Stack {
       TENANT_METRICS: tenantMetrics.valueAsString,
       DETAIL_STATUSES: detailStatuses.valueAsString,
       DETAIL_TAG: detailTag.valueAsString,
+      DEVO_QUERY_URL: Fn.conditionIf(hasDevoQueryUrl.logicalId, devoQueryUrl.valueAsString, Aws.NO_VALUE).toString(),
+      AUDIT_HOURS: auditHours.valueAsString,
     };
 
     this.function = new RustFunction(this, 'Function', {
@@ -608,6 +639,20 @@ export class M365TraceToDevoStack extends Stack {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       },
     );
+    // The scheduled audit (AuditHours > 0) found records Devo does not hold: any in 5 minutes.
+    const auditMissing = alarm(
+      'AuditMissingAlarm',
+      tickMetric('AuditMissing', 'Sum', Duration.minutes(5)),
+      'm365-trace-to-devo\'s scheduled audit found records Microsoft lists that Devo does not hold (metric AuditMissing, log event audit_hour with the hour and the counts): the relay accepted lines that did not arrive in the table. Run m365-trace-to-devo-cli audit --repair for those hours: see docs/operations.md "Audit and repair".',
+      {
+        threshold: 0,
+        evaluationPeriods: 1,
+        datapointsToAlarm: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      },
+    );
+    (auditMissing.node.defaultChild as cloudwatch.CfnAlarm).cfnOptions.condition = createAuditAlarm;
     // One-minute periods, all of the last NoEventsAlarmMinutes breaching (N out of N): "no event
     // in the last N minutes" without arithmetic on the parameter. No tick, no data, no events:
     // missing data is breaching. Not created when NoEventsAlarmMinutes is 0.

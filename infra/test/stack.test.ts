@@ -77,11 +77,13 @@ describe('function', () => {
     const vars = fn.Properties.Environment.Variables;
     expect(Object.keys(vars).sort()).toEqual(
       [
+        'AUDIT_HOURS',
         'CLOUD',
         'DELAY_SECONDS',
         'DETAIL_STATUSES',
         'DETAIL_TAG',
         'DEVO_ADDRESS',
+        'DEVO_QUERY_URL',
         'FRESH_DELAY_SECONDS',
         'DEVO_TAG',
         'HISTORIC_DAYS',
@@ -92,6 +94,7 @@ describe('function', () => {
         'SECRET_ID',
         'STATE_BUCKET',
         'STATE_KEY',
+        'STATUS_TAG',
         'TENANT_METRICS',
         'TENANTS_KEY',
         'TRACE_API',
@@ -514,6 +517,29 @@ describe('alarms on the tick metrics (Embedded Metric Format)', () => {
     expect(sortedDimensions(gap.Properties.Dimensions)).toEqual(TICK_DIMENSIONS);
   });
 
+  test('the scheduled audit is off by default; with AuditHours, AuditMissingAlarm pages on any missing record', () => {
+    expect(raw.Parameters.AuditHours).toMatchObject({ Type: 'Number', Default: 0, MinValue: 0, MaxValue: 168 });
+    expect(raw.Parameters.DevoQueryUrl).toMatchObject({ Type: 'String', Default: '' });
+    expect(raw.Resources.AuditMissingAlarm.Condition).toBe('CreateAuditAlarm');
+    expect(alarmsOf(deployed(raw)).AuditMissingAlarm).toBeUndefined();
+    const resources = deployed(raw, { AuditHours: '6', DevoQueryUrl: 'eu' });
+    const alarm = alarmsOf(resources).AuditMissingAlarm;
+    expect(alarm.Properties).toMatchObject({
+      Namespace: METRICS_NAMESPACE,
+      MetricName: 'AuditMissing',
+      Statistic: 'Sum',
+      Period: 300,
+      EvaluationPeriods: 1,
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      TreatMissingData: 'notBreaching',
+    });
+    expect(sortedDimensions(raw.Resources.AuditMissingAlarm.Properties.Dimensions)).toEqual(TICK_DIMENSIONS);
+    const vars = resources.Function.Properties.Environment.Variables;
+    expect(vars.AUDIT_HOURS).toBe('6');
+    expect(vars.DEVO_QUERY_URL).toBe('eu');
+  });
+
   test('NoEventsAlarm is off by default: NoEventsAlarmMinutes = 0 and the alarm is not deployed', () => {
     expect(raw.Parameters.NoEventsAlarmMinutes).toMatchObject({ Type: 'Number', Default: 0, MinValue: 0, MaxValue: 1440 });
     expect(raw.Resources.NoEventsAlarm.Condition).toBe('CreateNoEventsAlarm');
@@ -696,6 +722,7 @@ describe('dashboard', () => {
     }
     expect(text).toContain('"EventsSent"');
     expect(text).toContain('"ThrottledRequests"');
+    expect(text).toContain('"QuotaContention"');
     expect(text).toContain('"AWS/Lambda","Throttles"');
     const log = widgets.find((w: Json) => w.type === 'log');
     expect(log.properties.query).toMatch(/^SOURCE '\$\{FunctionLogGroup\}' \| filter event = "summary"/);

@@ -6,6 +6,7 @@ pub(crate) mod cut;
 pub mod details;
 pub(crate) mod lease;
 mod position;
+pub mod quota_share;
 pub(crate) mod reset;
 pub(crate) mod second_look;
 pub(crate) mod sent;
@@ -43,6 +44,10 @@ pub struct Checkpoint {
     /// survives between ticks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent_requests: Vec<DateTime<Utc>>,
+    /// The lowered request budget while another application spends the tenant's shared quota
+    /// (absent: the whole `REQUEST_BUDGET_PER_5_MINUTES`; older checkpoints load without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_share: Option<crate::checkpoint::quota_share::QuotaShare>,
     /// The `RESET_BEFORE` value this checkpoint last restarted for (scheduled checkpoint only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_before: Option<DateTime<Utc>>,
@@ -61,6 +66,17 @@ pub struct Checkpoint {
     /// Deliveries waiting for their delivery details, and those already fetched.
     #[serde(default, skip_serializing_if = "details::DetailQueue::is_empty")]
     pub details: details::DetailQueue,
+    /// The scheduled audit's position (`AUDIT_HOURS`): every hour before `until` was compared
+    /// with what Devo holds (scheduled checkpoint only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditMark>,
+}
+
+/// Where the scheduled audit stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditMark {
+    /// The end of the last hour compared.
+    pub until: DateTime<Utc>,
 }
 
 /// A failed tick, as the operator's `tenants list` shows it.
@@ -94,12 +110,14 @@ impl Checkpoint {
             updated_at: now,
             api: None,
             recent_requests: Vec::new(),
+            quota_share: None,
             reset_before: None,
             backfill: None,
             reconcile: None,
             ledger: Vec::new(),
             last_error: None,
             details: details::DetailQueue::default(),
+            audit: None,
         }
     }
 

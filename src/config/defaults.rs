@@ -6,6 +6,8 @@ pub const STATE_KEY: &str = "m365-message-trace/checkpoint.json";
 pub const DEVO_ADDRESS: &str = "collector-us.devo.io:443";
 /// `DEVO_TAG`.
 pub const DEVO_TAG: &str = "cloud.office365.messagetracing";
+/// `STATUS_TAG`: the tag of the collection's own status line, one per tenant and tick.
+pub const STATUS_TAG: &str = "my.app.m365trace.status";
 /// `DEVO_HOSTNAME` when no function name is known either.
 pub const DEVO_HOSTNAME: &str = "m365-trace-to-devo";
 /// `FRESH_DELAY_SECONDS`: the fresh pass pulls up to 10 minutes ago.

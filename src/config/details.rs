@@ -46,25 +46,33 @@ impl DetailSettings {
                 || (self.pending_after.is_some() && status.eq_ignore_ascii_case("pending")))
     }
 
-    /// Reads and checks the four variables; `DEVO_TAG` is the trace table, which detail lines
-    /// must not go into.
-    pub(crate) fn read(env: &Env<'_>, devo_tag: &str) -> Result<DetailSettings, ConfigError> {
+    /// Reads and checks the four variables; `DEVO_TAG` is the trace table and `STATUS_TAG` the
+    /// status lines' (when on), which detail lines must not go into.
+    pub(crate) fn read(
+        env: &Env<'_>,
+        devo_tag: &str,
+        status_tag: Option<&str>,
+    ) -> Result<DetailSettings, ConfigError> {
         let statuses = statuses(env)?;
         let pending_after = pending_after(env)?;
         let tag = env
             .get("DETAIL_TAG")
             .unwrap_or_else(|| defaults::DETAIL_TAG.to_owned());
-        if !is_tag(&tag) || tag == devo_tag {
-            let problem = if tag == devo_tag {
-                "it is DEVO_TAG, the table of the trace lines"
-            } else {
-                "a Devo tag is dot-separated words of letters, digits, '_' or '-'"
-            };
+        let problem = if tag == devo_tag {
+            Some("it is DEVO_TAG, the table of the trace lines")
+        } else if Some(tag.as_str()) == status_tag {
+            Some("it is STATUS_TAG, the table of the status lines")
+        } else if !is_tag(&tag) {
+            Some("a Devo tag is dot-separated words of letters, digits, '_' or '-'")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
             return Err(invalid(
                 "DETAIL_TAG",
                 &tag,
                 problem,
-                "a tag other than DEVO_TAG, such as my.app.office365.messagetracedetail",
+                "a tag other than DEVO_TAG and STATUS_TAG, such as my.app.office365.messagetracedetail",
             ));
         }
         let max = i64::try_from(defaults::DETAIL_QUEUE_MAX).unwrap_or(1000);
@@ -140,7 +148,11 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let lookup = |k: &str| env.get(k).cloned();
-        DetailSettings::read(&Env::new(&lookup), defaults::DEVO_TAG)
+        DetailSettings::read(
+            &Env::new(&lookup),
+            defaults::DEVO_TAG,
+            Some(defaults::STATUS_TAG),
+        )
     }
 
     #[test]
@@ -189,6 +201,10 @@ mod tests {
             err.starts_with("DETAIL_TAG=") && err.contains("it is DEVO_TAG"),
             "{err}"
         );
+        let err = read(&[("DETAIL_TAG", "my.app.m365trace.status")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("it is STATUS_TAG"), "{err}");
         let err = read(&[("DETAIL_QUEUE_MAX", "0")]).unwrap_err().to_string();
         assert!(err.contains("from 1 to 10000"), "{err}");
         let err = read(&[("DETAIL_PENDING_AFTER_SECONDS", "-1")])

@@ -1,4 +1,5 @@
-//! The Devo settings: the relay's address, the tag, the host field and the certificate name.
+//! The Devo settings: the relay's address, the tag, the host field, the certificate name and
+//! the tag of the status line.
 
 use crate::config::ConfigError;
 use crate::config::defaults;
@@ -14,10 +15,12 @@ pub(crate) struct DevoSettings {
     pub(crate) hostname: String,
     /// `DEVO_SERVER_NAME` (or the address's host).
     pub(crate) server_name: String,
+    /// `STATUS_TAG`; `None` when set empty (no status line).
+    pub(crate) status_tag: Option<String>,
 }
 
 impl DevoSettings {
-    /// Reads and checks the four variables.
+    /// Reads and checks the five variables.
     pub(crate) fn read(env: &Env<'_>) -> Result<DevoSettings, ConfigError> {
         let address = env
             .get("DEVO_ADDRESS")
@@ -63,7 +66,23 @@ impl DevoSettings {
             tag,
             hostname,
             server_name,
+            status_tag: status_tag(env)?,
         })
+    }
+}
+
+/// `STATUS_TAG`: a Devo tag (default [`defaults::STATUS_TAG`]), or set empty for none.
+fn status_tag(env: &Env<'_>) -> Result<Option<String>, ConfigError> {
+    match env.get("STATUS_TAG") {
+        None if env.is_set("STATUS_TAG") => Ok(None),
+        None => Ok(Some(defaults::STATUS_TAG.to_owned())),
+        Some(tag) if is_tag(&tag) => Ok(Some(tag)),
+        Some(tag) => Err(invalid(
+            "STATUS_TAG",
+            &tag,
+            "a Devo tag is dot-separated words of letters, digits, '_' or '-'",
+            "a tag such as my.app.m365trace.status, or empty for no status line",
+        )),
     }
 }
 
@@ -96,5 +115,35 @@ fn parse_host_port(address: &str) -> Result<String, ConfigError> {
             "the port is not a number from 1 to 65535",
             accepted,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(value: Option<&str>) -> Result<Option<String>, ConfigError> {
+        let lookup = |name: &str| {
+            (name == "STATUS_TAG")
+                .then(|| value.map(str::to_owned))
+                .flatten()
+        };
+        status_tag(&Env::new(&lookup))
+    }
+
+    #[test]
+    fn the_status_tag_defaults_turns_off_when_empty_and_must_be_a_tag() {
+        assert_eq!(read(None), Ok(Some("my.app.m365trace.status".into())));
+        assert_eq!(read(Some("")), Ok(None));
+        assert_eq!(read(Some("  ")), Ok(None));
+        assert_eq!(
+            read(Some("my.app.soc.health")),
+            Ok(Some("my.app.soc.health".into()))
+        );
+        let e = read(Some("not a tag")).unwrap_err().to_string();
+        assert!(
+            e.contains("STATUS_TAG") && e.contains("empty for no status line"),
+            "{e}"
+        );
     }
 }

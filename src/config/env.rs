@@ -26,6 +26,11 @@ impl<'a> Env<'a> {
         (self.lookup)(name).map(|v| v.trim().to_owned())
     }
 
+    /// Whether `name` is set at all, even to an empty value (which turns some features off).
+    pub(crate) fn is_set(&self, name: &str) -> bool {
+        (self.lookup)(name).is_some()
+    }
+
     /// The value of a variable that has no default.
     pub(crate) fn required(
         &self,

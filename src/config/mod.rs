@@ -1,8 +1,8 @@
 //! Step 1 of a tick: the environment, validated into a [`Config`] before anything is touched.
 //!
 //! One file a concern: [`defaults`], reading variables (`env`), the Devo settings (`devo`), the
-//! API and cloud (`api`), the window rules (`rules`), the request limits (`limits`) and the
-//! delivery details (`details`).
+//! API and cloud (`api`), the window rules (`rules`), the request limits (`limits`), the
+//! delivery details (`details`) and Devo's Query API (`query`).
 
 mod api;
 pub(crate) mod cloud;
@@ -11,6 +11,7 @@ mod details;
 mod devo;
 mod env;
 mod limits;
+pub mod query;
 mod rules;
 
 use std::time::Duration;
@@ -129,6 +130,8 @@ pub struct Config {
     pub devo_hostname: String,
     /// Name the relay's certificate is verified against.
     pub devo_server_name: String,
+    /// `STATUS_TAG`: the tag of the status line each tenant's tick sends; `None`: none sent.
+    pub status_tag: Option<String>,
     /// Which API to pull from.
     pub trace_api: TraceApi,
     /// National cloud.
@@ -165,6 +168,11 @@ pub struct Config {
     pub tenant_metrics: bool,
     /// `DETAIL_*`: which deliveries get their delivery details, and where those go.
     pub details: DetailSettings,
+    /// `DEVO_QUERY_URL`: the base URL of Devo's Query API (a region's, or an override), where
+    /// `audit` reads back what arrived; `None` when unset (nothing reads from Devo).
+    pub devo_query_url: Option<String>,
+    /// `AUDIT_HOURS`: complete hours a scheduled tick compares with Devo at most; 0 = off.
+    pub audit_hours: u32,
 }
 
 impl Config {
@@ -191,7 +199,9 @@ impl Config {
         let reset_before = reset_before(&env)?;
         let tenants_key = tenants_key(&env, &state_key)?;
         let tenant_metrics = tenant_metrics(&env)?;
-        let details = DetailSettings::read(&env, &devo.tag)?;
+        let details = DetailSettings::read(&env, &devo.tag, devo.status_tag.as_deref())?;
+        let devo_query_url = query::read(&env)?;
+        let audit_hours = query::audit_hours(&env, devo_query_url.as_deref())?;
         Ok(Config {
             secret_id,
             state_bucket,
@@ -200,6 +210,7 @@ impl Config {
             devo_tag: devo.tag,
             devo_hostname: devo.hostname,
             devo_server_name: devo.server_name,
+            status_tag: devo.status_tag,
             trace_api: api.trace_api,
             cloud: api.cloud,
             endpoints: api.endpoints,
@@ -216,6 +227,8 @@ impl Config {
             tenants_key,
             tenant_metrics,
             details,
+            devo_query_url,
+            audit_hours,
         })
     }
 }

@@ -5,6 +5,7 @@
 use crate::checkpoint::details::DropReason;
 use crate::trace::TraceError;
 use crate::trace::detail::{DetailCandidate, DetailRow, describe};
+use crate::trace::fetch::Spent;
 use crate::transfer::GraphCalls;
 
 /// Pages one delivery's details may take at most (a delivery has a handful of events).
@@ -54,13 +55,6 @@ pub enum Answer {
     Stop(Stop, Option<TraceError>),
 }
 
-/// Requests made, and of those answered 429.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Spent {
-    pub requests: u64,
-    pub throttled: u64,
-}
-
 /// Fetches `delivery`'s rows, following nextLinks, each request within the budget's share.
 pub async fn rows(
     calls: &mut GraphCalls<'_>,
@@ -82,16 +76,11 @@ pub async fn rows(
         if !under.throttle.wait_at(under.budget.now()).is_zero() {
             return Answer::Stop(Stop::Budget, None);
         }
-        let page = calls.client.details_page(&url, under, &what).await;
-        let fetched = match page {
+        // Counted as list pages are: each request sent, each 429 (heard by the request budget).
+        let fetched = match calls.client.details_page(&url, under, &what, spent).await {
             Ok(fetched) => fetched,
-            Err(e) => {
-                spent.requests += u64::from(matches!(e, TraceError::Api { .. }));
-                return judge(e, spent);
-            }
+            Err(e) => return judge(e),
         };
-        spent.requests += u64::from(fetched.requests);
-        spent.throttled += u64::from(fetched.throttled);
         let (page_rows, next) = fetched.value;
         rows.extend(page_rows);
         match next {
@@ -107,12 +96,9 @@ pub async fn rows(
 }
 
 /// What a failure means for the delivery and the stage.
-fn judge(e: TraceError, spent: &mut Spent) -> Answer {
+fn judge(e: TraceError) -> Answer {
     match &e {
-        TraceError::Api { status: 429, .. } => {
-            spent.throttled += 1;
-            Answer::Stop(Stop::Throttled, Some(e))
-        }
+        TraceError::Api { status: 429, .. } => Answer::Stop(Stop::Throttled, Some(e)),
         TraceError::Api {
             status: 404 | 410, ..
         } => Answer::Drop(DropReason::Gone, e),
@@ -148,24 +134,13 @@ mod tests {
 
     #[test]
     fn a_gone_or_refused_delivery_is_dropped_a_429_stops_the_stage_and_a_5xx_counts_an_attempt() {
-        let mut spent = Spent::default();
+        assert!(matches!(judge(api(404)), Answer::Drop(DropReason::Gone, _)));
         assert!(matches!(
-            judge(api(404), &mut spent),
-            Answer::Drop(DropReason::Gone, _)
-        ));
-        assert!(matches!(
-            judge(api(400), &mut spent),
+            judge(api(400)),
             Answer::Drop(DropReason::Refused, _)
         ));
-        assert!(matches!(
-            judge(api(429), &mut spent),
-            Answer::Stop(Stop::Throttled, _)
-        ));
-        assert_eq!(spent.throttled, 1);
-        assert!(matches!(
-            judge(api(403), &mut spent),
-            Answer::Stop(Stop::Microsoft, _)
-        ));
-        assert!(matches!(judge(api(503), &mut spent), Answer::Failed(_)));
+        assert!(matches!(judge(api(429)), Answer::Stop(Stop::Throttled, _)));
+        assert!(matches!(judge(api(403)), Answer::Stop(Stop::Microsoft, _)));
+        assert!(matches!(judge(api(503)), Answer::Failed(_)));
     }
 }

@@ -18,6 +18,7 @@ use crate::config::DetailSettings;
 use crate::events::Event;
 use crate::events::details::{DetailFetchFailed, DetailsDropped};
 use crate::trace::detail::DetailCandidate;
+use crate::trace::fetch::Spent;
 use crate::transfer::{ForwardSettings, GraphCalls};
 
 pub use fetch::Stop;
@@ -34,7 +35,7 @@ pub struct Drained {
     /// Deliveries dropped without details (see [`DropReason`]).
     pub dropped: u64,
     /// Requests made, and of those answered 429.
-    pub spent: fetch::Spent,
+    pub spent: Spent,
     /// Why it stopped.
     pub stopped: Stop,
     /// The relay's failure, when it stopped the stage.
@@ -74,7 +75,7 @@ pub async fn drain(
             .collect();
         dropped += report_dropped(reason, &these);
     }
-    let mut spent = fetch::Spent::default();
+    let mut spent = Spent::default();
     let mut sink = deliver::Sink::new(target.forward, target.organization);
     let mut stopped = Stop::Done;
     let mut relay_error = None;

@@ -31,8 +31,27 @@ pub struct Dimensions<'a> {
 pub enum TickMetrics<'a> {
     /// A tick that returned a summary.
     Finished(&'a Summary),
-    /// A tick that failed (its counters are not known).
-    Failed,
+    /// A tick that failed (its counters are not known, but these are).
+    Failed(FailedTick<'a>),
+}
+
+/// What a failed tick still reports.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FailedTick<'a> {
+    /// What became of its status line (`sent`, `not_sent`, `off`), when one was due.
+    pub status_line: Option<&'a str>,
+    /// 429s it heard while under the tenant's own budget.
+    pub quota_contention: u64,
+}
+
+/// `StatusLineFailed`: 1 when a due status line could not be sent, 0 when it was; none when no
+/// line was due or `STATUS_TAG` is empty.
+fn status_line_failed(status_line: Option<&str>) -> Option<(&'static str, &'static str, Value)> {
+    match status_line {
+        Some("sent") => Some(("StatusLineFailed", "Count", json!(0))),
+        Some("not_sent") => Some(("StatusLineFailed", "Count", json!(1))),
+        _ => None,
+    }
 }
 
 /// The EMF document of one tick, with the function name and the API as dimensions, and the
@@ -58,17 +77,25 @@ pub fn emf(
                 ("ApiRequests", "Count", json!(c.requests)),
                 ("Retries", "Count", json!(c.retries)),
                 ("ThrottledRequests", "Count", json!(c.throttled_requests)),
+                ("QuotaContention", "Count", json!(c.quota_contention)),
                 ("Windows", "Count", json!(c.windows)),
                 ("DetailsSent", "Count", json!(c.details_sent)),
                 ("DetailsQueued", "Count", json!(c.details_queued)),
                 ("DetailsDropped", "Count", json!(c.details_dropped)),
             ]);
+            values.extend(status_line_failed(summary.status_line));
             if summary.passes.iter().any(|p| p.pass == "reconcile") {
                 let gap = crate::checkpoint::second_look::seconds(&summary.reconcile_gaps);
                 values.extend([
                     ("LateRecords", "Count", json!(c.late_records)),
                     ("StatusChanges", "Count", json!(c.status_changes)),
                     ("ReconcileGapSeconds", "Seconds", json!(gap)),
+                ]);
+            }
+            if let Some(audit) = &summary.audit {
+                values.extend([
+                    ("AuditMissing", "Count", json!(audit.missing)),
+                    ("AuditExtra", "Count", json!(audit.extra)),
                 ]);
             }
             // Lag is the schedule's: a backfill's checkpoint is meant to be far behind. With
@@ -87,7 +114,11 @@ pub fn emf(
                 }
             }
         }
-        TickMetrics::Failed => values[0].2 = json!(1),
+        TickMetrics::Failed(failed) => {
+            values[0].2 = json!(1);
+            values.push(("QuotaContention", "Count", json!(failed.quota_contention)));
+            values.extend(status_line_failed(failed.status_line));
+        }
     }
     values.push(("TickDuration", "Milliseconds", json!(duration_ms)));
     document(values, dimensions, now)
@@ -218,7 +249,7 @@ mod tests {
                 details_sent: 9,
                 details_queued: 4,
                 details_dropped: 1,
-                quota_contention: 0,
+                quota_contention: 1,
             },
             checkpoint: Some(Utc.with_ymd_and_hms(2026, 11, 24, 11, 0, 0).unwrap()),
             partial: None,
@@ -231,7 +262,29 @@ mod tests {
             duration_ms: 900,
             backfill: None,
             reset: None,
+            audit: None,
+            request_budget: Some(45),
+            status_line: Some("sent"),
         }
+    }
+
+    #[test]
+    fn a_scheduled_audit_reports_missing_and_extra_records() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        let mut s = summary();
+        let doc = emf(TickMetrics::Finished(&s), &DIMS, 900, now);
+        assert!(doc.get("AuditMissing").is_none(), "no audit, no metric");
+        s.audit = Some(crate::summary::AuditSummary {
+            hours: 3,
+            missing: 5,
+            extra: 2,
+            ..Default::default()
+        });
+        let doc = emf(TickMetrics::Finished(&s), &DIMS, 900, now);
+        assert_eq!(
+            (doc["AuditMissing"].clone(), doc["AuditExtra"].clone()),
+            (json!(5), json!(2))
+        );
     }
 
     #[test]
@@ -274,10 +327,12 @@ mod tests {
             ("ApiRequests", 5),
             ("Retries", 2),
             ("ThrottledRequests", 1),
+            ("QuotaContention", 1),
             ("Windows", 2),
             ("DetailsSent", 9),
             ("DetailsQueued", 4),
             ("DetailsDropped", 1),
+            ("StatusLineFailed", 0),
             ("LagSeconds", 25 * 3600),
             ("TickDuration", 900),
         ];
@@ -318,16 +373,40 @@ mod tests {
     #[test]
     fn a_failed_tick_reports_tick_failed_and_its_duration_only() {
         let now = Utc::now();
-        let doc = emf(TickMetrics::Failed, &DIMS, 1200, now);
+        let doc = emf(TickMetrics::Failed(FailedTick::default()), &DIMS, 1200, now);
         let names: Vec<&str> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .unwrap()
             .iter()
             .map(|m| m["Name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["TickFailed", "TickDuration"]);
+        assert_eq!(names, ["TickFailed", "QuotaContention", "TickDuration"]);
         assert_eq!(doc["TickFailed"], json!(1));
         assert_eq!(doc["TickDuration"], json!(1200));
+    }
+
+    #[test]
+    fn a_status_line_that_could_not_be_sent_is_counted_whatever_the_tick_did() {
+        let failed = FailedTick {
+            status_line: Some("not_sent"),
+            quota_contention: 2,
+        };
+        let doc = emf(TickMetrics::Failed(failed), &DIMS, 10, Utc::now());
+        assert_eq!(
+            (&doc["StatusLineFailed"], &doc["QuotaContention"]),
+            (&json!(1), &json!(2))
+        );
+        let mut s = summary();
+        s.status_line = Some("not_sent");
+        let doc = emf(TickMetrics::Finished(&s), &DIMS, 10, Utc::now());
+        assert_eq!(doc["StatusLineFailed"], json!(1));
+        // STATUS_TAG empty, or no line due: no data rather than a reassuring 0.
+        s.status_line = Some("off");
+        let doc = emf(TickMetrics::Finished(&s), &DIMS, 10, Utc::now());
+        assert!(doc.get("StatusLineFailed").is_none());
+        s.status_line = None;
+        let doc = emf(TickMetrics::Finished(&s), &DIMS, 10, Utc::now());
+        assert!(doc.get("StatusLineFailed").is_none());
     }
 
     #[test]
@@ -352,7 +431,7 @@ mod tests {
             .map(|m| m["Name"].as_str().unwrap())
             .collect();
         assert_eq!(names, ["TickFailed", "LagSeconds"]);
-        let failed = emf(TickMetrics::Failed, &dims, 10, now);
+        let failed = emf(TickMetrics::Failed(FailedTick::default()), &dims, 10, now);
         assert_eq!(
             failed["_aws"]["CloudWatchMetrics"][1]["Metrics"],
             json!([{"Name": "TickFailed", "Unit": "Count"}])

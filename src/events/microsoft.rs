@@ -46,3 +46,31 @@ impl Event for SkipTokenRepaired {
         );
     }
 }
+
+/// Graph answered 429 while this function's own spend was under its budget: another
+/// application spends the tenant's shared quota; the effective budget is lowered.
+pub struct QuotaContention {
+    /// Requests this function sent in the last 5 minutes, the throttled one included.
+    pub own_requests: usize,
+    /// `REQUEST_BUDGET_PER_5_MINUTES`.
+    pub budget: usize,
+    /// The effective budget from now on.
+    pub lowered_to: usize,
+}
+
+impl Event for QuotaContention {
+    const NAME: &'static str = "quota_contention";
+    fn emit(&self) {
+        let c = self;
+        tracing::warn!(
+            event = Self::NAME,
+            own_requests = c.own_requests,
+            budget = c.budget,
+            lowered_to = c.lowered_to,
+            "Graph answered 429 while this function had sent {} of its {} requests in the last 5 minutes: another application spends the tenant's quota; this tenant's budget is now {} requests per 5 minutes",
+            c.own_requests,
+            c.budget,
+            c.lowered_to
+        );
+    }
+}

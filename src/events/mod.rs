@@ -2,7 +2,9 @@
 //! with a stable `event` name (what Logs Insights queries, metric filters and the docs rely on)
 //! and, for the tick's last line, the metrics. The names are defined here and nowhere else.
 
+pub mod audit;
 pub mod details;
+pub mod health;
 pub mod lease;
 pub mod ledger;
 pub(crate) mod metrics;
@@ -30,6 +32,7 @@ pub(crate) fn ms(d: std::time::Duration) -> u64 {
 /// Every event name: each is unique and documented in docs/operations.md.
 #[cfg(test)]
 const NAMES: &[&str] = &[
+    health::StatusNotSent::NAME,
     lease::Held::NAME,
     lease::Duplicate::NAME,
     lease::TakenOver::NAME,
@@ -53,6 +56,7 @@ const NAMES: &[&str] = &[
     microsoft::Retry::NAME,
     microsoft::BudgetWait::NAME,
     microsoft::SkipTokenRepaired::NAME,
+    microsoft::QuotaContention::NAME,
     details::DetailsFinished::NAME,
     details::DetailFetchFailed::NAME,
     details::DetailsDropped::NAME,
@@ -66,6 +70,10 @@ const NAMES: &[&str] = &[
     tenants::NotStarted::NAME,
     tenants::DispatchFailed::NAME,
     tenants::LastErrorNotRecorded::NAME,
+    audit::HourAudited::NAME,
+    audit::Repaired::NAME,
+    audit::AuditFailed::NAME,
+    audit::QueryRetry::NAME,
 ];
 
 #[cfg(test)]

@@ -9,18 +9,19 @@ use tracing::Instrument;
 
 use crate::error::TickError;
 use crate::events::metrics::Dimensions;
+use crate::events::metrics::FailedTick;
 use crate::events::tenants::DispatchFailed;
 use crate::events::tick::{MetricsContext, NoDeadline, TickFailed, TickFinished};
 use crate::events::{Event, ms};
+use crate::health::StatusSent;
 use crate::lambda::invocation::{self, Run};
 use crate::state::S3Store;
-use crate::summary::Summary;
 use crate::tenants::Tenant;
 use crate::tenants::dispatch::{DISPATCH_CONCURRENCY, Pace};
 use crate::tenants::invoke::LambdaInvoker;
 use crate::tenants::{self, TenantsError};
 use crate::tick::job::Target;
-use crate::tick::{self, TickRequest};
+use crate::tick::{self, Reported, TickRequest};
 
 /// Handles one invocation: every log line it writes carries the request id (in `span`), and
 /// its metrics are written as one EMF document. A failure reaches Lambda with the stable
@@ -71,7 +72,11 @@ async fn handle_in_span(
             return dispatch(app, &registry, own, request.deadline, dimensions).await;
         }
         Ok(Run::Tick { tenant, target }) => run(app, &request, tenant, &target).await,
-        Err(e) => Err(e),
+        Err(e) => Reported {
+            result: Err(e),
+            status_line: None,
+            quota_contention: 0,
+        },
     };
     let metrics = MetricsContext {
         dimensions: Dimensions {
@@ -83,7 +88,7 @@ async fn handle_in_span(
         elapsed_ms: ms(started.elapsed()),
         at: app.now(),
     };
-    match result {
+    match result.result {
         Ok(summary) => {
             TickFinished {
                 summary: &summary,
@@ -100,6 +105,10 @@ async fn handle_in_span(
             TickFailed {
                 error_type: error.error_type(),
                 error: &error,
+                after: FailedTick {
+                    status_line: result.status_line.map(StatusSent::as_str),
+                    quota_contention: result.quota_contention,
+                },
                 metrics,
             }
             .emit();
@@ -108,18 +117,13 @@ async fn handle_in_span(
     }
 }
 
-/// A tenant's tick or backfill; a registry tenant's scheduled tick that fails before its lease
-/// records the failure in its checkpoint for `tenants list`.
-async fn run(
-    app: &App,
-    request: &TickRequest,
-    tenant: Tenant,
-    target: &Target,
-) -> Result<Summary, TickError> {
+/// A tenant's tick or backfill (and its status line); a registry tenant's scheduled tick that
+/// fails before its lease records the failure in its checkpoint for `tenants list`.
+async fn run(app: &App, request: &TickRequest, tenant: Tenant, target: &Target) -> Reported {
     let registered = tenant.name.is_some();
     let key = tenant.state_key.clone();
     let result = tick::run_for(app, request, tenant, target, &mut |_| {}).await;
-    if let (true, Err(e), Target::Scheduled) = (registered, &result, target)
+    if let (true, Err(e), Target::Scheduled) = (registered, &result.result, target)
         && !matches!(e, TickError::Transfer { .. })
     {
         tenants::note_failure(app, &key, e.error_type(), crate::error_chain(e)).await;

@@ -15,6 +15,7 @@ use crate::secret::Secret;
 use crate::state::{S3Store, StateError};
 use crate::tenants::Tenant;
 use crate::trace::auth::TokenSource;
+use crate::trace::fetch::Spent;
 use crate::trace::http::Budget;
 use crate::trace::request_budget::{GRAPH_LIMIT, GRAPH_PERIOD, RequestBudget};
 use crate::window::Window;
@@ -245,7 +246,14 @@ async fn check_microsoft(
     let what = source.describe_window(&window);
     let url = source.first_page_url(&window);
     let page = source
-        .page(&url, &mut tokens, &budget, &mut throttle, &what)
+        .page(
+            &url,
+            &mut tokens,
+            &budget,
+            &mut throttle,
+            &what,
+            &mut Spent::default(),
+        )
         .await;
     let api = result(
         "api",

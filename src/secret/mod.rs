@@ -5,8 +5,10 @@ use std::fmt;
 use serde::Deserialize;
 use thiserror::Error;
 
+mod query_token;
 mod source;
 
+pub use query_token::QueryToken;
 pub use source::{MemorySecrets, SecretSource, SecretStore, SecretsManager};
 
 /// Why the secret could not be used. Never carries a secret value.
@@ -105,6 +107,10 @@ pub struct Secret {
     pub credential: ClientCredential,
     /// Devo certificates.
     pub devo: DevoCredentials,
+    /// `devo_query_token`: reads back from Devo's Query API (`audit`); optional. A tenant
+    /// whose secret borrows `SECRET_ID`'s Devo material borrows its token too, when it has
+    /// none of its own (the same Devo domain).
+    pub devo_query_token: Option<QueryToken>,
 }
 
 #[derive(Deserialize)]
@@ -117,6 +123,7 @@ struct Document {
     devo_cert_pem: Option<String>,
     devo_key_pem: Option<String>,
     devo_chain_pem: Option<String>,
+    devo_query_token: Option<String>,
 }
 
 /// A secret's Microsoft credentials, and its Devo material when it has any: a tenant's secret
@@ -128,6 +135,7 @@ pub struct Partial {
     client_id: String,
     credential: ClientCredential,
     devo: Option<DevoCredentials>,
+    query_token: Option<QueryToken>,
 }
 
 fn document(secret_id: &str, text: &str) -> Result<Document, SecretError> {
@@ -179,6 +187,17 @@ impl DevoCredentials {
             hint: DEVO_CERT_HINT,
         })
     }
+}
+
+/// The `devo_query_token` of a secret's document, if it has a non-empty one.
+pub fn query_token_of(secret_id: &str, text: &str) -> Result<Option<QueryToken>, SecretError> {
+    Ok(token(document(secret_id, text)?.devo_query_token))
+}
+
+fn token(value: Option<String>) -> Option<QueryToken> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| QueryToken::new(&v))
 }
 
 /// The three Devo keys: all absent is `None`; some present means all are needed.
@@ -254,6 +273,7 @@ impl Partial {
                 doc.devo_key_pem,
                 doc.devo_chain_pem,
             )?,
+            query_token: token(doc.devo_query_token),
         })
     }
 
@@ -277,6 +297,7 @@ impl Partial {
             client_id: self.client_id,
             credential: self.credential,
             devo,
+            devo_query_token: self.query_token,
         })
     }
 }
@@ -294,17 +315,33 @@ mod tests {
     use super::*;
 
     const FULL: &str = r#"{"tenant_id":"t","client_id":"c","client_secret":"SUPERSECRET",
-        "devo_cert_pem":"CERTBODY","devo_key_pem":"KEYBODY","devo_chain_pem":"CHAINBODY"}"#;
+        "devo_cert_pem":"CERTBODY","devo_key_pem":"KEYBODY","devo_chain_pem":"CHAINBODY",
+        "devo_query_token":"QUERYTOKEN"}"#;
 
     #[test]
     fn parses_client_secret_form_and_debug_is_redacted() {
         let s = Secret::parse("id", FULL).unwrap();
         assert_eq!(s.tenant_id, "t");
         let debug = format!("{s:?}");
-        for secret in ["SUPERSECRET", "CERTBODY", "KEYBODY", "CHAINBODY"] {
+        for secret in [
+            "SUPERSECRET",
+            "CERTBODY",
+            "KEYBODY",
+            "CHAINBODY",
+            "QUERYTOKEN",
+        ] {
             assert!(!debug.contains(secret), "{debug}");
         }
         assert!(matches!(s.credential, ClientCredential::Secret(ref v) if v == "SUPERSECRET"));
+        assert_eq!(s.devo_query_token, Some(QueryToken::new("QUERYTOKEN")));
+        let without = FULL.replace(
+            r#""devo_query_token":"QUERYTOKEN""#,
+            r#""devo_query_token":" ""#,
+        );
+        assert_eq!(
+            Secret::parse("id", &without).unwrap().devo_query_token,
+            None
+        );
     }
 
     #[test]

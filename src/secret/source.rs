@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use crate::secret::{DevoCredentials, Partial, Secret, SecretError};
+use crate::secret::{DevoCredentials, Partial, Secret, SecretError, query_token_of};
 
 /// A store of secrets by id, read as text.
 pub trait SecretStore: Send + Sync {
@@ -107,7 +107,8 @@ impl<S: SecretStore> SecretSource<S> {
     }
 
     /// Fetches a tenant's secret `secret_id`; when it has no Devo material, the Devo material
-    /// of `devo_fallback_id` (`SECRET_ID`) is read too, and only then.
+    /// of `devo_fallback_id` (`SECRET_ID`) is read too, and only then (with its
+    /// `devo_query_token` when the tenant's secret has none).
     pub async fn load_for(
         &self,
         secret_id: &str,
@@ -119,7 +120,11 @@ impl<S: SecretStore> SecretSource<S> {
         }
         let text = self.store.text(devo_fallback_id).await?;
         let fallback = DevoCredentials::parse(devo_fallback_id, &text)?;
-        partial.complete(Some(fallback))
+        let mut secret = partial.complete(Some(fallback))?;
+        if secret.devo_query_token.is_none() {
+            secret.devo_query_token = query_token_of(devo_fallback_id, &text)?;
+        }
+        Ok(secret)
     }
 }
 
@@ -133,13 +138,21 @@ mod tests {
     async fn a_tenant_secret_without_devo_material_borrows_the_deployments_only_then() {
         let tenant = r#"{"tenant_id":"t","client_id":"c","client_secret":"s"}"#;
         let own = format!(r#"{{"tenant_id":"t","client_id":"c","client_secret":"s",{DEVO}}}"#);
-        let main = format!(r#"{{{DEVO}}}"#);
+        let main = format!(r#"{{{DEVO},"devo_query_token":"Q"}}"#);
         let store = MemorySecrets::new(&[("tenant", tenant), ("own", &own), ("main", &main)]);
         let source = SecretSource::new(store);
         let borrowed = source.load_for("tenant", "main").await.expect("borrowed");
         assert_eq!(borrowed.devo.cert_pem, "C");
+        assert_eq!(
+            borrowed.devo_query_token.map(|t| t.bearer()).as_deref(),
+            Some("Bearer Q")
+        );
         assert_eq!(source.store.reads(), 2);
-        source.load_for("own", "main").await.expect("own material");
+        let own = source.load_for("own", "main").await.expect("own material");
+        assert_eq!(
+            own.devo_query_token, None,
+            "its own Devo domain, no token of its own"
+        );
         assert_eq!(
             source.store.reads(),
             3,

@@ -1,6 +1,6 @@
-//! The third stage of a tick: delivery details, after both passes, with what the request
-//! budget leaves (docs/design.md, "Delivery details"). The queue is drained under the lease and
-//! committed once the relay confirmed what left it.
+//! The last stage of a tick: delivery details, after both passes (and the scheduled audit),
+//! with what the request budget leaves (docs/design.md, "Delivery details"). The queue is
+//! drained under the lease and committed once the relay confirmed what left it.
 
 use crate::config::{Config, DetailSettings, TraceApi};
 use crate::details::{self, Target};
@@ -75,7 +75,7 @@ pub(super) async fn run<S: StateStore>(
     DetailsFinished {
         deliveries: drained.deliveries,
         lines: drained.lines,
-        requests: drained.spent.requests,
+        requests: u64::from(drained.spent.requests),
         waiting: claimed.checkpoint().details.len() as u64,
         stopped: drained.stopped.as_str(),
         error: drained
@@ -90,8 +90,8 @@ pub(super) async fn run<S: StateStore>(
         claimed.save("details").await?;
     }
     Ok(Counts {
-        requests: drained.spent.requests,
-        throttled_requests: drained.spent.throttled,
+        requests: u64::from(drained.spent.requests),
+        throttled_requests: u64::from(drained.spent.throttled),
         unconfirmed_lines: drained.unconfirmed,
         details_sent: drained.lines,
         details_dropped: drained.dropped,

@@ -7,21 +7,31 @@ use crate::error::TickError;
 use crate::events::Event;
 use crate::events::window::WindowFailed;
 use crate::state::StateStore;
-use crate::summary::{Counts, PassReport, Summary};
+use crate::summary::{AuditSummary, Counts, PassReport, Summary};
 use crate::tick::claim::Claimed;
 use crate::tick::deliver::End;
 use crate::tick::job::Job;
 use crate::tick::pass::Ran;
 
-/// Releases the lease and returns the summary (the passes' counts and the details'), or the
-/// failure of a window after its delivered part was committed.
+/// What the tick learned of the tenant's Graph quota.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BudgetReport {
+    /// 429s heard while under its own budget.
+    pub quota_contention: u64,
+    /// The effective budget after the tick (Graph only).
+    pub request_budget: Option<usize>,
+}
+
+/// Releases the lease and returns the summary (the passes' counts, the details' and what the
+/// scheduled audit found), or the failure of a window after its delivered part was committed.
 pub(super) async fn finish<S: StateStore>(
     mut claimed: Claimed<'_, S>,
     job: &Job,
     api: &'static str,
-    (passes, details): (Vec<Ran>, Counts),
+    (passes, details, audit): (Vec<Ran>, Counts, Option<AuditSummary>),
     reset: Option<Reset>,
     started: std::time::Instant,
+    budget: BudgetReport,
 ) -> Result<Summary, TickError> {
     let checkpoint = claimed.checkpoint().clone();
     let mut counts = details;
@@ -64,11 +74,14 @@ pub(super) async fn finish<S: StateStore>(
         .is_some_and(|r| r.partial.is_some() || !r.then.is_empty());
     let caught_up = all_caught_up && checkpoint.primary.open().is_empty() && !reconcile_partial;
     let lease = claimed.release().await?;
+    counts.quota_contention = budget.quota_contention;
     let mut summary = Summary::finished(api, lease, counts, &checkpoint, caught_up, started);
+    summary.request_budget = budget.request_budget;
     summary.passes = reports;
     summary.skipped = skipped;
     summary.split = split;
     summary.reconcile_gaps = gaps;
+    summary.audit = audit;
     Ok(job.annotate(summary, reset))
 }
 

@@ -1,15 +1,19 @@
-//! One tick, top to bottom: config, secret, lease, window, pull, forward, commit. Steps 4 to 6
-//! run as stages: the fresh pass, the reconciliation pass, then the delivery details.
+//! One tick, top to bottom: config, secret, lease, window, pull, forward, commit; then its
+//! status line. Steps 4 to 6 run as stages: the fresh pass, the reconciliation pass, the
+//! scheduled audit, then the delivery details.
 
+mod audit;
 mod claim;
 mod deliver;
 mod details;
 mod finish;
 pub(crate) mod job;
 mod pass;
+mod status;
 
 pub use claim::{Claim, Claimed};
 pub use deliver::WindowDone;
+pub use finish::BudgetReport;
 pub use job::Target;
 
 use chrono::{DateTime, Utc};
@@ -18,11 +22,12 @@ use tracing::Instrument;
 use crate::app::App;
 use crate::checkpoint;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, TraceApi};
 use crate::devo::DevoTls;
 use crate::error::TickError;
+use crate::health::{Standing, StatusSent};
 use crate::state::S3Store;
-use crate::summary::Summary;
+use crate::summary::{Counts, Summary};
 use crate::tenants::Tenant;
 
 use crate::tick::job::Job;
@@ -53,18 +58,21 @@ pub async fn run_target(
     on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
 ) -> Result<Summary, TickError> {
     let tenant = Tenant::single(app.config()?);
-    run_for(app, request, tenant, target, on_window).await
+    run_for(app, request, tenant, target, on_window)
+        .await
+        .result
 }
 
 /// Runs the seven steps for `target` of `tenant` (a registry's tenant, or the one tenant),
-/// in a `tick` span that puts the request id and the tenant on every line it writes.
+/// in a `tick` span that puts the request id and the tenant on every line it writes; returns
+/// the tick's result and what became of its status line in Devo.
 pub async fn run_for(
     app: &App,
     request: &TickRequest,
     tenant: Tenant,
     target: &Target,
     on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
-) -> Result<Summary, TickError> {
+) -> Reported {
     let span = tracing::info_span!(
         "tick",
         request_id = %request.request_id,
@@ -81,74 +89,142 @@ async fn run_in_span(
     tenant: Tenant,
     target: &Target,
     on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
-) -> Result<Summary, TickError> {
+) -> Reported {
     let started = std::time::Instant::now();
-    // 1. config: the job, and the time it may use
+    let label = tenant.label().to_owned();
+    // 1. config, 2. secret
+    let prepared = match prepare(app, request, tenant, target).await {
+        Ok(prepared) => prepared,
+        Err(failure) => return status::unreachable(app, target, &label, failure),
+    };
+    // 3–7. lease, window, pull, forward, commit; then the status line
+    let ran = leased(app, request, &prepared, started, on_window).await;
+    status::report(&prepared, ran).await
+}
+
+/// Steps 1 and 2: the job, the time it may use, the secret and the relay's TLS material.
+async fn prepare<'a>(
+    app: &'a App,
+    request: &TickRequest,
+    tenant: Tenant,
+    target: &Target,
+) -> Result<Prepared<'a>, TickError> {
     let config = app.config()?;
     let clock = Clock::start(app.time(), request.deadline, app.options().commit_reserve)?;
     let job = Job::resolve(target, tenant, config, clock.now)?;
-    let api = config.trace_api.as_str();
-
-    // 2. secret (a tenant's Devo material may come from SECRET_ID)
+    // A tenant's Devo material may come from SECRET_ID.
     let secret = app
         .secrets()
         .load_for(&job.tenant.secret_id, &config.secret_id)
         .await?;
     let devo = DevoTls::new(&secret.devo, &config.devo_address, &config.devo_server_name)
         .map_err(TickError::DevoSetup)?;
-
-    // 3. lease
-    let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
-    let found = checkpoint::load(&store, &job.key).await?;
-    job.check_found(found.as_ref().map(|s| &s.checkpoint))?;
-    let expires_at = clock.lease_expiry(app.options().lease_slack);
-    let (owner, at) = (request.request_id.as_str(), (clock.now, app.time()));
-    let mut claimed = match Claimed::claim(&store, &job.key, found, owner, at, expires_at).await? {
-        Claim::Claimed(claimed) => claimed,
-        Claim::Refused { checkpoint, report } => {
-            return Ok(job.annotate(Summary::refused(api, report, &checkpoint, started), None));
-        }
-    };
-    let reset = job.prepare(claimed.checkpoint_mut(), config);
-
-    // 4–6. window, pull, forward, in stages: each pass plans its windows and delivers them, each
-    // committed; then the delivery details
-    let context = pass::Context {
-        job: &job,
-        reset: reset.as_ref(),
-        clock: &clock,
+    Ok(Prepared {
         config,
-    };
-    let ran = async {
-        let mut session = Session::open(app, config, &secret, claimed.checkpoint())?;
-        let mut transfer = session.transfer(app, config, &job, &secret, &devo, &clock)?;
-        transfer.collect_details(details::wanted(&job, config));
-        // the fresh pass, then the reconciliation pass: each plans and delivers its windows
-        let passes = passes(&mut transfer, &context, &mut claimed, request, on_window).await?;
-        // the delivery details, with what the request budget leaves
-        let details = details::run(&mut transfer, &context, &mut claimed, &passes).await?;
-        claimed.checkpoint_mut().recent_requests = transfer.request_history(clock.wall());
-        Ok::<_, TickError>((passes, details))
-    }
-    .await;
-    // Any failure after the claim gives the lease back (best effort).
-    let (passes, details) = match ran {
-        Ok(ran) => ran,
-        Err(failure) => return Err(finish::fail(claimed, failure).await),
-    };
-
-    // 7. commit: the lease goes back
-    finish::finish(claimed, &job, api, (passes, details), reset, started).await
+        clock,
+        job,
+        secret,
+        devo,
+    })
 }
 
-/// The passes of the job, in order, each in a `pass` span; a pass that did not reach its
-/// horizon ends the list (the reconciliation pass never runs before the fresh pass caught up).
+/// Steps 3 to 7, under the lease: claim it, run each pass (window after window, each
+/// committed), give it back with the summary.
+async fn leased(
+    app: &App,
+    request: &TickRequest,
+    prepared: &Prepared<'_>,
+    started: std::time::Instant,
+    on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
+) -> Ran {
+    let (config, clock, job) = (prepared.config, &prepared.clock, &prepared.job);
+    let secret = &prepared.secret;
+    let api = config.trace_api.as_str();
+    // 3. lease
+    let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
+    let mut claimed = match claim(app, request, prepared, &store).await {
+        Ok(Claim::Claimed(claimed)) => claimed,
+        Ok(Claim::Refused { checkpoint, report }) => {
+            let summary = Summary::refused(api, report, &checkpoint, started);
+            return Ran::refused(job.annotate(summary, None));
+        }
+        Err(failure) => return Ran::failed(failure, Standing::default()),
+    };
+    let reset = job.prepare(claimed.checkpoint_mut(), config);
+    let mut session = match Session::open(app, config, secret, claimed.checkpoint(), clock.now) {
+        Ok(session) => session,
+        Err(failure) => {
+            return Ran::failed(finish::fail(claimed, failure).await, Standing::default());
+        }
+    };
+
+    // 4–6. window, pull, forward, in stages, each committed
+    let context = pass::Context {
+        job,
+        reset: reset.as_ref(),
+        clock,
+        config,
+    };
+    let mut done = Done::default();
+    let ran = async {
+        let mut transfer = session.transfer(app, config, job, secret, &prepared.devo, clock)?;
+        transfer.collect_details(details::wanted(job, config));
+        // the fresh pass, then the reconciliation pass: each plans and delivers its windows
+        let passes = passes(
+            &mut transfer,
+            &context,
+            &mut claimed,
+            request,
+            on_window,
+            &mut done,
+        )
+        .await?;
+        // the scheduled audit, bounded by AUDIT_HOURS, with what the passes leave
+        let audit = audit::Scheduled::new(app, config, job, secret, clock);
+        let audited = audit.after(&passes, transfer.budgets(), claimed.checkpoint_mut());
+        let audited = audited.await;
+        // the delivery details, with what the request budget leaves
+        let details = details::run(&mut transfer, &context, &mut claimed, &passes).await?;
+        done.counts += details;
+        Ok::<_, TickError>((passes, details, audited))
+    }
+    .await;
+    // The request budget's history and share, kept whatever happened.
+    let budget = session.keep(claimed.checkpoint_mut(), clock.wall(), config);
+    done.counts.quota_contention = budget.quota_contention;
+    let fresh = !config.fresh_delay.is_zero();
+    let standing = Standing::of_checkpoint(claimed.checkpoint(), done.names, done.counts, fresh)
+        .with_budget(budget.request_budget);
+    // Any failure after the claim gives the lease back (best effort).
+    let ran = match ran {
+        Ok(ran) => ran,
+        Err(failure) => return Ran::failed(finish::fail(claimed, failure).await, standing),
+    };
+    // 7. commit: the lease goes back
+    let result = finish::finish(claimed, job, api, ran, reset, started, budget).await;
+    Ran::finished(result, standing, fresh)
+}
+
+/// What the stages of a tick did so far: what its status line reports should a later stage
+/// fail.
+#[derive(Default)]
+struct Done {
+    /// The passes run, in order.
+    names: Vec<&'static str>,
+    /// What they (and the delivery details) counted.
+    counts: Counts,
+}
+
+/// The passes of the job, in order, each in a `pass` span, each noted in `done`; a pass that
+/// did not reach its horizon ends the list (the reconciliation pass never runs before the
+/// fresh pass caught up).
 async fn passes<S: crate::state::StateStore>(
     transfer: &mut Transfer<'_>,
     context: &pass::Context<'_>,
     claimed: &mut Claimed<'_, S>,
     request: &TickRequest,
     on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
+    done: &mut Done,
 ) -> Result<Vec<pass::Ran>, TickError> {
     let mut passes: Vec<pass::Ran> = Vec::new();
     for p in context.job.passes(claimed.checkpoint(), context.config) {
@@ -162,12 +238,87 @@ async fn passes<S: crate::state::StateStore>(
             tenant = context.job.tenant.label(),
             pass = p.as_str()
         );
+        done.names.push(p.as_str());
         let ran = pass::run(transfer, context, p, claimed, on_window)
             .instrument(span)
             .await?;
+        done.counts += ran.delivery.counts;
         passes.push(ran);
     }
     Ok(passes)
+}
+
+/// Step 3: reads the job's checkpoint and claims the lease on it.
+async fn claim<'s>(
+    app: &App,
+    request: &TickRequest,
+    prepared: &Prepared<'_>,
+    store: &'s S3Store,
+) -> Result<Claim<'s, S3Store>, TickError> {
+    let Prepared { clock, job, .. } = prepared;
+    let found = checkpoint::load(store, &job.key).await?;
+    job.check_found(found.as_ref().map(|s| &s.checkpoint))?;
+    let expires_at = clock.lease_expiry(app.options().lease_slack);
+    let (owner, at) = (request.request_id.as_str(), (clock.now, app.time()));
+    Ok(Claimed::claim(store, &job.key, found, owner, at, expires_at).await?)
+}
+
+/// Steps 1 and 2 done: what the rest of the tick, and its status line, use.
+struct Prepared<'a> {
+    config: &'a Config,
+    clock: Clock,
+    job: Job,
+    secret: crate::secret::Secret,
+    devo: DevoTls,
+}
+
+/// What the steps under the lease did.
+struct Ran {
+    result: Result<Summary, TickError>,
+    /// Where the tick left its tenant; `None` when it did not get the lease.
+    standing: Option<Standing>,
+}
+
+impl Ran {
+    /// Another invocation holds the state: nothing was done, no status line is due.
+    fn refused(summary: Summary) -> Ran {
+        Ran {
+            result: Ok(summary),
+            standing: None,
+        }
+    }
+
+    /// The tick failed, leaving its tenant at `standing`.
+    fn failed(failure: TickError, standing: Standing) -> Ran {
+        Ran {
+            result: Err(failure),
+            standing: Some(standing),
+        }
+    }
+
+    /// Step 7 returned `result`; `standing` is where the passes left the tenant before it.
+    fn finished(result: Result<Summary, TickError>, standing: Standing, fresh: bool) -> Ran {
+        let standing = match &result {
+            Ok(summary) => Standing::of_summary(summary, fresh),
+            Err(_) => standing,
+        };
+        Ran {
+            result,
+            standing: Some(standing),
+        }
+    }
+}
+
+/// What a tick returns, and what became of its status line in Devo.
+#[derive(Debug)]
+pub struct Reported {
+    /// The summary, or the failure.
+    pub result: Result<Summary, TickError>,
+    /// `None` when no line was due (a backfill, a tick that did not get the lease, a failure
+    /// before the configuration could be read).
+    pub status_line: Option<StatusSent>,
+    /// 429s heard while under the tenant's own budget (also when the tick failed).
+    pub quota_contention: u64,
 }
 
 /// What the passes of a tick share besides the lease: the token cache and the request budget.
@@ -177,18 +328,37 @@ struct Session {
 }
 
 impl Session {
-    /// Tokens for the API of `TRACE_API`, and the request budget as the checkpoint left it.
+    /// Tokens for the API of `TRACE_API`, and the request budget as the checkpoint left it
+    /// (lowered while another application spends the tenant's quota), at `now`.
     fn open(
         app: &App,
         config: &Config,
         secret: &crate::secret::Secret,
         checkpoint: &crate::checkpoint::Checkpoint,
+        now: DateTime<Utc>,
     ) -> Result<Session, TickError> {
         let scope = app.source()?.scope();
         let tokens = TokenSource::new(app.http().clone(), &config.endpoints.login, scope, secret);
         let history = &checkpoint.recent_requests;
-        let throttle = RequestBudget::new(history, config.request_budget, GRAPH_PERIOD);
+        let throttle = RequestBudget::new(history, config.request_budget, GRAPH_PERIOD)
+            .with_quota(checkpoint.quota_share, now);
         Ok(Session { tokens, throttle })
+    }
+
+    /// Keeps the request budget in `checkpoint` (its history at `now`, its lowered share) and
+    /// says what the tick learned of the tenant's quota.
+    fn keep(
+        &mut self,
+        checkpoint: &mut crate::checkpoint::Checkpoint,
+        now: DateTime<Utc>,
+        config: &Config,
+    ) -> BudgetReport {
+        checkpoint.recent_requests = self.throttle.history(now);
+        checkpoint.quota_share = self.throttle.quota();
+        BudgetReport {
+            quota_contention: self.throttle.contentions(),
+            request_budget: (config.trace_api == TraceApi::Graph).then(|| self.throttle.limit()),
+        }
     }
 
     /// The services and limits every window of the tick uses.
@@ -210,31 +380,14 @@ impl Session {
             &mut self.tokens,
             &mut self.throttle,
             clock.pull_budget(config.request_timeout, retry.min_delay),
-            forward_settings(config, job, devo, clock),
+            ForwardSettings::new(
+                config,
+                devo,
+                (&job.tenant.devo_hostname, &job.tenant.devo_tag),
+                clock,
+            ),
             &secret.tenant_id,
             retry,
         ))
-    }
-}
-
-fn forward_settings<'a>(
-    config: &'a Config,
-    job: &'a Job,
-    devo: &'a DevoTls,
-    clock: &'a Clock,
-) -> ForwardSettings<'a> {
-    ForwardSettings {
-        devo,
-        hostname: &job.tenant.devo_hostname,
-        tag: &job.tenant.devo_tag,
-        idle: config.devo_idle,
-        io_timeout: config.request_timeout,
-        close_timeout: config
-            .request_timeout
-            .min(std::time::Duration::from_secs(10)),
-        confirm_bytes: config.devo_confirm_bytes,
-        confirm_after: config.devo_confirm_after,
-        pace: std::cell::Cell::default(),
-        clock,
     }
 }

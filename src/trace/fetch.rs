@@ -17,14 +17,20 @@ pub fn rate_limiter(requests_per_second: u32) -> Arc<DefaultDirectRateLimiter> {
     Arc::new(RateLimiter::direct(Quota::per_second(rate)))
 }
 
-/// A page body parsed by its API, and what getting it cost.
+/// A page body parsed by its API, and its size.
 #[derive(Debug)]
 pub struct Fetched<T> {
     /// What the API's parser made of the 200 body.
     pub value: T,
-    /// Size of the body.
+    /// Size of the body (as decoded, when it came compressed).
     pub bytes: usize,
-    /// Requests made (1 unless retried).
+}
+
+/// What getting pages cost: counted as each request is sent, so that a page that fails (out of
+/// retries, out of time after a 429) is counted too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Spent {
+    /// Requests sent (1 per page unless retried).
     pub requests: u32,
     /// Of those, the ones answered 429.
     pub throttled: u32,
@@ -82,25 +88,39 @@ enum Next<T> {
     Fail(TraceError),
 }
 
-/// Requests made for one page so far.
-#[derive(Default)]
-struct Tally {
-    requests: u32,
-    throttled: u32,
-    refreshed_token: bool,
+/// What an API's request budget does around each attempt at a page: Graph's keeps the tenant's
+/// quota ([`crate::trace::request_budget`]); the Reporting Web Service has none ([`NoGate`]).
+pub trait Gate {
+    /// Waits until one more request may be sent, or says why none may.
+    fn before_send(&mut self) -> impl Future<Output = Result<(), TraceError>> + Send;
+    /// Hears that the attempt just made was answered 429.
+    fn throttled(&mut self);
 }
 
-/// GETs `url` with a bearer token from `tokens`: waits for the rules' limiter and `before_send` before
-/// each attempt, retries transport failures, malformed bodies, 408/429/5xx (honouring
-/// `Retry-After`) within `budget`, and retries a 401 once with a fresh token. A `url` outside
-/// the rules' origin, or a redirect out of it, is refused without sending the token there.
+/// No request budget: every attempt may go at once.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoGate;
+
+impl Gate for NoGate {
+    fn before_send(&mut self) -> impl Future<Output = Result<(), TraceError>> + Send {
+        std::future::ready(Ok(()))
+    }
+    fn throttled(&mut self) {}
+}
+
+/// GETs `url` with a bearer token from `tokens`: waits for the rules' limiter and the `gate`
+/// before each attempt (and tells it of each 429), counts each attempt in `spent`, retries transport failures, malformed bodies,
+/// 408/429/5xx (honouring `Retry-After`) within `budget`, and retries a 401 once with a fresh
+/// token. A `url` outside the rules' origin, or a redirect out of it, is refused without sending
+/// the token there.
 pub async fn get_page<T, P, R>(
     rules: &PageRules<'_, P, R>,
     url: &str,
     tokens: &mut TokenSource,
     budget: &Budget,
     what: &str,
-    mut before_send: impl AsyncFnMut() -> Result<(), TraceError>,
+    gate: &mut impl Gate,
+    spent: &mut Spent,
 ) -> Result<Fetched<T>, TraceError>
 where
     P: Fn(&[u8]) -> Result<T, String>,
@@ -111,12 +131,12 @@ where
         .admit(url)
         .map_err(|target| rules.off_origin(what, "nextLink", target))?;
     let mut backoff = budget.backoff();
-    let mut tally = Tally::default();
+    let mut refreshed_token = false;
     loop {
         rules.limiter.until_ready().await;
         let token = tokens.token(budget).await?;
-        before_send().await?;
-        tally.requests += 1;
+        gate.before_send().await?;
+        spent.requests += 1;
         let answer = match send(rules, &url, &token, budget).await {
             Ok(answer) => answer,
             Err(e) => {
@@ -125,7 +145,11 @@ where
                 continue;
             }
         };
-        match judge(rules, what, answer, &mut tally) {
+        if answer.status == 429 {
+            spent.throttled += 1;
+            gate.throttled();
+        }
+        match judge(rules, what, answer, &mut refreshed_token) {
             Next::Done(value) => return Ok(value),
             Next::Retry(failure, wait) => budget.wait_to_retry(&mut backoff, wait, failure).await?,
             Next::FreshToken => tokens.invalidate(),
@@ -171,7 +195,7 @@ fn judge<T, P, R>(
     rules: &PageRules<'_, P, R>,
     what: &str,
     answer: Answer,
-    tally: &mut Tally,
+    refreshed_token: &mut bool,
 ) -> Next<Fetched<T>>
 where
     P: Fn(&[u8]) -> Result<T, String>,
@@ -188,8 +212,6 @@ where
             Ok(value) => Next::Done(Fetched {
                 value,
                 bytes: body.len(),
-                requests: tally.requests,
-                throttled: tally.throttled,
             }),
             Err(problem) => Next::Retry(
                 TraceError::Malformed {
@@ -203,14 +225,11 @@ where
         // The redirect policy hands back a redirect that leaves the origin without following it.
         (300..=399, Some(target)) => Next::Fail(rules.off_origin(what, "redirect", target)),
         // A token can be revoked or expire early: try once with a fresh one.
-        (401, _) if !tally.refreshed_token => {
-            tally.refreshed_token = true;
+        (401, _) if !*refreshed_token => {
+            *refreshed_token = true;
             Next::FreshToken
         }
         _ => {
-            if status == 429 {
-                tally.throttled += 1;
-            }
             let failure = (rules.refusal)(status, &body);
             if status == 429 && !rules.wait_when_throttled {
                 Next::Fail(failure)

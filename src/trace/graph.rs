@@ -1,23 +1,23 @@
 //! Microsoft Graph message trace: `GET /v1.0/admin/exchange/tracing/messageTraces`, page by page.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use governor::DefaultDirectRateLimiter;
 use serde::Deserialize;
 
 use crate::events::Event;
-use crate::events::microsoft::{BudgetWait, SkipTokenRepaired};
+use crate::events::microsoft::SkipTokenRepaired;
 use crate::trace::auth::TokenSource;
+use crate::trace::budget_gate::BudgetGate;
 use crate::trace::detail::{DetailCandidate, DetailRow, parse_details};
 use crate::trace::error::{TraceError, api_hint};
-use crate::trace::fetch::{Fetched, PageRules, get_page, rate_limiter};
+use crate::trace::fetch::{Fetched, PageRules, Spent, get_page, rate_limiter};
 use crate::trace::http::Budget;
 use crate::trace::origin::{self, Origin};
 use crate::trace::page::{SourcePage, TraceRecord};
 use crate::trace::record::GraphRecord;
-use crate::trace::request_budget::{GRAPH_LIMIT, RequestBudget};
+use crate::trace::request_budget::RequestBudget;
 use crate::trace::skiptoken;
 use crate::window::Window;
 
@@ -129,7 +129,8 @@ impl GraphClient {
         url.to_string()
     }
 
-    /// Fetches one page, with retries within the budget and `throttle`.
+    /// Fetches one page, with retries within the budget and `throttle` (a 429 waited out),
+    /// counting its requests in `spent`.
     pub async fn page(
         &self,
         url: &str,
@@ -137,6 +138,7 @@ impl GraphClient {
         budget: &Budget,
         throttle: &mut RequestBudget,
         what: &str,
+        spent: &mut Spent,
     ) -> Result<SourcePage, TraceError> {
         let parse = |body: &[u8]| parse_page(body).map_err(|e| e.to_string());
         let mut calls = Calls {
@@ -144,14 +146,13 @@ impl GraphClient {
             budget,
             throttle,
         };
-        let fetched = self.fetch(url, &mut calls, what, parse, true).await?;
+        let rules = self.rules(what, parse, true);
+        let fetched = self.get(&rules, url, &mut calls, what, spent).await?;
         let (records, next_link) = fetched.value;
         Ok(SourcePage {
             records: records.into_iter().map(TraceRecord::Graph).collect(),
             next_link: next_link.map(|link| next_url(url, &link)),
             bytes: fetched.bytes,
-            requests: fetched.requests,
-            throttled: fetched.throttled,
         })
     }
 
@@ -166,37 +167,53 @@ impl GraphClient {
         })
     }
 
-    /// Fetches one page of a delivery's details. Unlike a list page it never waits: neither
-    /// for the request budget (while it is lent, a request over the share fails as
+    /// Fetches one page of a delivery's details, counting its requests in `spent` like a list
+    /// page's (the same request budget hears its 429s). Unlike a list page it never waits:
+    /// neither for the request budget (while it is lent, a request over the share fails as
     /// [`TraceError::OutOfTime`]) nor for a 429, which is returned at once.
     pub async fn details_page(
         &self,
         url: &str,
         calls: &mut Calls<'_>,
         what: &str,
+        spent: &mut Spent,
     ) -> Result<Fetched<(Vec<DetailRow>, Option<String>)>, TraceError> {
         let parse = |body: &[u8]| parse_details(body).map_err(|e| e.to_string());
-        let mut fetched = self.fetch(url, calls, what, parse, false).await?;
+        let rules = self.rules(what, parse, false);
+        let mut fetched = self.get(&rules, url, calls, what, spent).await?;
         fetched.value.1 = fetched.value.1.take().map(|link| next_url(url, &link));
         Ok(fetched)
     }
 
-    /// One GET of `url` under `calls`, its 200 body read by `parse`.
-    async fn fetch<T, P>(
+    /// One GET of `url` under `calls` by `rules`, each attempt through the request budget's
+    /// gate and counted in `spent`.
+    async fn get<T, P, R>(
         &self,
+        rules: &PageRules<'_, P, R>,
         url: &str,
         calls: &mut Calls<'_>,
         what: &str,
-        parse: P,
-        wait_when_throttled: bool,
+        spent: &mut Spent,
     ) -> Result<Fetched<T>, TraceError>
     where
         P: Fn(&[u8]) -> Result<T, String>,
+        R: Fn(u16, &[u8]) -> TraceError,
     {
-        let rules = self.rules(what, parse, wait_when_throttled);
-        let (budget, throttle) = (calls.budget, &mut *calls.throttle);
-        let under_budget = async || stay_under_budget(throttle, budget, what).await;
-        get_page(&rules, url, calls.tokens, budget, what, under_budget).await
+        let mut gate = BudgetGate {
+            throttle: &mut *calls.throttle,
+            budget: calls.budget,
+            what,
+        };
+        get_page(
+            rules,
+            url,
+            calls.tokens,
+            calls.budget,
+            what,
+            &mut gate,
+            spent,
+        )
+        .await
     }
 
     /// How a Graph answer is fetched and read: the `Prefer` header (so that `recalled`
@@ -238,39 +255,6 @@ impl GraphClient {
 /// Asks Graph for the members of evolvable enums this client knows (`recalled`), which it
 /// otherwise writes as `unknownFutureValue`.
 const PREFER: [(&str, &str); 1] = [("Prefer", "include-unknown-enum-members")];
-
-/// Waits, if it must, to keep the next request within `throttle`; counts the request. While
-/// the budget is only lent (the reconciliation pass, delivery details) it never waits: a
-/// request over the share fails as out of time, for the next tick.
-async fn stay_under_budget(
-    throttle: &mut RequestBudget,
-    budget: &Budget,
-    what: &str,
-) -> Result<(), TraceError> {
-    let wait = throttle.wait_at(budget.now());
-    if !wait.is_zero() {
-        if throttle.lent() {
-            return Err(TraceError::OutOfTime {
-                api: "graph",
-                what: what.to_owned(),
-                last: "the reconciliation pass and the delivery details used their share of the request budget; they continue in the next tick".into(),
-            });
-        }
-        if wait + Duration::from_millis(200) >= budget.remaining() {
-            return Err(TraceError::OutOfTime {
-                api: "graph",
-                what: what.to_owned(),
-                last: format!(
-                    "the client-side budget of {GRAPH_LIMIT} requests per 5 minutes is used up; the next tick continues"
-                ),
-            });
-        }
-        BudgetWait { wait }.emit();
-        tokio::time::sleep(wait).await;
-    }
-    throttle.record(budget.now());
-    Ok(())
-}
 
 /// The URL to follow for a page's `@odata.nextLink`: resolved against the page it came from
 /// (the origin check happens when it is fetched), its skip token repaired when Graph

@@ -125,6 +125,17 @@ pub fn describe_transport(api: &'static str, what: String, e: &reqwest::Error) -
             )
         })
         .unwrap_or_else(|| "?".to_owned());
+    TraceError::Transport {
+        api,
+        what,
+        host,
+        detail: transport_detail(e),
+    }
+}
+
+/// What went wrong with a request that got no answer: a timeout, no connection, or another
+/// failure, with its causes (never the URL's query).
+pub fn transport_detail(e: &reqwest::Error) -> String {
     let mut detail = if e.is_timeout() {
         "timed out (REQUEST_TIMEOUT_SECONDS)".to_owned()
     } else if e.is_connect() {
@@ -138,12 +149,7 @@ pub fn describe_transport(api: &'static str, what: String, e: &reqwest::Error) -
         detail.push_str(&s.to_string());
         source = s.source();
     }
-    TraceError::Transport {
-        api,
-        what,
-        host,
-        detail,
-    }
+    detail
 }
 
 /// Parses a `Retry-After` header given in seconds.

@@ -1,6 +1,7 @@
 //! Step 5 of a tick: Microsoft message trace records, from the token to the pages.
 
 pub mod auth;
+pub mod budget_gate;
 pub mod detail;
 pub mod error;
 pub mod fetch;

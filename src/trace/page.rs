@@ -36,10 +36,6 @@ pub struct SourcePage {
     pub next_link: Option<String>,
     /// Size of the body.
     pub bytes: usize,
-    /// Requests made for this page (1 unless retried).
-    pub requests: u32,
-    /// Of those, the ones answered 429.
-    pub throttled: u32,
 }
 
 impl TraceRecord {

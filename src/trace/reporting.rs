@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::trace::auth::TokenSource;
 use crate::trace::error::TraceError;
-use crate::trace::fetch::{PageRules, get_page, rate_limiter};
+use crate::trace::fetch::{NoGate, PageRules, Spent, get_page, rate_limiter};
 use crate::trace::http::Budget;
 use crate::trace::origin::Origin;
 use crate::trace::page::{SourcePage, TraceRecord};
@@ -236,6 +236,7 @@ impl ReportingClient {
         tokens: &mut TokenSource,
         budget: &Budget,
         what: &str,
+        spent: &mut Spent,
     ) -> Result<SourcePage, TraceError> {
         let rules = PageRules {
             http: &self.http,
@@ -257,14 +258,12 @@ impl ReportingClient {
                 }
             },
         };
-        let fetched = get_page(&rules, url, tokens, budget, what, async || Ok(())).await?;
+        let fetched = get_page(&rules, url, tokens, budget, what, &mut NoGate, spent).await?;
         let (records, next) = fetched.value;
         Ok(SourcePage {
             records: records.into_iter().map(TraceRecord::Reporting).collect(),
             next_link: next.and_then(|link| resolve_next_link(&self.base, &link)),
             bytes: fetched.bytes,
-            requests: fetched.requests,
-            throttled: fetched.throttled,
         })
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::trace::TraceError;
 use crate::trace::auth::TokenSource;
+use crate::trace::fetch::Spent;
 use crate::trace::graph::GraphClient;
 use crate::trace::http::Budget;
 use crate::trace::page::SourcePage;
@@ -53,8 +54,9 @@ impl TraceSource {
         }
     }
 
-    /// Fetches one page, with retries within the budget. `throttle` is Graph's budget of 100
-    /// requests per 5 minutes; the Reporting Web Service has no such documented limit.
+    /// Fetches one page, with retries within the budget, counting its requests in `spent`.
+    /// `throttle` is Graph's budget of 100 requests per 5 minutes; the Reporting Web Service
+    /// has no such documented limit.
     pub async fn page(
         &self,
         url: &str,
@@ -62,10 +64,11 @@ impl TraceSource {
         budget: &Budget,
         throttle: &mut RequestBudget,
         what: &str,
+        spent: &mut Spent,
     ) -> Result<SourcePage, TraceError> {
         Ok(match self {
-            TraceSource::Graph(c) => c.page(url, tokens, budget, throttle, what).await?,
-            TraceSource::Reporting(c) => c.page(url, tokens, budget, what).await?,
+            TraceSource::Graph(c) => c.page(url, tokens, budget, throttle, what, spent).await?,
+            TraceSource::Reporting(c) => c.page(url, tokens, budget, what, spent).await?,
         })
     }
 }

@@ -47,6 +47,29 @@ pub struct ForwardSettings<'a> {
     pub clock: &'a Clock,
 }
 
+impl<'a> ForwardSettings<'a> {
+    /// The relay `devo` and its limits from `config`, for lines of `hostname` and `tag`.
+    pub fn new(
+        config: &crate::config::Config,
+        devo: &'a DevoTls,
+        (hostname, tag): (&'a str, &'a str),
+        clock: &'a Clock,
+    ) -> ForwardSettings<'a> {
+        ForwardSettings {
+            devo,
+            hostname,
+            tag,
+            idle: config.devo_idle,
+            io_timeout: config.request_timeout,
+            close_timeout: config.request_timeout.min(Duration::from_secs(10)),
+            confirm_bytes: config.devo_confirm_bytes,
+            confirm_after: config.devo_confirm_after,
+            pace: Cell::default(),
+            clock,
+        }
+    }
+}
+
 /// The forwarding stage of one window's transfer.
 #[derive(Debug)]
 pub struct Forward<'a> {

@@ -8,6 +8,7 @@ pub mod dedup;
 mod forward;
 mod frontier;
 mod paging;
+mod pull;
 mod run;
 
 pub use collect::Fingerprinted;
@@ -51,6 +52,14 @@ pub enum TransferError {
 }
 
 impl TransferError {
+    /// The stable `errorType` of a window's failure: the relay's, or Microsoft's.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            TransferError::Devo(_) => "Devo",
+            TransferError::Trace(_) | TransferError::Encode { .. } => "Microsoft",
+        }
+    }
+
     /// Whether the failure may depend on the window's data (a page, a query, a record), so
     /// that pulling the window in smaller pieces may get past it. Failures of a whole service
     /// (credentials, permissions, the relay) are not.
@@ -184,6 +193,12 @@ impl<'a> Transfer<'a> {
             }),
             TraceSource::Reporting(_) => None,
         }
+    }
+
+    /// The tick's token cache and request budget, for Microsoft calls outside a window (the
+    /// scheduled audit).
+    pub fn budgets(&mut self) -> (&mut TokenSource, &mut RequestBudget) {
+        (&mut *self.tokens, &mut *self.throttle)
     }
 
     /// The tenant id: the lines' `Organization`.

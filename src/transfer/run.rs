@@ -11,17 +11,14 @@ use crate::events::window::{NextLinkRefused, OddRecords, OutOfTime, PagePulled};
 use crate::ledger::{self, Fingerprint};
 use crate::summary::Counts;
 use crate::trace::TraceError;
-use crate::trace::auth::TokenSource;
-use crate::trace::http::Budget;
-use crate::trace::page::{SourcePage, TraceRecord};
+use crate::trace::page::TraceRecord;
 use crate::trace::record::MappingContext;
-use crate::trace::request_budget::RequestBudget;
-use crate::trace::source::TraceSource;
 use crate::transfer::admission::{Admission, Fate};
 use crate::transfer::collect::{Collected, Staged};
 use crate::transfer::forward::Forward;
 use crate::transfer::frontier::Frontier;
 use crate::transfer::paging::Paging;
+use crate::transfer::pull::Pull;
 use crate::transfer::{Ledger, Progress, Transfer, TransferError, WindowResult};
 use crate::window::Window;
 
@@ -37,12 +34,8 @@ enum Stop {
 
 /// The stages of one window's transfer and the services they use.
 pub(super) struct Run<'r> {
-    source: &'r TraceSource,
-    tokens: &'r mut TokenSource,
-    throttle: &'r mut RequestBudget,
-    budget: Budget,
+    pull: Pull<'r>,
     window: &'r Window,
-    what: String,
     context: MappingContext<'r>,
     paging: Paging,
     admission: Admission,
@@ -74,8 +67,13 @@ impl<'r> Run<'r> {
             Ledger::Filter(index) => (Some(index), None),
         };
         Run {
-            source: t.source,
-            what: t.source.describe_window(window),
+            pull: Pull {
+                source: t.source,
+                tokens: &mut *t.tokens,
+                throttle: &mut *t.throttle,
+                budget: t.budget.clone(),
+                what: t.source.describe_window(window),
+            },
             context: MappingContext {
                 organization: t.organization,
                 start: window.start,
@@ -92,9 +90,6 @@ impl<'r> Run<'r> {
                 details: t.details.map(|s| (s, Collected::default())),
             },
             forward: Forward::new(&t.forward),
-            tokens: &mut *t.tokens,
-            throttle: &mut *t.throttle,
-            budget: t.budget.clone(),
             window,
             tally: Counts::default(),
             index: 0,
@@ -134,24 +129,21 @@ impl<'r> Run<'r> {
 
     async fn pages(&mut self) -> Stop {
         loop {
-            if self.budget.exhausted() {
+            if self.pull.budget.exhausted() {
                 return Stop::OutOfTime;
             }
             let started = tokio::time::Instant::now();
             let url = self.paging.url().to_owned();
-            let what = &self.what;
-            let page = match self
-                .source
-                .page(&url, self.tokens, &self.budget, self.throttle, what)
-                .await
-            {
+            let page = self.pull.page(&url, &mut self.tally).await;
+            let page = match page {
                 Ok(page) => page,
                 Err(e) => match self.after_pull_error(e) {
                     Some(stop) => return stop,
                     None => continue,
                 },
             };
-            self.tally_page(&page);
+            self.tally.pages += 1;
+            self.tally.records_pulled += page.records.len() as u64;
             if let Err((key, detail)) = self.admit(&page.records) {
                 self.forward.discard_page();
                 return Stop::Failed(TransferError::Encode { key, detail });
@@ -214,7 +206,7 @@ impl<'r> Run<'r> {
                 let rest = self.frontier.rest_of(self.window);
                 if !self
                     .paging
-                    .restart_after_refusal(self.source, &rest, self.passed)
+                    .restart_after_refusal(self.pull.source, &rest, self.passed)
                 {
                     NextLinkRefused {
                         code,
@@ -232,7 +224,7 @@ impl<'r> Run<'r> {
                 .emit();
                 None
             }
-            e if self.budget.exhausted() || matches!(e, TraceError::OutOfTime { .. }) => {
+            e if self.pull.budget.exhausted() || matches!(e, TraceError::OutOfTime { .. }) => {
                 OutOfTime { error: &e }.emit();
                 Some(Stop::OutOfTime)
             }
@@ -244,14 +236,6 @@ impl<'r> Run<'r> {
     fn confirm(&mut self) {
         self.frontier.confirm();
         self.staged.confirm();
-    }
-
-    fn tally_page(&mut self, page: &SourcePage) {
-        self.tally.pages += 1;
-        self.tally.requests += u64::from(page.requests);
-        self.tally.retries += u64::from(page.requests.saturating_sub(1));
-        self.tally.throttled_requests += u64::from(page.throttled);
-        self.tally.records_pulled += page.records.len() as u64;
     }
 
     /// Admits a page's records, notes them on the frontier and frames them.
@@ -339,7 +323,7 @@ impl<'r> Run<'r> {
         let delay = self.retry_min_delay * 2u32.saturating_pow(self.devo_failures);
         if !e.is_retryable()
             || self.devo_failures >= self.devo_attempts
-            || delay >= self.budget.remaining()
+            || delay >= self.pull.budget.remaining()
         {
             return false;
         }
@@ -351,7 +335,7 @@ impl<'r> Run<'r> {
         tokio::time::sleep(delay).await;
         let again = self.frontier.after_rollback(self.window);
         self.admission.restart(again.clone());
-        self.paging.restart(self.source, &again);
+        self.paging.restart(self.pull.source, &again);
         true
     }
 

@@ -63,7 +63,10 @@ async fn graph_with_a_certificate_delivers_every_record_once() {
     let summary = assert_exactly_once_and_checkpoint(&h, &records).await;
 
     assert_eq!(summary["api"], json!("graph"));
-    assert_eq!(line_json(&h.devo.lines()[0])["Organization"], json!(TENANT));
+    assert_eq!(
+        line_json(&h.trace_lines()[0])["Organization"],
+        json!(TENANT)
+    );
 }
 
 #[tokio::test]
@@ -100,7 +103,7 @@ async fn reporting_with_a_secret_passes_rows_as_received() {
             .all(|r| !r.path.ends_with("/messageTraces")),
         "no Graph call"
     );
-    let line = line_json(&h.devo.lines()[0]);
+    let line = line_json(&h.trace_lines()[0]);
     assert_eq!(
         line["Organization"],
         json!(REPORTING_ORGANIZATION),
@@ -128,7 +131,7 @@ async fn reporting_with_a_certificate_and_verbose_json_delivers_every_record_onc
 
     assert_exactly_once_and_checkpoint(&h, &records).await;
 
-    let line = line_json(&h.devo.lines()[0]);
+    let line = line_json(&h.trace_lines()[0]);
     assert!(line.get("__metadata").is_none(), "{line}");
     assert!(
         !line["Received"].as_str().unwrap().starts_with("/Date("),
@@ -163,7 +166,7 @@ async fn reporting_403_names_the_missing_role_and_keeps_the_checkpoint() {
     assert!(err.contains("HTTP 403"), "{err}");
     assert!(err.contains("No permission to access the report"), "{err}");
     assert!(err.contains("Global Reader"), "{err}");
-    assert!(h.devo.lines().is_empty());
+    assert!(h.trace_lines().is_empty());
     let (checkpoint, _) = h.checkpoint().await.unwrap();
     assert!(
         time(&checkpoint["end"]) <= Utc::now() - TimeDelta::days(2) + TimeDelta::minutes(1),
@@ -186,7 +189,7 @@ async fn a_certificate_with_the_wrong_key_is_refused_with_aadsts700027() {
     );
     assert!(!err.contains("PRIVATE KEY"), "no key material: {err}");
     assert_eq!(h.graph.tokens_issued(), 0);
-    assert!(h.devo.lines().is_empty());
+    assert!(h.trace_lines().is_empty());
 }
 
 /// Ticks of `deadline` until one catches up (at most `max`): their summaries.

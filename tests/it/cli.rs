@@ -101,7 +101,7 @@ async fn check_reports_each_dependency_and_fails_on_a_wrong_relay_name() {
         "the API was tried"
     );
     assert_eq!(h.devo.connections(), 1, "one handshake");
-    assert!(h.devo.lines().is_empty(), "nothing sent");
+    assert!(h.trace_lines().is_empty(), "nothing sent");
 
     // Now that the checkpoint exists, the conditional PUT is refused and nothing is written.
     let (_, etag) = h

@@ -121,10 +121,10 @@ async fn streams_are_confirmed_every_devo_confirm_bytes() {
         "every record once",
     );
     assert_eq!(summary["unconfirmed_lines"], json!(0), "{summary}");
-    let sessions = h.devo.sessions();
+    let sessions = trace_sessions(&h.devo);
     let bytes: u64 = sessions.iter().map(|s| s.bytes).sum();
     // A page of 100 lines, with room for lines longer than the average.
-    let page = 2 * 100 * bytes / h.devo.line_count().max(1) as u64;
+    let page = 2 * 100 * bytes / h.trace_lines().len().max(1) as u64;
     assert!(
         sessions.len() >= 5,
         "about 600 kB in steps of 64 KiB: {sessions:?}"
@@ -163,8 +163,8 @@ async fn measure(h: &Harness, records: &[GraphRecord], deadline: Duration, what:
         }
     }
     let twice = re_sent(h);
-    let line =
-        h.devo.sessions().iter().map(|s| s.bytes).sum::<u64>() / h.devo.line_count().max(1) as u64;
+    let line = trace_sessions(&h.devo).iter().map(|s| s.bytes).sum::<u64>()
+        / h.trace_lines().len().max(1) as u64;
     let present = h
         .received_keys()
         .into_iter()

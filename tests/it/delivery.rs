@@ -57,7 +57,7 @@ async fn a_window_that_fails_after_its_first_page_commits_that_page() {
 
     assert_eq!(error_type, "Microsoft", "{message}");
     assert!(message.contains("HTTP 500"), "{message}");
-    assert_eq!(h.devo.line_count(), 20, "the first page was delivered");
+    assert_eq!(h.trace_lines().len(), 20, "the first page was delivered");
     let (checkpoint, _) = h.checkpoint().await.unwrap();
     let resume = &checkpoint["partial"]["resume"];
     let first_page: Vec<&GraphRecord> = {

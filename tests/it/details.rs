@@ -138,6 +138,26 @@ async fn failed_quarantined_and_spam_deliveries_get_their_detail_lines_exactly_o
         problems.len(),
         "each delivery asked about once"
     );
+    // Asked like a page of records: gzip, and the Prefer header.
+    for call in h
+        .graph
+        .requests()
+        .iter()
+        .filter(|r| is_details_path(&r.path))
+    {
+        assert!(
+            call.accept_encoding
+                .as_deref()
+                .is_some_and(|a| a.contains("gzip")),
+            "{call:?}"
+        );
+        assert_eq!(call.content_encoding.as_deref(), Some("gzip"), "{call:?}");
+        assert_eq!(
+            call.prefer.as_deref(),
+            Some("include-unknown-enum-members"),
+            "{call:?}"
+        );
+    }
     // Joined to its trace line by MessageTraceId + RecipientAddress; the trace record's
     // sender, Message-ID and tenant; the Fail event carries the NDR.
     let trace_keys: HashSet<String> = h.received_keys().into_iter().collect();
@@ -205,6 +225,27 @@ async fn a_tight_budget_queues_details_and_later_ticks_drain_them_while_the_pass
         first["details_queued"],
         json!(30 - fetched_first),
         "{first}"
+    );
+    // Its status line, built after the details: what they sent and what waits, and the
+    // requests of both the passes and the details.
+    let line = h.status_lines().pop().expect("the status line");
+    assert_eq!(
+        line["details_sent"],
+        json!(h.detail_lines().len()),
+        "{line}"
+    );
+    assert_eq!(
+        (
+            &line["details_sent"],
+            &line["details_queued"],
+            &line["requests"]
+        ),
+        (
+            &first["details_sent"],
+            &json!(30 - fetched_first),
+            &json!(12)
+        ),
+        "{line}"
     );
 
     // Tick 2, a minute later: new records for the fresh pass, with a quarter of the budget.
@@ -437,6 +478,24 @@ async fn a_429_stops_the_details_for_the_tick_and_a_delivery_gone_is_dropped_not
         "stopped at the first 429: {second}"
     );
     assert_eq!(second["throttled_requests"], json!(1), "{second}");
+    // Three requests in the last five minutes, under the budget of 10: another application
+    // spends the quota. The detail call's 429 counts as contention like a list call's, lowers
+    // the budget, and the status line says so.
+    assert_eq!(
+        (&second["quota_contention"], &second["request_budget"]),
+        (&json!(1), &json!(5)),
+        "{second}"
+    );
+    let line = h.status_lines().pop().expect("the status line");
+    assert_eq!(
+        (
+            &line["throttled_requests"],
+            &line["quota_contention"],
+            &line["request_budget"]
+        ),
+        (&json!(1), &json!(1), &json!(5)),
+        "{line}"
+    );
     assert_eq!(second["details_queued"], json!(waiting), "kept: {second}");
     assert_eq!(second["details_sent"], json!(0));
 

@@ -166,7 +166,7 @@ async fn a_page_that_stays_truncated_fails_the_tick_without_moving_the_checkpoin
     let (checkpoint, _) = h.checkpoint().await.unwrap();
     assert!(time(&checkpoint["end"]) <= Utc::now() - TimeDelta::days(2) + TimeDelta::minutes(1));
     assert_eq!(checkpoint["lease"], json!(null));
-    assert!(h.devo.lines().is_empty());
+    assert!(h.trace_lines().is_empty());
 }
 
 #[tokio::test]
@@ -236,7 +236,7 @@ async fn tls_failures_name_their_cause_and_keep_the_checkpoint() {
         .expect_err("wrong chain");
     assert!(err.contains("not signed by devo_chain_pem"), "{err}");
     assert!(h.checkpoint().await.unwrap().0["end"].is_string());
-    assert!(h.devo.lines().is_empty());
+    assert!(h.trace_lines().is_empty());
 
     // A relay certificate that does not carry DEVO_SERVER_NAME.
     let (h, _) = setup(29, 50, &[("DEVO_SERVER_NAME", "collector-eu.devo.io")]).await;

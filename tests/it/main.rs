@@ -8,6 +8,7 @@
 mod support;
 
 mod apis;
+mod audit;
 mod backfill;
 mod binary;
 mod cli;
@@ -15,10 +16,12 @@ mod confirm;
 mod delivery;
 mod details;
 mod faults;
+mod health;
 mod next_links;
 mod origin;
 mod parsing_props;
 mod passes;
+mod query_api;
 mod redaction;
 mod relay;
 mod second_look;

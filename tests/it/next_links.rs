@@ -108,7 +108,7 @@ async fn a_refusal_that_makes_no_progress_fails_the_tick_and_keeps_what_was_deli
         message.contains("Invalid starting recipient address"),
         "{message}"
     );
-    assert_eq!(h.devo.line_count(), 30, "10 newer and 20 at the instant");
+    assert_eq!(h.trace_lines().len(), 30, "10 newer and 20 at the instant");
     let (checkpoint, _) = h.checkpoint().await.unwrap();
     let resume = &checkpoint["partial"]["resume"];
     assert_eq!(time(&resume["until"]), instant, "{checkpoint}");

@@ -11,6 +11,7 @@ use m365_trace_to_devo::app::http_client;
 use m365_trace_to_devo::secret::Secret;
 use m365_trace_to_devo::trace::TraceError;
 use m365_trace_to_devo::trace::auth::TokenSource;
+use m365_trace_to_devo::trace::fetch::Spent;
 use m365_trace_to_devo::trace::graph::GraphClient;
 use m365_trace_to_devo::trace::http::Budget;
 use m365_trace_to_devo::trace::reporting::{MESSAGE_TRACE_PATH, ReportingClient};
@@ -184,6 +185,7 @@ async fn a_redirect_to_another_host_is_not_followed_with_the_token() {
             &budget(),
             &mut throttle,
             "messageTraces test",
+            &mut Spent::default(),
         )
         .await
         .expect_err("refused");
@@ -274,12 +276,24 @@ async fn reporting_next_links_to_another_host_are_refused_in_both_json_forms() {
         let first = format!("{}{MESSAGE_TRACE_PATH}", reporting.url);
 
         let page = client
-            .page(&first, &mut tokens, &budget(), "MessageTrace test")
+            .page(
+                &first,
+                &mut tokens,
+                &budget(),
+                "MessageTrace test",
+                &mut Spent::default(),
+            )
             .await
             .expect("first page");
         let next = page.next_link.expect("a next link");
         let err = client
-            .page(&next, &mut tokens, &budget(), "MessageTrace test")
+            .page(
+                &next,
+                &mut tokens,
+                &budget(),
+                "MessageTrace test",
+                &mut Spent::default(),
+            )
             .await
             .expect_err("refused");
 

@@ -21,18 +21,6 @@ fn pause_before_page_two(h: &Harness, pause: Duration) {
     h.graph.inject(Fault::Delay(pause));
 }
 
-/// The relay sessions of the trace lines: the delivery details, after the passes, go on a
-/// stream of their own (the last one), carrying exactly the detail lines.
-fn trace_sessions(h: &Harness) -> Vec<m365_trace_devtools::devo::SessionInfo> {
-    let mut sessions = h.devo.sessions();
-    let details = h.detail_lines().len();
-    if details > 0 {
-        let last = sessions.pop().expect("the details' session");
-        assert_eq!(last.lines, details, "{last:?}");
-    }
-    sessions
-}
-
 #[tokio::test]
 async fn a_stream_the_relay_ended_while_idle_is_replaced_and_nothing_is_lost() {
     let records = first_window_records(201, 60);
@@ -57,7 +45,7 @@ async fn a_stream_the_relay_ended_while_idle_is_replaced_and_nothing_is_lost() {
         json!(null),
         "the window completed: {checkpoint}"
     );
-    let sessions = trace_sessions(&h);
+    let sessions = trace_sessions(&h.devo);
     assert_eq!(sessions.len(), 2, "{sessions:?}");
     assert!(
         sessions[0].idle_closed && sessions[0].lines == 20,
@@ -88,7 +76,7 @@ async fn the_product_closes_a_stream_idle_for_devo_idle_seconds_and_opens_a_new_
         "each record exactly once",
     );
     assert_eq!(summary["caught_up"], json!(true), "{summary}");
-    let sessions = trace_sessions(&h);
+    let sessions = trace_sessions(&h.devo);
     assert_eq!(sessions.len(), 2, "{sessions:?}");
     assert!(
         sessions[0].clean_close && !sessions[0].idle_closed && sessions[0].lines == 20,
@@ -187,7 +175,7 @@ async fn reconciliation_closes_its_idle_stream_itself_between_pages_without_line
         expected,
         &format!("every record once: {summary}"),
     );
-    let sessions = h.devo.sessions();
+    let sessions = trace_sessions(&h.devo);
     assert!(
         sessions.iter().all(|s| s.clean_close && !s.idle_closed),
         "every stream closed by us, none left for the relay to end: {sessions:?}"

@@ -222,7 +222,7 @@ impl Fleet {
 
     /// The record keys that reached Devo under `host`, sorted.
     fn keys_under(&self, host: &str) -> Vec<String> {
-        let keys = tagged(&self.devo.lines(), TRACE_TAG)
+        let keys = trace_lines(&self.devo)
             .iter()
             .map(|line| host_and_key(line))
             .filter(|(h, _)| h == host)
@@ -303,7 +303,7 @@ async fn one_scheduled_event_runs_fifty_isolated_tenants() {
     assert_eq!(invocations.len(), TENANTS);
     assert!(invocations.iter().all(|i| i.function == FUNCTION_ARN));
     assert_eq!(
-        fleet.devo.line_count(),
+        trace_lines(&fleet.devo).len(),
         0,
         "the dispatcher sends nothing itself"
     );
@@ -340,7 +340,7 @@ async fn one_scheduled_event_runs_fifty_isolated_tenants() {
 
     // Every tenant's records exactly once, under its own hostname; nothing of the failed one.
     let mut by_host: HashMap<String, Vec<String>> = HashMap::new();
-    for line in tagged(&fleet.devo.lines(), TRACE_TAG) {
+    for line in trace_lines(&fleet.devo) {
         let (host, key) = host_and_key(&line);
         by_host.entry(host).or_default().push(key);
     }
@@ -357,6 +357,36 @@ async fn one_scheduled_event_runs_fifty_isolated_tenants() {
         by_host.is_empty(),
         "lines under unexpected hosts: {:?}",
         by_host.keys()
+    );
+
+    // Each tenant's tick sent its own status line, under its own hostname (the failed one too,
+    // with why); the dispatcher sent none.
+    let mut status_by_host: HashMap<String, Vec<Value>> = HashMap::new();
+    for line in fleet.devo.lines().into_iter().filter(|l| is_status_line(l)) {
+        let (header, json) = line.split_once(": ").expect("header: json");
+        let host = header.split(' ').nth(2).expect("host field").to_owned();
+        let json: Value = serde_json::from_str(json).expect("JSON");
+        status_by_host.entry(host).or_default().push(json);
+    }
+    for i in 0..TENANTS {
+        let lines = status_by_host.remove(&hostname(i)).unwrap_or_default();
+        assert_eq!(lines.len(), 1, "{}: {lines:?}", name(i));
+        let line = &lines[0];
+        assert_eq!(line["tenant"], json!(name(i)), "{line}");
+        if i == WRONG_SECRET {
+            assert_eq!(
+                (&line["outcome"], &line["error_type"]),
+                (&json!("failed"), &json!("Microsoft")),
+                "{line}"
+            );
+        } else {
+            assert_eq!(line["outcome"], json!("succeeded"), "{line}");
+            assert_eq!(line["events_sent"], json!(fleet.records[i].len()), "{line}");
+        }
+    }
+    assert!(
+        status_by_host.is_empty(),
+        "status lines under unexpected hosts: {status_by_host:?}"
     );
 
     // Each tenant has its own checkpoint; the failed one says why.
@@ -570,7 +600,7 @@ async fn events_for_tenants_that_cannot_run_are_refused_by_name() {
         .unwrap_err();
     assert_eq!(error_type, "Tenant");
     assert!(message.contains("TENANTS_KEY is not set"), "{message}");
-    assert_eq!(fleet.devo.line_count(), 0);
+    assert_eq!(trace_lines(&fleet.devo).len(), 0);
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
 

@@ -64,7 +64,7 @@ async fn fresh_start_delivers_every_record_once_across_windows_and_pages() {
     assert_eq!(summary["lease"]["owner"], json!("req-fresh-1"));
 
     // Lines carry the Reporting Web Service field names.
-    let first = line_json(&h.devo.lines()[0]);
+    let first = line_json(&h.trace_lines()[0]);
     for field in [
         "Organization",
         "MessageId",
@@ -215,7 +215,7 @@ async fn a_live_lease_of_another_owner_means_nothing_is_pulled_or_sent() {
     assert_eq!(summary["lease"]["outcome"], json!("held_by_other"));
     assert_eq!(summary["lease"]["owner"], json!("other-invocation"));
     assert_eq!(summary["events_sent"], json!(0));
-    assert!(h.devo.lines().is_empty());
+    assert!(h.trace_lines().is_empty());
     assert_eq!(h.devo.connections(), 0);
     assert!(
         h.graph

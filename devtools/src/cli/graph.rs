@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DurationRound, TimeDelta, Utc};
 use clap::Args;
 use m365_trace_devtools::graph::{GraphServer, GraphServerConfig};
 use m365_trace_devtools::records;
@@ -43,6 +43,10 @@ pub(crate) struct GraphArgs {
     /// starts (Pending and Failed become Delivered, any other status Failed).
     #[arg(long, default_value_t = 0)]
     status_changes: usize,
+    /// This many more records in the two whole hours that ended an hour before the current
+    /// one: hours every pass has long delivered, for the demo's audit.
+    #[arg(long, default_value_t = 0)]
+    earlier: usize,
     /// When the late records appear and the statuses change.
     #[arg(long, default_value_t = 30)]
     changes_after_seconds: u64,
@@ -61,6 +65,9 @@ pub(crate) struct GraphArgs {
     /// Enforce Graph's throttling (100 messageTraces requests per 5 minutes).
     #[arg(long)]
     throttle: bool,
+    /// Never gzip pages, even for requests that accept it (to measure what gzip saves).
+    #[arg(long)]
+    no_gzip: bool,
     /// Render every record's JSON once at startup and serve pages by copying bytes (for
     /// benchmarks: the server is then never the bottleneck).
     #[arg(long)]
@@ -85,9 +92,19 @@ pub(crate) async fn graph(args: GraphArgs) -> std::io::Result<ExitCode> {
         Some(span) => end - TimeDelta::seconds(span.max(0)),
         None => end - TimeDelta::days(args.days.max(0)),
     };
-    let count = args.records;
-    let generated = records::generate(args.seed, start, end, count);
+    let mut generated = records::generate(args.seed, start, end, args.records);
     let changed = records::status_changes(&generated, args.status_changes);
+    if args.earlier > 0 {
+        let hour = now.duration_trunc(TimeDelta::hours(1)).unwrap_or(now);
+        let (from, to) = (hour - TimeDelta::hours(3), hour - TimeDelta::hours(1));
+        generated.extend(records::generate(
+            args.seed.wrapping_add(2),
+            from,
+            to,
+            args.earlier,
+        ));
+    }
+    let count = generated.len();
     let server = GraphServer::start_on(
         GraphServerConfig {
             tenant_id: args.tenant_id,
@@ -112,6 +129,7 @@ pub(crate) async fn graph(args: GraphArgs) -> std::io::Result<ExitCode> {
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         server.add_client_certificate(&pem)?;
     }
+    server.set_gzip(!args.no_gzip);
     server.set_refuse_next_links(args.refuse_next_links);
     server.set_double_encoded_skip_tokens(args.double_encoded_skip_tokens);
     if args.throttle {

@@ -21,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::pki::TestPki;
 
+pub mod query;
 mod session;
 
 /// What happened on one accepted TLS session, for assertions in tests.
@@ -52,6 +53,12 @@ pub struct SessionInfo {
 
 struct Shared {
     lines: Mutex<Vec<String>>,
+    /// What "Devo" holds, for the Query API stand-in: the lines not lost, and lines written by
+    /// another collector ([`DevoListener::hold_lines`]).
+    held: Mutex<Vec<String>>,
+    /// Lines the relay accepted and lost ([`DevoListener::lose_fraction`]).
+    lost: Mutex<Vec<String>>,
+    lose_per_mille: Mutex<Option<u32>>,
     line_sessions: Mutex<Vec<usize>>,
     line_total: AtomicUsize,
     count_only: AtomicBool,
@@ -113,6 +120,9 @@ impl DevoListener {
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared {
             lines: Mutex::new(Vec::new()),
+            held: Mutex::new(Vec::new()),
+            lost: Mutex::new(Vec::new()),
+            lose_per_mille: Mutex::new(None),
             line_sessions: Mutex::new(Vec::new()),
             line_total: AtomicUsize::new(0),
             count_only: AtomicBool::new(false),
@@ -249,6 +259,33 @@ impl DevoListener {
     /// their next read on.
     pub fn read_slowly(&self, bytes_per_second: Option<u64>) {
         *lock(&self.shared.read_rate) = bytes_per_second.map(|r| r.max(1));
+    }
+
+    /// fault (persistent until set to `None`): a relay that accepts and loses. Of the lines that
+    /// arrive from now on, those whose record key (`MessageTraceId|RecipientAddress` of the
+    /// JSON, else the whole line) hashes into `per_mille` thousandths are counted in
+    /// [`DevoListener::lines`] (they arrived) but not held ([`DevoListener::held_lines`]): the
+    /// Query API stand-in does not see them. Every line of a lost key is lost while it is on.
+    pub fn lose_fraction(&self, per_mille: Option<u32>) {
+        *lock(&self.shared.lose_per_mille) = per_mille.map(|p| p.min(1000));
+    }
+
+    /// Lines the relay accepted and lost, in arrival order.
+    pub fn lost_lines(&self) -> Vec<String> {
+        lock(&self.shared.lost).clone()
+    }
+
+    /// What "Devo" holds: the lines that arrived and were not lost, after the lines given to
+    /// [`DevoListener::hold_lines`].
+    pub fn held_lines(&self) -> Vec<String> {
+        lock(&self.shared.held).clone()
+    }
+
+    /// Lines "Devo" holds that never came through this relay: another collector's (e.g. the
+    /// hosted collector before a cut-over). Each is a whole Devo line,
+    /// `<14>{timestamp} {hostname} {tag}: {json}`.
+    pub fn hold_lines(&self, lines: impl IntoIterator<Item = String>) {
+        lock(&self.shared.held).extend(lines);
     }
 
     /// Waits until at least `n` lines arrived or `timeout` passed; returns whether they did.

@@ -198,6 +198,18 @@ fn store(shared: &Shared, index: usize, lines: Vec<String>) {
     shared
         .line_total
         .fetch_add(lines.len(), std::sync::atomic::Ordering::SeqCst);
+    let lose = *lock(&shared.lose_per_mille);
+    {
+        let mut held = lock(&shared.held);
+        let mut lost = lock(&shared.lost);
+        for line in &lines {
+            if lose.is_some_and(|p| super::query::table::loses(line, p)) {
+                lost.push(line.clone());
+            } else {
+                held.push(line.clone());
+            }
+        }
+    }
     let mut all = lock(&shared.lines);
     lock(&shared.line_sessions).extend(std::iter::repeat_n(index, lines.len()));
     all.extend(lines);

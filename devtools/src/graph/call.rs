@@ -21,6 +21,8 @@ pub(super) struct Call<'a> {
     pub prefer: Option<String>,
     /// The `client-request-id` header, or a new id.
     pub crid: String,
+    /// The `Accept-Encoding` header.
+    pub accept_encoding: Option<String>,
     pub body: Bytes,
     /// Set by the endpoint: the tenant (index) the request was for.
     pub tenant: Option<usize>,
@@ -33,6 +35,12 @@ impl Call<'_> {
             .into_iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v)
+    }
+
+    /// Whether the answer's body may be gzip-compressed: the request accepts it and the server
+    /// serves it.
+    pub fn gzip(&self) -> bool {
+        self.shared.lock().gzip && super::gzip::accepts_gzip(self.accept_encoding.as_deref())
     }
 
     /// The bearer token, if the request carries a non-empty one.

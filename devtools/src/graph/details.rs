@@ -5,7 +5,8 @@
 //! Exists so the product's delivery details are tested against the contract of the real API:
 //! the OData-quoted address in a path segment, realistic rows for each status (`Receive`,
 //! `Submit`, `Fail` with an NDR, `Deliver` to the Junk folder, `Quarantine` with its data),
-//! 404 for a delivery the tenant does not have, 429 once the quota is spent.
+//! 404 for a delivery the tenant does not have, 429 once the quota is spent; gzip-compressed
+//! when the request accepts it, like a page of records.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use hyper::Response;
@@ -14,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::MESSAGE_TRACES_PATH;
 use super::call::Call;
+use super::gzip;
 use super::identity::bearer_tenant;
 use super::paging::{not_get, throttled, unauthorized};
 use super::respond::{Resp, bad_request, graph_error};
@@ -91,8 +93,10 @@ pub(super) async fn details_by_recipient(call: &mut Call<'_>, rest: &str) -> Res
         "{}/v1.0/$metadata#Collection(microsoft.graph.exchangeMessageTraceDetail)",
         call.shared.url
     );
-    let body = json!({ "@odata.context": context, "value": rows });
-    let mut resp = Response::new(full(body.to_string()));
+    let body = json!({ "@odata.context": context, "value": rows }).to_string();
+    let mut resp = gzip::respond(call.gzip(), body.into_bytes(), |body| {
+        Response::new(full(body))
+    });
     resp.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/json;odata.metadata=minimal;charset=utf-8"),

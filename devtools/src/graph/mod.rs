@@ -9,7 +9,8 @@
 //! have, on demand.
 //!
 //! The code is split by concern, each file using only the ones listed before it:
-//! - `respond.rs`: the response shapes (Graph errors, AADSTS errors);
+//! - `respond.rs`: the response shapes (Graph errors, AADSTS errors); `gzip.rs`: compressed
+//!   answers;
 //!   `stored.rs`: a stored record and the page order; `filter.rs`: the `$filter` grammar;
 //! - `skiptoken.rs`, `rendered.rs`: Microsoft-shaped skip tokens and prerendered pages;
 //! - `faults.rs`: the [`Fault`]s and the persistent nextLink faults; `assertion.rs`:
@@ -37,6 +38,7 @@ mod details;
 mod evolvable;
 mod faults;
 mod filter;
+mod gzip;
 mod identity;
 mod paging;
 mod rendered;
@@ -108,6 +110,14 @@ pub struct RecordedRequest {
     /// knows it, the tenant its bearer token was issued for otherwise (`None` without a valid
     /// token).
     pub tenant: Option<String>,
+    /// The request's `Accept-Encoding` header.
+    pub accept_encoding: Option<String>,
+    /// The request's `Prefer` header.
+    pub prefer: Option<String>,
+    /// The answer's `Content-Encoding` (`gzip` when the body was compressed).
+    pub content_encoding: Option<String>,
+    /// Bytes of the answer's body as sent (compressed when it was); 0 while being handled.
+    pub body_bytes: u64,
 }
 
 /// A running Graph stand-in; dropping it stops the server and every open connection.
@@ -234,6 +244,12 @@ impl GraphServer {
         self.shared.lock().log = on;
     }
 
+    /// Whether message trace pages are gzip-compressed for requests whose `Accept-Encoding`
+    /// allows it (on by default, as Graph does; off to measure what compression saves).
+    pub fn set_gzip(&self, on: bool) {
+        self.shared.lock().gzip = on;
+    }
+
     /// The first tenant's [`TenantHandle::set_records`].
     pub fn set_records(&self, records: Vec<GraphRecord>) {
         self.first_tenant().set_records(records);
@@ -272,6 +288,11 @@ impl GraphServer {
     /// The first tenant's [`TenantHandle::set_throttle`].
     pub fn set_throttle(&self, throttle: Option<(usize, Duration)>) {
         self.first_tenant().set_throttle(throttle);
+    }
+
+    /// The first tenant's [`TenantHandle::spend_quota`].
+    pub fn spend_quota(&self, requests: usize) {
+        self.first_tenant().spend_quota(requests);
     }
 
     /// The first tenant's [`TenantHandle::add_client_certificate`].

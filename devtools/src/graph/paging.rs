@@ -1,6 +1,7 @@
 //! `GET /v1.0/admin/exchange/tracing/messageTraces`: the bearer token picks the tenant, then
 //! faults, throttling, `$filter` (both bounds, at most 10 days, not older than 90 days), `$top`
-//! (1..5000), `$skiptoken`, and newest-first pages with an `@odata.nextLink` while more remain.
+//! (1..5000), `$skiptoken`, and newest-first pages with an `@odata.nextLink` while more remain,
+//! gzip-compressed when the request accepts it.
 //!
 //! Exists so the product's paging is tested against the contract of the real API, including
 //! records that appear late and skip tokens that break.
@@ -17,6 +18,7 @@ use super::call::Call;
 use super::evolvable::{as_served, includes_unknown_members};
 use super::faults::{Fault, refused_next_link, status_fault};
 use super::filter::parse_filter;
+use super::gzip;
 use super::identity::{BearerError, bearer_tenant};
 use super::respond::{Resp, bad_request, graph_error};
 use super::skiptoken::{self, Cursor};
@@ -212,10 +214,13 @@ pub(super) async fn message_traces(call: &mut Call<'_>) -> Resp {
     let include_unknown = includes_unknown_members(call.prefer.as_deref());
     let body = page(t, &query, &call.shared.url, include_unknown);
     drop(st);
-    if truncate {
-        return truncated(body);
-    }
-    let mut resp = Response::new(full(body));
+    let mut resp = gzip::respond(call.gzip(), body, |body| {
+        if truncate {
+            truncated(body)
+        } else {
+            Response::new(full(body))
+        }
+    });
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(GRAPH_CONTENT_TYPE));
     resp
@@ -226,8 +231,6 @@ fn truncated(body: Vec<u8>) -> Resp {
     let len = body.len();
     let half = Bytes::from(body).slice(..len / 2);
     let mut resp = Response::new(cut_body(half));
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(GRAPH_CONTENT_TYPE));
     resp.headers_mut()
         .insert(CONTENT_LENGTH, HeaderValue::from(len));
     resp

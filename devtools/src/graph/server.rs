@@ -9,8 +9,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::Utc;
 use http_body_util::BodyExt;
+use hyper::body::Body as _;
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, HeaderValue};
+use hyper::header::{ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, HeaderValue};
 use hyper::{Method, Request};
 use tokio::net::TcpListener;
 
@@ -38,10 +39,12 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Resp, Inf
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let raw_query = req.uri().query().unwrap_or("").to_string();
-    let index = record_request(&shared, &method, &path, &raw_query);
+    let accept_encoding = header(&req, ACCEPT_ENCODING);
+    let prefer = header(&req, "prefer");
+    let headers = (&accept_encoding, &prefer);
+    let index = record_request(&shared, &method, &path, &raw_query, headers);
     let crid = header(&req, "client-request-id").unwrap_or_else(uuid);
     let auth = header(&req, AUTHORIZATION);
-    let prefer = header(&req, "prefer");
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => Bytes::new(),
@@ -53,6 +56,7 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Resp, Inf
         auth,
         prefer,
         crid,
+        accept_encoding,
         body,
         tenant: None,
     };
@@ -63,7 +67,7 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Resp, Inf
     if let Ok(v) = HeaderValue::from_str(&call.crid) {
         resp.headers_mut().insert("client-request-id", v);
     }
-    finish_request(&call, index, &path, resp.status().as_u16());
+    finish_request(&call, index, &path, &resp);
     Ok(resp)
 }
 
@@ -92,7 +96,13 @@ async fn route(call: &mut Call<'_>, path: &str) -> Resp {
 }
 
 /// Adds the request to the log (status 0 until answered); returns its index.
-fn record_request(shared: &Shared, method: &Method, path: &str, raw_query: &str) -> usize {
+fn record_request(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    raw_query: &str,
+    (accept_encoding, prefer): (&Option<String>, &Option<String>),
+) -> usize {
     let mut st = shared.lock();
     st.requests.push(RecordedRequest {
         method: method.to_string(),
@@ -100,12 +110,24 @@ fn record_request(shared: &Shared, method: &Method, path: &str, raw_query: &str)
         query: percent_decode(raw_query),
         status: 0,
         tenant: None,
+        accept_encoding: accept_encoding.clone(),
+        prefer: prefer.clone(),
+        content_encoding: None,
+        body_bytes: 0,
     });
     st.requests.len() - 1
 }
 
-/// Records the answer (status, tenant) and logs the request when logging is on.
-fn finish_request(call: &Call<'_>, index: usize, path: &str, status: u16) {
+/// Records the answer (status, tenant, body size and encoding) and logs the request when
+/// logging is on, with the bytes its body took (`scripts/bench` reads them).
+fn finish_request(call: &Call<'_>, index: usize, path: &str, resp: &Resp) {
+    let status = resp.status().as_u16();
+    let encoding = resp
+        .headers()
+        .get(CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = resp.body().size_hint().exact().unwrap_or(0);
     let mut st = call.shared.lock();
     let tenant = call
         .tenant
@@ -114,14 +136,17 @@ fn finish_request(call: &Call<'_>, index: usize, path: &str, status: u16) {
     if let Some(r) = st.requests.get_mut(index) {
         r.status = status;
         r.tenant = tenant;
+        r.content_encoding = encoding.clone();
+        r.body_bytes = bytes;
     }
     if st.log {
         eprintln!(
-            "{} {} {path}{}{} -> {status}",
+            "{} {} {path}{}{} -> {status} ({bytes} bytes{})",
             Utc::now().format("%H:%M:%S%.3f"),
             call.method,
             if call.raw_query.is_empty() { "" } else { "?" },
-            percent_decode(&call.raw_query)
+            percent_decode(&call.raw_query),
+            encoding.map(|e| format!(", {e}")).unwrap_or_default()
         );
     }
 }

@@ -82,6 +82,8 @@ pub(super) struct State {
     pub requests: Vec<RecordedRequest>,
     /// Log requests to stderr.
     pub log: bool,
+    /// Compress message trace pages for requests that accept gzip.
+    pub gzip: bool,
 }
 
 impl State {
@@ -106,6 +108,7 @@ impl State {
             issued_log: Vec::new(),
             requests: Vec::new(),
             log: false,
+            gzip: true,
         })
     }
 

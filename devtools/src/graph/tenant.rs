@@ -158,6 +158,17 @@ impl<'a> TenantHandle<'a> {
         t.trace_times.clear();
     }
 
+    /// Another application of the tenant spends `requests` of its message trace quota now,
+    /// within the throttle of [`TenantHandle::set_throttle`] (set it first: it starts a fresh
+    /// window): this function's requests meet a 429 however few it sent itself, as when another
+    /// tool reads the same tenant.
+    pub fn spend_quota(&self, requests: usize) {
+        let now = std::time::Instant::now();
+        self.lock()
+            .trace_times
+            .extend(std::iter::repeat_n(now, requests));
+    }
+
     /// Registers a certificate credential on the tenant's application (PEM, e.g.
     /// [`crate::pki::AppCredential::cert_pem`]): token requests may then authenticate with an
     /// RS256/PS256 client assertion signed by its key, referenced by `x5t` or `x5t#S256`.

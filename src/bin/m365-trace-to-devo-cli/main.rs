@@ -1,8 +1,9 @@
 //! m365-trace-to-devo-cli: the operator's command line. The same library and environment as the
-//! Lambda: `tick`, `backfill`, `check` and `plan` (of one tenant of the registry with
-//! `--tenant`), and `tenants` to edit the registry; human-readable by default, `--json` for
+//! Lambda: `tick`, `backfill`, `check`, `plan` and `audit` (of one tenant of the registry
+//! with `--tenant`), and `tenants` to edit the registry; human-readable by default, `--json` for
 //! scripts.
 
+mod audit;
 mod check;
 mod output;
 mod plan;
@@ -33,7 +34,7 @@ struct Cli {
     /// Print one JSON document on stdout instead of text (logs stay on stderr).
     #[arg(long, global = true)]
     json: bool,
-    /// Run tick, backfill, check or plan for this tenant of the registry (TENANTS_KEY): its
+    /// Run tick, backfill, check, plan or audit for this tenant of the registry (TENANTS_KEY): its
     /// secret, its checkpoint under tenants/NAME/, its Devo hostname and tag.
     #[arg(long, global = true, value_name = "NAME")]
     tenant: Option<String>,
@@ -54,6 +55,10 @@ enum Command {
     /// Print the windows the next tick would pull, without pulling and without taking the
     /// lease; with --start/--end, those of that backfill.
     Plan(plan::Plan),
+    /// Compare, hour by hour, what Microsoft lists with what Devo holds for the tenant
+    /// (DEVO_QUERY_URL, the secret's devo_query_token); --repair sends what Devo lacks. Exit 1
+    /// when a record is missing.
+    Audit(audit::Audit),
     /// The tenant registry (TENANTS_KEY): list the tenants with their checkpoint, lag and last
     /// error; add, remove, pause or resume one.
     Tenants(tenants::Tenants),
@@ -68,6 +73,7 @@ impl Command {
             Command::Check(c) => c.run(global).await,
             Command::Plan(c) => c.run(global).await,
             Command::Tenants(c) => c.run(global).await,
+            Command::Audit(c) => c.run(global).await,
         }
     }
 }

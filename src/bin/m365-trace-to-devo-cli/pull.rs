@@ -115,7 +115,11 @@ async fn run_pull(
         }
     };
     let result = match tenant {
-        Some(tenant) => tick::run_for(app, &request, tenant, &target, &mut on_window).await,
+        Some(tenant) => {
+            tick::run_for(app, &request, tenant, &target, &mut on_window)
+                .await
+                .result
+        }
         None => tick::run_target(app, &request, &target, &mut on_window).await,
     };
     if live {

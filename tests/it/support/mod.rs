@@ -340,20 +340,25 @@ impl Harness {
     }
 
     /// Keys (`MessageTraceId|RecipientAddress`) of every trace line the relay received, in
-    /// order.
+    /// order (the status lines and the delivery detail lines left out).
     pub fn received_keys(&self) -> Vec<String> {
         self.trace_lines().iter().map(|l| line_key(l)).collect()
     }
 
-    /// The trace lines the relay received (`DEVO_TAG`), in order: without the delivery details
-    /// that follow the passes.
+    /// The trace lines the relay received, in order: without the status lines and the
+    /// delivery details that follow the passes.
     pub fn trace_lines(&self) -> Vec<String> {
-        tagged(&self.devo.lines(), TRACE_TAG)
+        trace_lines(&self.devo)
     }
 
     /// The delivery detail lines the relay received (`DETAIL_TAG`), in order.
     pub fn detail_lines(&self) -> Vec<String> {
         tagged(&self.devo.lines(), DETAIL_TAG)
+    }
+
+    /// The JSON of the status lines the relay received, in order.
+    pub fn status_lines(&self) -> Vec<Value> {
+        status_lines(&self.devo)
     }
 }
 
@@ -361,6 +366,8 @@ impl Harness {
 pub const TRACE_TAG: &str = "cloud.office365.messagetracing";
 /// `DETAIL_TAG` as a user gets it.
 pub const DETAIL_TAG: &str = "my.app.office365.messagetracedetail";
+/// `STATUS_TAG`'s default: the tag of the status line each tick sends.
+pub const STATUS_TAG: &str = "my.app.m365trace.status";
 
 /// The lines of `lines` written under `tag`.
 pub fn tagged(lines: &[String], tag: &str) -> Vec<String> {
@@ -375,6 +382,59 @@ pub fn tagged(lines: &[String], tag: &str) -> Vec<String> {
 pub fn is_tagged(line: &str, tag: &str) -> bool {
     line.split_once(": ")
         .is_some_and(|(header, _)| header.split(' ').nth(3) == Some(tag))
+}
+
+/// Whether `line` is a status line (tag [`STATUS_TAG`]).
+pub fn is_status_line(line: &str) -> bool {
+    is_tagged(line, STATUS_TAG)
+}
+
+/// Whether `line` is a trace line: neither a status line nor a delivery detail line (a
+/// registry's tenant may have a `DEVO_TAG` of its own).
+pub fn is_trace_line(line: &str) -> bool {
+    !is_status_line(line) && !is_tagged(line, DETAIL_TAG)
+}
+
+/// The trace lines `devo` received, in order.
+pub fn trace_lines(devo: &DevoListener) -> Vec<String> {
+    devo.lines()
+        .into_iter()
+        .filter(|l| is_trace_line(l))
+        .collect()
+}
+
+/// The JSON of the status lines `devo` received, in order.
+pub fn status_lines(devo: &DevoListener) -> Vec<Value> {
+    devo.lines()
+        .into_iter()
+        .filter(|l| is_status_line(l))
+        .map(|l| serde_json::from_str(l.split_once(": ").expect("header: json").1).expect("JSON"))
+        .collect()
+}
+
+/// The indices of the sessions of `devo` that carried no trace line, only status or detail
+/// lines (each tick's status line, and its delivery details, go on streams of their own).
+pub fn other_sessions(devo: &DevoListener) -> std::collections::HashSet<usize> {
+    let mut no_trace: HashMap<usize, bool> = HashMap::new();
+    for (session, line) in devo.lines_by_session() {
+        *no_trace.entry(session).or_insert(true) &= !is_trace_line(&line);
+    }
+    no_trace
+        .into_iter()
+        .filter_map(|(session, none)| none.then_some(session))
+        .collect()
+}
+
+/// The sessions of `devo` that carried trace lines (or none), in order: every session but those
+/// of the status lines and the delivery details.
+pub fn trace_sessions(devo: &DevoListener) -> Vec<m365_trace_devtools::devo::SessionInfo> {
+    let other = other_sessions(devo);
+    devo.sessions()
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !other.contains(i))
+        .map(|(_, s)| s)
+        .collect()
 }
 
 /// Parses a Devo line and returns its record key; panics when the line is not well-formed.
