@@ -7,6 +7,7 @@ pub mod app;
 pub mod checkpoint;
 pub(crate) mod clock;
 pub mod config;
+pub(crate) mod details;
 pub mod devo;
 pub mod error;
 pub(crate) mod events;

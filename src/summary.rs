@@ -85,7 +85,9 @@ pub struct Counts {
     pub details_sent: u64,
     /// Delivery details: deliveries still waiting for their details after this tick.
     pub details_queued: u64,
-    /// Delivery details: deliveries whose details will never be fetched (the queue was full).
+    /// Delivery details: deliveries whose details will never be fetched (the queue was full,
+    /// Microsoft no longer had them or refused the query, they kept failing, fell out of the
+    /// lookback or left `DETAIL_STATUSES`).
     pub details_dropped: u64,
     /// 429s received while this function's own spend was under its budget: another
     /// application is spending the tenant's shared quota.
@@ -242,6 +244,10 @@ impl Summary {
         caught_up: bool,
         started: std::time::Instant,
     ) -> Summary {
+        let counts = Counts {
+            details_queued: checkpoint.details.len() as u64,
+            ..counts
+        };
         Summary {
             api,
             lease,

@@ -98,6 +98,31 @@ pub fn percent_encode(s: &str) -> String {
     out
 }
 
+/// Decodes `%XX` in a URL path segment (unlike a query, `+` stays a plus).
+pub fn percent_decode_path(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(v) => {
+                out.push(v);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Splits a query or form string into decoded (name, value) pairs.
 pub fn parse_pairs(s: &str) -> Vec<(String, String)> {
     s.split('&')

@@ -205,6 +205,19 @@ export class M365TraceToDevoStack extends Stack {
         'Optional RFC 3339 time, Devo\'s "reset persistence": each time this value changes, the schedule restarts from HistoricDays back and sends that span again (it does not restart from the time given). Leave empty in normal operation.',
       allowedPattern: '^$|^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+(Z|[+-][0-9]{2}:[0-9]{2})$',
     });
+    const detailStatuses = new CfnParameter(this, 'DetailStatuses', {
+      type: 'String',
+      default: 'failed,quarantined,filteredAsSpam',
+      description:
+        'Deliveries whose details (the NDR, the rule, the quarantine or Junk placement) are fetched after both passes, with what the request budget leaves - a comma-separated list of failed, quarantined, filteredAsSpam, delivered, expanded, recalled, gettingStatus. Empty - no detail call and no detail line. Graph only.',
+      allowedPattern: '^$|^[A-Za-z]+( *, *[A-Za-z]+)*$',
+    });
+    const detailTag = new CfnParameter(this, 'DetailTag', {
+      type: 'String',
+      default: 'my.app.office365.messagetracedetail',
+      description: 'Devo tag of the delivery detail lines (not DevoTag, not StatusTag).',
+      allowedPattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)+$',
+    });
     const existingSecretArn = new CfnParameter(this, 'ExistingSecretArn', {
       type: 'String',
       default: '',
@@ -437,6 +450,8 @@ export class M365TraceToDevoStack extends Stack {
       RESET_BEFORE: Fn.conditionIf(hasResetBefore.logicalId, resetBefore.valueAsString, Aws.NO_VALUE).toString(),
       TENANTS_KEY: Fn.conditionIf(hasTenants.logicalId, tenantsKey.valueAsString, Aws.NO_VALUE).toString(),
       TENANT_METRICS: tenantMetrics.valueAsString,
+      DETAIL_STATUSES: detailStatuses.valueAsString,
+      DETAIL_TAG: detailTag.valueAsString,
       DEVO_QUERY_URL: Fn.conditionIf(hasDevoQueryUrl.logicalId, devoQueryUrl.valueAsString, Aws.NO_VALUE).toString(),
       AUDIT_HOURS: auditHours.valueAsString,
     };

@@ -80,6 +80,8 @@ describe('function', () => {
         'AUDIT_HOURS',
         'CLOUD',
         'DELAY_SECONDS',
+        'DETAIL_STATUSES',
+        'DETAIL_TAG',
         'DEVO_ADDRESS',
         'DEVO_QUERY_URL',
         'FRESH_DELAY_SECONDS',
@@ -343,6 +345,16 @@ describe('parameters, alarms and outputs', () => {
     expect(params.MaxWindowSeconds.Default).toBe(21600);
     expect(params.PageSize.Default).toBe(5000);
     expect(params.ResetBefore.Default).toBe('');
+    expect(params.DetailStatuses.Default).toBe('failed,quarantined,filteredAsSpam');
+    expect(params.DetailTag.Default).toBe('my.app.office365.messagetracedetail');
+    const statuses = new RegExp(params.DetailStatuses.AllowedPattern);
+    for (const ok of ['', 'failed', 'failed,quarantined,filteredAsSpam', 'Failed, recalled']) {
+      expect(statuses.test(ok)).toBe(true);
+    }
+    expect(statuses.test('failed;rm')).toBe(false);
+    const tag = new RegExp(params.DetailTag.AllowedPattern);
+    expect(tag.test('my.app.office365.messagetracedetail')).toBe(true);
+    expect(tag.test('notag')).toBe(false);
   });
 
   test('alarms on errors and throttles of this function', () => {

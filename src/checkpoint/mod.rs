@@ -3,6 +3,7 @@
 
 pub mod backfill;
 pub(crate) mod cut;
+pub mod details;
 pub(crate) mod lease;
 mod position;
 pub mod quota_share;
@@ -62,6 +63,9 @@ pub struct Checkpoint {
     /// How the last tick failed, cleared by the next one that finishes (`tenants list`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
+    /// Deliveries waiting for their delivery details, and those already fetched.
+    #[serde(default, skip_serializing_if = "details::DetailQueue::is_empty")]
+    pub details: details::DetailQueue,
     /// The scheduled audit's position (`AUDIT_HOURS`): every hour before `until` was compared
     /// with what Devo holds (scheduled checkpoint only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,6 +116,7 @@ impl Checkpoint {
             reconcile: None,
             ledger: Vec::new(),
             last_error: None,
+            details: details::DetailQueue::default(),
             audit: None,
         }
     }

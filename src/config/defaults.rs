@@ -39,3 +39,10 @@ pub const DEVO_CONFIRM_BYTES: u64 = 4 * 1024 * 1024;
 /// `DEVO_CONFIRM_SECONDS`: a step at least every 20 s, a twelfth of the default tick, so that
 /// a slow trickle of pages is confirmed as it goes, not only at the window's end.
 pub const DEVO_CONFIRM_SECONDS: u64 = 20;
+/// `DETAIL_STATUSES`: the deliveries an analyst asks "why?" about.
+pub const DETAIL_STATUSES: &str = "failed,quarantined,filteredAsSpam";
+/// `DETAIL_TAG`: the Devo table of delivery details.
+pub const DETAIL_TAG: &str = "my.app.office365.messagetracedetail";
+/// `DETAIL_QUEUE_MAX`: deliveries waiting for their details, per tenant. About 17 ticks of
+/// detail calls at the default budget (60 a tick), and about 300 KB of checkpoint.
+pub const DETAIL_QUEUE_MAX: usize = 1000;

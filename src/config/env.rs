@@ -20,6 +20,12 @@ impl<'a> Env<'a> {
             .filter(|v| !v.is_empty())
     }
 
+    /// The trimmed value of `name` as set, empty included: for a variable whose empty value
+    /// means "off" rather than "the default" (`DETAIL_STATUSES=`). `None` when unset.
+    pub(crate) fn as_set(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).map(|v| v.trim().to_owned())
+    }
+
     /// Whether `name` is set at all, even to an empty value (which turns some features off).
     pub(crate) fn is_set(&self, name: &str) -> bool {
         (self.lookup)(name).is_some()

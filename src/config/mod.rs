@@ -1,12 +1,13 @@
 //! Step 1 of a tick: the environment, validated into a [`Config`] before anything is touched.
 //!
 //! One file a concern: [`defaults`], reading variables (`env`), the Devo settings (`devo`), the
-//! API and cloud (`api`), the window rules (`rules`), the request limits (`limits`) and Devo's
-//! Query API (`query`).
+//! API and cloud (`api`), the window rules (`rules`), the request limits (`limits`), the
+//! delivery details (`details`) and Devo's Query API (`query`).
 
 mod api;
 pub(crate) mod cloud;
 pub mod defaults;
+mod details;
 mod devo;
 mod env;
 mod limits;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::config::cloud::{Cloud, Endpoints};
+pub use details::DetailSettings;
 pub(crate) use devo::is_tag;
 use env::{Env, invalid};
 
@@ -164,6 +166,8 @@ pub struct Config {
     /// `TENANT_METRICS`: whether lag and failures are also published per tenant (each is a
     /// custom metric per tenant, billed monthly).
     pub tenant_metrics: bool,
+    /// `DETAIL_*`: which deliveries get their delivery details, and where those go.
+    pub details: DetailSettings,
     /// `DEVO_QUERY_URL`: the base URL of Devo's Query API (a region's, or an override), where
     /// `audit` reads back what arrived; `None` when unset (nothing reads from Devo).
     pub devo_query_url: Option<String>,
@@ -195,6 +199,7 @@ impl Config {
         let reset_before = reset_before(&env)?;
         let tenants_key = tenants_key(&env, &state_key)?;
         let tenant_metrics = tenant_metrics(&env)?;
+        let details = DetailSettings::read(&env, &devo.tag, devo.status_tag.as_deref())?;
         let devo_query_url = query::read(&env)?;
         let audit_hours = query::audit_hours(&env, devo_query_url.as_deref())?;
         Ok(Config {
@@ -221,6 +226,7 @@ impl Config {
             reset_before,
             tenants_key,
             tenant_metrics,
+            details,
             devo_query_url,
             audit_hours,
         })

@@ -79,6 +79,9 @@ pub fn emf(
                 ("ThrottledRequests", "Count", json!(c.throttled_requests)),
                 ("QuotaContention", "Count", json!(c.quota_contention)),
                 ("Windows", "Count", json!(c.windows)),
+                ("DetailsSent", "Count", json!(c.details_sent)),
+                ("DetailsQueued", "Count", json!(c.details_queued)),
+                ("DetailsDropped", "Count", json!(c.details_dropped)),
             ]);
             values.extend(status_line_failed(summary.status_line));
             if summary.passes.iter().any(|p| p.pass == "reconcile") {
@@ -243,8 +246,10 @@ mod tests {
                 late_records: 0,
                 status_changes: 0,
                 ledger_missing: 0,
+                details_sent: 9,
+                details_queued: 4,
+                details_dropped: 1,
                 quota_contention: 1,
-                ..Counts::default()
             },
             checkpoint: Some(Utc.with_ymd_and_hms(2026, 11, 24, 11, 0, 0).unwrap()),
             partial: None,
@@ -324,6 +329,9 @@ mod tests {
             ("ThrottledRequests", 1),
             ("QuotaContention", 1),
             ("Windows", 2),
+            ("DetailsSent", 9),
+            ("DetailsQueued", 4),
+            ("DetailsDropped", 1),
             ("StatusLineFailed", 0),
             ("LagSeconds", 25 * 3600),
             ("TickDuration", 900),

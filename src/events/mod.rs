@@ -3,6 +3,7 @@
 //! and, for the tick's last line, the metrics. The names are defined here and nowhere else.
 
 pub mod audit;
+pub mod details;
 pub mod health;
 pub mod lease;
 pub mod ledger;
@@ -56,6 +57,9 @@ const NAMES: &[&str] = &[
     microsoft::BudgetWait::NAME,
     microsoft::SkipTokenRepaired::NAME,
     microsoft::QuotaContention::NAME,
+    details::DetailsFinished::NAME,
+    details::DetailFetchFailed::NAME,
+    details::DetailsDropped::NAME,
     tick::TickFinished::NAME,
     tick::TickFailed::NAME,
     tick::NoDeadline::NAME,

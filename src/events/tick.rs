@@ -62,6 +62,9 @@ impl Event for TickFinished<'_> {
             late_records = c.late_records,
             status_changes = c.status_changes,
             ledger_missing = c.ledger_missing,
+            details_sent = c.details_sent,
+            details_queued = c.details_queued,
+            details_dropped = c.details_dropped,
             quota_contention = c.quota_contention,
             request_budget = s.request_budget,
             status_line = s.status_line,
@@ -141,5 +144,104 @@ fn lease_outcome(report: &LeaseReport) -> &'static str {
         LeaseReport::HeldByOther { .. } => "held_by_other",
         LeaseReport::Duplicate { .. } => "duplicate",
         LeaseReport::Lost { .. } => "lost",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::events::metrics::Dimensions;
+    use crate::summary::Counts;
+
+    /// The log lines written while it is in use.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_summary_line_carries_every_field_and_the_docs_name_each() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        let checkpoint = crate::checkpoint::Checkpoint::empty(at);
+        let lease = LeaseReport::Acquired {
+            owner: "r".into(),
+            expires_at: at,
+        };
+        let counts = Counts {
+            details_sent: 9,
+            quota_contention: 1,
+            ..Counts::default()
+        };
+        let started = std::time::Instant::now();
+        let mut summary = Summary::finished("graph", lease, counts, &checkpoint, true, started);
+        summary.checkpoint = Some(at);
+        summary.complete_until = Some(at);
+        summary.request_budget = Some(45);
+        summary.status_line = Some("sent");
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            TickFinished {
+                summary: &summary,
+                metrics: MetricsContext {
+                    dimensions: Dimensions {
+                        function_name: "collector",
+                        api: "graph",
+                        tenant: "default",
+                        per_tenant: false,
+                    },
+                    elapsed_ms: 900,
+                    at,
+                },
+            }
+            .emit();
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        // With its message, more than the 32 fields older versions of tracing allowed (the
+        // lock's 0.1.44 has no such limit): every one written, a backfill's two only when set.
+        let fields: Vec<&str> = line
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !["timestamp", "level", "target", "message"].contains(k))
+            .collect();
+        assert_eq!(fields.len(), 33, "{line}");
+        assert_eq!(
+            (&line["details_sent"], &line["details_queued"]),
+            (&serde_json::json!(9), &serde_json::json!(0))
+        );
+        assert_eq!(line["quota_contention"], serde_json::json!(1));
+        assert_eq!(line["status_line"], serde_json::json!("sent"));
+        assert!(line["duration_ms"].is_u64(), "{line}");
+        let docs = include_str!("../../docs/operations.md");
+        let undocumented: Vec<&&str> = fields
+            .iter()
+            .chain(&["backfill", "remaining_seconds"])
+            .filter(|f| !docs.contains(&format!("`{f}`")))
+            .collect();
+        assert!(
+            undocumented.is_empty(),
+            "docs/operations.md does not name {undocumented:?}"
+        );
     }
 }

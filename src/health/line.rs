@@ -30,8 +30,8 @@ pub struct Standing {
 }
 
 impl Standing {
-    /// Where a tick left its tenant, as its `checkpoint` says, after running `passes` that
-    /// counted `counts`; `fresh`: the tick runs a fresh pass.
+    /// Where a tick left its tenant, as its `checkpoint` says (its detail queue included),
+    /// after running `passes` that counted `counts`; `fresh`: the tick runs a fresh pass.
     pub fn of_checkpoint(
         checkpoint: &Checkpoint,
         passes: Vec<&'static str>,
@@ -42,7 +42,10 @@ impl Standing {
             passes,
             fresh_until: checkpoint.primary.end.filter(|_| fresh),
             complete_until: checkpoint.complete_until(),
-            counts,
+            counts: Counts {
+                details_queued: checkpoint.details.len() as u64,
+                ..counts
+            },
             request_budget: None,
             caught_up: false,
         }

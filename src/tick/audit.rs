@@ -1,5 +1,5 @@
-//! The scheduled audit (`AUDIT_HOURS`): after the passes, with the time and half the request
-//! budget they leave, the next complete hours are compared with what Devo holds, resuming where
+//! The scheduled audit (`AUDIT_HOURS`): after the passes and before the delivery details, with
+//! the time and half the request budget the passes leave, the next complete hours are compared with what Devo holds, resuming where
 //! the checkpoint's `audit.until` stopped. It reports (summary, `AuditMissing`, `AuditExtra`);
 //! it never re-sends on its own: a repair is the operator's `audit --repair`, so that a wrong
 //! `DEVO_TAG` or hostname in the audit cannot make the function send a day twice.
@@ -15,9 +15,10 @@ use crate::events::audit::AuditFailed;
 use crate::secret::Secret;
 use crate::summary::AuditSummary;
 use crate::tenants::Tenant;
-use crate::tick::Session;
 use crate::tick::job::Job;
 use crate::tick::pass::Ran;
+use crate::trace::auth::TokenSource;
+use crate::trace::request_budget::RequestBudget;
 use crate::verify::audit::{AuditReport, RepairMode, Services, audit_hours, query_client};
 use crate::verify::hours::{self, floor_hour};
 
@@ -53,18 +54,19 @@ impl<'a> Scheduled<'a> {
         }
     }
 
-    /// After the passes: audits when the job is the schedule's and every pass caught up.
+    /// After the passes: audits, with the tick's tokens and request budget, when the job is
+    /// the schedule's and every pass caught up.
     pub(super) async fn after(
         &self,
         passes: &[Ran],
-        session: &mut Session,
+        budgets: (&mut TokenSource, &mut RequestBudget),
         checkpoint: &mut Checkpoint,
     ) -> Option<AuditSummary> {
         let caught_up = passes.iter().all(Ran::caught_up);
         if self.job.range().is_some() || !caught_up {
             return None;
         }
-        run(self, session, checkpoint).await
+        run(self, budgets, checkpoint).await
     }
 }
 
@@ -72,7 +74,7 @@ impl<'a> Scheduled<'a> {
 /// when the audit is off or no hour is due.
 async fn run(
     s: &Scheduled<'_>,
-    session: &mut Session,
+    (tokens, throttle): (&mut TokenSource, &mut RequestBudget),
     checkpoint: &mut Checkpoint,
 ) -> Option<AuditSummary> {
     let complete_until = checkpoint.complete_until()?;
@@ -99,18 +101,18 @@ async fn run(
     };
     let served_from = s.clock.now - s.config.rules.lookback + s.config.rules.margin;
     let planned = hours::plan(from, to, Some(complete_until), served_from);
-    session.throttle.lend(AUDIT_SHARE.0, AUDIT_SHARE.1);
+    throttle.lend(AUDIT_SHARE.0, AUDIT_SHARE.1);
     let mut services = Services {
         app: s.app,
         config: s.config,
         tenant: s.tenant,
         secret: s.secret,
         clock: s.clock,
-        tokens: &mut session.tokens,
-        throttle: &mut session.throttle,
+        tokens: &mut *tokens,
+        throttle: &mut *throttle,
     };
     let report = audit_hours(&mut services, &client, planned, RepairMode::Off).await;
-    session.throttle.restore();
+    throttle.restore();
     let until = reached(from, &report);
     checkpoint.audit = Some(AuditMark { until });
     Some(AuditSummary {

@@ -4,13 +4,16 @@
 use chrono::{DateTime, Utc};
 
 use crate::checkpoint::cut::Measured;
+use crate::checkpoint::details::DropReason;
 use crate::events::Event;
+use crate::events::details::DetailsDropped;
 use crate::events::window::WindowFinished;
 use crate::ledger::Fingerprint;
 use crate::state::{StateError, StateStore};
 use crate::summary::Counts;
 use crate::tick::claim::{Claimed, Saved};
 use crate::tick::job::{MAX_WINDOWS_PER_TICK, Pass};
+use crate::trace::detail::DetailCandidate;
 use crate::transfer::{Ledger, Progress, Transfer, TransferError};
 use crate::window::{Plan, Window};
 
@@ -76,13 +79,15 @@ pub struct Cut {
     pub confirmed: Vec<Fingerprint>,
 }
 
-/// Which pass a plan belongs to, and the instant before which the fresh pass's windows need
-/// no second look (now − `DELAY_SECONDS`).
+/// Which pass a plan belongs to, the instant before which the fresh pass's windows need no
+/// second look (now − `DELAY_SECONDS`), and how many deliveries may wait for details.
 #[derive(Debug, Clone, Copy)]
 pub struct PassRun {
     pub pass: Pass,
     /// now − `DELAY_SECONDS` at the tick's start.
     pub young_from: DateTime<Utc>,
+    /// `DETAIL_QUEUE_MAX`.
+    pub detail_queue_max: usize,
 }
 
 /// Transfers the plan's windows one after another, committing each.
@@ -125,19 +130,15 @@ pub async fn deliver<S: StateStore>(
             outcome,
         });
         // commit: what the relay confirmed, even when the window then failed
-        let fingerprints = std::mem::take(&mut result.fingerprints);
+        let found = Found {
+            fingerprints: std::mem::take(&mut result.fingerprints),
+            details: std::mem::take(&mut result.details),
+        };
         let history = transfer.request_history(claimed.now());
-        if commit(
-            claimed,
-            run,
-            window,
-            &result.progress,
-            fingerprints,
-            history,
-        )
-        .await?
-            == Saved::Lost
-        {
+        let (saved, dropped) =
+            commit(claimed, run, window, &result.progress, found, history).await?;
+        counts.details_dropped += dropped;
+        if saved == Saved::Lost {
             return Ok(Delivery::ended(counts, End::LeaseLost));
         }
         let (end, cut) = match (result.failure, result.progress) {
@@ -207,22 +208,44 @@ fn cut(
     })
 }
 
+/// What a window's confirmed lines leave behind: the fresh pass's fingerprints, and the
+/// deliveries whose details are wanted.
+struct Found {
+    fingerprints: Vec<crate::transfer::Fingerprinted>,
+    details: Vec<DetailCandidate>,
+}
+
 /// Commits how far `window` got: the fresh pass's ledger part is written first; the parts a
 /// reconciled window covered leave the checkpoint in the same write, and their objects after.
+/// The deliveries it found waiting for details are queued in the same write; how many did
+/// not fit is returned.
 async fn commit<S: StateStore>(
     claimed: &mut Claimed<'_, S>,
     run: PassRun,
     window: &Window,
     progress: &Progress,
-    fingerprints: Vec<crate::transfer::Fingerprinted>,
+    found: Found,
     history: Vec<DateTime<Utc>>,
-) -> Result<Saved, StateError> {
+) -> Result<(Saved, u64), StateError> {
     claimed.checkpoint_mut().recent_requests = history;
     let had_parts = claimed.checkpoint().ledger.len();
     if run.pass == Pass::Fresh && *progress != Progress::NotStarted {
         claimed
-            .remember(window, run.young_from, fingerprints)
+            .remember(window, run.young_from, found.fingerprints)
             .await?;
+    }
+    let queued = (!found.details.is_empty()).then(|| {
+        let queue = &mut claimed.checkpoint_mut().details;
+        queue.enqueue(found.details, run.detail_queue_max)
+    });
+    let dropped = queued.as_ref().map_or(0, |q| q.dropped.len() as u64);
+    if let Some(first) = queued.as_ref().and_then(|q| q.dropped.first()) {
+        DetailsDropped {
+            reason: DropReason::QueueFull.as_str(),
+            deliveries: dropped as usize,
+            first: &first.id,
+        }
+        .emit();
     }
     let track = run.pass.track();
     let moved = claimed
@@ -230,10 +253,11 @@ async fn commit<S: StateStore>(
         .position_mut(track)
         .advance(window, progress);
     let covered = run.pass == Pass::Reconcile && claimed.take_covered();
-    if !moved && !covered && claimed.checkpoint().ledger.len() == had_parts {
-        return Ok(Saved::Kept);
+    let enqueued = queued.is_some();
+    if !moved && !covered && !enqueued && claimed.checkpoint().ledger.len() == had_parts {
+        return Ok((Saved::Kept, dropped));
     }
-    claimed.save("commit").await
+    Ok((claimed.save("commit").await?, dropped))
 }
 
 fn outcome(progress: &Progress) -> &'static str {

@@ -22,19 +22,19 @@ pub struct BudgetReport {
     pub request_budget: Option<usize>,
 }
 
-/// Releases the lease and returns the summary (with what the scheduled audit found), or the
-/// failure of a window after its delivered part was committed.
+/// Releases the lease and returns the summary (the passes' counts, the details' and what the
+/// scheduled audit found), or the failure of a window after its delivered part was committed.
 pub(super) async fn finish<S: StateStore>(
     mut claimed: Claimed<'_, S>,
     job: &Job,
     api: &'static str,
-    (passes, audit): (Vec<Ran>, Option<AuditSummary>),
+    (passes, details, audit): (Vec<Ran>, Counts, Option<AuditSummary>),
     reset: Option<Reset>,
     started: std::time::Instant,
     budget: BudgetReport,
 ) -> Result<Summary, TickError> {
     let checkpoint = claimed.checkpoint().clone();
-    let mut counts = Counts::default();
+    let mut counts = details;
     let mut reports = Vec::with_capacity(passes.len());
     let mut failure = None;
     let mut all_caught_up = true;

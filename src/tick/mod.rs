@@ -1,8 +1,11 @@
-//! One tick, top to bottom: config, secret, lease, window, pull, forward, commit.
+//! One tick, top to bottom: config, secret, lease, window, pull, forward, commit; then its
+//! status line. Steps 4 to 6 run as stages: the fresh pass, the reconciliation pass, the
+//! scheduled audit, then the delivery details.
 
 mod audit;
 mod claim;
 mod deliver;
+mod details;
 mod finish;
 pub(crate) mod job;
 mod pass;
@@ -155,56 +158,94 @@ async fn leased(
         }
     };
 
-    // 4–6. window, pull, forward: each pass plans its windows and delivers them, each committed
+    // 4–6. window, pull, forward, in stages, each committed
     let context = pass::Context {
         job,
         reset: reset.as_ref(),
         clock,
         config,
     };
-    let (mut names, mut counts) = (Vec::new(), Counts::default());
+    let mut done = Done::default();
     let ran = async {
         let mut transfer = session.transfer(app, config, job, secret, &prepared.devo, clock)?;
-        let mut passes: Vec<pass::Ran> = Vec::new();
-        for p in job.passes(claimed.checkpoint(), config) {
-            if passes.last().is_some_and(|r| !r.caught_up()) {
-                break;
-            }
-            // The request id, the tenant and the pass on every line the pass writes.
-            let span = tracing::info_span!(
-                "pass",
-                request_id = %request.request_id,
-                tenant = job.tenant.label(),
-                pass = p.as_str()
-            );
-            names.push(p.as_str());
-            let ran = pass::run(&mut transfer, &context, p, &mut claimed, on_window)
-                .instrument(span)
-                .await?;
-            counts += ran.delivery.counts;
-            passes.push(ran);
-        }
-        drop(transfer);
+        transfer.collect_details(details::wanted(job, config));
+        // the fresh pass, then the reconciliation pass: each plans and delivers its windows
+        let passes = passes(
+            &mut transfer,
+            &context,
+            &mut claimed,
+            request,
+            on_window,
+            &mut done,
+        )
+        .await?;
+        // the scheduled audit, bounded by AUDIT_HOURS, with what the passes leave
         let audit = audit::Scheduled::new(app, config, job, secret, clock);
-        let audited = audit.after(&passes, &mut session, claimed.checkpoint_mut());
+        let audited = audit.after(&passes, transfer.budgets(), claimed.checkpoint_mut());
         let audited = audited.await;
-        Ok::<_, TickError>((passes, audited))
+        // the delivery details, with what the request budget leaves
+        let details = details::run(&mut transfer, &context, &mut claimed, &passes).await?;
+        done.counts += details;
+        Ok::<_, TickError>((passes, details, audited))
     }
     .await;
     // The request budget's history and share, kept whatever happened.
     let budget = session.keep(claimed.checkpoint_mut(), clock.wall(), config);
-    counts.quota_contention = budget.quota_contention;
+    done.counts.quota_contention = budget.quota_contention;
     let fresh = !config.fresh_delay.is_zero();
-    let standing = Standing::of_checkpoint(claimed.checkpoint(), names, counts, fresh)
+    let standing = Standing::of_checkpoint(claimed.checkpoint(), done.names, done.counts, fresh)
         .with_budget(budget.request_budget);
     // Any failure after the claim gives the lease back (best effort).
-    let (passes, audited) = match ran {
+    let ran = match ran {
         Ok(ran) => ran,
         Err(failure) => return Ran::failed(finish::fail(claimed, failure).await, standing),
     };
     // 7. commit: the lease goes back
-    let result = finish::finish(claimed, job, api, (passes, audited), reset, started, budget).await;
+    let result = finish::finish(claimed, job, api, ran, reset, started, budget).await;
     Ran::finished(result, standing, fresh)
+}
+
+/// What the stages of a tick did so far: what its status line reports should a later stage
+/// fail.
+#[derive(Default)]
+struct Done {
+    /// The passes run, in order.
+    names: Vec<&'static str>,
+    /// What they (and the delivery details) counted.
+    counts: Counts,
+}
+
+/// The passes of the job, in order, each in a `pass` span, each noted in `done`; a pass that
+/// did not reach its horizon ends the list (the reconciliation pass never runs before the
+/// fresh pass caught up).
+async fn passes<S: crate::state::StateStore>(
+    transfer: &mut Transfer<'_>,
+    context: &pass::Context<'_>,
+    claimed: &mut Claimed<'_, S>,
+    request: &TickRequest,
+    on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
+    done: &mut Done,
+) -> Result<Vec<pass::Ran>, TickError> {
+    let mut passes: Vec<pass::Ran> = Vec::new();
+    for p in context.job.passes(claimed.checkpoint(), context.config) {
+        if passes.last().is_some_and(|r| !r.caught_up()) {
+            break;
+        }
+        // The request id, the tenant and the pass on every line the pass writes.
+        let span = tracing::info_span!(
+            "pass",
+            request_id = %request.request_id,
+            tenant = context.job.tenant.label(),
+            pass = p.as_str()
+        );
+        done.names.push(p.as_str());
+        let ran = pass::run(transfer, context, p, claimed, on_window)
+            .instrument(span)
+            .await?;
+        done.counts += ran.delivery.counts;
+        passes.push(ran);
+    }
+    Ok(passes)
 }
 
 /// Step 3: reads the job's checkpoint and claims the lease on it.

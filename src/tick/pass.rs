@@ -84,7 +84,11 @@ pub(super) async fn run<S: StateStore>(
         transfer.lend_budget(RECONCILE_SHARE.0, RECONCILE_SHARE.1);
     }
     let young_from = clock.now - config.rules.delay;
-    let run = PassRun { pass, young_from };
+    let run = PassRun {
+        pass,
+        young_from,
+        detail_queue_max: config.details.queue_max,
+    };
     let delivery = deliver(transfer, run, &plan, claimed, on_window).await;
     transfer.restore_budget();
     let delivery = delivery?;

@@ -39,7 +39,7 @@ impl Gate for BudgetGate<'_> {
             if !wait.is_zero() {
                 if self.throttle.lent() {
                     return Err(self.out_of_time(
-                        "the reconciliation pass used its share of the request budget; it continues in the next tick".into(),
+                        "the share of the request budget this stage may use (the reconciliation pass, the scheduled audit, the delivery details) is used; it continues in the next tick".into(),
                     ));
                 }
                 if wait + Duration::from_millis(200) >= self.budget.remaining() {

@@ -50,6 +50,11 @@ pub struct PageRules<'a, P, R> {
     pub parse: P,
     /// Turns an error status and its body into the API's error (with its hint).
     pub refusal: R,
+    /// Headers every request sends besides the token (Graph: `Prefer`).
+    pub headers: &'a [(&'static str, &'static str)],
+    /// Whether a 429 is waited out (its `Retry-After`) and retried; when not, it is returned at
+    /// once (delivery details stop for the tick rather than wait for the quota).
+    pub wait_when_throttled: bool,
 }
 
 impl<P, R> PageRules<'_, P, R> {
@@ -160,14 +165,15 @@ async fn send<P, R>(
     token: &AccessToken,
     budget: &Budget,
 ) -> Result<Answer, reqwest::Error> {
-    let response = rules
+    let mut request = rules
         .http
         .get(url.clone())
         .header(reqwest::header::AUTHORIZATION, token.bearer())
-        .header(reqwest::header::ACCEPT, "application/json")
-        .timeout(budget.request_timeout())
-        .send()
-        .await?;
+        .header(reqwest::header::ACCEPT, "application/json");
+    for (name, value) in rules.headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.timeout(budget.request_timeout()).send().await?;
     let status = response.status().as_u16();
     let retry_after = retry_after(response.headers());
     let redirect = response
@@ -225,7 +231,9 @@ where
         }
         _ => {
             let failure = (rules.refusal)(status, &body);
-            if failure.is_retryable() {
+            if status == 429 && !rules.wait_when_throttled {
+                Next::Fail(failure)
+            } else if failure.is_retryable() {
                 Next::Retry(failure, retry_after)
             } else {
                 Next::Fail(failure)

@@ -10,8 +10,9 @@ use crate::events::Event;
 use crate::events::microsoft::SkipTokenRepaired;
 use crate::trace::auth::TokenSource;
 use crate::trace::budget_gate::BudgetGate;
+use crate::trace::detail::{DetailCandidate, DetailRow, parse_details};
 use crate::trace::error::{TraceError, api_hint};
-use crate::trace::fetch::{PageRules, Spent, get_page, rate_limiter};
+use crate::trace::fetch::{Fetched, PageRules, Spent, get_page, rate_limiter};
 use crate::trace::http::Budget;
 use crate::trace::origin::{self, Origin};
 use crate::trace::page::{SourcePage, TraceRecord};
@@ -40,6 +41,17 @@ struct ErrorDetail {
     code: String,
     #[serde(default)]
     message: String,
+}
+
+/// What a Graph request runs under: the tick's tokens, its time budget and the request budget.
+#[derive(Debug)]
+pub struct Calls<'c> {
+    /// The tick's token cache.
+    pub tokens: &'c mut TokenSource,
+    /// The pull's time budget.
+    pub budget: &'c Budget,
+    /// The request budget (kept in the checkpoint).
+    pub throttle: &'c mut RequestBudget,
 }
 
 /// A Graph message trace client: the base URL, `$top` and the client-side request rate.
@@ -117,7 +129,8 @@ impl GraphClient {
         url.to_string()
     }
 
-    /// Fetches one page, with retries within the budget and `throttle`.
+    /// Fetches one page, with retries within the budget and `throttle` (a 429 waited out),
+    /// counting its requests in `spent`.
     pub async fn page(
         &self,
         url: &str,
@@ -127,13 +140,98 @@ impl GraphClient {
         what: &str,
         spent: &mut Spent,
     ) -> Result<SourcePage, TraceError> {
-        let rules = PageRules {
+        let parse = |body: &[u8]| parse_page(body).map_err(|e| e.to_string());
+        let mut calls = Calls {
+            tokens,
+            budget,
+            throttle,
+        };
+        let rules = self.rules(what, parse, true);
+        let fetched = self.get(&rules, url, &mut calls, what, spent).await?;
+        let (records, next_link) = fetched.value;
+        Ok(SourcePage {
+            records: records.into_iter().map(TraceRecord::Graph).collect(),
+            next_link: next_link.map(|link| next_url(url, &link)),
+            bytes: fetched.bytes,
+        })
+    }
+
+    /// The URL of a delivery's details (`getDetailsByRecipient`).
+    pub fn details_url(&self, candidate: &DetailCandidate) -> Result<String, TraceError> {
+        crate::trace::detail::details_url(&self.base, candidate).ok_or_else(|| {
+            TraceError::Malformed {
+                api: "graph",
+                what: crate::trace::detail::describe(candidate),
+                problem: format!("GRAPH_URL {} cannot carry a path", self.base),
+            }
+        })
+    }
+
+    /// Fetches one page of a delivery's details, counting its requests in `spent` like a list
+    /// page's (the same request budget hears its 429s). Unlike a list page it never waits:
+    /// neither for the request budget (while it is lent, a request over the share fails as
+    /// [`TraceError::OutOfTime`]) nor for a 429, which is returned at once.
+    pub async fn details_page(
+        &self,
+        url: &str,
+        calls: &mut Calls<'_>,
+        what: &str,
+        spent: &mut Spent,
+    ) -> Result<Fetched<(Vec<DetailRow>, Option<String>)>, TraceError> {
+        let parse = |body: &[u8]| parse_details(body).map_err(|e| e.to_string());
+        let rules = self.rules(what, parse, false);
+        let mut fetched = self.get(&rules, url, calls, what, spent).await?;
+        fetched.value.1 = fetched.value.1.take().map(|link| next_url(url, &link));
+        Ok(fetched)
+    }
+
+    /// One GET of `url` under `calls` by `rules`, each attempt through the request budget's
+    /// gate and counted in `spent`.
+    async fn get<T, P, R>(
+        &self,
+        rules: &PageRules<'_, P, R>,
+        url: &str,
+        calls: &mut Calls<'_>,
+        what: &str,
+        spent: &mut Spent,
+    ) -> Result<Fetched<T>, TraceError>
+    where
+        P: Fn(&[u8]) -> Result<T, String>,
+        R: Fn(u16, &[u8]) -> TraceError,
+    {
+        let mut gate = BudgetGate {
+            throttle: &mut *calls.throttle,
+            budget: calls.budget,
+            what,
+        };
+        get_page(
+            rules,
+            url,
+            calls.tokens,
+            calls.budget,
+            what,
+            &mut gate,
+            spent,
+        )
+        .await
+    }
+
+    /// How a Graph answer is fetched and read: the `Prefer` header (so that `recalled`
+    /// arrives as itself, not `unknownFutureValue`), `parse` for a 200, Graph's error body
+    /// otherwise.
+    fn rules<'a, P>(
+        &'a self,
+        what: &'a str,
+        parse: P,
+        wait_when_throttled: bool,
+    ) -> PageRules<'a, P, impl Fn(u16, &[u8]) -> TraceError + 'a> {
+        PageRules {
             http: &self.http,
             limiter: &self.limiter,
             api: "graph",
             origin: &self.origin,
-            parse: |body: &[u8]| parse_page(body).map_err(|e| e.to_string()),
-            refusal: |status, body: &[u8]| {
+            parse,
+            refusal: move |status, body: &[u8]| {
                 let detail: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
                 TraceError::Api {
                     api: "graph",
@@ -148,21 +246,15 @@ impl GraphClient {
                     message: detail.error.message,
                 }
             },
-        };
-        let mut gate = BudgetGate {
-            throttle,
-            budget,
-            what,
-        };
-        let fetched = get_page(&rules, url, tokens, budget, what, &mut gate, spent).await?;
-        let (records, next_link) = fetched.value;
-        Ok(SourcePage {
-            records: records.into_iter().map(TraceRecord::Graph).collect(),
-            next_link: next_link.map(|link| next_url(url, &link)),
-            bytes: fetched.bytes,
-        })
+            headers: &PREFER,
+            wait_when_throttled,
+        }
     }
 }
+
+/// Asks Graph for the members of evolvable enums this client knows (`recalled`), which it
+/// otherwise writes as `unknownFutureValue`.
+const PREFER: [(&str, &str); 1] = [("Prefer", "include-unknown-enum-members")];
 
 /// The URL to follow for a page's `@odata.nextLink`: resolved against the page it came from
 /// (the origin check happens when it is fetched), its skip token repaired when Graph

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod budget_gate;
+pub mod detail;
 pub mod error;
 pub mod fetch;
 pub mod graph;

@@ -67,7 +67,7 @@ impl GraphRecord {
 }
 
 /// Deserializers that take what the API sends and never fail on a field's type.
-mod lenient {
+pub(crate) mod lenient {
     use chrono::{DateTime, Utc};
     use serde::{Deserialize, Deserializer};
     use serde_json::Value;

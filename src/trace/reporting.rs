@@ -244,6 +244,8 @@ impl ReportingClient {
             api: "reporting",
             origin: &self.origin,
             parse: parse_page,
+            headers: &[],
+            wait_when_throttled: true,
             refusal: |status, body: &[u8]| {
                 let (code, message) = error_message(body);
                 TraceError::Api {

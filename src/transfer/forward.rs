@@ -22,7 +22,7 @@ use crate::events::Event;
 use crate::events::relay::{ConfirmStep, EndedWhileIdle, IdleClosed, StopWriting};
 
 /// The relay and the limits of its streams.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ForwardSettings<'a> {
     /// The relay's TLS settings.
     pub devo: &'a DevoTls,

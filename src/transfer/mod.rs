@@ -12,18 +12,21 @@ mod pull;
 mod run;
 
 pub use collect::Fingerprinted;
-pub use forward::ForwardSettings;
+pub use forward::{Forward, ForwardSettings};
 
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::config::DetailSettings;
 use crate::devo::DevoError;
 use crate::ledger::LedgerIndex;
 use crate::summary::Counts;
 use crate::trace::TraceError;
 use crate::trace::auth::TokenSource;
+use crate::trace::detail::DetailCandidate;
+use crate::trace::graph::{Calls, GraphClient};
 use crate::trace::http::Budget;
 use crate::trace::request_budget::RequestBudget;
 use crate::trace::source::TraceSource;
@@ -93,6 +96,9 @@ pub struct WindowResult {
     /// An unordered source only: the fingerprints of every line the relay confirmed, which the
     /// pieces of a window cut by the deadline skip.
     pub sent: Vec<collect::Fingerprinted>,
+    /// The deliveries among the confirmed lines whose details are wanted
+    /// ([`Transfer::collect_details`]).
+    pub details: Vec<DetailCandidate>,
 }
 
 /// What a window's transfer does with the fresh pass's ledger.
@@ -120,6 +126,18 @@ pub struct Transfer<'a> {
     /// Tenant id, the Organization field.
     organization: &'a str,
     retry: Retry,
+    /// Which deliveries' details are wanted, when they are.
+    details: Option<&'a DetailSettings>,
+}
+
+/// Graph calls outside a window (delivery details), under the tick's tokens, time budget and
+/// request budget.
+#[derive(Debug)]
+pub struct GraphCalls<'t> {
+    /// The Graph client.
+    pub client: &'t GraphClient,
+    /// What its requests run under.
+    pub under: Calls<'t>,
 }
 
 /// How a window's delivery is retried when the relay fails.
@@ -152,7 +170,46 @@ impl<'a> Transfer<'a> {
             forward,
             organization,
             retry,
+            details: None,
         }
+    }
+
+    /// From now on, windows note the delivered records whose status `settings` wants details
+    /// for ([`WindowResult::details`]); `None` notes none.
+    pub fn collect_details(&mut self, settings: Option<&'a DetailSettings>) {
+        self.details = settings.filter(|s| s.on());
+    }
+
+    /// Graph calls under the tick's tokens and budgets; `None` for the Reporting Web Service.
+    pub fn graph_calls(&mut self) -> Option<GraphCalls<'_>> {
+        match self.source {
+            TraceSource::Graph(client) => Some(GraphCalls {
+                client,
+                under: Calls {
+                    tokens: &mut *self.tokens,
+                    budget: &self.budget,
+                    throttle: &mut *self.throttle,
+                },
+            }),
+            TraceSource::Reporting(_) => None,
+        }
+    }
+
+    /// The tick's token cache and request budget, for Microsoft calls outside a window (the
+    /// scheduled audit).
+    pub fn budgets(&mut self) -> (&mut TokenSource, &mut RequestBudget) {
+        (&mut *self.tokens, &mut *self.throttle)
+    }
+
+    /// The tenant id: the lines' `Organization`.
+    pub fn organization(&self) -> &'a str {
+        self.organization
+    }
+
+    /// The relay and the limits of its streams, as the windows use them (the relay's read
+    /// rate measured so far included).
+    pub fn forward_settings(&self) -> &ForwardSettings<'a> {
+        &self.forward
     }
 
     /// Whether the API pages newest first (a window cut part-way resumes below its oldest

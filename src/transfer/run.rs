@@ -14,7 +14,7 @@ use crate::trace::TraceError;
 use crate::trace::page::TraceRecord;
 use crate::trace::record::MappingContext;
 use crate::transfer::admission::{Admission, Fate};
-use crate::transfer::collect::Collected;
+use crate::transfer::collect::{Collected, Staged};
 use crate::transfer::forward::Forward;
 use crate::transfer::frontier::Frontier;
 use crate::transfer::paging::Paging;
@@ -40,9 +40,8 @@ pub(super) struct Run<'r> {
     paging: Paging,
     admission: Admission,
     frontier: Frontier,
-    collected: Option<Collected>,
-    /// An unordered source: what the relay confirmed, kept should the window be cut.
-    sent: Option<Collected>,
+    /// What the lines stand for, by how far they got.
+    staged: Staged<'r>,
     forward: Forward<'r>,
     tally: Counts,
     index: u64,
@@ -85,8 +84,11 @@ impl<'r> Run<'r> {
                 .with_ledger(filter)
                 .with_sent(sent),
             frontier: Frontier::new(ordered),
-            collected,
-            sent: (!ordered).then(Collected::default),
+            staged: Staged {
+                ledger: collected,
+                sent: (!ordered).then(Collected::default),
+                details: t.details.map(|s| (s, Collected::default())),
+            },
             forward: Forward::new(&t.forward),
             window,
             tally: Counts::default(),
@@ -183,9 +185,7 @@ impl<'r> Run<'r> {
             return Some(Stop::Failed(TransferError::Devo(e)));
         }
         self.frontier.page_sent();
-        for c in self.collected.iter_mut().chain(&mut self.sent) {
-            c.page_sent();
-        }
+        self.staged.page_sent();
         match self.forward.step().await {
             Ok(true) => self.confirm(),
             Ok(false) => {}
@@ -235,9 +235,7 @@ impl<'r> Run<'r> {
     /// The relay confirmed everything written so far.
     fn confirm(&mut self) {
         self.frontier.confirm();
-        for c in self.collected.iter_mut().chain(&mut self.sent) {
-            c.confirm();
-        }
+        self.staged.confirm();
     }
 
     /// Admits a page's records, notes them on the frontier and frames them.
@@ -274,9 +272,7 @@ impl<'r> Run<'r> {
                 Fate::Reconciled(why) => self.tally_reconciled(why),
                 Fate::Send => {}
             }
-            for c in self.collected.iter_mut().chain(&mut self.sent) {
-                c.push(Fingerprint::of(&key, record.status()), received);
-            }
+            self.staged.push(&key, record, received);
             if verdict == Fate::SentBefore {
                 // Confirmed by a tick that cut this window: delivered, held as such.
                 continue;
@@ -284,6 +280,7 @@ impl<'r> Run<'r> {
             if record.missing_key() {
                 self.tally.missing_key += 1;
             }
+            self.staged.note_detail(record);
             if !self.admission.newest_first() {
                 self.frontier.order_broken();
             }
@@ -317,9 +314,7 @@ impl<'r> Run<'r> {
     async fn retry_devo(&mut self, e: &DevoError) -> bool {
         self.forward.drop_stream();
         self.frontier.rollback();
-        for c in self.collected.iter_mut().chain(&mut self.sent) {
-            c.rollback();
-        }
+        self.staged.rollback();
         if self.forward.delivered.lines > self.confirmed_at_failure {
             self.devo_failures = 0;
         }
@@ -368,17 +363,13 @@ impl<'r> Run<'r> {
             Some(resume) if ordered => Progress::Partial(resume),
             _ => Progress::NotStarted,
         };
-        let fingerprints = self
-            .collected
-            .as_mut()
-            .map(Collected::take)
-            .unwrap_or_default();
-        let sent = self.sent.as_mut().map(Collected::take).unwrap_or_default();
+        let taken = self.staged.take();
         WindowResult {
             progress,
             failure,
-            fingerprints,
-            sent,
+            fingerprints: taken.ledger,
+            sent: taken.sent,
+            details: taken.details,
         }
     }
 }

@@ -100,9 +100,15 @@ async fn every_tick_sends_one_status_line_with_its_lags_and_counts() {
         (&line["late_records"], &line["status_changes"]),
         (&json!(0), &json!(0))
     );
+    // The delivery details ran before the line was built: their lines and what waits.
+    assert!(
+        !h.detail_lines().is_empty(),
+        "problem deliveries among them"
+    );
+    assert_eq!(line["details_sent"], json!(h.detail_lines().len()));
     assert_eq!(
         (&line["details_sent"], &line["details_queued"]),
-        (&json!(0), &json!(0))
+        (&first["details_sent"], &json!(0))
     );
     assert_eq!(
         (&line["throttled_requests"], &line["quota_contention"]),
@@ -204,7 +210,11 @@ async fn an_empty_status_tag_sends_no_status_line() {
         records.iter().map(record_key).collect(),
         "the records all the same",
     );
-    assert_eq!(h.devo.lines().len(), 30, "nothing but the records");
+    assert_eq!(
+        h.devo.lines().len(),
+        30 + h.detail_lines().len(),
+        "nothing but the records and their delivery details"
+    );
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ mod binary;
 mod cli;
 mod confirm;
 mod delivery;
+mod details;
 mod faults;
 mod health;
 mod next_links;

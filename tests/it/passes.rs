@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::support::*;
 use chrono::{DateTime, TimeDelta, Utc};
 use m365_trace_devtools::records::{GraphRecord, generate};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const DELAY: i64 = 12;
 
@@ -61,13 +61,6 @@ fn change_status(h: &Harness, record: &GraphRecord) -> &'static str {
             .set_status(&record.id, &record.recipient_address, new_status)
     );
     new_status
-}
-
-fn pass<'a>(summary: &'a Value, name: &str) -> &'a Value {
-    summary["passes"]
-        .as_array()
-        .and_then(|p| p.iter().find(|p| p["pass"] == json!(name)))
-        .unwrap_or_else(|| panic!("no {name} pass in {summary}"))
 }
 
 #[tokio::test]

@@ -169,8 +169,12 @@ async fn reconciliation_closes_its_idle_stream_itself_between_pages_without_line
     )
     .await;
 
-    summary.expect("tick");
-    assert_same_keys(h.received_keys(), expected, "every record once");
+    let summary = summary.expect("tick");
+    assert_same_keys(
+        h.received_keys(),
+        expected,
+        &format!("every record once: {summary}"),
+    );
     let sessions = trace_sessions(&h.devo);
     assert!(
         sessions.iter().all(|s| s.clean_close && !s.idle_closed),

@@ -42,13 +42,6 @@ fn record_at(seed: u64, at: DateTime<Utc>, id: &str) -> GraphRecord {
     r
 }
 
-fn pass<'a>(summary: &'a Value, name: &str) -> &'a Value {
-    summary["passes"]
-        .as_array()
-        .and_then(|p| p.iter().find(|p| p["pass"] == json!(name)))
-        .unwrap_or_else(|| panic!("no {name} pass in {summary}"))
-}
-
 /// Ticks at `at` and checks that its reconciliation pass sent `late` records exposed late.
 async fn reconcile_at(h: &Harness, app: &App, at: DateTime<Utc>, id: &str, late: u64) -> Value {
     until(at).await;

@@ -17,6 +17,8 @@ pub(super) struct Call<'a> {
     pub raw_query: String,
     /// The `Authorization` header.
     pub auth: Option<String>,
+    /// The `Prefer` header.
+    pub prefer: Option<String>,
     /// The `client-request-id` header, or a new id.
     pub crid: String,
     /// The `Accept-Encoding` header.

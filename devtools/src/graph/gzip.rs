@@ -1,5 +1,6 @@
-//! Compressed answers: a page is sent gzip-encoded when the request's `Accept-Encoding` allows
-//! it and the server serves gzip (the default, as Graph does).
+//! Compressed answers: a page (of records or of delivery details) is sent gzip-encoded when
+//! the request's `Accept-Encoding` allows it and the server serves gzip (the default, as Graph
+//! does).
 //!
 //! Exists so the product's `Accept-Encoding: gzip` is exercised, and the bytes it saves can be
 //! measured, against the same server that serves the data.
@@ -8,6 +9,9 @@ use std::io::Write as _;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
+use hyper::header::{CONTENT_ENCODING, HeaderValue};
+
+use super::respond::Resp;
 
 /// Whether an `Accept-Encoding` value accepts gzip: a `gzip` (or `*`) coding whose `q` is not 0.
 pub(super) fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
@@ -23,6 +27,17 @@ pub(super) fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
             (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
         })
     })
+}
+
+/// The answer `make` builds of `body`: gzip-compressed, and marked so, when `gzip` (the
+/// request accepts it and the server serves it).
+pub(super) fn respond(gzip: bool, body: Vec<u8>, make: impl FnOnce(Vec<u8>) -> Resp) -> Resp {
+    let mut resp = make(if gzip { compress(&body) } else { body });
+    if gzip {
+        resp.headers_mut()
+            .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    resp
 }
 
 /// `body` gzip-compressed at the default level (what a web server's on-the-fly compression

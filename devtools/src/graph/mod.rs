@@ -1,6 +1,6 @@
 //! A local HTTP server that behaves like the Microsoft identity platform token endpoint, the
-//! Microsoft Graph message trace list API and the Reporting Web Service `MessageTrace` report,
-//! for one tenant or several at once.
+//! Microsoft Graph message trace API (the list and a delivery's details) and the Reporting Web
+//! Service `MessageTrace` report, for one tenant or several at once.
 //!
 //! Exists so the product can be tested, demonstrated and benchmarked without a tenant: it
 //! follows the documented contract (client-credentials tokens with AADSTS-shaped errors;
@@ -19,7 +19,8 @@
 //!   log); `call.rs`: one request as an endpoint sees it;
 //! - `identity.rs`: the token endpoint, client secrets, and which tenant a bearer token is for;
 //!   `paging.rs`: the message trace API (`$filter`, `$top`, newest-first pages, the 10-day and
-//!   90-day limits); `reporting.rs`: the Reporting Web Service;
+//!   90-day limits); `evolvable.rs`: the `Prefer` rule for evolvable statuses; `details.rs`: a
+//!   delivery's details (`getDetailsByRecipient`); `reporting.rs`: the Reporting Web Service;
 //! - `server.rs`: the accept loop and the router; `tenant.rs`: [`TenantHandle`], the
 //!   per-tenant controls.
 
@@ -33,6 +34,8 @@ use tokio::task::AbortHandle;
 
 mod assertion;
 mod call;
+mod details;
+mod evolvable;
 mod faults;
 mod filter;
 mod gzip;
@@ -48,6 +51,8 @@ mod state;
 mod stored;
 mod tenant;
 
+pub use details::detail_rows;
+pub use evolvable::UNKNOWN_FUTURE_VALUE;
 pub use faults::{Fault, INVALID_STARTING_RECIPIENT};
 pub use reporting::{
     REPORTING_ORGANIZATION, REPORTING_PATH, REPORTING_SCOPE, reporting_error_body,
@@ -61,6 +66,11 @@ use state::{Shared, State};
 
 /// Path of the message trace collection, relative to the Graph base URL.
 pub const MESSAGE_TRACES_PATH: &str = "/v1.0/admin/exchange/tracing/messageTraces";
+
+/// Whether a request path is a delivery's details (`…/messageTraces/{id}/getDetailsByRecipient(…)`).
+pub fn is_details_path(path: &str) -> bool {
+    path.starts_with(MESSAGE_TRACES_PATH) && path.contains("/getDetailsByRecipient(")
+}
 /// Largest `$top` Graph accepts.
 pub const MAX_TOP: usize = 5000;
 /// `$top` when none is given.
@@ -102,6 +112,8 @@ pub struct RecordedRequest {
     pub tenant: Option<String>,
     /// The request's `Accept-Encoding` header.
     pub accept_encoding: Option<String>,
+    /// The request's `Prefer` header.
+    pub prefer: Option<String>,
     /// The answer's `Content-Encoding` (`gzip` when the body was compressed).
     pub content_encoding: Option<String>,
     /// Bytes of the answer's body as sent (compressed when it was); 0 while being handled.
@@ -192,6 +204,16 @@ impl GraphServer {
             .requests
             .iter()
             .filter(|r| r.path == MESSAGE_TRACES_PATH)
+            .count()
+    }
+
+    /// Number of getDetailsByRecipient requests answered so far (any status, every tenant).
+    pub fn detail_requests(&self) -> usize {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| is_details_path(&r.path))
             .count()
     }
 

@@ -10,11 +10,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Response};
 use serde_json::json;
 
 use super::call::Call;
+use super::evolvable::{as_served, includes_unknown_members};
 use super::faults::{Fault, refused_next_link, status_fault};
 use super::filter::parse_filter;
 use super::gzip;
@@ -37,6 +38,18 @@ pub(super) fn unauthorized(error: BearerError, crid: &str) -> Resp {
         }
     };
     graph_error(401, "InvalidAuthenticationToken", message, crid)
+}
+
+/// The 405 for a method other than GET (the message trace API is read-only).
+pub(super) fn not_get(call: &Call<'_>) -> Option<Resp> {
+    (call.method != Method::GET).then(|| {
+        graph_error(
+            405,
+            "Request_BadRequest",
+            &format!("The HTTP method '{}' is not allowed.", call.method),
+            &call.crid,
+        )
+    })
 }
 
 /// What a fault leaves to do.
@@ -70,8 +83,9 @@ async fn apply_fault(call: &Call<'_>, tenant: usize, has_skiptoken: bool) -> Fau
     }
 }
 
-/// Graph's throttling: a 429 with Retry-After once the tenant's limit is reached.
-fn throttled(tenant: &mut TenantState, crid: &str) -> Option<Resp> {
+/// Graph's throttling: a 429 with Retry-After once the tenant's limit is reached (list and
+/// detail calls count alike).
+pub(super) fn throttled(tenant: &mut TenantState, crid: &str) -> Option<Resp> {
     let (limit, window) = tenant.throttle?;
     let now = Instant::now();
     while tenant
@@ -176,13 +190,8 @@ pub(super) async fn message_traces(call: &mut Call<'_>) -> Resp {
         FaultOutcome::Truncate => true,
         FaultOutcome::Proceed => false,
     };
-    if call.method != Method::GET {
-        return graph_error(
-            405,
-            "Request_BadRequest",
-            &format!("The HTTP method '{}' is not allowed.", call.method),
-            &call.crid,
-        );
+    if let Some(refused) = not_get(call) {
+        return refused;
     }
     let mut st = call.shared.lock();
     let t = &mut st.tenants[tenant];
@@ -202,21 +211,18 @@ pub(super) async fn message_traces(call: &mut Call<'_>) -> Resp {
             Err(message) => return bad_request(&message, &call.crid),
         }
     }
-    let body = page(t, &query, &call.shared.url);
+    let include_unknown = includes_unknown_members(call.prefer.as_deref());
+    let body = page(t, &query, &call.shared.url, include_unknown);
     drop(st);
-    let gzip = call.gzip();
-    let body = if gzip { gzip::compress(&body) } else { body };
-    let mut resp = if truncate {
-        truncated(body)
-    } else {
-        Response::new(full(body))
-    };
+    let mut resp = gzip::respond(call.gzip(), body, |body| {
+        if truncate {
+            truncated(body)
+        } else {
+            Response::new(full(body))
+        }
+    });
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(GRAPH_CONTENT_TYPE));
-    if gzip {
-        resp.headers_mut()
-            .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    }
     resp
 }
 
@@ -230,8 +236,9 @@ fn truncated(body: Vec<u8>) -> Resp {
     resp
 }
 
-/// The page's JSON body; registers the skip token of its nextLink, if any.
-fn page(t: &mut TenantState, q: &Query, url: &str) -> Vec<u8> {
+/// The page's JSON body (an evolvable status only if `include_unknown`); registers the skip
+/// token of its nextLink, if any.
+fn page(t: &mut TenantState, q: &Query, url: &str, include_unknown: bool) -> Vec<u8> {
     let mut body = Vec::with_capacity(64 * 1024);
     body.extend_from_slice(b"{\"@odata.context\":");
     let context = format!("{url}/v1.0/$metadata#admin/exchange/tracing/messageTraces");
@@ -240,7 +247,7 @@ fn page(t: &mut TenantState, q: &Query, url: &str) -> Vec<u8> {
     let next = if t.rendered.is_some() {
         rendered_records(t, q, &mut body)
     } else {
-        page_records(t, q, &mut body)
+        page_records(t, q, &mut body, include_unknown)
     };
     body.push(b']');
     if let Some(cursor) = next {
@@ -261,7 +268,12 @@ fn page(t: &mut TenantState, q: &Query, url: &str) -> Vec<u8> {
 
 /// Writes the page's records (the inside of the JSON array) to `out`, from the records
 /// visible now; returns the cursor of the next page.
-fn page_records(t: &TenantState, q: &Query, out: &mut Vec<u8>) -> Option<Cursor> {
+fn page_records(
+    t: &TenantState,
+    q: &Query,
+    out: &mut Vec<u8>,
+    include_unknown: bool,
+) -> Option<Cursor> {
     let mut page: Vec<_> = t
         .visible_in(q.start, q.end, Utc::now(), q.cursor.as_ref())
         .take(q.top + 1)
@@ -275,7 +287,8 @@ fn page_records(t: &TenantState, q: &Query, out: &mut Vec<u8>) -> Option<Cursor>
         if i > 0 {
             out.push(b',');
         }
-        if serde_json::to_writer(&mut *out, r).is_err() {
+        let served = as_served(r, include_unknown);
+        if serde_json::to_writer(&mut *out, served.as_ref().unwrap_or(r)).is_err() {
             // A record is plain strings and numbers: never happens; keep the array valid.
             out.extend_from_slice(b"{}");
         }

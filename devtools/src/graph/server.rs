@@ -18,7 +18,9 @@ use tokio::net::TcpListener;
 use super::call::Call;
 use super::respond::{Resp, graph_error};
 use super::state::Shared;
-use super::{MESSAGE_TRACES_PATH, REPORTING_PATH, RecordedRequest, identity, paging, reporting};
+use super::{
+    MESSAGE_TRACES_PATH, REPORTING_PATH, RecordedRequest, details, identity, paging, reporting,
+};
 use crate::util::{percent_decode, serve_http, uuid};
 
 /// Accepts connections until the server is dropped (the task is aborted).
@@ -38,7 +40,9 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Resp, Inf
     let path = req.uri().path().to_string();
     let raw_query = req.uri().query().unwrap_or("").to_string();
     let accept_encoding = header(&req, ACCEPT_ENCODING);
-    let index = record_request(&shared, &method, &path, &raw_query, &accept_encoding);
+    let prefer = header(&req, "prefer");
+    let headers = (&accept_encoding, &prefer);
+    let index = record_request(&shared, &method, &path, &raw_query, headers);
     let crid = header(&req, "client-request-id").unwrap_or_else(uuid);
     let auth = header(&req, AUTHORIZATION);
     let body = match req.into_body().collect().await {
@@ -50,6 +54,7 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Resp, Inf
         method,
         raw_query,
         auth,
+        prefer,
         crid,
         accept_encoding,
         body,
@@ -75,6 +80,8 @@ async fn route(call: &mut Call<'_>, path: &str) -> Resp {
         reporting::message_trace(call).await
     } else if path == MESSAGE_TRACES_PATH {
         paging::message_traces(call).await
+    } else if let Some(rest) = details::details_path(path) {
+        details::details_by_recipient(call, rest).await
     } else {
         graph_error(
             404,
@@ -94,7 +101,7 @@ fn record_request(
     method: &Method,
     path: &str,
     raw_query: &str,
-    accept_encoding: &Option<String>,
+    (accept_encoding, prefer): (&Option<String>, &Option<String>),
 ) -> usize {
     let mut st = shared.lock();
     st.requests.push(RecordedRequest {
@@ -104,6 +111,7 @@ fn record_request(
         status: 0,
         tenant: None,
         accept_encoding: accept_encoding.clone(),
+        prefer: prefer.clone(),
         content_encoding: None,
         body_bytes: 0,
     });

@@ -150,7 +150,7 @@ impl<'a> TenantHandle<'a> {
     }
 
     /// Enforces Graph's throttling for this tenant: more than `limit` messageTraces requests
-    /// within `window` answer 429 with Retry-After (the real limit is 100 per 5 minutes per
+    /// (list and getDetailsByRecipient alike) within `window` answer 429 with Retry-After (the real limit is 100 per 5 minutes per
     /// tenant). `None` turns throttling off (the default).
     pub fn set_throttle(&self, throttle: Option<(usize, Duration)>) {
         let mut t = self.lock();
@@ -207,6 +207,14 @@ impl<'a> TenantHandle<'a> {
         self.requests()
             .iter()
             .filter(|r| r.path == MESSAGE_TRACES_PATH)
+            .count()
+    }
+
+    /// Number of getDetailsByRecipient requests answered for this tenant (any status).
+    pub fn detail_requests(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| super::is_details_path(&r.path))
             .count()
     }
 

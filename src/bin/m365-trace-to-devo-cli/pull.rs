@@ -154,25 +154,7 @@ fn print_summary(s: &Summary, json: bool) {
         c.duplicates_skipped,
         s.duration_ms as f64 / 1000.0
     );
-    match &s.lease {
-        LeaseReport::Acquired { owner, .. } => println!("lease: acquired as {owner}"),
-        LeaseReport::TakenOver {
-            owner,
-            previous_owner,
-            ..
-        } => println!("lease: taken over from {previous_owner} (expired) as {owner}"),
-        LeaseReport::HeldByOther { owner, until } => println!(
-            "lease: held by {owner} until {}: nothing pulled; run again later",
-            z(*until)
-        ),
-        LeaseReport::Duplicate { owner, until } => println!(
-            "lease: held by this request id ({owner}) until {}: a second delivery of the same run; nothing pulled",
-            z(*until)
-        ),
-        LeaseReport::Lost { at } => {
-            println!("lease: lost at {at}: another run wrote the checkpoint; this one stopped")
-        }
-    }
+    print_lease(&s.lease);
     println!(
         "checkpoint: {}{}",
         time(s.checkpoint),
@@ -182,6 +164,12 @@ fn print_summary(s: &Summary, json: bool) {
             (None, false) => " (behind: run again)".to_owned(),
         }
     );
+    if c.details_sent + c.details_queued + c.details_dropped > 0 {
+        println!(
+            "delivery details: {} lines sent, {} deliveries waiting, {} dropped",
+            c.details_sent, c.details_queued, c.details_dropped
+        );
+    }
     if let Some(skipped) = &s.skipped {
         println!(
             "skipped: {}..{} fell outside the API's lookback",
@@ -211,6 +199,29 @@ fn print_summary(s: &Summary, json: bool) {
                 z(b.done_until),
                 b.remaining_seconds
             );
+        }
+    }
+}
+
+/// What happened to the lease, in words.
+fn print_lease(lease: &LeaseReport) {
+    match lease {
+        LeaseReport::Acquired { owner, .. } => println!("lease: acquired as {owner}"),
+        LeaseReport::TakenOver {
+            owner,
+            previous_owner,
+            ..
+        } => println!("lease: taken over from {previous_owner} (expired) as {owner}"),
+        LeaseReport::HeldByOther { owner, until } => println!(
+            "lease: held by {owner} until {}: nothing pulled; run again later",
+            z(*until)
+        ),
+        LeaseReport::Duplicate { owner, until } => println!(
+            "lease: held by this request id ({owner}) until {}: a second delivery of the same run; nothing pulled",
+            z(*until)
+        ),
+        LeaseReport::Lost { at } => {
+            println!("lease: lost at {at}: another run wrote the checkpoint; this one stopped")
         }
     }
 }

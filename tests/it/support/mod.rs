@@ -340,17 +340,20 @@ impl Harness {
     }
 
     /// Keys (`MessageTraceId|RecipientAddress`) of every trace line the relay received, in
-    /// order (the status lines left out).
+    /// order (the status lines and the delivery detail lines left out).
     pub fn received_keys(&self) -> Vec<String> {
-        trace_lines(&self.devo)
-            .iter()
-            .map(|l| line_key(l))
-            .collect()
+        self.trace_lines().iter().map(|l| line_key(l)).collect()
     }
 
-    /// The trace lines the relay received, in order: every line but the status lines.
+    /// The trace lines the relay received, in order: without the status lines and the
+    /// delivery details that follow the passes.
     pub fn trace_lines(&self) -> Vec<String> {
         trace_lines(&self.devo)
+    }
+
+    /// The delivery detail lines the relay received (`DETAIL_TAG`), in order.
+    pub fn detail_lines(&self) -> Vec<String> {
+        tagged(&self.devo.lines(), DETAIL_TAG)
     }
 
     /// The JSON of the status lines the relay received, in order.
@@ -359,21 +362,44 @@ impl Harness {
     }
 }
 
+/// `DEVO_TAG` as a user gets it.
+pub const TRACE_TAG: &str = "cloud.office365.messagetracing";
+/// `DETAIL_TAG` as a user gets it.
+pub const DETAIL_TAG: &str = "my.app.office365.messagetracedetail";
 /// `STATUS_TAG`'s default: the tag of the status line each tick sends.
 pub const STATUS_TAG: &str = "my.app.m365trace.status";
 
-/// Whether `line` is a status line (tag [`STATUS_TAG`]).
-pub fn is_status_line(line: &str) -> bool {
-    line.split_once(": ")
-        .and_then(|(header, _)| header.split(' ').nth(3))
-        == Some(STATUS_TAG)
+/// The lines of `lines` written under `tag`.
+pub fn tagged(lines: &[String], tag: &str) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| is_tagged(l, tag))
+        .cloned()
+        .collect()
 }
 
-/// The lines `devo` received that are not status lines, in order.
+/// Whether `line` was written under `tag` (the fourth field of its header).
+pub fn is_tagged(line: &str, tag: &str) -> bool {
+    line.split_once(": ")
+        .is_some_and(|(header, _)| header.split(' ').nth(3) == Some(tag))
+}
+
+/// Whether `line` is a status line (tag [`STATUS_TAG`]).
+pub fn is_status_line(line: &str) -> bool {
+    is_tagged(line, STATUS_TAG)
+}
+
+/// Whether `line` is a trace line: neither a status line nor a delivery detail line (a
+/// registry's tenant may have a `DEVO_TAG` of its own).
+pub fn is_trace_line(line: &str) -> bool {
+    !is_status_line(line) && !is_tagged(line, DETAIL_TAG)
+}
+
+/// The trace lines `devo` received, in order.
 pub fn trace_lines(devo: &DevoListener) -> Vec<String> {
     devo.lines()
         .into_iter()
-        .filter(|l| !is_status_line(l))
+        .filter(|l| is_trace_line(l))
         .collect()
 }
 
@@ -386,27 +412,27 @@ pub fn status_lines(devo: &DevoListener) -> Vec<Value> {
         .collect()
 }
 
-/// The indices of the sessions of `devo` that carried status lines only (each tick's line goes
-/// on a stream of its own).
-pub fn status_sessions(devo: &DevoListener) -> std::collections::HashSet<usize> {
-    let mut only_status: HashMap<usize, bool> = HashMap::new();
+/// The indices of the sessions of `devo` that carried no trace line, only status or detail
+/// lines (each tick's status line, and its delivery details, go on streams of their own).
+pub fn other_sessions(devo: &DevoListener) -> std::collections::HashSet<usize> {
+    let mut no_trace: HashMap<usize, bool> = HashMap::new();
     for (session, line) in devo.lines_by_session() {
-        *only_status.entry(session).or_insert(true) &= is_status_line(&line);
+        *no_trace.entry(session).or_insert(true) &= !is_trace_line(&line);
     }
-    only_status
+    no_trace
         .into_iter()
-        .filter_map(|(session, only)| only.then_some(session))
+        .filter_map(|(session, none)| none.then_some(session))
         .collect()
 }
 
 /// The sessions of `devo` that carried trace lines (or none), in order: every session but those
-/// of the status lines.
+/// of the status lines and the delivery details.
 pub fn trace_sessions(devo: &DevoListener) -> Vec<m365_trace_devtools::devo::SessionInfo> {
-    let status = status_sessions(devo);
+    let other = other_sessions(devo);
     devo.sessions()
         .into_iter()
         .enumerate()
-        .filter(|(i, _)| !status.contains(i))
+        .filter(|(i, _)| !other.contains(i))
         .map(|(_, s)| s)
         .collect()
 }
@@ -428,8 +454,16 @@ pub fn line_json(line: &str) -> Value {
     let parts: Vec<&str> = header.split(' ').collect();
     assert_eq!(parts.len(), 4, "<14>date time host tag: {line}");
     assert_eq!(parts[2], "test-collector");
-    assert_eq!(parts[3], "cloud.office365.messagetracing");
+    assert_eq!(parts[3], TRACE_TAG);
     serde_json::from_str(json).expect("one JSON object per line")
+}
+
+/// The report of the pass `name` in a tick's summary; panics when the tick did not run it.
+pub fn pass<'a>(summary: &'a Value, name: &str) -> &'a Value {
+    summary["passes"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["pass"] == serde_json::json!(name)))
+        .unwrap_or_else(|| panic!("no {name} pass in {summary}"))
 }
 
 /// The key of a generated record.
