@@ -13,6 +13,7 @@ use crate::secret::SecretError;
 use crate::state::StateError;
 use crate::tenants::TenantsError;
 use crate::transfer::TransferError;
+use crate::verify::QueryError;
 
 /// Why a tick failed. The checkpoint never moves past what was delivered.
 #[derive(Debug, Error)]
@@ -52,6 +53,11 @@ pub enum TickError {
     /// The tenant registry, an event's tenant, or the dispatch of the tenants' ticks.
     #[error("{0}")]
     Tenants(#[from] TenantsError),
+    /// Reading what Devo holds for a cut-over's overlap (`Config` without `DEVO_QUERY_URL`,
+    /// `Secret` without `devo_query_token`, `DevoQuery` for the Query API's refusals): the
+    /// window is not sent blind.
+    #[error("the cut-over's overlap: Devo query: {0}")]
+    Query(#[from] QueryError),
     /// The summary could not be written as JSON.
     #[error("the summary cannot be written as JSON: {0}")]
     Summary(#[from] serde_json::Error),
@@ -68,6 +74,7 @@ impl TickError {
             TickError::Checkpoint(_) => "Checkpoint",
             TickError::Transfer { source, .. } => source.error_type(),
             TickError::Tenants(e) => e.error_type(),
+            TickError::Query(e) => e.error_type(),
             TickError::Summary(_) => "Internal",
         }
     }
@@ -125,5 +132,16 @@ mod tests {
             TickError::Tenants(TenantsError::NoFunctionName).error_type(),
             "Dispatch"
         );
+        assert_eq!(
+            TickError::Query(QueryError::NotConfigured).error_type(),
+            "Config"
+        );
+        let forbidden = TickError::Query(QueryError::Forbidden {
+            origin: "https://apiv2-us.devo.com:443".into(),
+            table: "cloud.office365.messagetracing".into(),
+            secret_id: "s".into(),
+            msg: String::new(),
+        });
+        assert_eq!(forbidden.error_type(), "DevoQuery");
     }
 }

@@ -81,6 +81,9 @@ pub struct Counts {
     pub status_changes: u64,
     /// Reconciliation: records of spans whose ledger object is missing, sent again.
     pub ledger_missing: u64,
+    /// Cut-over: records of the overlap that Devo already held (the earlier collector's
+    /// lines, or this tenant's), not sent.
+    pub cutover_suppressed: u64,
     /// Delivery details: detail rows of problem deliveries sent to `DETAIL_TAG`.
     pub details_sent: u64,
     /// Delivery details: deliveries still waiting for their details after this tick.
@@ -111,6 +114,7 @@ impl std::ops::AddAssign for Counts {
         self.late_records += part.late_records;
         self.status_changes += part.status_changes;
         self.ledger_missing += part.ledger_missing;
+        self.cutover_suppressed += part.cutover_suppressed;
         self.details_sent += part.details_sent;
         self.details_queued += part.details_queued;
         self.details_dropped += part.details_dropped;

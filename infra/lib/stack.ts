@@ -251,7 +251,7 @@ export class M365TraceToDevoStack extends Stack {
       type: 'String',
       default: '',
       description:
-        "Optional Devo Query API of your domain's region - us, eu, ca, es or apac, or its base URL (https://apiv2-us.devo.com/search) - where `audit` reads back what arrived, with the secret's devo_query_token. Empty (default) - nothing reads from Devo.",
+        "Optional Devo Query API of your domain's region - us, eu, ca, es or apac, or its base URL (https://apiv2-us.devo.com/search) - where `audit` reads back what arrived, `cutover` finds where an earlier collector stopped and the ticks of a cut-over's overlap read what Devo already holds (required then), with the secret's devo_query_token. Empty (default) - nothing reads from Devo.",
       allowedPattern: '^$|^(us|eu|ca|es|apac)$|^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._/-]*)?$',
     });
     const auditHours = new CfnParameter(this, 'AuditHours', {

@@ -3,6 +3,7 @@
 
 pub mod backfill;
 pub(crate) mod cut;
+pub mod cutover;
 pub mod details;
 pub(crate) mod lease;
 mod position;
@@ -70,6 +71,10 @@ pub struct Checkpoint {
     /// with what Devo holds (scheduled checkpoint only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditMark>,
+    /// The take-over from an earlier collector (`cutover`): the overlap in which a record is
+    /// sent only when Devo does not hold it (scheduled checkpoint only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutover: Option<cutover::Cutover>,
 }
 
 /// Where the scheduled audit stands.
@@ -118,6 +123,7 @@ impl Checkpoint {
             last_error: None,
             details: details::DetailQueue::default(),
             audit: None,
+            cutover: None,
         }
     }
 

@@ -250,6 +250,7 @@ mod tests {
                 details_queued: 4,
                 details_dropped: 1,
                 quota_contention: 1,
+                cutover_suppressed: 3,
             },
             checkpoint: Some(Utc.with_ymd_and_hms(2026, 11, 24, 11, 0, 0).unwrap()),
             partial: None,

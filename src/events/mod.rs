@@ -3,6 +3,7 @@
 //! and, for the tick's last line, the metrics. The names are defined here and nowhere else.
 
 pub mod audit;
+pub mod cutover;
 pub mod details;
 pub mod health;
 pub mod lease;
@@ -74,6 +75,7 @@ const NAMES: &[&str] = &[
     audit::Repaired::NAME,
     audit::AuditFailed::NAME,
     audit::QueryRetry::NAME,
+    cutover::CutoverOverlap::NAME,
 ];
 
 #[cfg(test)]

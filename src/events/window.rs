@@ -37,6 +37,7 @@ impl Event for WindowFinished<'_> {
             late_records = c.late_records,
             status_changes = c.status_changes,
             ledger_missing = c.ledger_missing,
+            cutover_suppressed = c.cutover_suppressed,
             ms = ms(self.elapsed),
             "window"
         );

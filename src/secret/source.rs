@@ -126,6 +126,21 @@ impl<S: SecretStore> SecretSource<S> {
         }
         Ok(secret)
     }
+
+    /// The `devo_query_token` of a tenant's secret `secret_id`, or else of `devo_fallback_id`
+    /// (`SECRET_ID`), without requiring the rest: a cut-over can be planned and applied while
+    /// the secret holds only the Devo material, before any tick can run.
+    pub async fn query_token_for(
+        &self,
+        secret_id: &str,
+        devo_fallback_id: &str,
+    ) -> Result<Option<crate::secret::QueryToken>, SecretError> {
+        let own = query_token_of(secret_id, &self.store.text(secret_id).await?)?;
+        if own.is_some() || secret_id == devo_fallback_id {
+            return Ok(own);
+        }
+        query_token_of(devo_fallback_id, &self.store.text(devo_fallback_id).await?)
+    }
 }
 
 #[cfg(test)]
@@ -133,6 +148,34 @@ mod tests {
     use super::*;
 
     const DEVO: &str = r#""devo_cert_pem":"C","devo_key_pem":"K","devo_chain_pem":"A""#;
+
+    #[tokio::test]
+    async fn the_query_token_alone_is_read_from_a_secret_that_is_not_complete_yet() {
+        let devo_only = format!(r#"{{{DEVO},"devo_query_token":"Q"}}"#);
+        let tenant = r#"{"tenant_id":"t","client_id":"c","client_secret":"s"}"#;
+        let source = SecretSource::new(MemorySecrets::new(&[
+            ("main", devo_only.as_str()),
+            ("tenant", tenant),
+        ]));
+        let token = |t: Option<crate::secret::QueryToken>| t.map(|t| t.bearer());
+        assert_eq!(
+            token(source.query_token_for("main", "main").await.unwrap()).as_deref(),
+            Some("Bearer Q"),
+            "no Microsoft credentials needed"
+        );
+        assert_eq!(
+            token(source.query_token_for("tenant", "main").await.unwrap()).as_deref(),
+            Some("Bearer Q"),
+            "borrowed from SECRET_ID"
+        );
+        let lone = SecretSource::new(MemorySecrets::new(&[("tenant", tenant)]));
+        assert!(
+            lone.query_token_for("tenant", "tenant")
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
 
     #[tokio::test]
     async fn a_tenant_secret_without_devo_material_borrows_the_deployments_only_then() {

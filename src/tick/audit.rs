@@ -77,6 +77,9 @@ async fn run(
     (tokens, throttle): (&mut TokenSource, &mut RequestBudget),
     checkpoint: &mut Checkpoint,
 ) -> Option<AuditSummary> {
+    if !crate::checkpoint::cutover::hold_audit(checkpoint, s.clock.now) {
+        return None; // a cut-over's overlap: the earlier collector's records are not ours
+    }
     let complete_until = checkpoint.complete_until()?;
     let (from, to) = due(
         s.config.audit_hours,
@@ -100,7 +103,8 @@ async fn run(
         }
     };
     let served_from = s.clock.now - s.config.rules.lookback + s.config.rules.margin;
-    let planned = hours::plan(from, to, Some(complete_until), served_from);
+    let at = (Some(complete_until), checkpoint.cutover.as_ref());
+    let planned = hours::plan(from, to, at, served_from);
     throttle.lend(AUDIT_SHARE.0, AUDIT_SHARE.1);
     let mut services = Services {
         app: s.app,

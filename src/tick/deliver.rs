@@ -3,8 +3,10 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::checkpoint::Track;
 use crate::checkpoint::cut::Measured;
 use crate::checkpoint::details::DropReason;
+use crate::error::TickError;
 use crate::events::Event;
 use crate::events::details::DetailsDropped;
 use crate::events::window::WindowFinished;
@@ -12,9 +14,11 @@ use crate::ledger::Fingerprint;
 use crate::state::{StateError, StateStore};
 use crate::summary::Counts;
 use crate::tick::claim::{Claimed, Saved};
+use crate::tick::cutover::Overlap;
 use crate::tick::job::{MAX_WINDOWS_PER_TICK, Pass};
 use crate::trace::detail::DetailCandidate;
 use crate::transfer::{Ledger, Progress, Transfer, TransferError};
+use crate::verify::QueryError;
 use crate::window::{Plan, Window};
 
 /// A window just finished, for progress displays (the JSON log line is written anyway).
@@ -80,24 +84,44 @@ pub struct Cut {
 }
 
 /// Which pass a plan belongs to, the instant before which the fresh pass's windows need no
-/// second look (now − `DELAY_SECONDS`), and how many deliveries may wait for details.
+/// second look (now − `DELAY_SECONDS`), how many deliveries may wait for details, and what
+/// Devo holds in a cut-over's overlap.
 #[derive(Debug, Clone, Copy)]
-pub struct PassRun {
+pub struct PassRun<'a> {
     pub pass: Pass,
     /// now − `DELAY_SECONDS` at the tick's start.
     pub young_from: DateTime<Utc>,
     /// `DETAIL_QUEUE_MAX`.
     pub detail_queue_max: usize,
+    /// Reads what Devo holds for the primary pass's windows in a cut-over's overlap.
+    pub overlap: Option<&'a Overlap>,
+}
+
+impl PassRun<'_> {
+    /// What Devo holds for `window`, when the pass is the primary one and the window meets
+    /// the overlap.
+    async fn held(
+        &self,
+        checkpoint: &crate::checkpoint::Checkpoint,
+        window: &Window,
+    ) -> Result<Option<crate::ledger::LedgerIndex>, QueryError> {
+        match self.overlap {
+            Some(overlap) if self.pass.track() == Track::Primary => {
+                overlap.held_for(checkpoint, window).await
+            }
+            _ => Ok(None),
+        }
+    }
 }
 
 /// Transfers the plan's windows one after another, committing each.
 pub async fn deliver<S: StateStore>(
     transfer: &mut Transfer<'_>,
-    run: PassRun,
+    run: PassRun<'_>,
     plan: &Plan,
     claimed: &mut Claimed<'_, S>,
     on_window: &mut (dyn FnMut(&WindowDone<'_>) + Send),
-) -> Result<Delivery, StateError> {
+) -> Result<Delivery, TickError> {
     let mut counts = Counts::default();
     let delivery_started = std::time::Instant::now();
     for (number, window) in plan.windows.iter().enumerate() {
@@ -107,8 +131,9 @@ pub async fn deliver<S: StateStore>(
         // transfer: pull and forward the window
         let started = std::time::Instant::now();
         let mut this = Counts::default();
-        let (ledger, sent) = ledger(claimed, run, window).await;
-        let mut result = transfer.window(window, ledger, sent, &mut this).await;
+        let Some(mut result) = pull(transfer, run, claimed, window, &mut this).await? else {
+            return Ok(Delivery::ended(counts, End::OutOfTime));
+        };
         if result.progress == Progress::Complete {
             this.windows += 1;
         }
@@ -167,11 +192,30 @@ pub async fn deliver<S: StateStore>(
     Ok(Delivery::ended(counts, end))
 }
 
+/// Pulls and forwards `window` with its ledger and, in a cut-over's overlap, what Devo holds;
+/// `None` when the time ran out while Devo was read.
+async fn pull<S: StateStore>(
+    transfer: &mut Transfer<'_>,
+    run: PassRun<'_>,
+    claimed: &mut Claimed<'_, S>,
+    window: &Window,
+    this: &mut Counts,
+) -> Result<Option<crate::transfer::WindowResult>, TickError> {
+    let held = match run.held(claimed.checkpoint(), window).await {
+        Ok(held) => held,
+        Err(QueryError::OutOfTime { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let (ledger, sent) = ledger(claimed, run, window).await;
+    let result = transfer.window_held(window, ledger, sent, held, this).await;
+    Ok(Some(result))
+}
+
 /// What `window` is filtered with: the fresh pass's ledger or its part for the reconciliation
 /// pass, and the lines a tick that cut it confirmed.
 async fn ledger<S: StateStore>(
     claimed: &mut Claimed<'_, S>,
-    run: PassRun,
+    run: PassRun<'_>,
     window: &Window,
 ) -> (Ledger, Vec<Fingerprint>) {
     let ledger = match run.pass {
@@ -221,7 +265,7 @@ struct Found {
 /// not fit is returned.
 async fn commit<S: StateStore>(
     claimed: &mut Claimed<'_, S>,
-    run: PassRun,
+    run: PassRun<'_>,
     window: &Window,
     progress: &Progress,
     found: Found,

@@ -163,8 +163,9 @@ impl Job {
 
     /// Plans the windows `pass` pulls from `checkpoint` at `now` and moves the pass's position
     /// to the plan's start: planned by the window rules (the span a reset skipped reported, a
-    /// stuck span cut into pieces), or over the spans due for a second look for the
-    /// reconciliation pass (the spans it drops returned as gaps).
+    /// stuck span cut into pieces; no later than a cut-over's open overlap allows), or over the
+    /// spans due for a second look for the reconciliation pass (the spans it drops returned as
+    /// gaps).
     pub fn plan(
         &self,
         pass: Pass,
@@ -173,7 +174,13 @@ impl Job {
         now: DateTime<Utc>,
         config: &Config,
     ) -> Planned {
-        let bounds = self.bounds(pass, now, config);
+        let mut bounds = self.bounds(pass, now, config);
+        if let (Kind::Scheduled, Track::Primary, Some(cutover)) =
+            (&self.kind, pass.track(), &checkpoint.cutover)
+        {
+            // While the earlier collector may still deliver, wait until it has.
+            bounds.horizon = cutover.horizon(bounds.horizon, now, config.rules.delay);
+        }
         let primary_end = checkpoint.primary.end;
         let parts = std::mem::take(&mut checkpoint.ledger);
         let position = checkpoint.position_mut(pass.track());

@@ -4,6 +4,7 @@
 
 mod audit;
 mod claim;
+mod cutover;
 mod deliver;
 mod details;
 mod finish;
@@ -164,9 +165,12 @@ async fn leased(
         reset: reset.as_ref(),
         clock,
         config,
+        overlap: None,
     };
     let mut done = Done::default();
     let ran = async {
+        let overlap = cutover::Overlap::of(app, job, secret, clock, claimed.checkpoint())?;
+        let context = context.with_overlap(overlap.as_ref());
         let mut transfer = session.transfer(app, config, job, secret, &prepared.devo, clock)?;
         transfer.collect_details(details::wanted(job, config));
         // the fresh pass, then the reconciliation pass: each plans and delivers its windows

@@ -14,6 +14,7 @@ use crate::events::Event;
 use crate::events::plan::{ReconcileGap, ResetApplied, SpanSkipped, WindowSplit};
 use crate::state::StateStore;
 use crate::tick::claim::Claimed;
+use crate::tick::cutover::Overlap;
 use crate::tick::deliver::{Delivery, End, PassRun, WindowDone, deliver};
 use crate::tick::job::{Job, Pass, Planned};
 use crate::transfer::Transfer;
@@ -52,6 +53,15 @@ pub(super) struct Context<'a> {
     /// The tick's clock.
     pub clock: &'a Clock,
     pub config: &'a Config,
+    /// What Devo holds, read for the windows of a cut-over's overlap.
+    pub overlap: Option<&'a Overlap>,
+}
+
+impl<'a> Context<'a> {
+    /// The same context, reading what Devo holds with `overlap`.
+    pub fn with_overlap(self, overlap: Option<&'a Overlap>) -> Context<'a> {
+        Context { overlap, ..self }
+    }
 }
 
 /// Plans `pass`, delivers its windows and notes what got stuck.
@@ -67,6 +77,7 @@ pub(super) async fn run<S: StateStore>(
         reset,
         clock,
         config,
+        overlap,
     } = *context;
     // 4. window
     let track = pass.track();
@@ -88,6 +99,7 @@ pub(super) async fn run<S: StateStore>(
         pass,
         young_from,
         detail_queue_max: config.details.queue_max,
+        overlap,
     };
     let delivery = deliver(transfer, run, &plan, claimed, on_window).await;
     transfer.restore_budget();

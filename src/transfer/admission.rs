@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::checkpoint::sent;
 use crate::ledger::{self, Fingerprint, LedgerIndex};
+use crate::summary::Counts;
 use crate::transfer::dedup::{Dedup, Seen};
 use crate::window::Window;
 
@@ -23,10 +24,29 @@ pub enum Fate {
     /// A tick that was cut in this window (an unordered source) delivered it with this
     /// status: nothing to send.
     SentBefore,
+    /// Devo holds it with this status (an earlier collector's line, in a cut-over's overlap):
+    /// nothing to send.
+    Held,
     /// Received outside the window: another window sends it.
     Outside,
     /// Already delivered in this window.
     Repeat,
+}
+
+impl Fate {
+    /// Counts the record's fate in `tally`.
+    pub fn tally(self, tally: &mut Counts) {
+        use ledger::Verdict;
+        match self {
+            Fate::Outside => tally.outside_window += 1,
+            Fate::Repeat | Fate::Known | Fate::SentBefore => tally.duplicates_skipped += 1,
+            Fate::Held => tally.cutover_suppressed += 1,
+            Fate::Reconciled(Verdict::Late) => tally.late_records += 1,
+            Fate::Reconciled(Verdict::StatusChanged) => tally.status_changes += 1,
+            Fate::Reconciled(Verdict::LedgerMissing) => tally.ledger_missing += 1,
+            Fate::Reconciled(Verdict::Known) | Fate::Send => {}
+        }
+    }
 }
 
 /// The admission stage of one window's transfer.
@@ -38,6 +58,8 @@ pub struct Admission {
     ledger: Option<LedgerIndex>,
     /// Sorted fingerprints of the lines a cut tick confirmed.
     sent: Vec<Fingerprint>,
+    /// What Devo holds, in a cut-over's overlap (keys lower-cased).
+    held: Option<LedgerIndex>,
 }
 
 impl Admission {
@@ -50,7 +72,14 @@ impl Admission {
             newest_first,
             ledger: None,
             sent: Vec::new(),
+            held: None,
         }
+    }
+
+    /// Then sends nothing Devo holds with the same key and status (a cut-over's overlap).
+    pub fn with_held(mut self, held: Option<LedgerIndex>) -> Admission {
+        self.held = held;
+        self
     }
 
     /// Then skips the lines a tick that was cut in this window confirmed (sorted fingerprints).
@@ -74,15 +103,28 @@ impl Admission {
             {
                 Fate::SentBefore
             }
-            Fate::Send => match &self.ledger {
-                None => Fate::Send,
-                Some(ledger) => match ledger.verdict(key, status, received) {
-                    ledger::Verdict::Known => Fate::Known,
-                    other => Fate::Reconciled(other),
-                },
-            },
+            Fate::Send => {
+                let verdict = self
+                    .ledger
+                    .as_ref()
+                    .map(|ledger| ledger.verdict(key, status, received));
+                match verdict {
+                    Some(ledger::Verdict::Known) => Fate::Known,
+                    _ if self.held(key, status, received) => Fate::Held,
+                    Some(other) => Fate::Reconciled(other),
+                    None => Fate::Send,
+                }
+            }
             other => other,
         }
+    }
+
+    /// Whether Devo holds the record with this status.
+    fn held(&self, key: &str, status: Option<&str>, received: DateTime<Utc>) -> bool {
+        self.held.as_ref().is_some_and(|held| {
+            let key = crate::checkpoint::cutover::held_key(key);
+            held.verdict(&key, status, received) == ledger::Verdict::Known
+        })
     }
 
     fn admit_new(&mut self, key: &str, received: DateTime<Utc>) -> Fate {
@@ -162,6 +204,46 @@ mod tests {
             a.admit("x", None, t(30)),
             Fate::Send,
             "after a broken stream: sent again"
+        );
+    }
+
+    #[test]
+    fn what_devo_holds_is_not_sent_whatever_the_case_of_its_key() {
+        let w = Window {
+            start: t(0),
+            end: t(60),
+            resume: None,
+        };
+        let held = LedgerIndex::new(
+            vec![Fingerprint::of("id-1|ann@contoso.com", Some("Delivered"))],
+            Vec::new(),
+        );
+        let mut a = Admission::new(w.clone(), true).with_held(Some(held.clone()));
+        assert_eq!(
+            a.admit("ID-1|Ann@Contoso.com", Some("delivered"), t(5)),
+            Fate::Held
+        );
+        assert_eq!(
+            a.admit("id-2|ann@contoso.com", Some("Delivered"), t(5)),
+            Fate::Send
+        );
+        let mut changed = Admission::new(w.clone(), true).with_held(Some(held.clone()));
+        assert_eq!(
+            changed.admit("id-1|ann@contoso.com", Some("Failed"), t(5)),
+            Fate::Send,
+            "another status is a line Devo does not hold"
+        );
+        // The fresh pass's own ledger decides first.
+        let ledger = LedgerIndex::new(
+            vec![Fingerprint::of("ID-1|Ann@Contoso.com", Some("Delivered"))],
+            Vec::new(),
+        );
+        let mut both = Admission::new(w, true)
+            .with_ledger(Some(ledger))
+            .with_held(Some(held));
+        assert_eq!(
+            both.admit("ID-1|Ann@Contoso.com", Some("Delivered"), t(5)),
+            Fate::Known
         );
     }
 

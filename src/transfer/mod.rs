@@ -255,6 +255,22 @@ impl Transfer<'_> {
         sent: Vec<crate::ledger::Fingerprint>,
         counts: &mut Counts,
     ) -> WindowResult {
-        run::Run::new(self, window, ledger, sent).go(counts).await
+        self.window_held(window, ledger, sent, None, counts).await
+    }
+
+    /// Like [`Transfer::window`], sending nothing whose key and status are in `held` (what
+    /// Devo holds, keys lower-cased: a cut-over's overlap). What it holds counts as delivered
+    /// and goes into the fresh pass's ledger.
+    pub async fn window_held(
+        &mut self,
+        window: &Window,
+        ledger: Ledger,
+        sent: Vec<crate::ledger::Fingerprint>,
+        held: Option<LedgerIndex>,
+        counts: &mut Counts,
+    ) -> WindowResult {
+        run::Run::new(self, window, ledger, sent, held)
+            .go(counts)
+            .await
     }
 }

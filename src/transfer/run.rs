@@ -4,11 +4,13 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::devo::DevoError;
 use crate::events::Event;
 use crate::events::relay::DevoRetry;
 use crate::events::window::{NextLinkRefused, OddRecords, OutOfTime, PagePulled};
-use crate::ledger::{self, Fingerprint};
+use crate::ledger::{Fingerprint, LedgerIndex};
 use crate::summary::Counts;
 use crate::trace::TraceError;
 use crate::trace::page::TraceRecord;
@@ -59,6 +61,7 @@ impl<'r> Run<'r> {
         window: &'r Window,
         ledger: Ledger,
         sent: Vec<Fingerprint>,
+        held: Option<LedgerIndex>,
     ) -> Run<'r> {
         let ordered = t.source.newest_first();
         let (filter, collected) = match ledger {
@@ -82,7 +85,8 @@ impl<'r> Run<'r> {
             paging: Paging::new(t.source, window),
             admission: Admission::new(window.clone(), ordered)
                 .with_ledger(filter)
-                .with_sent(sent),
+                .with_sent(sent)
+                .with_held(held),
             frontier: Frontier::new(ordered),
             staged: Staged {
                 ledger: collected,
@@ -248,33 +252,27 @@ impl<'r> Run<'r> {
             let timed = record.received();
             let received = timed.unwrap_or(self.window.start);
             let verdict = self.admission.admit(&key, record.status(), received);
+            verdict.tally(&mut self.tally);
             match verdict {
-                Fate::Outside => {
-                    self.tally.outside_window += 1;
-                    continue;
-                }
-                Fate::Repeat => {
-                    self.tally.duplicates_skipped += 1;
-                    continue;
-                }
+                Fate::Outside | Fate::Repeat => continue,
                 Fate::Known => {
                     // Delivered by the fresh pass: progress like a line sent.
-                    self.tally.duplicates_skipped += 1;
-                    self.passed += 1;
-                    if let Some(at) = timed
-                        && !self.frontier.note(at, &key)
-                    {
-                        self.admission.order_broken();
-                    }
+                    self.passed_without_line(timed, &key);
                     continue;
                 }
-                Fate::SentBefore => self.tally.duplicates_skipped += 1,
-                Fate::Reconciled(why) => self.tally_reconciled(why),
-                Fate::Send => {}
+                // In Devo already (a cut-over's overlap): progress like a line sent, and held
+                // as delivered by the fresh pass's ledger.
+                Fate::Held => self.passed_without_line(timed, &key),
+                Fate::SentBefore | Fate::Reconciled(_) | Fate::Send => {}
             }
             self.staged.push(&key, record, received);
-            if verdict == Fate::SentBefore {
-                // Confirmed by a tick that cut this window: delivered, held as such.
+            if verdict == Fate::Held {
+                // The earlier collector sent no delivery details: they are still wanted.
+                self.staged.note_detail(record);
+            }
+            if matches!(verdict, Fate::SentBefore | Fate::Held) {
+                // Confirmed by a tick that cut this window, or held by Devo: delivered, held
+                // as such.
                 continue;
             }
             if record.missing_key() {
@@ -300,12 +298,13 @@ impl<'r> Run<'r> {
         Ok(())
     }
 
-    fn tally_reconciled(&mut self, why: ledger::Verdict) {
-        match why {
-            ledger::Verdict::Late => self.tally.late_records += 1,
-            ledger::Verdict::StatusChanged => self.tally.status_changes += 1,
-            ledger::Verdict::LedgerMissing => self.tally.ledger_missing += 1,
-            ledger::Verdict::Known => {}
+    /// A record that needs no line counts as passed, and moves the resume point like one.
+    fn passed_without_line(&mut self, timed: Option<DateTime<Utc>>, key: &str) {
+        self.passed += 1;
+        if let Some(at) = timed
+            && !self.frontier.note(at, key)
+        {
+            self.admission.order_broken();
         }
     }
 

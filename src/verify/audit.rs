@@ -99,17 +99,25 @@ pub fn query_client(
     tenant: &Tenant,
     secret: &Secret,
 ) -> Result<QueryClient, QueryError> {
+    client_with_token(app, config, tenant, secret.devo_query_token.clone())
+}
+
+/// The Query API client of the tenant with `token`, its `devo_query_token` (read alone by a
+/// cut-over, which may run before the secret is complete).
+pub fn client_with_token(
+    app: &App,
+    config: &Config,
+    tenant: &Tenant,
+    token: Option<crate::secret::QueryToken>,
+) -> Result<QueryClient, QueryError> {
     let base = config
         .devo_query_url
         .as_deref()
         .ok_or(QueryError::NotConfigured)?;
-    let token = secret
-        .devo_query_token
-        .clone()
-        .ok_or_else(|| QueryError::NoToken {
-            secret_id: tenant.secret_id.clone(),
-            table: tenant.devo_tag.clone(),
-        })?;
+    let token = token.ok_or_else(|| QueryError::NoToken {
+        secret_id: tenant.secret_id.clone(),
+        table: tenant.devo_tag.clone(),
+    })?;
     Ok(QueryClient::new(
         app.http().clone(),
         base,

@@ -75,6 +75,11 @@ impl QueryClient {
         }
     }
 
+    /// `scheme://host:port` of `DEVO_QUERY_URL`, for messages.
+    pub fn origin(&self) -> String {
+        self.origin.describe()
+    }
+
     /// Lines of `target` per hour in `[start, end)` (hours with none are absent).
     pub async fn lines_per_hour(
         &self,
@@ -144,8 +149,9 @@ impl QueryClient {
         Ok(foreign_rows)
     }
 
-    /// Every row of `body`, page after page until a short one, handed to `each`.
-    async fn each_row(
+    /// Every row of `body`, page after page until a short one, handed to `each` (memory stays
+    /// one page).
+    pub async fn each_row(
         &self,
         body: &QueryBody,
         what: &str,

@@ -14,7 +14,8 @@ use crate::trace::TraceError;
 use crate::transfer::TransferError;
 use crate::verify::QueryError;
 
-/// An audit's failure.
+/// An audit's failure (and a cut-over's, which reads the same configuration, secret,
+/// checkpoint and Query API).
 #[derive(Debug, Error)]
 pub enum AuditError {
     /// An environment variable.

@@ -44,6 +44,28 @@ pub fn keys_per_hour(target: &Target) -> String {
     )
 }
 
+/// The column the newest `Received` of an hour is returned in.
+pub const NEWEST: &str = "newest";
+
+/// The distinct keys per hour of the lines whose `field` is `value` (an earlier collector's
+/// `Organization`, or a `hostname`): the rows of [`keys_per_hour`].
+pub fn keys_where(table: &str, field: &str, value: &str) -> String {
+    format!(
+        "from {table} where {field} = {} group every 1h by {} select count() as {LINES}",
+        quote(value),
+        KEY_FIELDS.join(", ")
+    )
+}
+
+/// The lines per hour whose `field` is `value`, and the newest `Received` among them:
+/// `[{"eventdate": …, "lines": n, "newest": "2026-11-24T10:15:30.1234567"}, …]`.
+pub fn newest_per_hour(table: &str, field: &str, value: &str) -> String {
+    format!(
+        "from {table} where {field} = {} group every 1h select count() as {LINES}, max(Received) as {NEWEST}",
+        quote(value)
+    )
+}
+
 /// A LINQ string literal: double quotes, with `\` and `"` escaped (control characters cannot
 /// occur: `DEVO_HOSTNAME` refuses them).
 pub fn quote(value: &str) -> String {
@@ -136,6 +158,25 @@ mod tests {
         assert_eq!(
             keys_per_hour(&target("contoso")),
             "from cloud.office365.messagetracing where hostname = \"contoso\" group every 1h by MessageTraceId, RecipientAddress, Status select count() as lines"
+        );
+    }
+
+    #[test]
+    fn an_earlier_collectors_lines_are_found_by_their_organization() {
+        assert_eq!(
+            newest_per_hour(
+                "cloud.office365.messagetracing",
+                "Organization",
+                "contoso.com"
+            ),
+            "from cloud.office365.messagetracing where Organization = \"contoso.com\" group every 1h select count() as lines, max(Received) as newest"
+        );
+        assert_eq!(
+            keys_where("t.a", "hostname", "h"),
+            keys_per_hour(&Target {
+                table: "t.a".into(),
+                hostname: "h".into()
+            })
         );
     }
 

@@ -6,12 +6,14 @@
 //! `hours.rs` chooses the hours an audit looks at and `compare.rs` compares one (pure);
 //! `listing.rs` lists Microsoft's records of an hour; `audit.rs` compares hour after hour,
 //! `repair.rs` re-sends what one hour lacks, `run.rs` is the command line's audit and
-//! `failure.rs` why an audit stopped.
+//! `failure.rs` why an audit stopped. `cutover/` takes a tenant over from an earlier collector
+//! without a gap or a repeat.
 
 pub mod answer;
 pub mod audit;
 pub mod client;
 pub mod compare;
+pub mod cutover;
 pub mod error;
 pub mod failure;
 pub mod hours;

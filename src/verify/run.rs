@@ -1,6 +1,6 @@
 //! An audit the command line asks for: the configuration, the secret's Query API token, the
-//! checkpoint's `complete_until` and request budget (read, never written: an audit takes no
-//! lease and runs beside the schedule), then the hours.
+//! checkpoint's `complete_until`, cut-over and request budget (read, never written: an audit
+//! takes no lease and runs beside the schedule), then the hours.
 
 use chrono::{DateTime, Utc};
 
@@ -44,11 +44,15 @@ pub async fn run(
     let client = query_client(app, config, tenant, &secret)?;
     let store = S3Store::new(app.s3().clone(), config.state_bucket.clone());
     let found = checkpoint::load(&store, &tenant.state_key).await?;
-    let (complete_until, history) = found
-        .map(|s| (s.checkpoint.complete_until(), s.checkpoint.recent_requests))
+    let (complete_until, history, cutover) = found
+        .map(|s| {
+            let c = s.checkpoint;
+            (c.complete_until(), c.recent_requests, c.cutover)
+        })
         .unwrap_or_default();
     let served_from = clock.now - config.rules.lookback + config.rules.margin;
-    let hours = hours::plan(request.from, request.to, complete_until, served_from);
+    let checkpoint = (complete_until, cutover.as_ref());
+    let hours = hours::plan(request.from, request.to, checkpoint, served_from);
     let scope = app.source()?.scope();
     let mut tokens = TokenSource::new(app.http().clone(), &config.endpoints.login, scope, &secret);
     let mut throttle = RequestBudget::new(&history, config.request_budget, GRAPH_PERIOD);

@@ -23,13 +23,7 @@ async fn delivered_with_losses(records: usize, per_mille: u32) -> (Harness, Devo
     let records = first_window_records(20, records);
     // One page per hour's listing keeps the audit inside Graph's request budget.
     let mut h = Harness::start(records, &[("PAGE_SIZE", "1000")]).await;
-    let api = DevoQueryApi::start(&h.devo, TOKEN)
-        .await
-        .expect("query api");
-    h.env.insert("DEVO_QUERY_URL".into(), api.url());
-    let mut secret = h.secret_document();
-    secret["devo_query_token"] = TOKEN.into();
-    h.set_secret(&secret).await;
+    let api = h.with_query_api(TOKEN).await;
     h.devo.lose_fraction(Some(per_mille));
     h.tick(&h.app(fast_options()), "tick-1")
         .await
@@ -249,20 +243,8 @@ async fn a_wrong_token_names_the_secret_field_and_the_right_one_is_never_printed
     h.set_secret(&secret).await;
     let from = (Utc::now() - TimeDelta::days(3)).to_rfc3339();
     let to = Utc::now().to_rfc3339();
-    let (code, stdout, stderr) =
-        run_cli(&["audit", "--from", &from, "--to", &to], h.env.clone()).await;
-    assert_eq!(code, 1, "{stdout}\n{stderr}");
-    assert!(
-        stderr.contains("\"devo_query_token\" in secret"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("HTTP 401"), "{stderr}");
-    for text in [&stdout, &stderr] {
-        assert!(
-            !text.contains("WRONG-11111") && !text.contains(TOKEN),
-            "{text}"
-        );
-    }
+    let ran = run_cli(&["audit", "--from", &from, "--to", &to], h.env.clone()).await;
+    assert_wrong_token_named(ran, "WRONG-11111", TOKEN);
     // Without a token at all, the secret field is named too.
     h.set_secret(&h.secret_document()).await;
     let (code, _, stderr) = run_cli(&["audit", "--from", &from, "--to", &to], h.env.clone()).await;

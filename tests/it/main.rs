@@ -13,6 +13,7 @@ mod backfill;
 mod binary;
 mod cli;
 mod confirm;
+mod cutover;
 mod delivery;
 mod details;
 mod faults;

@@ -1,10 +1,11 @@
 //! m365-trace-to-devo-cli: the operator's command line. The same library and environment as the
-//! Lambda: `tick`, `backfill`, `check`, `plan` and `audit` (of one tenant of the registry
-//! with `--tenant`), and `tenants` to edit the registry; human-readable by default, `--json` for
+//! Lambda: `tick`, `backfill`, `check`, `plan`, `audit` and `cutover` (of one tenant of the
+//! registry with `--tenant`), and `tenants` to edit the registry; human-readable by default, `--json` for
 //! scripts.
 
 mod audit;
 mod check;
+mod cutover;
 mod output;
 mod plan;
 mod pull;
@@ -34,7 +35,7 @@ struct Cli {
     /// Print one JSON document on stdout instead of text (logs stay on stderr).
     #[arg(long, global = true)]
     json: bool,
-    /// Run tick, backfill, check, plan or audit for this tenant of the registry (TENANTS_KEY): its
+    /// Run tick, backfill, check, plan, audit or cutover for this tenant of the registry (TENANTS_KEY): its
     /// secret, its checkpoint under tenants/NAME/, its Devo hostname and tag.
     #[arg(long, global = true, value_name = "NAME")]
     tenant: Option<String>,
@@ -59,6 +60,11 @@ enum Command {
     /// (DEVO_QUERY_URL, the secret's devo_query_token); --repair sends what Devo lacks. Exit 1
     /// when a record is missing.
     Audit(audit::Audit),
+    /// Take the tenant over from an earlier collector (Devo's hosted "Microsoft 365 Exchange
+    /// Message Tracing" collector) in the same table: find its newest line, start the
+    /// checkpoint there and, in the overlap, send only what Devo does not hold. Prints the
+    /// plan; --apply writes it; --stopped once the earlier collector is stopped.
+    Cutover(cutover::Cutover),
     /// The tenant registry (TENANTS_KEY): list the tenants with their checkpoint, lag and last
     /// error; add, remove, pause or resume one.
     Tenants(tenants::Tenants),
@@ -74,6 +80,7 @@ impl Command {
             Command::Plan(c) => c.run(global).await,
             Command::Tenants(c) => c.run(global).await,
             Command::Audit(c) => c.run(global).await,
+            Command::Cutover(c) => c.run(global).await,
         }
     }
 }

@@ -189,6 +189,22 @@ impl Harness {
         self.s3_faults.add(fault);
     }
 
+    /// Starts the Devo Query API stand-in over this relay's table, accepting `token` only, and
+    /// points `DEVO_QUERY_URL` at it and the secret's `devo_query_token` to `token`.
+    pub async fn with_query_api(
+        &mut self,
+        token: &str,
+    ) -> m365_trace_devtools::devo::query::DevoQueryApi {
+        let api = m365_trace_devtools::devo::query::DevoQueryApi::start(&self.devo, token)
+            .await
+            .expect("query api");
+        self.env.insert("DEVO_QUERY_URL".into(), api.url());
+        let mut secret = self.secret_document();
+        secret["devo_query_token"] = token.into();
+        self.set_secret(&secret).await;
+        api
+    }
+
     /// Replaces the secret's JSON document.
     pub async fn set_secret(&self, value: &Value) {
         self.clients
@@ -270,12 +286,41 @@ impl Harness {
         request_id: &str,
         deadline_in: Duration,
     ) -> Result<Value, (String, String)> {
+        let deadline = Utc::now() + chrono::Duration::from_std(deadline_in).unwrap();
+        self.invoke_until(app, event, request_id, deadline).await
+    }
+
+    /// One scheduled tick on the app's own clock (a stepped one, for spans of days): its
+    /// deadline 120 s after the app's now.
+    pub async fn tick_on_clock(&self, app: &App, request_id: &str) -> Result<Value, String> {
+        self.tick_on_clock_typed(app, request_id)
+            .await
+            .map_err(|(_, message)| message)
+    }
+
+    /// [`Harness::tick_on_clock`], a failure as the `errorType` and message Lambda would
+    /// report.
+    pub async fn tick_on_clock_typed(
+        &self,
+        app: &App,
+        request_id: &str,
+    ) -> Result<Value, (String, String)> {
+        let deadline = app.now() + chrono::Duration::seconds(120);
+        self.invoke_until(app, scheduled_event(), request_id, deadline)
+            .await
+    }
+
+    /// Runs the real handler with `event` due at `deadline`.
+    async fn invoke_until(
+        &self,
+        app: &App,
+        event: Value,
+        request_id: &str,
+        deadline: DateTime<Utc>,
+    ) -> Result<Value, (String, String)> {
         let mut context = Context::default();
         context.request_id = request_id.to_owned();
-        context.deadline = u64::try_from(
-            (Utc::now() + chrono::Duration::from_std(deadline_in).unwrap()).timestamp_millis(),
-        )
-        .unwrap();
+        context.deadline = u64::try_from(deadline.timestamp_millis()).unwrap();
         m365_trace_to_devo::lambda::handler::handle(app, LambdaEvent::new(event, context))
             .await
             .map_err(|e| {
@@ -575,6 +620,24 @@ pub fn end_of(checkpoint: &Option<(Value, String)>) -> Option<DateTime<Utc>> {
     checkpoint
         .as_ref()
         .and_then(|(cp, _)| cp["end"].as_str().map(|_| time(&cp["end"])))
+}
+
+/// Asserts that a command line run with the wrong Query API token `wrong` failed naming the
+/// secret field `devo_query_token` and Devo's 401, and printed neither `wrong` nor `right`.
+pub fn assert_wrong_token_named(
+    (code, stdout, stderr): (i32, String, String),
+    wrong: &str,
+    right: &str,
+) {
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("\"devo_query_token\" in secret"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("HTTP 401"), "{stderr}");
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains(wrong) && !text.contains(right), "{text}");
+    }
 }
 
 /// Runs the operator's command line with `args` in `env` plus the variables that point it at

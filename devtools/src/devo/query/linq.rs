@@ -2,15 +2,18 @@
 //!
 //! ```text
 //! from TABLE [where FIELD = "TEXT" [(, | and) FIELD = "TEXT"]…]
-//!   [group [every N(s|m|h|d)] [by FIELD[, FIELD]…] select count() as ALIAS]
+//!   [group [every N(s|m|h|d)] [by FIELD[, FIELD]…] select AGG as ALIAS[, AGG as ALIAS]…]
+//! AGG: count() | max(FIELD) | min(FIELD)
 //! ```
 //!
 //! A grouped query gives one row per group, `eventdate` (the bucket's start, milliseconds)
-//! when grouped `every`, the `by` fields and the count, ordered by bucket then fields (a stable
-//! order, so `limit`/`offset` pages do not overlap). An ungrouped one gives the rows
+//! when grouped `every`, the `by` fields and the aggregates (`max`/`min` compare numbers as
+//! numbers and text as text, as Devo compares a field of one type), ordered by bucket then
+//! fields (a stable order, so `limit`/`offset` pages do not overlap). An ungrouped one gives the rows
 //! themselves (`eventdate`, `hostname` and the JSON fields), ordered by `eventdate`. Anything
 //! else is refused with the position that was not understood, as Devo refuses a bad query.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -29,15 +32,26 @@ pub struct Linq {
     pub group: Option<Group>,
 }
 
-/// `group [every …] [by …] select count() as ALIAS`.
+/// `group [every …] [by …] select AGG as ALIAS[, …]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
     /// Bucket length in milliseconds (`every`), if any.
     pub every_ms: Option<i64>,
     /// `by` fields.
     pub by: Vec<String>,
-    /// The count's column.
-    pub alias: String,
+    /// The aggregates, each with its column.
+    pub select: Vec<(Aggregate, String)>,
+}
+
+/// An aggregate of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Aggregate {
+    /// `count()`: the rows.
+    Count,
+    /// `max(FIELD)`: the greatest value of the field (rows without it left out).
+    Max(String),
+    /// `min(FIELD)`: the least.
+    Min(String),
 }
 
 /// Splits LINQ into words, punctuation and string literals (kept with their quotes).
@@ -138,15 +152,32 @@ impl Parser {
                 by.push(self.next()?);
             }
         }
-        for word in ["select", "count", "(", ")", "as"] {
-            self.expect(word)?;
+        self.expect("select")?;
+        let mut select = vec![self.aggregate()?];
+        while self.is(",") {
+            self.next()?;
+            select.push(self.aggregate()?);
         }
-        let alias = self.next()?;
         Ok(Group {
             every_ms,
             by,
-            alias,
+            select,
         })
+    }
+
+    /// `count() as ALIAS`, `max(FIELD) as ALIAS` or `min(FIELD) as ALIAS`.
+    fn aggregate(&mut self) -> Result<(Aggregate, String), String> {
+        let function = self.next()?.to_ascii_lowercase();
+        self.expect("(")?;
+        let aggregate = match function.as_str() {
+            "count" => Aggregate::Count,
+            "max" => Aggregate::Max(self.next()?),
+            "min" => Aggregate::Min(self.next()?),
+            other => return Err(format!("unknown aggregate '{other}' at token {}", self.at)),
+        };
+        self.expect(")")?;
+        self.expect("as")?;
+        Ok((aggregate, self.next()?))
     }
 }
 
@@ -216,16 +247,21 @@ impl Linq {
             out.sort_by_key(|r| r.eventdate);
             return out.into_iter().map(raw).collect();
         };
-        let mut counts: BTreeMap<(i64, Vec<Option<String>>), u64> = BTreeMap::new();
+        let mut groups: BTreeMap<(i64, Vec<Option<String>>), Vec<Value>> = BTreeMap::new();
         for r in matching {
             let ms = r.eventdate.timestamp_millis();
             let bucket = group.every_ms.map_or(0, |e| ms.div_euclid(e) * e);
             let key = group.by.iter().map(|f| r.text(f)).collect();
-            *counts.entry((bucket, key)).or_insert(0) += 1;
+            let values = groups
+                .entry((bucket, key))
+                .or_insert_with(|| vec![Value::Null; group.select.len()]);
+            for ((aggregate, _), value) in group.select.iter().zip(values.iter_mut()) {
+                add(aggregate, value, r);
+            }
         }
-        counts
+        groups
             .into_iter()
-            .map(|((bucket, key), n)| {
+            .map(|((bucket, key), values)| {
                 let mut row = Map::new();
                 if group.every_ms.is_some() {
                     row.insert("eventdate".into(), json!(bucket));
@@ -233,10 +269,39 @@ impl Linq {
                 for (f, v) in group.by.iter().zip(key) {
                     row.insert(f.clone(), v.map_or(Value::Null, Value::String));
                 }
-                row.insert(group.alias.clone(), json!(n));
+                for ((_, alias), value) in group.select.iter().zip(values) {
+                    row.insert(alias.clone(), value);
+                }
                 Value::Object(row)
             })
             .collect()
+    }
+}
+
+/// Adds row `r` to the running `value` of `aggregate`.
+fn add(aggregate: &Aggregate, value: &mut Value, r: &Row) {
+    let (field, greater) = match aggregate {
+        Aggregate::Count => {
+            *value = json!(value.as_u64().unwrap_or(0) + 1);
+            return;
+        }
+        Aggregate::Max(field) => (field, Ordering::Greater),
+        Aggregate::Min(field) => (field, Ordering::Less),
+    };
+    let Some(new) = r.value(field) else {
+        return;
+    };
+    if value.is_null() || compare(&new, value) == Some(greater) {
+        *value = new;
+    }
+}
+
+/// Numbers as numbers, text as text; values of different types do not compare.
+fn compare(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        _ => None,
     }
 }
 
@@ -321,6 +386,37 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(out[0]["MessageTraceId"], "m1");
         assert_eq!(out[0]["hostname"], "contoso");
+    }
+
+    #[test]
+    fn the_newest_received_of_an_earlier_collector_per_hour() {
+        let held = |t: &str, org: &str, received: &str| {
+            parse_line(&format!(
+                r#"<14>2026-11-24 {t} hosted cloud.office365.messagetracing: {{"Organization":"{org}","MessageTraceId":"m","Received":"{received}"}}"#
+            ))
+            .unwrap()
+        };
+        let rows = vec![
+            held("10:15:00.000", "contoso.com", "2026-11-24T10:15:00.1234567"),
+            held("10:40:00.000", "contoso.com", "2026-11-24T10:40:00.7654321"),
+            held("10:20:00.000", "contoso.com", "2026-11-24T10:20:00.0000000"),
+            held(
+                "10:50:00.000",
+                "fabrikam.com",
+                "2026-11-24T10:50:00.0000000",
+            ),
+            held("11:05:00.000", "contoso.com", "2026-11-24T11:05:00.0000000"),
+        ];
+        let q = parse(r#"from cloud.office365.messagetracing where Organization = "contoso.com" group every 1h select count() as lines, max(Received) as newest, min(eventdate) as first"#).unwrap();
+        let (from, to) = day();
+        assert_eq!(
+            q.run(&rows, from, to),
+            vec![
+                json!({"eventdate": 1795514400000_i64, "lines": 3, "newest": "2026-11-24T10:40:00.7654321", "first": 1795515300000_i64}),
+                json!({"eventdate": 1795518000000_i64, "lines": 1, "newest": "2026-11-24T11:05:00.0000000", "first": 1795518300000_i64})
+            ]
+        );
+        assert!(parse("from t group select median(x) as n").is_err());
     }
 
     #[test]

@@ -33,6 +33,15 @@ impl Row {
             },
         }
     }
+
+    /// The value of `field` as JSON (`eventdate` in milliseconds); `None` when absent or null.
+    pub fn value(&self, field: &str) -> Option<Value> {
+        match field {
+            "hostname" => Some(Value::String(self.hostname.clone())),
+            "eventdate" => Some(Value::from(self.eventdate.timestamp_millis())),
+            _ => self.fields.get(field).filter(|v| !v.is_null()).cloned(),
+        }
+    }
 }
 
 /// Parses `<PRI>yyyy-MM-dd HH:mm:ss.SSS hostname tag: {json}`; `None` for any other line.
