@@ -681,7 +681,7 @@ export class M365TraceToDevoStack extends Stack {
     new CfnOutput(this, 'SecretArn', { description: 'Secret to fill with scripts/make-secret', value: secretArn });
     new CfnOutput(this, 'LogGroupName', { description: "The function's log group", value: logGroup.logGroupName });
     new CfnOutput(this, 'DashboardName', {
-      description: 'The CloudWatch dashboard (lag per tenant, events sent, failed ticks, throttling)',
+      description: 'The CloudWatch dashboard (lag per tenant, events sent, failed ticks, throttling, details, audit)',
       value: dashboard.ref,
     });
 

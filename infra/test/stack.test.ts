@@ -714,7 +714,7 @@ describe('dashboard', () => {
     expect(raw.Resources.Dashboard.Properties.DashboardName).toEqual({ 'Fn::Sub': '${AWS::StackName}-m365-trace-to-devo' });
   });
 
-  test('lag per tenant (LagSeconds and FreshLagSeconds), events sent, failed ticks, throttling, tenants by lag', () => {
+  test('lag per tenant (LagSeconds and FreshLagSeconds), events sent, failed ticks, throttling, details, audit, tenants by lag', () => {
     const widgets = body().widgets;
     const text = JSON.stringify(widgets);
     for (const metric of ['LagSeconds', 'FreshLagSeconds', 'TickFailed']) {
@@ -723,6 +723,9 @@ describe('dashboard', () => {
     expect(text).toContain('"EventsSent"');
     expect(text).toContain('"ThrottledRequests"');
     expect(text).toContain('"QuotaContention"');
+    for (const metric of ['DetailsSent', 'DetailsQueued', 'AuditMissing', 'AuditExtra']) {
+      expect(text).toContain(`"M365TraceToDevo","${metric}","FunctionName","\${Function}"`);
+    }
     expect(text).toContain('"AWS/Lambda","Throttles"');
     const log = widgets.find((w: Json) => w.type === 'log');
     expect(log.properties.query).toMatch(/^SOURCE '\$\{FunctionLogGroup\}' \| filter event = "summary"/);
