@@ -1,13 +1,28 @@
 //! Step 4 of a tick: which half-open windows to pull, from the checkpoint, the clock and the
 //! delay / historic / margin / maximum-window rules. Pure: values in, values out.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::WindowRules;
 
 /// The longest span one message trace query may cover (both APIs).
 pub const MAX_QUERY_SPAN: Duration = Duration::days(10);
+
+/// `t` down to its UTC hour: audits and a cut-over's overlap read Devo hour by hour.
+pub fn floor_hour(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(Duration::hours(1)).unwrap_or(t)
+}
+
+/// `t` up to a UTC hour (itself when it is one).
+pub fn ceil_hour(t: DateTime<Utc>) -> DateTime<Utc> {
+    let floor = floor_hour(t);
+    if floor == t {
+        t
+    } else {
+        floor + Duration::hours(1)
+    }
+}
 
 /// Where a window stopped part-way in an earlier tick: everything received after `until`, and
 /// the records at exactly `until` whose keys are listed, were delivered.
@@ -161,7 +176,7 @@ impl Bounds {
         Bounds {
             start: now - rules.historic,
             horizon: now - rules.delay,
-            earliest: now - rules.lookback + rules.margin,
+            earliest: rules.earliest(now),
             span: rules
                 .max_window
                 .min(MAX_QUERY_SPAN)

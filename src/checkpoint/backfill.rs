@@ -117,7 +117,7 @@ pub fn validate(
 ) -> Result<Range, BackfillError> {
     let (start, end) = (request.start, request.end);
     let horizon = now - rules.delay;
-    let earliest = now - rules.lookback + rules.margin;
+    let earliest = rules.earliest(now);
     if end <= start {
         return Err(BackfillError::Inverted {
             start: text(start),

@@ -16,7 +16,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{AuditMark, Checkpoint};
-use crate::window::Window;
+use crate::window::{Window, ceil_hour, floor_hour};
 
 /// How long after `until` the overlap stays open: the earlier collector's last lines must be
 /// searchable in Devo before a tick reads an hour they may be in.
@@ -147,20 +147,6 @@ pub fn delivered(checkpoint: &Checkpoint) -> bool {
     started(&checkpoint.primary)
         || checkpoint.reconcile.as_ref().is_some_and(started)
         || !checkpoint.ledger.is_empty()
-}
-
-fn floor_hour(t: DateTime<Utc>) -> DateTime<Utc> {
-    use chrono::DurationRound;
-    t.duration_trunc(Duration::hours(1)).unwrap_or(t)
-}
-
-fn ceil_hour(t: DateTime<Utc>) -> DateTime<Utc> {
-    let floor = floor_hour(t);
-    if floor == t {
-        t
-    } else {
-        floor + Duration::hours(1)
-    }
 }
 
 #[cfg(test)]

@@ -113,6 +113,14 @@ pub struct WindowRules {
     pub lookback: chrono::Duration,
 }
 
+impl WindowRules {
+    /// The oldest instant a pull may start at `now`: the API's lookback less `MARGIN_SECONDS`,
+    /// so that a request is not refused for a start that slid out while it was sent.
+    pub fn earliest(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        now - self.lookback + self.margin
+    }
+}
+
 /// Everything a tick needs to know, validated.
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -20,7 +20,8 @@ use crate::tick::pass::Ran;
 use crate::trace::auth::TokenSource;
 use crate::trace::request_budget::RequestBudget;
 use crate::verify::audit::{AuditReport, RepairMode, Services, audit_hours, query_client};
-use crate::verify::hours::{self, floor_hour};
+use crate::verify::hours;
+use crate::window::floor_hour;
 
 /// The share of the request budget the audit may use (the rest stays for the next fresh pass).
 const AUDIT_SHARE: (usize, usize) = (1, 2);
@@ -102,7 +103,7 @@ async fn run(
             });
         }
     };
-    let served_from = s.clock.now - s.config.rules.lookback + s.config.rules.margin;
+    let served_from = s.config.rules.earliest(s.clock.now);
     let at = (Some(complete_until), checkpoint.cutover.as_ref());
     let planned = hours::plan(from, to, at, served_from);
     throttle.lend(AUDIT_SHARE.0, AUDIT_SHARE.1);

@@ -52,7 +52,7 @@ pub(super) async fn run<S: StateStore>(
     let organization = transfer.organization().to_owned();
     let rules = &context.config.rules;
     let clock = context.clock;
-    let earliest = clock.now - rules.lookback + rules.margin;
+    let earliest = rules.earliest(clock.now);
     let settled = claimed.checkpoint().complete_until();
     let before = claimed.checkpoint().details.clone();
     transfer.lend_budget(DETAIL_SHARE.0, DETAIL_SHARE.1);

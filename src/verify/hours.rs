@@ -3,10 +3,11 @@
 //! delivered them), after a cut-over's overlap, and that the API still serves. The others are
 //! reported with the reason.
 
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::checkpoint::cutover::Cutover;
+use crate::window::{ceil_hour, floor_hour};
 
 /// Hours of the range that are not audited, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,21 +27,6 @@ pub struct Hours {
     pub hours: Vec<DateTime<Utc>>,
     /// What is left out.
     pub skipped: Vec<Skipped>,
-}
-
-/// `t` down to its hour.
-pub fn floor_hour(t: DateTime<Utc>) -> DateTime<Utc> {
-    t.duration_trunc(Duration::hours(1)).unwrap_or(t)
-}
-
-/// `t` up to an hour.
-pub fn ceil_hour(t: DateTime<Utc>) -> DateTime<Utc> {
-    let floor = floor_hour(t);
-    if floor == t {
-        t
-    } else {
-        floor + Duration::hours(1)
-    }
 }
 
 /// The hours of `[from, to)` (widened to whole hours) to audit, given the checkpoint's

@@ -50,7 +50,7 @@ pub async fn run(
             (c.complete_until(), c.recent_requests, c.cutover)
         })
         .unwrap_or_default();
-    let served_from = clock.now - config.rules.lookback + config.rules.margin;
+    let served_from = config.rules.earliest(clock.now);
     let checkpoint = (complete_until, cutover.as_ref());
     let hours = hours::plan(request.from, request.to, checkpoint, served_from);
     let scope = app.source()?.scope();

@@ -150,7 +150,7 @@ pub async fn run(
     let ctx = Context {
         now,
         delay: config.rules.delay,
-        served_from: now - config.rules.lookback + config.rules.margin,
+        served_from: config.rules.earliest(now),
         reset_before: tenant.reset_before,
     };
     let plan = plan::decide(existing, request, earlier.clone(), newest, &ctx).map_err(|r| {
