@@ -32,6 +32,25 @@ pub struct LineFilter {
     pub value: String,
 }
 
+impl LineFilter {
+    /// The lines written under `hostname` (this tenant's `DEVO_HOSTNAME`, or an earlier
+    /// collector that used the same).
+    pub fn hostname(hostname: &str) -> LineFilter {
+        LineFilter {
+            field: "hostname".to_owned(),
+            value: hostname.to_owned(),
+        }
+    }
+
+    /// The lines of the tenant `domain`, as the Reporting Web Service writes `Organization`.
+    pub fn organization(domain: &str) -> LineFilter {
+        LineFilter {
+            field: "Organization".to_owned(),
+            value: domain.trim().to_owned(),
+        }
+    }
+}
+
 /// The take-over in the checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cutover {

@@ -13,6 +13,13 @@ pub struct Lease {
     pub expires_at: DateTime<Utc>,
 }
 
+impl Lease {
+    /// Whether the owner may still be running at `now` (nothing else may write the state).
+    pub fn live_at(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at > now
+    }
+}
+
 /// What a tick may do with the lease it found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaseDecision {
@@ -48,11 +55,11 @@ pub enum LeaseDecision {
 pub fn decide(found: Option<&Lease>, me: &str, now: DateTime<Utc>) -> LeaseDecision {
     match found {
         None => LeaseDecision::Claim,
-        Some(lease) if lease.expires_at <= now && lease.owner == me => LeaseDecision::Claim,
+        Some(lease) if !lease.live_at(now) && lease.owner == me => LeaseDecision::Claim,
         Some(lease) if lease.owner == me => LeaseDecision::Duplicate {
             until: lease.expires_at,
         },
-        Some(lease) if lease.expires_at <= now => LeaseDecision::TakeOver {
+        Some(lease) if !lease.live_at(now) => LeaseDecision::TakeOver {
             previous_owner: lease.owner.clone(),
             expired_at: lease.expires_at,
         },

@@ -16,10 +16,11 @@ impl Event for CutoverOverlap<'_> {
     fn emit(&self) {
         let c = self.cutover;
         let until = c.until.map(|u| u.to_rfc3339());
+        let earlier = format!("{} = {}", c.earlier.field, c.earlier.value);
         if self.open && c.until.is_none() {
-            tracing::warn!(event = Self::NAME, from = %c.from.to_rfc3339(), until, open = true, earlier = %format!("{} = {}", c.earlier.field, c.earlier.value), "cut-over: the earlier collector may still deliver, so the primary pass waits DELAY_SECONDS; once it is stopped, run `m365-trace-to-devo-cli cutover --stopped --apply`");
+            tracing::warn!(event = Self::NAME, from = %c.from.to_rfc3339(), until, open = true, earlier, "cut-over: the earlier collector may still deliver, so the primary pass waits DELAY_SECONDS; once it is stopped, run `m365-trace-to-devo-cli cutover --stopped --apply`");
         } else {
-            tracing::info!(event = Self::NAME, from = %c.from.to_rfc3339(), until, open = self.open, earlier = %format!("{} = {}", c.earlier.field, c.earlier.value), "cut-over: sending only what Devo does not hold in the overlap");
+            tracing::info!(event = Self::NAME, from = %c.from.to_rfc3339(), until, open = self.open, earlier, "cut-over: sending only what Devo does not hold in the overlap");
         }
     }
 }

@@ -39,7 +39,7 @@ pub async fn record_failure(
                 .checkpoint
                 .lease
                 .as_ref()
-                .is_some_and(|l| l.expires_at > now) =>
+                .is_some_and(|l| l.live_at(now)) =>
         {
             return;
         }
@@ -129,7 +129,7 @@ async fn status(
             row.complete_until = c.complete_until();
             row.lag_seconds = row.complete_until.map(lag);
             row.fresh_lag_seconds = c.primary.end.map(lag);
-            row.lease = c.lease.filter(|l| l.expires_at > now);
+            row.lease = c.lease.filter(|l| l.live_at(now));
             row.last_error = c.last_error;
         }
         Ok(None) => {}

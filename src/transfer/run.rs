@@ -260,21 +260,23 @@ impl<'r> Run<'r> {
                     self.passed_without_line(timed, &key);
                     continue;
                 }
-                // In Devo already (a cut-over's overlap): progress like a line sent, and held
-                // as delivered by the fresh pass's ledger.
-                Fate::Held => self.passed_without_line(timed, &key),
-                Fate::SentBefore | Fate::Reconciled(_) | Fate::Send => {}
+                Fate::SentBefore => {
+                    // Confirmed by a tick that cut this window: delivered, held as such.
+                    self.staged.push(&key, record, received);
+                    continue;
+                }
+                Fate::Held => {
+                    // In Devo already (a cut-over's overlap): progress like a line sent, held
+                    // as delivered by the fresh pass's ledger; the earlier collector sent no
+                    // delivery details, so they are still wanted.
+                    self.passed_without_line(timed, &key);
+                    self.staged.push(&key, record, received);
+                    self.staged.note_detail(record);
+                    continue;
+                }
+                Fate::Reconciled(_) | Fate::Send => {}
             }
             self.staged.push(&key, record, received);
-            if verdict == Fate::Held {
-                // The earlier collector sent no delivery details: they are still wanted.
-                self.staged.note_detail(record);
-            }
-            if matches!(verdict, Fate::SentBefore | Fate::Held) {
-                // Confirmed by a tick that cut this window, or held by Devo: delivered, held
-                // as such.
-                continue;
-            }
             if record.missing_key() {
                 self.tally.missing_key += 1;
             }

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use m365_trace_to_devo::error_chain;
-use m365_trace_to_devo::tenants::Tenant;
 use m365_trace_to_devo::verify::audit::{AuditReport, RepairMode};
 use m365_trace_to_devo::verify::hours::explain;
 use m365_trace_to_devo::verify::run::{self as audit, AuditRequest};
@@ -45,14 +44,9 @@ impl Audit {
         if self.to <= self.from {
             return fail(global.json, "--to must be later than --from");
         }
-        let (app, tenant) = match global.open("warn", true).await {
+        let (app, tenant) = match global.open_one("warn", true).await {
             Ok(opened) => opened,
             Err(code) => return code,
-        };
-        let tenant = match (tenant, app.config()) {
-            (Some(t), _) => t,
-            (None, Ok(config)) => Tenant::single(config),
-            (None, Err(e)) => return fail(global.json, &format!("configuration: {e}")),
         };
         let deadline = app.now() + chrono::Duration::seconds(self.time_limit as i64);
         let request = AuditRequest {

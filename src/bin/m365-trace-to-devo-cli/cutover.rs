@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use clap::Args;
 use m365_trace_to_devo::error_chain;
-use m365_trace_to_devo::tenants::Tenant;
 use m365_trace_to_devo::verify::cutover::plan::{Action, Request};
 use m365_trace_to_devo::verify::cutover::{self, Outcome};
 
@@ -42,14 +41,13 @@ pub(crate) struct Cutover {
 
 impl Cutover {
     pub(crate) async fn run(self, global: Global) -> ExitCode {
-        let (app, tenant) = match global.open("warn", true).await {
+        let (app, tenant) = match global.open_one("warn", true).await {
             Ok(opened) => opened,
             Err(code) => return code,
         };
-        let (tenant, delay_hours) = match (tenant, app.config()) {
-            (Some(t), Ok(config)) => (t, config.rules.delay.num_hours()),
-            (None, Ok(config)) => (Tenant::single(config), config.rules.delay.num_hours()),
-            (_, Err(e)) => return fail(global.json, &format!("configuration: {e}")),
+        let delay_hours = match app.config() {
+            Ok(config) => config.rules.delay.num_hours(),
+            Err(e) => return fail(global.json, &format!("configuration: {e}")),
         };
         let request = Request {
             organization: self.organization.filter(|o| !o.trim().is_empty()),

@@ -107,6 +107,18 @@ impl Global {
         }
     }
 
+    /// Like [`Global::open`], the deployment's own tenant when `--tenant` names none (a
+    /// configuration that cannot be read is printed then).
+    async fn open_one(&self, log_level: &str, paused_ok: bool) -> Result<(App, Tenant), ExitCode> {
+        let (app, tenant) = self.open(log_level, paused_ok).await?;
+        let tenant = match (tenant, app.config()) {
+            (Some(t), _) => t,
+            (None, Ok(config)) => Tenant::single(config),
+            (None, Err(e)) => return Err(fail(self.json, &format!("configuration: {e}"))),
+        };
+        Ok((app, tenant))
+    }
+
     /// Logs on stderr at `log_level`, and the application with the Lambda's environment.
     async fn app(&self, log_level: &str) -> Result<App, ExitCode> {
         logging::init_stderr(log_level);

@@ -29,10 +29,7 @@ pub struct Held {
 impl Held {
     /// Reads `table` through `client`: the lines of `earlier` and those of `hostname`.
     pub fn new(client: QueryClient, table: &str, earlier: &LineFilter, hostname: &str) -> Held {
-        let ours = LineFilter {
-            field: "hostname".to_owned(),
-            value: hostname.to_owned(),
-        };
+        let ours = LineFilter::hostname(hostname);
         let mut filters = vec![earlier.clone()];
         if ours != *earlier {
             filters.push(ours);

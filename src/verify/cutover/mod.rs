@@ -137,12 +137,9 @@ pub async fn run(
         &request.organization,
         existing.and_then(|c| c.cutover.as_ref()),
     ) {
-        (Some(domain), _) => organization(domain),
+        (Some(domain), _) => LineFilter::organization(domain),
         (None, Some(applied)) => applied.earlier.clone(),
-        (None, None) => LineFilter {
-            field: "hostname".to_owned(),
-            value: tenant.devo_hostname.clone(),
-        },
+        (None, None) => LineFilter::hostname(&tenant.devo_hostname),
     };
     let now = clock.now;
     let searched = (now - config.rules.lookback, now + Duration::hours(1));
@@ -186,15 +183,6 @@ pub async fn run(
         checkpoint_object: format!("s3://{bucket}/{key}"),
         written,
     })
-}
-
-/// The earlier collector's lines by the tenant's domain, as the Reporting Web Service writes
-/// `Organization`.
-fn organization(domain: &str) -> LineFilter {
-    LineFilter {
-        field: "Organization".to_owned(),
-        value: domain.trim().to_owned(),
-    }
 }
 
 /// The Query API client with the tenant's `devo_query_token` (read alone: the secret may hold

@@ -240,7 +240,7 @@ fn start_notes(found: &Found, from: DateTime<Utc>, ctx: &Context) -> Vec<String>
 pub fn live_lease(existing: Option<&Checkpoint>, now: DateTime<Utc>) -> Option<&Lease> {
     existing
         .and_then(|c| c.lease.as_ref())
-        .filter(|l| l.expires_at > now)
+        .filter(|l| l.live_at(now))
 }
 
 fn z(t: DateTime<Utc>) -> String {
